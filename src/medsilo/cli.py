@@ -1,0 +1,199 @@
+"""The ``medsilo`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsilo.bundled import bundled_names, resolve_config
+from medsilo.config import ConfigError, RunConfig
+from medsilo.data.base import DataFormatError
+from medsilo.progress import progress_bars
+from medsilo.suite import SuiteRow, run_suite
+
+app = typer.Typer(
+    help="medsilo: federated learning across hospitals, no patient record leaves its site.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(
+    help="Benchmarks that print side-by-side measurements.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+# Piped output (logs, CI) gets a wide console so result tables are never elided.
+out = Console(width=None if sys.stdout.isatty() else 200)
+
+DEMO_CONFIGS = [
+    "heart_fedavg",
+    "heart_fedprox",
+    "heart_scaffold",
+    "heart_fedadam",
+    "heart_fedyogi",
+    "heart_pooled",
+    "heart_local",
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    return typer.Exit(2)
+
+
+def _parse_seeds(text: str) -> list[int]:
+    seeds: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            seeds.extend(range(int(lo), int(hi) + 1))
+        elif part:
+            seeds.append(int(part))
+    if not seeds:
+        raise typer.BadParameter("give at least one seed, e.g. 0 or 0-4 or 0,3,7")
+    return seeds
+
+
+def _fmt(stat: dict[str, float] | None) -> str:
+    if stat is None:
+        return "-"
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}" if stat["std"] else f"{stat['mean']:.3f}"
+
+
+def print_table(rows: list[SuiteRow], title: str) -> None:
+    dicts = [r.as_dict() for r in rows]
+    sites = sorted({s for d in dicts for s in d["per_site"]})
+    table = Table(title=title)
+    for col in ["run", "seeds", "pooled test acc", "mean per-site acc", *sites, "LOHO mean"]:
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for d in dicts:
+        table.add_row(
+            d["name"],
+            str(len(d["seeds"])),
+            _fmt(d["pooled_accuracy"]),
+            _fmt(d["mean_site_accuracy"]),
+            *[_fmt(d["per_site"].get(s)) for s in sites],
+            _fmt(d["loho_mean_accuracy"]),
+        )
+    out.print(table)
+
+
+def _run_and_report(
+    configs: list[RunConfig], seeds: list[int], suite_dir: Path, title: str, progress: bool
+) -> None:
+    from medsilo.report import build_report
+
+    with progress_bars(progress) as bars:
+        rows = run_suite(configs, seeds, suite_dir, title, bars)
+    print_table(rows, title)
+    html = build_report(suite_dir)
+    out.print(f"results: [bold]{suite_dir}[/]   report: [bold]{html}[/]")
+
+
+@app.command()
+def simulate(
+    configs: Annotated[list[str], typer.Argument(help="config files or bundled config names")],
+    seeds: Annotated[str, typer.Option(help="seeds, e.g. 0 or 0-4 or 0,3,7")] = "",
+    out_dir: Annotated[Path | None, typer.Option("--out", help="suite/run directory")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Run one or more federations in-process and write a run directory with a report."""
+    try:
+        cfgs = [resolve_config(c) for c in configs]
+    except (ConfigError, DataFormatError) as err:
+        raise _fail(str(err)) from None
+    seed_list = _parse_seeds(seeds) if seeds else [cfgs[0].seed]
+    from medsilo.experiment import new_run_dir
+
+    suite_dir = out_dir or new_run_dir(cfgs[0].output_dir, "-".join(c.name for c in cfgs)[:60])
+    try:
+        _run_and_report(
+            cfgs,
+            seed_list,
+            suite_dir,
+            f"{len(cfgs)} config(s) x {len(seed_list)} seed(s)",
+            progress,
+        )
+    except DataFormatError as err:
+        raise _fail(str(err)) from None
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the demo suite")] = Path(
+        "runs/demo"
+    ),
+    seeds: Annotated[str, typer.Option(help="seeds to average over")] = "0",
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Four heart-disease hospitals: five federated algorithms vs pooled and local-only."""
+    cfgs = [resolve_config(name) for name in DEMO_CONFIGS]
+    if out_dir.exists() and any(out_dir.iterdir()):
+        from medsilo.experiment import new_run_dir
+
+        out_dir = new_run_dir(out_dir.parent, out_dir.name)
+    _run_and_report(
+        cfgs, _parse_seeds(seeds), out_dir, "Fed-Heart-Disease: 4 hospitals (UCI)", progress
+    )
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="a run or suite directory")],
+    out_dir: Annotated[Path | None, typer.Option("--out")] = None,
+) -> None:
+    """Write PNG plots and an HTML page for a finished (or interrupted) run."""
+    from medsilo.report import ReportError, build_report
+
+    try:
+        html = build_report(run, out_dir)
+    except ReportError as err:
+        raise _fail(str(err)) from None
+    out.print(f"report: [bold]{html}[/]")
+
+
+@app.command("configs")
+def list_configs() -> None:
+    """List the bundled configs."""
+    for name in bundled_names():
+        out.print(name)
+
+
+@app.command()
+def datasets() -> None:
+    """List the bundled datasets with their sizes (loads each, offline)."""
+    from medsilo.data.registry import DATASET_NAMES, load_central
+
+    table = Table(title="bundled datasets")
+    for col in ["name", "train", "test", "input", "classes"]:
+        table.add_column(col)
+    for name in DATASET_NAMES:
+        try:
+            d = load_central(name)
+        except DataFormatError as err:
+            table.add_row(name, "error", str(err), "", "")
+            continue
+        table.add_row(
+            name, str(len(d.train)), str(len(d.test)), str(d.input_shape), str(d.num_classes)
+        )
+    out.print(table)
+
+
+@bench_app.command("engine")
+def bench_engine(
+    steps: Annotated[int, typer.Option(help="local steps per site per round")] = 100,
+    rounds: Annotated[int, typer.Option()] = 15,
+    flower: Annotated[bool, typer.Option(help="also compare against Flower run_simulation")] = True,
+) -> None:
+    """Engine overhead vs centralised training, and this engine vs Flower's simulation."""
+    from medsilo.bench.engine import run_engine_benchmark
+
+    run_engine_benchmark(steps=steps, rounds=rounds, with_flower=flower, console=out)
+
+
+def main() -> Any:  # pragma: no cover - console entry point
+    return app()

@@ -1,0 +1,213 @@
+"""Validated configuration of a federation run.
+
+Everything is checked before any training starts: an unknown key, a wrong type or an
+incompatible combination fails with a message that names the offending field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from medsilo.data.spec import DataConfig
+from medsilo.models.zoo import ModelName
+from medsilo.training.local import LocalTraining
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is invalid; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(_Strict):
+    name: ModelName = "logistic"
+
+
+# --- algorithms -------------------------------------------------------------------------
+
+
+class FedAvgConfig(_Strict):
+    name: Literal["fedavg"] = "fedavg"
+
+
+class FedProxConfig(_Strict):
+    name: Literal["fedprox"]
+    mu: float = Field(0.01, ge=0)
+
+
+class ScaffoldConfig(_Strict):
+    name: Literal["scaffold"]
+
+
+class FedNovaConfig(_Strict):
+    name: Literal["fednova"]
+
+
+class FedBNConfig(_Strict):
+    name: Literal["fedbn"]
+
+
+class DittoConfig(_Strict):
+    name: Literal["ditto"]
+    lam: float = Field(0.1, ge=0)
+
+
+class PooledConfig(_Strict):
+    """Baseline: centralised training on the union of all sites' training data."""
+
+    name: Literal["pooled"]
+
+
+class LocalOnlyConfig(_Strict):
+    """Baseline: each site trains alone on its own data."""
+
+    name: Literal["local"]
+
+
+AlgorithmConfig = Annotated[
+    FedAvgConfig
+    | FedProxConfig
+    | ScaffoldConfig
+    | FedNovaConfig
+    | FedBNConfig
+    | DittoConfig
+    | PooledConfig
+    | LocalOnlyConfig,
+    Field(discriminator="name"),
+]
+
+BASELINES = ("pooled", "local")
+
+# --- server optimisers -------------------------------------------------------------------
+
+
+class ServerSGDConfig(_Strict):
+    name: Literal["sgd"] = "sgd"
+    lr: float = Field(1.0, gt=0)
+
+
+class FedAvgMConfig(_Strict):
+    name: Literal["avgm"]
+    lr: float = Field(1.0, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+
+
+class FedAdamConfig(_Strict):
+    name: Literal["adam", "yogi"]
+    lr: float = Field(0.01, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.99, ge=0, lt=1)
+    tau: float = Field(1e-3, gt=0)
+
+
+ServerOptimizerConfig = Annotated[
+    ServerSGDConfig | FedAvgMConfig | FedAdamConfig, Field(discriminator="name")
+]
+
+
+# --- training and evaluation -------------------------------------------------------------
+
+
+class TrainingConfig(_Strict):
+    rounds: int = Field(10, ge=1)
+    local_steps: int | None = Field(None, ge=1)
+    local_epochs: float | None = Field(None, gt=0)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(0.01, gt=0)
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    fraction: float = Field(1.0, gt=0, le=1, description="share of sites sampled per round")
+    min_sites: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _steps_or_epochs(self) -> TrainingConfig:
+        if (self.local_steps is None) == (self.local_epochs is None):
+            raise ValueError("set exactly one of training.local_steps or training.local_epochs")
+        return self
+
+    def local(self) -> LocalTraining:
+        return LocalTraining(
+            batch_size=self.batch_size,
+            lr=self.lr,
+            local_steps=self.local_steps,
+            local_epochs=self.local_epochs,
+            optimizer=self.optimizer,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+        )
+
+
+class EvaluationConfig(_Strict):
+    every: int = Field(1, ge=1, description="evaluate every N rounds (and always the last)")
+    loho: bool = Field(False, description="also run leave-one-hospital-out")
+
+
+class RunConfig(_Strict):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig = ModelConfig()
+    algorithm: AlgorithmConfig = FedAvgConfig()
+    server_optimizer: ServerOptimizerConfig = ServerSGDConfig()
+    training: TrainingConfig
+    evaluation: EvaluationConfig = EvaluationConfig()
+    output_dir: Path = Path("runs")
+
+    @model_validator(mode="after")
+    def _compatible(self) -> RunConfig:
+        algo = self.algorithm.name
+        if algo in ("scaffold", "fednova") and self.training.optimizer != "sgd":
+            raise ValueError(
+                f"algorithm {algo!r} assumes plain local SGD; set training.optimizer: sgd"
+            )
+        if algo == "fedbn" and self.model.name != "cnn_bn":
+            raise ValueError("algorithm 'fedbn' needs a model with BatchNorm: model.name: cnn_bn")
+        if algo in BASELINES and self.server_optimizer.name != "sgd":
+            raise ValueError(f"baseline {algo!r} has no server optimiser; remove server_optimizer")
+        return self
+
+    def with_overrides(self, **changes: Any) -> RunConfig:
+        """A copy with top-level fields replaced, re-validated."""
+        data = self.model_dump()
+        data.update(changes)
+        return RunConfig.model_validate(data)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration in {source}:"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  - {loc or '<root>'}: {e['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid configuration in {source}: expected a mapping at the top")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, source)) from None
+
+
+def load_config(path: Path) -> RunConfig:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    return parse_config(raw, str(path))
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,77 @@
+"""The ``data:`` section of an experiment config.
+
+Validated up front so that a typo or an impossible combination fails when the config is read,
+not minutes into a run.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DatasetName = Literal[
+    "heart_disease",
+    "mnist",
+    "fashion_mnist",
+    "cifar10_subset",
+    "breastmnist",
+    "pneumoniamnist",
+    "breast_cancer",
+]
+PartitionName = Literal["natural", "iid", "dirichlet", "shards", "quantity_skew"]
+
+DATASET_NAMES: tuple[str, ...] = get_args(DatasetName)
+PARTITION_NAMES: tuple[str, ...] = get_args(PartitionName)
+NUM_CLASSES: dict[str, int] = {
+    "heart_disease": 2,
+    "mnist": 10,
+    "fashion_mnist": 10,
+    "cifar10_subset": 10,
+    "breastmnist": 2,
+    "pneumoniamnist": 2,
+    "breast_cancer": 2,
+}
+NATURAL_SITES: dict[str, int] = {"heart_disease": 4}  # datasets with real hospitals
+
+
+class DataConfig(BaseModel):
+    """Which dataset, and how it is spread over sites."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: DatasetName
+    partition: PartitionName = "natural"
+    num_sites: int | None = Field(default=None, ge=1)
+    alpha: float = Field(default=0.5, gt=0)
+    classes_per_site: int = Field(default=2, ge=1)
+    max_train_samples: int | None = Field(default=None, ge=1)
+    max_test_samples: int | None = Field(default=None, ge=1)
+    standardize: Literal["none", "federated"] = Field(
+        default="none",
+        description="federated: scale features by the federation-wide mean/std, computed "
+        "from per-site sums only (see medsilo.data.standardize)",
+    )
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> DataConfig:
+        if self.partition == "natural":
+            if self.dataset not in NATURAL_SITES:
+                raise ValueError(
+                    "partition 'natural' needs a dataset with hospitals (heart_disease); "
+                    f"use iid, dirichlet, shards or quantity_skew for {self.dataset}"
+                )
+            hospitals = NATURAL_SITES[self.dataset]
+            if self.num_sites is not None and self.num_sites != hospitals:
+                raise ValueError(
+                    f"num_sites={self.num_sites} but partition 'natural' of {self.dataset} has "
+                    f"exactly {hospitals} hospitals; leave num_sites unset"
+                )
+        elif self.num_sites is None:
+            raise ValueError(f"partition {self.partition!r} needs num_sites")
+        if self.partition == "shards" and self.classes_per_site > NUM_CLASSES[self.dataset]:
+            raise ValueError(
+                f"classes_per_site={self.classes_per_site} but {self.dataset} has only "
+                f"{NUM_CLASSES[self.dataset]} classes"
+            )
+        return self

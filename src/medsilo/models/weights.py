@@ -1,0 +1,58 @@
+"""Moving weights between torch modules and the runtime-neutral ``Weights`` list.
+
+Only floating-point ``state_dict`` entries travel (parameters and BatchNorm running
+statistics); integer book-keeping buffers such as ``num_batches_tracked`` stay local.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from medsilo.types import Weights
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names of the transmitted entries, which are trainable, and which belong to norm layers."""
+
+    names: tuple[str, ...]
+    trainable: tuple[bool, ...]
+    norm_layer: tuple[bool, ...]
+
+    @staticmethod
+    def of(model: nn.Module) -> Layout:
+        params = {n for n, _ in model.named_parameters()}
+        norm_prefixes = {
+            n
+            for n, m in model.named_modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm)
+        }
+        names = [n for n, t in model.state_dict().items() if t.is_floating_point()]
+        return Layout(
+            names=tuple(names),
+            trainable=tuple(n in params for n in names),
+            norm_layer=tuple(n.rsplit(".", 1)[0] in norm_prefixes for n in names),
+        )
+
+
+def _float_entries(model: nn.Module) -> list[torch.Tensor]:
+    return [t for t in model.state_dict().values() if t.is_floating_point()]
+
+
+def get_weights(model: nn.Module) -> Weights:
+    return [t.detach().cpu().numpy().copy() for t in _float_entries(model)]
+
+
+def set_weights(model: nn.Module, weights: Weights) -> None:
+    entries = _float_entries(model)
+    if len(entries) != len(weights):
+        raise ValueError(f"model has {len(entries)} weight tensors, got {len(weights)}")
+    with torch.no_grad():
+        for target, value in zip(entries, weights, strict=True):
+            if tuple(target.shape) != tuple(value.shape):
+                raise ValueError(f"shape mismatch: model {tuple(target.shape)} vs {value.shape}")
+            target.copy_(torch.from_numpy(np.ascontiguousarray(value)))

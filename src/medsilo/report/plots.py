@@ -1,0 +1,418 @@
+"""PNG charts of one run or of a suite of runs (matplotlib, Agg backend, no display needed).
+
+Every ``plot_*`` function takes a sequence of runs: with one run it draws that run's curves
+(e.g. pooled and mean per-site accuracy together), with several it draws one line (or bar)
+per run. Each returns the written path, or ``None`` when there was nothing to plot. Figures
+are always closed, so building many reports in one process does not leak memory.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import textwrap
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from medsilo.report.runs import EvalMetrics, RoundRecord, RunResult
+
+DPI = 120
+COLORS = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">"]
+
+Getter = Callable[[RoundRecord], float | None]
+
+
+@dataclass(frozen=True)
+class PlotFile:
+    """A written chart: its path and a title for the report."""
+
+    path: Path
+    title: str
+
+    @property
+    def filename(self) -> str:
+        return self.path.name
+
+
+# --- round getters ----------------------------------------------------------------------
+
+
+def _round_no(rec: RoundRecord) -> float | None:
+    return float(rec.round)
+
+
+def _sim_time(rec: RoundRecord) -> float | None:
+    return rec.sim_time_s
+
+
+def _pooled_accuracy(rec: RoundRecord) -> float | None:
+    return rec.test.accuracy if rec.test is not None else None
+
+
+def _mean_site_accuracy(rec: RoundRecord) -> float | None:
+    return rec.mean_site_accuracy
+
+
+def _train_loss(rec: RoundRecord) -> float | None:
+    return rec.train_loss
+
+
+def _test_loss(rec: RoundRecord) -> float | None:
+    return rec.test.loss if rec.test is not None else None
+
+
+def _extra(key: str) -> Getter:
+    def get(rec: RoundRecord) -> float | None:
+        return rec.extra.get(key)
+
+    return get
+
+
+def _series(run: RunResult, x: Getter, y: Getter) -> tuple[list[float], list[float]]:
+    xs: list[float] = []
+    ys: list[float] = []
+    for rec in run.rounds:
+        xv, yv = x(rec), y(rec)
+        if xv is None or yv is None or math.isnan(xv) or math.isnan(yv):
+            continue
+        xs.append(xv)
+        ys.append(yv)
+    return xs, ys
+
+
+# --- figure helpers ---------------------------------------------------------------------
+
+
+@contextmanager
+def _figure(
+    path: Path, ncols: int = 1, size: tuple[float, float] = (7.0, 4.5)
+) -> Iterator[tuple[Figure, list[Any]]]:
+    """A figure with ``ncols`` axes, saved to ``path`` on success and closed in any case."""
+    fig, axes = plt.subplots(1, ncols, figsize=size, layout="constrained", squeeze=False)
+    try:
+        yield fig, list(axes[0])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI, facecolor="white")
+    finally:
+        plt.close(fig)
+
+
+def _style(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    # Wrap long titles (long run names, explanations) to the axes' width instead of clipping.
+    fig_width_in = float(ax.get_figure().get_figwidth())
+    columns = max(1, len(ax.get_figure().axes))
+    ax.set_title(textwrap.fill(title, width=max(30, int(fig_width_in / columns * 10))))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.35)
+
+
+def _integer_xaxis(ax: Any) -> None:
+    ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def _curves(
+    runs: Sequence[RunResult],
+    panels: Sequence[tuple[str, Getter]],
+    *,
+    x: Getter,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    path: Path,
+    small: bool = False,
+) -> Path | None:
+    """Line chart of ``panels`` (name, getter) against ``x``.
+
+    One run: a single axes with one line per panel. Several runs: one axes per panel that
+    has data, one line per run (same colour per run everywhere), a shared legend below.
+    """
+    by_round = x is _round_no
+    if len(runs) == 1:
+        run = runs[0]
+        lines = [(name, _series(run, x, getter)) for name, getter in panels]
+        lines = [(name, xy) for name, xy in lines if xy[0]]
+        if not lines:
+            return None
+        size = (6.0, 3.6) if small else (7.0, 4.5)
+        with _figure(path, size=size) as (_fig, axes):
+            ax = axes[0]
+            for i, (name, (xs, ys)) in enumerate(lines):
+                ax.plot(xs, ys, color=COLORS[i % 10], marker=MARKERS[i % 10], ms=4, label=name)
+            _style(ax, f"{title} — {run.name}", xlabel, ylabel)
+            if by_round:
+                _integer_xaxis(ax)
+            if len(lines) > 1 or not small:
+                ax.legend(loc="best")
+        return path
+
+    active = [
+        (name, getter) for name, getter in panels if any(_series(run, x, getter)[0] for run in runs)
+    ]
+    if not active:
+        return None
+    width = 6.0 if small else 5.8 * len(active) + 0.6
+    height = 4.0 if small else 4.8
+    with _figure(path, ncols=len(active), size=(width, height)) as (fig, axes):
+        handles: dict[str, Any] = {}
+        for ax, (name, getter) in zip(axes, active, strict=True):
+            for i, run in enumerate(runs):
+                xs, ys = _series(run, x, getter)
+                if not xs:
+                    continue
+                (line,) = ax.plot(
+                    xs, ys, color=COLORS[i % 10], marker=MARKERS[i % 10], ms=4, label=run.name
+                )
+                handles.setdefault(run.name, line)
+            _style(ax, name if len(active) > 1 else title, xlabel, ylabel)
+            if by_round:
+                _integer_xaxis(ax)
+        if len(active) > 1:
+            fig.suptitle(title)
+        fig.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside lower center",
+            ncols=min(len(handles), 5),
+        )
+    return path
+
+
+def _bars(
+    groups: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float | None]]],
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    path: Path,
+) -> Path | None:
+    """Grouped bar chart: one group per ``groups`` entry, one bar per series in each."""
+    series = [
+        (name, values)
+        for name, values in series
+        if any(v is not None and not math.isnan(v) for v in values)
+    ]
+    if not groups or not series:
+        return None
+    n = len(series)
+    bar_w = 0.8 / n
+    width = max(6.0, min(16.0, 1.2 + len(groups) * (0.5 + 0.35 * n)))
+    with _figure(path, size=(width, 4.8)) as (fig, axes):
+        ax = axes[0]
+        label_bars = len(groups) * n <= 32
+        for i, (name, values) in enumerate(series):
+            heights = [math.nan if v is None else v for v in values]
+            xs = [g + (i - (n - 1) / 2) * bar_w for g in range(len(groups))]
+            container = ax.bar(xs, heights, bar_w * 0.95, color=COLORS[i % 10], label=name)
+            if label_bars:
+                labels = ["" if math.isnan(h) else f"{h:.2f}" for h in heights]
+                ax.bar_label(container, labels=labels, fontsize=7, padding=2)
+        ax.set_xticks(range(len(groups)))
+        rotate = len(groups) > 6 or max(len(g) for g in groups) > 14
+        ax.set_xticklabels(groups, rotation=30 if rotate else 0, ha="right" if rotate else "center")
+        _style(ax, title, xlabel, ylabel)
+        ax.grid(False, axis="x")
+        values_all = [v for _, vs in series for v in vs if v is not None and not math.isnan(v)]
+        if values_all and min(values_all) >= 0 and max(values_all) <= 1:
+            ax.set_ylim(0, 1.12)
+        fig.legend(loc="outside lower center", ncols=min(n, 5))
+    return path
+
+
+# --- public charts ----------------------------------------------------------------------
+
+
+def plot_accuracy(runs: Sequence[RunResult], path: Path) -> Path | None:
+    """Pooled test accuracy and mean per-site accuracy per round."""
+    return _curves(
+        runs,
+        [
+            ("Pooled test accuracy", _pooled_accuracy),
+            ("Mean per-site accuracy", _mean_site_accuracy),
+        ],
+        x=_round_no,
+        xlabel="Round",
+        ylabel="Accuracy",
+        title="Accuracy per round",
+        path=path,
+    )
+
+
+def plot_loss(runs: Sequence[RunResult], path: Path) -> Path | None:
+    """Training loss and pooled test loss per round."""
+    return _curves(
+        runs,
+        [("Train loss", _train_loss), ("Pooled test loss", _test_loss)],
+        x=_round_no,
+        xlabel="Round",
+        ylabel="Loss",
+        title="Loss per round",
+        path=path,
+    )
+
+
+def plot_accuracy_vs_time(runs: Sequence[RunResult], path: Path) -> Path | None:
+    """Accuracy against simulated time, for rounds whose ``sim_time_s`` is set."""
+    return _curves(
+        runs,
+        [
+            ("Pooled test accuracy", _pooled_accuracy),
+            ("Mean per-site accuracy", _mean_site_accuracy),
+        ],
+        x=_sim_time,
+        xlabel="Simulated time (s)",
+        ylabel="Accuracy",
+        title="Accuracy vs simulated time",
+        path=path,
+    )
+
+
+def plot_extra(runs: Sequence[RunResult], key: str, path: Path) -> Path | None:
+    """A small chart of one numeric ``extra`` metric (e.g. ``epsilon``) per round."""
+    return _curves(
+        runs,
+        [(key, _extra(key))],
+        x=_round_no,
+        xlabel="Round",
+        ylabel=key,
+        title=key,
+        path=path,
+        small=True,
+    )
+
+
+def plot_site_accuracy(runs: Sequence[RunResult], path: Path) -> Path | None:
+    """Final per-site accuracy. One run: final vs LOHO bars per site; several: one bar per run."""
+    sites = _union(run.site_names for run in runs)
+    if len(runs) == 1:
+        run = runs[0]
+        final = run.final_per_site
+        loho = run.summary.loho or {}
+        series: list[tuple[str, list[float | None]]] = [
+            ("Final (model each site would use)", [_acc(final, s) for s in sites])
+        ]
+        if loho:
+            series.append(("Leave-one-hospital-out", [_acc(loho, s) for s in sites]))
+        title = f"Final accuracy per site — {run.name}"
+    else:
+        series = [(run.name, [_acc(run.final_per_site, s) for s in sites]) for run in runs]
+        title = "Final accuracy per site"
+    return _bars(sites, series, title=title, xlabel="Site", ylabel="Accuracy", path=path)
+
+
+def plot_loho(runs: Sequence[RunResult], path: Path) -> Path | None:
+    """Leave-one-hospital-out accuracy per held-out site, one bar per run (runs with LOHO)."""
+    with_loho = [run for run in runs if run.summary.loho]
+    sites = _union(list(run.summary.loho or {}) for run in with_loho)
+    series = [(run.name, [_acc(run.summary.loho or {}, s) for s in sites]) for run in with_loho]
+    return _bars(
+        sites,
+        series,
+        title="Leave-one-hospital-out accuracy (trained without the site, tested on it)",
+        xlabel="Held-out site",
+        ylabel="Accuracy",
+        path=path,
+    )
+
+
+def write_plots(runs: Sequence[RunResult], out_dir: Path) -> list[PlotFile]:
+    """Write every chart that has data into ``out_dir``; return them in report order.
+
+    Files: ``accuracy.png``, ``loss.png``, ``site_accuracy.png``, ``loho_accuracy.png``
+    (several runs only; one run shows LOHO inside ``site_accuracy.png``),
+    ``accuracy_vs_time.png`` (when any round has ``sim_time_s``) and ``extra_<key>.png`` per
+    numeric ``extra`` metric. Files of those names left by an earlier build that this one
+    did not write (e.g. a metric no longer present) are removed, so that the folder holds
+    exactly the charts of the report.
+    """
+    out: list[PlotFile] = []
+
+    def add(written: Path | None, title: str) -> None:
+        if written is not None:
+            out.append(PlotFile(written, title))
+
+    add(plot_accuracy(runs, out_dir / "accuracy.png"), "Accuracy per round")
+    add(plot_loss(runs, out_dir / "loss.png"), "Loss per round")
+    add(plot_site_accuracy(runs, out_dir / "site_accuracy.png"), "Final accuracy per site")
+    if len(runs) > 1:
+        add(plot_loho(runs, out_dir / "loho_accuracy.png"), "Leave-one-hospital-out accuracy")
+    if any(run.has_sim_time for run in runs):
+        add(
+            plot_accuracy_vs_time(runs, out_dir / "accuracy_vs_time.png"),
+            "Accuracy vs simulated time",
+        )
+    used: set[str] = set()
+    for key in _union(run.extra_keys for run in runs):
+        name = _unique(f"extra_{_slug(key)}", used)
+        add(plot_extra(runs, key, out_dir / f"{name}.png"), f"Extra metric: {key}")
+    _remove_stale(out_dir, {p.path.name for p in out})
+    return out
+
+
+_OWN_FILES = {
+    "accuracy.png",
+    "loss.png",
+    "site_accuracy.png",
+    "loho_accuracy.png",
+    "accuracy_vs_time.png",
+}
+
+
+def _remove_stale(out_dir: Path, written: set[str]) -> None:
+    if not out_dir.is_dir():
+        return
+    for png in out_dir.glob("*.png"):
+        own = png.name in _OWN_FILES or png.name.startswith("extra_")
+        if own and png.name not in written and png.is_file():
+            png.unlink()
+
+
+# --- small helpers ----------------------------------------------------------------------
+
+
+def _acc(per_site: Mapping[str, EvalMetrics], site: str) -> float | None:
+    metrics = per_site.get(site)
+    return None if metrics is None else metrics.accuracy
+
+
+def _union(lists: Iterable[Iterable[str]]) -> list[str]:
+    seen: dict[str, None] = {}
+    for names in lists:
+        for name in names:
+            seen.setdefault(name, None)
+    return list(seen)
+
+
+def _slug(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", key).strip("._") or "metric"
+
+
+def _unique(name: str, used: set[str]) -> str:
+    candidate, i = name, 2
+    while candidate in used:
+        candidate, i = f"{name}_{i}", i + 1
+    used.add(candidate)
+    return candidate

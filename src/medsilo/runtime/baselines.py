@@ -1,0 +1,125 @@
+"""Reference points for every federated result: pooled (centralised) and local-only training.
+
+Both use the same training loop and the same per-round step budget as the federation, but
+keep one optimiser running across "rounds" (a round here is just an evaluation checkpoint),
+as a real centralised or single-hospital training run would.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from medsilo.config import RunConfig
+from medsilo.data.base import ArrayData
+from medsilo.models.weights import get_weights, set_weights
+from medsilo.models.zoo import build_model
+from medsilo.runtime.prepared import PreparedFederation
+from medsilo.runtime.records import RoundCallback, RoundRecord, evaluate_weights, evaluation_fields
+from medsilo.runtime.simulation import FederationResult, site_seed
+from medsilo.training.local import BatchSampler, LocalStats, make_optimizer, train_local
+from medsilo.training.tensors import TensorData
+from medsilo.types import Weights
+
+
+class _ContinuousTrainer:
+    """One model trained in chunks of ``steps_per_round`` with a persistent optimiser."""
+
+    def __init__(self, cfg: RunConfig, prep: PreparedFederation, data: TensorData, stream: int):
+        self.cfg = cfg
+        self.local = cfg.training.local()
+        self.data = data
+        self.model = build_model(
+            cfg.model.name, prep.fed.input_shape, prep.fed.num_classes, seed=cfg.seed
+        )
+        set_weights(self.model, prep.initial_weights)
+        self.optimizer = make_optimizer(self.model, self.local)
+        self.generator = torch.Generator().manual_seed(site_seed(cfg.seed, 0, stream))
+        self.sampler = BatchSampler(len(data), self.local.batch_size, self.generator)
+
+    def train_round(self) -> LocalStats:
+        return train_local(
+            self.model,
+            self.data,
+            self.local,
+            self.generator,
+            optimizer=self.optimizer,
+            sampler=self.sampler,
+        )
+
+    def weights(self) -> Weights:
+        return get_weights(self.model)
+
+
+def run_baseline(
+    cfg: RunConfig, prep: PreparedFederation, on_round: RoundCallback | None
+) -> FederationResult:
+    names = prep.fed.site_names
+    if cfg.algorithm.name == "pooled":
+        pooled = TensorData.of(ArrayData.concat([s.train for s in prep.fed.sites]), prep.binary)
+        trainers = {"pooled": _ContinuousTrainer(cfg, prep, pooled, stream=0)}
+    else:
+        trainers = {
+            n: _ContinuousTrainer(cfg, prep, prep.train[n], stream=i + 1)
+            for i, n in enumerate(names)
+        }
+    records: list[RoundRecord] = []
+    start = time.perf_counter()
+    for rnd in range(1, cfg.training.rounds + 1):
+        t0 = time.perf_counter()
+        stats = {k: t.train_round() for k, t in trainers.items()}
+        record: RoundRecord = {
+            "round": rnd,
+            "sites": names,
+            "train_loss": float(np.mean([s.mean_loss for s in stats.values()])),
+            "bytes_up": 0,
+            "bytes_down": 0,
+            "sim_time_s": None,
+            "extra": {},
+        }
+        if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds:
+            record.update(_evaluate(cfg, prep, trainers))
+        record["wall_s"] = time.perf_counter() - t0
+        records.append(record)
+        if on_round is not None:
+            on_round(record)
+    site_weights = _site_weights(trainers, names)
+    final = trainers["pooled"].weights() if "pooled" in trainers else site_weights[names[0]]
+    return FederationResult(
+        weights=final,
+        rounds=records,
+        site_weights=site_weights,
+        wall_s=time.perf_counter() - start,
+    )
+
+
+def _site_weights(trainers: dict[str, _ContinuousTrainer], names: list[str]) -> dict[str, Weights]:
+    if "pooled" in trainers:
+        w = trainers["pooled"].weights()
+        return {n: w for n in names}
+    return {n: trainers[n].weights() for n in names}
+
+
+def _evaluate(
+    cfg: RunConfig, prep: PreparedFederation, trainers: dict[str, _ContinuousTrainer]
+) -> RoundRecord:
+    names = prep.fed.site_names
+    site_weights = _site_weights(trainers, names)
+    if "pooled" in trainers:
+        return evaluation_fields(
+            prep.model, site_weights[names[0]], site_weights, prep.pooled_test, prep.test
+        )
+    fields = evaluation_fields(
+        prep.model, site_weights[names[0]], site_weights, prep.pooled_test, prep.test
+    )
+    # Local-only has no single global model: report the mean pooled-test performance of
+    # the sites' own models (how well a random hospital's model serves everyone).
+    pooled = [evaluate_weights(prep.model, site_weights[n], prep.pooled_test) for n in names]
+    fields["test"] = {
+        "loss": float(np.mean([p.loss for p in pooled])),
+        "accuracy": float(np.mean([p.accuracy for p in pooled])),
+        "n": pooled[0].n,
+    }
+    return fields

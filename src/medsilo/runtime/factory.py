@@ -1,0 +1,51 @@
+"""Turn validated config sections into algorithm and server-optimiser objects."""
+
+from __future__ import annotations
+
+from medsilo.aggregation.server_optimizers import (
+    FedAdam,
+    FedAvgM,
+    FedYogi,
+    ServerOptimizer,
+    ServerSGD,
+)
+from medsilo.algorithms.base import Algorithm
+from medsilo.algorithms.ditto import Ditto
+from medsilo.algorithms.fedavg import FedAvg
+from medsilo.algorithms.fedbn import FedBN
+from medsilo.algorithms.fednova import FedNova
+from medsilo.algorithms.fedprox import FedProx
+from medsilo.algorithms.scaffold import Scaffold
+from medsilo.config import (
+    AlgorithmConfig,
+    DittoConfig,
+    FedAdamConfig,
+    FedAvgMConfig,
+    FedProxConfig,
+    ServerOptimizerConfig,
+)
+
+
+def build_algorithm(cfg: AlgorithmConfig) -> Algorithm:
+    if isinstance(cfg, FedProxConfig):
+        return FedProx(mu=cfg.mu)
+    if isinstance(cfg, DittoConfig):
+        return Ditto(lam=cfg.lam)
+    simple: dict[str, type[Algorithm]] = {
+        "fedavg": FedAvg,
+        "scaffold": Scaffold,
+        "fednova": FedNova,
+        "fedbn": FedBN,
+    }
+    if cfg.name not in simple:
+        raise ValueError(f"{cfg.name!r} is a baseline, not a federated algorithm")
+    return simple[cfg.name]()
+
+
+def build_server_optimizer(cfg: ServerOptimizerConfig) -> ServerOptimizer:
+    if isinstance(cfg, FedAvgMConfig):
+        return FedAvgM(lr=cfg.lr, momentum=cfg.momentum)
+    if isinstance(cfg, FedAdamConfig):
+        cls = FedYogi if cfg.name == "yogi" else FedAdam
+        return cls(lr=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2, tau=cfg.tau)
+    return ServerSGD(lr=cfg.lr)

@@ -1,0 +1,192 @@
+"""The site half of a federation as a Flower ClientApp.
+
+It calls the very same :meth:`Algorithm.local_update` the in-process engine calls, with a
+:class:`SiteTask` built the way ``_Engine._site_update`` builds it: same model and layout
+(from :class:`PreparedFederation`), same training settings, and the same generator seed
+``site_seed(cfg.seed, round, site_index)``. Per-site state (SCAFFOLD's control variate,
+Ditto's personal model, FedBN's norm layers) lives in ``context.state`` as ArrayRecords, so
+it survives between the rounds a site is sampled in, whichever worker process serves it.
+
+Which site a node is comes from ``context.node_config``: ``"site"`` (a site name, for a
+deployed SuperNode) or ``"partition-id"`` (its index, set by Flower's simulation runtime).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import traceback
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from flwr.app import Context, Error, Message
+from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
+
+from medsilo.algorithms.base import Algorithm, SiteTask
+from medsilo.config import RunConfig
+from medsilo.data.base import FederatedData
+from medsilo.runtime.factory import build_algorithm
+from medsilo.runtime.flower import records as rec
+from medsilo.runtime.prepared import PreparedFederation
+from medsilo.runtime.records import evaluate_weights
+from medsilo.runtime.simulation import site_seed
+from medsilo.training.local import LocalTraining
+
+PARTITION_ID = "partition-id"
+SITE_NAME = "site"
+
+log = logging.getLogger(__name__)
+Handler = Callable[[Message, Context], Message]
+
+
+def describe_exception(err: BaseException) -> str:
+    """``Type: message (at file:line in function)`` for the innermost frame."""
+    text = "".join(traceback.format_exception_only(type(err), err)).strip()
+    frames = traceback.extract_tb(err.__traceback__)
+    if frames:
+        last = frames[-1]
+        text += f" (at {last.filename}:{last.lineno} in {last.name})"
+    return text
+
+
+def _reply_errors(handler: Handler) -> Handler:
+    """Turn an exception into an error reply with a short, readable reason.
+
+    Flower would otherwise report it too, but as the worker's whole Ray traceback.
+    """
+
+    @functools.wraps(handler)
+    def wrapped(msg: Message, context: Context) -> Message:
+        try:
+            return handler(msg, context)
+        except Exception as err:
+            log.exception("medsilo ClientApp failed on a %s message", msg.metadata.message_type)
+            reason = describe_exception(err)
+            return Message(
+                Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=msg
+            )
+
+    return wrapped
+
+
+@dataclass
+class _SiteRuntime:
+    """What a worker process builds once per run and reuses for every message."""
+
+    cfg: RunConfig
+    prep: PreparedFederation
+    algorithm: Algorithm
+    local: LocalTraining
+    names: list[str]
+
+    def site_of(self, context: Context) -> tuple[str, int]:
+        node_config = context.node_config
+        if SITE_NAME in node_config:
+            name = str(node_config[SITE_NAME])
+            if name not in self.names:
+                raise ValueError(f"node_config site {name!r} is not one of {self.names}")
+            return name, self.names.index(name)
+        if PARTITION_ID not in node_config:
+            raise ValueError(
+                f"cannot tell which site this node is: node_config has neither "
+                f"{SITE_NAME!r} nor {PARTITION_ID!r} (got {dict(node_config)})"
+            )
+        index = int(node_config[PARTITION_ID])
+        if not 0 <= index < len(self.names):
+            raise ValueError(
+                f"partition-id {index} out of range for {len(self.names)} sites {self.names}"
+            )
+        return self.names[index], index
+
+
+# Flower's Ray backend pickles the ClientApp (with everything it closes over) for every
+# message, so building the prepared federation on each call would redo the tensor
+# conversion every round. Worker processes keep it here, keyed by a per-app token.
+_RUNTIMES: OrderedDict[str, _SiteRuntime] = OrderedDict()
+_MAX_CACHED = 2
+
+
+def _runtime(
+    token: str, cfg: RunConfig, fed: FederatedData | None, algorithm: Algorithm | None
+) -> _SiteRuntime:
+    cached = _RUNTIMES.get(token)
+    if cached is not None:
+        _RUNTIMES.move_to_end(token)
+        return cached
+    prep = PreparedFederation.build(cfg, fed)
+    runtime = _SiteRuntime(
+        cfg=cfg,
+        prep=prep,
+        algorithm=algorithm if algorithm is not None else build_algorithm(cfg.algorithm),
+        local=cfg.training.local(),
+        names=prep.fed.site_names,
+    )
+    _RUNTIMES[token] = runtime
+    while len(_RUNTIMES) > _MAX_CACHED:
+        _RUNTIMES.popitem(last=False)
+    return runtime
+
+
+def make_client_app(
+    cfg: RunConfig,
+    fed: FederatedData | None = None,
+    *,
+    algorithm: Algorithm | None = None,
+) -> ClientApp:
+    """A ClientApp that runs ``cfg``'s algorithm for whichever site a node is.
+
+    ``fed`` defaults to ``build_federation(cfg.data, cfg.seed)``, built inside each worker
+    (so only the config travels). ``algorithm`` overrides the one ``cfg`` names (it must be
+    picklable; the ServerApp must use an equivalent one).
+    """
+    token = uuid.uuid4().hex
+    app = ClientApp()
+
+    def runtime() -> _SiteRuntime:
+        return _runtime(token, cfg, fed, algorithm)
+
+    @app.query()
+    @_reply_errors
+    def identify(msg: Message, context: Context) -> Message:
+        site, index = runtime().site_of(context)
+        return Message(rec.identity_content(site, index), reply_to=msg)
+
+    @app.train()
+    @_reply_errors
+    def train(msg: Message, context: Context) -> Message:
+        rt = runtime()
+        site, index = rt.site_of(context)
+        rnd, weights, payload, _ = rec.read_broadcast(msg.content)
+        task = SiteTask(
+            site=site,
+            round=rnd,
+            model=rt.prep.model,
+            layout=rt.prep.layout,
+            data=rt.prep.train[site],
+            training=rt.local,
+            generator=torch.Generator().manual_seed(site_seed(rt.cfg.seed, rnd, index)),
+            state=rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX),
+        )
+        update = rt.algorithm.local_update(task, weights, payload)
+        rec.store_state(context.state, task.state, rec.CONTEXT_STATE_PREFIX)
+        return Message(rec.update_to_content(update), reply_to=msg)
+
+    @app.evaluate()
+    @_reply_errors
+    def evaluate(msg: Message, context: Context) -> Message:
+        rt = runtime()
+        site, index = rt.site_of(context)
+        _, weights, _, return_state = rec.read_broadcast(msg.content)
+        state = rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX)
+        own = rt.algorithm.site_weights(weights, state, rt.prep.layout)
+        result = evaluate_weights(rt.prep.model, own, rt.prep.test[site])
+        content = rec.eval_content(site, index, result.as_dict())
+        if return_state:
+            rec.named_weights_to_records(content, rec.STATE_PREFIX, state)
+        return Message(content, reply_to=msg)
+
+    return app

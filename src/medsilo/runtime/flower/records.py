@@ -1,0 +1,190 @@
+"""Conversion between medsilo's plain types and Flower's Message records.
+
+Every array travels as an :class:`~flwr.app.ArrayRecord` (``np.save`` bytes, so float32 and
+float64 round-trip bit for bit); scalars travel as :class:`~flwr.app.MetricRecord` (metrics)
+or :class:`~flwr.app.ConfigRecord` (identifiers and counters). Keys are fixed here so the
+ServerApp and the ClientApp cannot disagree about them.
+
+Message layout:
+
+* server -> site, ``train``: ``weights`` (global weights), ``payload.<name>`` (what
+  :meth:`Algorithm.broadcast` returned), ``round`` (ConfigRecord with ``round``).
+* site -> server, ``train``: ``delta``, ``extra.<name>`` (:attr:`Update.extras`),
+  ``update`` (ConfigRecord: ``site``, ``num_examples``, ``num_steps``), ``metrics``.
+* server -> site, ``evaluate``: ``weights`` and ``round`` (with ``return_state``).
+* site -> server, ``evaluate``: ``eval`` (MetricRecord: ``loss``, ``accuracy``, ``n``),
+  ``site`` (ConfigRecord) and, when asked, ``state.<name>`` (the site's persistent state).
+* server -> site, ``query``: empty; the reply's ``site`` ConfigRecord names the site.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
+
+from medsilo.types import Update, Weights
+
+WEIGHTS = "weights"
+DELTA = "delta"
+PAYLOAD_PREFIX = "payload."
+EXTRA_PREFIX = "extra."
+STATE_PREFIX = "state."
+ROUND = "round"
+UPDATE = "update"
+METRICS = "metrics"
+EVAL = "eval"
+SITE = "site"
+
+#: Where a ClientApp keeps its site's persistent algorithm state in ``context.state``.
+CONTEXT_STATE_PREFIX = "medsilo.state."
+
+
+class RecordFormatError(ValueError):
+    """A Message does not carry the records this runtime expects."""
+
+
+# --- weights ------------------------------------------------------------------------------
+
+
+def weights_to_record(weights: Weights) -> ArrayRecord:
+    """Arrays keyed ``"0"``, ``"1"``, ... in list order."""
+    return ArrayRecord([np.asarray(w) for w in weights])
+
+
+def record_to_weights(record: ArrayRecord) -> Weights:
+    """The inverse of :func:`weights_to_record`; order is taken from the keys, not insertion."""
+    expected = [str(i) for i in range(len(record))]
+    if sorted(record.keys()) != sorted(expected):
+        raise RecordFormatError(
+            f"an ArrayRecord of weights needs keys 0..{len(record) - 1}, got {sorted(record)}"
+        )
+    out: Weights = []
+    for key in expected:
+        arr = record[key].numpy()
+        # np.load on a bytes buffer gives a read-only view; algorithms may update in place.
+        out.append(arr if arr.flags.writeable else arr.copy())
+    return out
+
+
+def named_weights_to_records(content: RecordDict, prefix: str, named: dict[str, Weights]) -> None:
+    for name, weights in named.items():
+        content[prefix + name] = weights_to_record(weights)
+
+
+def records_to_named_weights(content: RecordDict, prefix: str) -> dict[str, Weights]:
+    return {
+        key[len(prefix) :]: record_to_weights(record)
+        for key, record in content.array_records.items()
+        if key.startswith(prefix)
+    }
+
+
+# --- server -> site -----------------------------------------------------------------------
+
+
+def broadcast_content(
+    rnd: int,
+    weights: Weights,
+    payload: dict[str, Weights] | None = None,
+    *,
+    return_state: bool = False,
+) -> RecordDict:
+    content = RecordDict(
+        {
+            WEIGHTS: weights_to_record(weights),
+            ROUND: ConfigRecord({"round": rnd, "return_state": return_state}),
+        }
+    )
+    named_weights_to_records(content, PAYLOAD_PREFIX, payload or {})
+    return content
+
+
+def read_broadcast(content: RecordDict) -> tuple[int, Weights, dict[str, Weights], bool]:
+    """``(round, global weights, payload, return_state)`` from a server message."""
+    _require(content, WEIGHTS, ROUND)
+    config = content.config_records[ROUND]
+    return (
+        int(config["round"]),  # type: ignore[arg-type]
+        record_to_weights(content.array_records[WEIGHTS]),
+        records_to_named_weights(content, PAYLOAD_PREFIX),
+        bool(config.get("return_state", False)),
+    )
+
+
+# --- site -> server -----------------------------------------------------------------------
+
+
+def update_to_content(update: Update) -> RecordDict:
+    content = RecordDict(
+        {
+            DELTA: weights_to_record(update.delta),
+            UPDATE: ConfigRecord(
+                {
+                    "site": update.site,
+                    "num_examples": int(update.num_examples),
+                    "num_steps": int(update.num_steps),
+                }
+            ),
+            METRICS: MetricRecord({k: float(v) for k, v in update.metrics.items()}),
+        }
+    )
+    named_weights_to_records(content, EXTRA_PREFIX, update.extras)
+    return content
+
+
+def content_to_update(content: RecordDict) -> Update:
+    _require(content, DELTA, UPDATE, METRICS)
+    meta = content.config_records[UPDATE]
+    return Update(
+        site=str(meta["site"]),
+        delta=record_to_weights(content.array_records[DELTA]),
+        num_examples=int(meta["num_examples"]),  # type: ignore[arg-type]
+        num_steps=int(meta["num_steps"]),  # type: ignore[arg-type]
+        metrics={k: float(v) for k, v in content.metric_records[METRICS].items()},  # type: ignore[arg-type]
+        extras=records_to_named_weights(content, EXTRA_PREFIX),
+    )
+
+
+def identity_content(site: str, index: int) -> RecordDict:
+    return RecordDict({SITE: ConfigRecord({"site": site, "index": index})})
+
+
+def read_identity(content: RecordDict) -> tuple[str, int]:
+    _require(content, SITE)
+    record = content.config_records[SITE]
+    return str(record["site"]), int(record["index"])  # type: ignore[arg-type]
+
+
+def eval_content(site: str, index: int, metrics: dict[str, float | int]) -> RecordDict:
+    content = identity_content(site, index)
+    content[EVAL] = MetricRecord(
+        {k: (int(v) if isinstance(v, int) else float(v)) for k, v in metrics.items()}
+    )
+    return content
+
+
+def read_eval(content: RecordDict) -> dict[str, float | int]:
+    _require(content, EVAL)
+    return {k: v for k, v in content.metric_records[EVAL].items()}  # type: ignore[misc]
+
+
+# --- persistent site state ----------------------------------------------------------------
+
+
+def store_state(records: RecordDict, state: dict[str, Weights], prefix: str) -> None:
+    """Replace every ``prefix``-keyed ArrayRecord in ``records`` with ``state``."""
+    for key in [k for k in records.array_records if k.startswith(prefix)]:
+        del records[key]
+    named_weights_to_records(records, prefix, state)
+
+
+def load_state(records: RecordDict, prefix: str) -> dict[str, Weights]:
+    return records_to_named_weights(records, prefix)
+
+
+def _require(content: RecordDict, *keys: str) -> None:
+    missing = [k for k in keys if k not in content]
+    if missing:
+        raise RecordFormatError(
+            f"message is missing record(s) {missing}; it carries {sorted(content)}"
+        )

@@ -1,0 +1,284 @@
+"""The coordinator half of a federation as a Flower ServerApp.
+
+The main loop is the in-process engine's loop with messages in between: sample sites with
+:func:`sample_sites`, :meth:`Algorithm.broadcast`, one ``train`` message per sampled site,
+:meth:`Algorithm.aggregate` over the updates sorted by site index (so floating-point sums
+happen in the engine's order), then the server optimiser's step. Evaluation rounds send an
+``evaluate`` message to every site (each evaluates its own deployable model on its own test
+set) and evaluate the global model on the pooled test set here.
+
+Results go into a :class:`FlowerRun` passed in by the caller, which it reads once
+``run_simulation`` (or a deployment's ``flwr run``) has returned.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from flwr.app import Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from medsilo.algorithms.base import Algorithm, SiteState
+from medsilo.config import BASELINES, RunConfig
+from medsilo.runtime.factory import build_algorithm, build_server_optimizer
+from medsilo.runtime.flower import records as rec
+from medsilo.runtime.prepared import PreparedFederation
+from medsilo.runtime.records import RoundCallback, RoundRecord, evaluate_weights
+from medsilo.runtime.simulation import sample_sites
+from medsilo.types import Update, Weights, nbytes
+
+
+class FlowerRunError(RuntimeError):
+    """A Flower run could not complete: a site failed, did not answer, or never connected."""
+
+
+@dataclass
+class FlowerRun:
+    """Where the ServerApp leaves its results (it runs in a thread that returns nothing)."""
+
+    weights: Weights | None = None
+    rounds: list[RoundRecord] = field(default_factory=list)
+    site_states: dict[str, SiteState] = field(default_factory=dict)
+    site_weights: dict[str, Weights] = field(default_factory=dict)
+    #: ``time.perf_counter()`` when the main loop started, when every site had answered
+    #: the first message (so Flower and its workers were up), and when it finished.
+    started_at: float | None = None
+    ready_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def completed(self) -> bool:
+        return self.finished_at is not None and self.weights is not None
+
+
+def round_record(
+    rnd: int,
+    sites: list[str],
+    updates: list[Update],
+    weights: Weights,
+    payload: Mapping[str, Weights],
+) -> RoundRecord:
+    """The training part of a round's record, exactly as the in-process engine writes it.
+
+    (Suggested to move next to ``RoundRecord`` so ``_Engine.run`` calls it too.)
+    """
+    return {
+        "round": rnd,
+        "sites": sites,
+        "train_loss": float(
+            np.average(
+                [u.metrics["train_loss"] for u in updates],
+                weights=[u.num_examples for u in updates],
+            )
+        ),
+        "bytes_up": sum(nbytes(u.delta) + sum(map(nbytes, u.extras.values())) for u in updates),
+        "bytes_down": len(sites) * (nbytes(weights) + sum(map(nbytes, payload.values()))),
+        "sim_time_s": None,
+        "extra": {},
+    }
+
+
+def evaluation_record(
+    pooled: Mapping[str, Any], per_site: Mapping[str, Mapping[str, Any]]
+) -> RoundRecord:
+    """Combine pooled-test and per-site results as ``evaluation_fields`` does."""
+    accs = [float(v["accuracy"]) for v in per_site.values() if v["n"]]
+    return {
+        "test": dict(pooled),
+        "per_site": {k: dict(v) for k, v in per_site.items()},
+        "mean_site_accuracy": float(np.mean(accs)) if accs else None,
+    }
+
+
+class _Coordinator:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        prep: PreparedFederation,
+        algorithm: Algorithm,
+        out: FlowerRun,
+        on_round: RoundCallback | None,
+        reply_timeout_s: float | None,
+        connect_timeout_s: float,
+    ) -> None:
+        self.cfg = cfg
+        self.prep = prep
+        self.algorithm = algorithm
+        self.out = out
+        self.on_round = on_round
+        self.reply_timeout_s = reply_timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.names = prep.fed.site_names
+        self.nodes: dict[str, int] = {}
+
+    # --- messaging --------------------------------------------------------------------
+
+    def _wait_for_nodes(self, grid: Grid) -> list[int]:
+        deadline = time.monotonic() + self.connect_timeout_s
+        while True:
+            node_ids = sorted(grid.get_node_ids())
+            if len(node_ids) >= len(self.names):
+                return node_ids
+            if time.monotonic() > deadline:
+                raise FlowerRunError(
+                    f"only {len(node_ids)} of {len(self.names)} sites connected within "
+                    f"{self.connect_timeout_s:.0f}s (sites: {self.names})"
+                )
+            time.sleep(0.05)
+
+    def _identify(self, grid: Grid) -> None:
+        node_ids = self._wait_for_nodes(grid)
+        messages = [
+            Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY, group_id="0")
+            for n in node_ids
+        ]
+        replies = list(grid.send_and_receive(messages, timeout=self.reply_timeout_s))
+        failures = [
+            f"node {r.metadata.src_node_id}: {r.error.reason}" for r in replies if r.has_error()
+        ]
+        if failures:
+            raise FlowerRunError("sites failed to start: " + "; ".join(failures))
+        for reply in replies:
+            site, index = rec.read_identity(reply.content)
+            if site in self.nodes:
+                raise FlowerRunError(f"two nodes claim to be site {site!r}")
+            if site not in self.names or self.names.index(site) != index:
+                raise FlowerRunError(
+                    f"node {reply.metadata.src_node_id} is site {site!r} (index {index}), "
+                    f"which this federation does not have at that index: {self.names}"
+                )
+            self.nodes[site] = reply.metadata.src_node_id
+        missing = [s for s in self.names if s not in self.nodes]
+        if missing:
+            raise FlowerRunError(f"no node answered for site(s) {missing} within the reply timeout")
+
+    def _exchange(
+        self, grid: Grid, rnd: int, message_type: str, contents: dict[str, RecordDict]
+    ) -> dict[str, RecordDict]:
+        """Send one message per site and return each site's reply content, or raise."""
+        messages = [
+            Message(
+                content,
+                dst_node_id=self.nodes[site],
+                message_type=message_type,
+                group_id=str(rnd),
+            )
+            for site, content in contents.items()
+        ]
+        replies = list(grid.send_and_receive(messages, timeout=self.reply_timeout_s))
+        site_of = {node: site for site, node in self.nodes.items()}
+        got: dict[str, RecordDict] = {}
+        failed: set[str] = set()
+        problems: list[str] = []
+        for reply in replies:
+            site = site_of.get(reply.metadata.src_node_id)
+            if site is None or site not in contents:
+                problems.append(f"an unexpected reply came from node {reply.metadata.src_node_id}")
+            elif reply.has_error():
+                failed.add(site)
+                problems.append(f"site {site!r} failed: {reply.error.reason}")
+            else:
+                got[site] = reply.content
+        missing = [s for s in contents if s not in got and s not in failed]
+        if missing:
+            problems.append(f"site(s) {missing} did not reply within {self.reply_timeout_s}s")
+        if problems:
+            raise FlowerRunError(f"round {rnd} ({message_type}): " + "; ".join(problems))
+        return got
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self, grid: Grid) -> None:
+        cfg, prep, algo, out = self.cfg, self.prep, self.algorithm, self.out
+        out.started_at = time.perf_counter()
+        self._identify(grid)
+        out.ready_at = time.perf_counter()
+        server_opt = build_server_optimizer(cfg.server_optimizer)
+        weights = [w.copy() for w in prep.initial_weights]
+        server_state = algo.init_server_state(weights, prep.layout)
+        total = cfg.training.rounds
+        for rnd in range(1, total + 1):
+            t0 = time.perf_counter()
+            chosen = sample_sites(
+                self.names, cfg.training.fraction, cfg.training.min_sites, cfg.seed, rnd
+            )
+            payload = algo.broadcast(server_state)
+            content = rec.broadcast_content(rnd, weights, payload)
+            replies = self._exchange(
+                grid, rnd, MessageType.TRAIN, {site: content for site in chosen}
+            )
+            updates = [rec.content_to_update(replies[site]) for site in chosen]
+            for site, update in zip(chosen, updates, strict=True):
+                if update.site != site:
+                    raise FlowerRunError(
+                        f"round {rnd}: node of site {site!r} answered as {update.site!r}"
+                    )
+            updates.sort(key=lambda u: self.names.index(u.site))
+            delta, server_state = algo.aggregate(
+                weights, updates, server_state, prep.layout, len(self.names)
+            )
+            weights = server_opt.step(weights, delta, prep.layout)
+            record = round_record(rnd, chosen, updates, weights, payload)
+            if rnd % cfg.evaluation.every == 0 or rnd == total:
+                record.update(self._evaluate(grid, rnd, weights, last=rnd == total))
+            record["wall_s"] = time.perf_counter() - t0
+            out.rounds.append(record)
+            if self.on_round is not None:
+                self.on_round(record)
+        out.weights = weights
+        if not out.site_weights:  # no evaluation carried the final site states
+            out.site_weights = {n: weights for n in self.names}
+        out.finished_at = time.perf_counter()
+
+    def _evaluate(self, grid: Grid, rnd: int, weights: Weights, last: bool) -> RoundRecord:
+        content = rec.broadcast_content(rnd, weights, return_state=last)
+        replies = self._exchange(
+            grid, rnd, MessageType.EVALUATE, {site: content for site in self.names}
+        )
+        per_site = {site: rec.read_eval(replies[site]) for site in self.names}
+        pooled = evaluate_weights(self.prep.model, weights, self.prep.pooled_test).as_dict()
+        if last:
+            self.out.site_states = {
+                site: rec.records_to_named_weights(replies[site], rec.STATE_PREFIX)
+                for site in self.names
+            }
+            self.out.site_weights = {
+                site: self.algorithm.site_weights(weights, state, self.prep.layout)
+                for site, state in self.out.site_states.items()
+            }
+        return evaluation_record(pooled, per_site)
+
+
+def make_server_app(
+    cfg: RunConfig,
+    prepared: PreparedFederation,
+    out: FlowerRun,
+    *,
+    algorithm: Algorithm | None = None,
+    on_round: RoundCallback | None = None,
+    reply_timeout_s: float | None = 3600.0,
+    connect_timeout_s: float = 300.0,
+) -> ServerApp:
+    """A ServerApp that runs ``cfg.training.rounds`` rounds and fills in ``out``.
+
+    ``prepared`` supplies the initial weights, the layout, the site names (which must match
+    the ClientApps') and the pooled test set. ``on_round`` sees each round's record.
+    """
+    if cfg.algorithm.name in BASELINES:
+        raise ValueError(
+            f"{cfg.algorithm.name!r} is a baseline, not a federated algorithm: it has no "
+            "ServerApp; run it in-process with medsilo.runtime.simulation.run_federation"
+        )
+    algo = algorithm if algorithm is not None else build_algorithm(cfg.algorithm)
+    coordinator_args = (cfg, prepared, algo, out, on_round, reply_timeout_s, connect_timeout_s)
+    app = ServerApp()
+
+    @app.main()
+    def main(grid: Grid, context: Context) -> None:
+        _Coordinator(*coordinator_args).run(grid)
+
+    return app

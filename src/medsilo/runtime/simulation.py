@@ -1,0 +1,149 @@
+"""The in-process engine: every site in one process, deterministic for a seed.
+
+It drives an :class:`~medsilo.algorithms.base.Algorithm` exactly as a networked runtime
+would (broadcast, local updates, aggregate, server step) but without serialisation, so it is
+the fast default for research and the reference the deployed runtime is checked against.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from medsilo.algorithms.base import Algorithm, SiteState, SiteTask
+from medsilo.config import BASELINES, RunConfig
+from medsilo.data.base import FederatedData
+from medsilo.runtime.factory import build_algorithm, build_server_optimizer
+from medsilo.runtime.prepared import PreparedFederation
+from medsilo.runtime.records import RoundCallback, RoundRecord, evaluation_fields
+from medsilo.types import Update, Weights, nbytes
+
+
+def site_seed(seed: int, round_num: int, site_index: int) -> int:
+    """Independent, reproducible stream per (run seed, round, site)."""
+    return int(np.random.SeedSequence([seed, round_num, site_index]).generate_state(1)[0])
+
+
+def sample_sites(
+    names: list[str], fraction: float, min_sites: int, seed: int, rnd: int
+) -> list[str]:
+    count = min(len(names), max(min_sites, round(fraction * len(names))))
+    if count >= len(names):
+        return list(names)
+    rng = np.random.default_rng([seed, rnd, 7919])
+    chosen = rng.choice(len(names), size=count, replace=False)
+    return [names[i] for i in sorted(chosen)]
+
+
+@dataclass
+class FederationResult:
+    weights: Weights
+    rounds: list[RoundRecord]
+    site_states: dict[str, SiteState] = field(default_factory=dict)
+    site_weights: dict[str, Weights] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def run_federation(
+    cfg: RunConfig,
+    fed: FederatedData | None = None,
+    on_round: RoundCallback | None = None,
+    prepared: PreparedFederation | None = None,
+) -> FederationResult:
+    """Run ``cfg`` to completion; ``on_round`` sees each round's record as it is made."""
+    if cfg.algorithm.name in BASELINES:
+        from medsilo.runtime.baselines import run_baseline
+
+        return run_baseline(cfg, prepared or PreparedFederation.build(cfg, fed), on_round)
+    prep = prepared or PreparedFederation.build(cfg, fed)
+    return _Engine(cfg, prep, build_algorithm(cfg.algorithm)).run(on_round)
+
+
+class _Engine:
+    def __init__(self, cfg: RunConfig, prep: PreparedFederation, algorithm: Algorithm) -> None:
+        self.cfg = cfg
+        self.prep = prep
+        self.algorithm = algorithm
+        self.server_opt = build_server_optimizer(cfg.server_optimizer)
+        self.local = cfg.training.local()
+        self.names = prep.fed.site_names
+        self.states: dict[str, SiteState] = {n: {} for n in self.names}
+
+    def _site_update(
+        self, rnd: int, name: str, weights: Weights, payload: dict[str, Weights]
+    ) -> Update:
+        task = SiteTask(
+            site=name,
+            round=rnd,
+            model=self.prep.model,
+            layout=self.prep.layout,
+            data=self.prep.train[name],
+            training=self.local,
+            generator=torch.Generator().manual_seed(
+                site_seed(self.cfg.seed, rnd, self.names.index(name))
+            ),
+            state=self.states[name],
+        )
+        return self.algorithm.local_update(task, weights, payload)
+
+    def run(self, on_round: RoundCallback | None) -> FederationResult:
+        cfg, prep, algo = self.cfg, self.prep, self.algorithm
+        weights = [w.copy() for w in prep.initial_weights]
+        server_state = algo.init_server_state(weights, prep.layout)
+        records: list[RoundRecord] = []
+        start = time.perf_counter()
+        for rnd in range(1, cfg.training.rounds + 1):
+            t0 = time.perf_counter()
+            chosen = sample_sites(
+                self.names, cfg.training.fraction, cfg.training.min_sites, cfg.seed, rnd
+            )
+            payload = algo.broadcast(server_state)
+            updates = [self._site_update(rnd, n, weights, payload) for n in chosen]
+            delta, server_state = algo.aggregate(
+                weights, updates, server_state, prep.layout, len(self.names)
+            )
+            weights = self.server_opt.step(weights, delta, prep.layout)
+            record: RoundRecord = {
+                "round": rnd,
+                "sites": chosen,
+                "train_loss": float(
+                    np.average(
+                        [u.metrics["train_loss"] for u in updates],
+                        weights=[u.num_examples for u in updates],
+                    )
+                ),
+                "bytes_up": sum(
+                    nbytes(u.delta) + sum(map(nbytes, u.extras.values())) for u in updates
+                ),
+                "bytes_down": len(chosen) * (nbytes(weights) + sum(map(nbytes, payload.values()))),
+                "sim_time_s": None,
+                "extra": {},
+            }
+            if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds:
+                record.update(self._evaluate(weights))
+            record["wall_s"] = time.perf_counter() - t0
+            records.append(record)
+            if on_round is not None:
+                on_round(record)
+        return FederationResult(
+            weights=weights,
+            rounds=records,
+            site_states=self.states,
+            site_weights=self._site_weights(weights),
+            wall_s=time.perf_counter() - start,
+        )
+
+    def _site_weights(self, weights: Weights) -> dict[str, Weights]:
+        return {
+            n: self.algorithm.site_weights(weights, self.states[n], self.prep.layout)
+            for n in self.names
+        }
+
+    def _evaluate(self, weights: Weights) -> RoundRecord:
+        prep = self.prep
+        return evaluation_fields(
+            prep.model, weights, self._site_weights(weights), prep.pooled_test, prep.test
+        )

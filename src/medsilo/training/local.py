@@ -1,0 +1,124 @@
+"""The one local-training loop every algorithm shares.
+
+Algorithms customise it through :class:`TrainHooks` (fl4health style: an extra loss term,
+a gradient transform, a post-step projection) instead of copying the loop, so a fix here
+reaches FedAvg, FedProx, SCAFFOLD, Ditto and CC-PGD at once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from medsilo.training.tensors import TensorData, task_loss
+
+OptimizerName = Literal["sgd", "adam"]
+
+
+@dataclass(frozen=True)
+class LocalTraining:
+    """How much and how a site trains per round. Exactly one of steps / epochs is set."""
+
+    batch_size: int
+    lr: float
+    local_steps: int | None = None
+    local_epochs: float | None = None
+    optimizer: OptimizerName = "sgd"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+
+    def steps_for(self, num_examples: int) -> int:
+        if self.local_steps is not None:
+            return self.local_steps
+        assert self.local_epochs is not None
+        return max(1, math.ceil(self.local_epochs * num_examples / self.batch_size))
+
+
+class TrainHooks:
+    """No-op hooks; algorithms override the ones they need."""
+
+    def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
+        return None
+
+    def transform_gradients(self, model: nn.Module) -> None:
+        return None
+
+    def after_step(self, model: nn.Module) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class LocalStats:
+    steps: int
+    examples: int
+    mean_loss: float
+
+
+def make_optimizer(model: nn.Module, cfg: LocalTraining) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+class BatchSampler:
+    """Epoch-wise shuffled mini-batches (like a shuffling DataLoader), from a seeded generator."""
+
+    def __init__(self, n: int, batch_size: int, generator: torch.Generator) -> None:
+        if n == 0:
+            raise ValueError("cannot train on a site with no examples")
+        self.n = n
+        self.batch_size = min(batch_size, n)
+        self.generator = generator
+        self._order = torch.randperm(n, generator=generator)
+        self._pos = 0
+
+    def next(self) -> torch.Tensor:
+        if self._pos >= self.n:
+            self._order = torch.randperm(self.n, generator=self.generator)
+            self._pos = 0
+        batch = self._order[self._pos : self._pos + self.batch_size]
+        self._pos += self.batch_size
+        return batch
+
+
+def train_local(
+    model: nn.Module,
+    data: TensorData,
+    cfg: LocalTraining,
+    generator: torch.Generator,
+    hooks: TrainHooks | None = None,
+    steps: int | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    sampler: BatchSampler | None = None,
+) -> LocalStats:
+    """Run ``steps`` (default: from ``cfg``) optimiser steps on ``data`` in place on ``model``.
+
+    A federated site gets a fresh optimiser and batch order every round; centralised
+    baselines pass their own ``optimizer`` and ``sampler`` to continue across chunks.
+    """
+    hooks = hooks or TrainHooks()
+    n_steps = steps if steps is not None else cfg.steps_for(len(data))
+    optimizer = optimizer or make_optimizer(model, cfg)
+    sampler = sampler or BatchSampler(len(data), cfg.batch_size, generator)
+    model.train()
+    total_loss = torch.zeros(())
+    examples = 0
+    for _ in range(n_steps):
+        idx = sampler.next()
+        optimizer.zero_grad(set_to_none=True)
+        loss = task_loss(model(data.x[idx]), data.y[idx], data.binary)
+        total_loss += loss.detach()
+        extra = hooks.extra_loss(model)
+        if extra is not None:
+            loss = loss + extra
+        loss.backward()  # type: ignore[no-untyped-call]
+        hooks.transform_gradients(model)
+        optimizer.step()
+        hooks.after_step(model)
+        examples += int(idx.shape[0])
+    return LocalStats(n_steps, examples, float(total_loss) / max(n_steps, 1))

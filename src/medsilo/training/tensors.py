@@ -1,0 +1,38 @@
+"""Data converted once to torch tensors, so the hot training loop only indexes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from medsilo.data.base import ArrayData
+
+
+@dataclass(frozen=True)
+class TensorData:
+    x: torch.Tensor
+    y: torch.Tensor
+    binary: bool
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @staticmethod
+    def of(data: ArrayData, binary: bool) -> TensorData:
+        x = torch.as_tensor(data.x, dtype=torch.float32)
+        y = torch.as_tensor(data.y)
+        return TensorData(x, y.float() if binary else y.long(), binary)
+
+
+def task_loss(logits: torch.Tensor, y: torch.Tensor, binary: bool) -> torch.Tensor:
+    """BCE on one logit for binary tasks (as FLamby), cross-entropy otherwise."""
+    if binary:
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits.squeeze(1), y)
+    return torch.nn.functional.cross_entropy(logits, y)
+
+
+def predictions(logits: torch.Tensor, binary: bool) -> torch.Tensor:
+    if binary:
+        return (logits.squeeze(1) > 0).long()
+    return logits.argmax(dim=1)
