@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pytest
+import torch
 
 from medsilo.config import RunConfig, parse_config
 from medsilo.data.base import ArrayData, FederatedData, SiteData
@@ -50,6 +53,15 @@ def small_config(**overrides: object) -> RunConfig:
     }
     raw.update(overrides)
     return parse_config(raw)
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models on a shared 2-core machine run far faster single-threaded."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -195,5 +195,19 @@ def bench_engine(
     run_engine_benchmark(steps=steps, rounds=rounds, with_flower=flower, console=out)
 
 
+@bench_app.command("paper")
+def bench_paper(
+    quick: Annotated[bool, typer.Option(help="subsampled data, small models (< 10 min)")] = False,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="where to write the table and plot")
+    ] = Path("runs/bench-paper"),
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """CC-PGD vs FedAvg, DP-FedAvg, FedProx and pooled: the paper's table and (lam, mu) frontier."""
+    from medsilo.bench.paper import run_paper_benchmark
+
+    run_paper_benchmark(quick=quick, out_dir=out_dir, console=out, progress=progress)
+
+
 def main() -> Any:  # pragma: no cover - console entry point
     return app()

@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from medsilo.confidential.platform import PlatformRecord
 from medsilo.data.spec import DataConfig
 from medsilo.models.zoo import ModelName
+from medsilo.network import NetworkProfile
 from medsilo.training.local import LocalTraining
 
 
@@ -58,6 +60,25 @@ class DittoConfig(_Strict):
     lam: float = Field(0.1, ge=0)
 
 
+class CCPGDConfig(_Strict):
+    """CC-PGD (docs/ccpgd.md): privacy knob ``lam``, communication knob ``mu``, ball ``rho``."""
+
+    name: Literal["ccpgd"]
+    lam: float = Field(0.05, ge=0, description="privacy (leakage-risk) penalty weight")
+    mu: float = Field(0.005, ge=0, description="l1 communication penalty weight")
+    rho: float = Field(5.0, gt=0, description="l2 radius of the local update")
+    kappa: float = Field(1.0, ge=0, description="extra privacy weight at TEE-exposed sites")
+    eps: float = Field(1e-8, gt=0, description="magnitude smoothing of the leakage risk")
+
+
+class DPFedAvgConfig(_Strict):
+    """DP-FedAvg: client-level clipping to ``clip``, Gaussian noise at the coordinator."""
+
+    name: Literal["dp_fedavg"]
+    clip: float = Field(1.0, gt=0)
+    noise_multiplier: float = Field(1.0, ge=0)
+
+
 class PooledConfig(_Strict):
     """Baseline: centralised training on the union of all sites' training data."""
 
@@ -77,6 +98,8 @@ AlgorithmConfig = Annotated[
     | FedNovaConfig
     | FedBNConfig
     | DittoConfig
+    | CCPGDConfig
+    | DPFedAvgConfig
     | PooledConfig
     | LocalOnlyConfig,
     Field(discriminator="name"),
@@ -149,6 +172,46 @@ class EvaluationConfig(_Strict):
     loho: bool = Field(False, description="also run leave-one-hospital-out")
 
 
+# --- sites: network links and platform records --------------------------------------------
+
+
+class SiteRecord(_Strict):
+    """What the simulation assumes about one site: its link and its TEE platform."""
+
+    network: NetworkProfile = NetworkProfile()
+    platform: PlatformRecord = PlatformRecord()
+
+
+class SiteOverride(_Strict):
+    """Per-site replacement of the default's ``network`` and/or ``platform``."""
+
+    network: NetworkProfile | None = None
+    platform: PlatformRecord | None = None
+
+
+class SitesConfig(_Strict):
+    default: SiteRecord = SiteRecord()
+    overrides: dict[str, SiteOverride] = Field(
+        default_factory=dict, description="keyed by site name (e.g. hungary, site_3)"
+    )
+
+    def record(self, site: str) -> SiteRecord:
+        o = self.overrides.get(site)
+        if o is None:
+            return self.default
+        return SiteRecord(
+            network=o.network or self.default.network,
+            platform=o.platform or self.default.platform,
+        )
+
+    def check_names(self, site_names: list[str]) -> None:
+        unknown = sorted(set(self.overrides) - set(site_names))
+        if unknown:
+            raise ConfigError(
+                f"sites.overrides names unknown site(s) {unknown}; the federation has {site_names}"
+            )
+
+
 class RunConfig(_Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
@@ -158,15 +221,24 @@ class RunConfig(_Strict):
     server_optimizer: ServerOptimizerConfig = ServerSGDConfig()
     training: TrainingConfig
     evaluation: EvaluationConfig = EvaluationConfig()
+    sites: SitesConfig = SitesConfig()
     output_dir: Path = Path("runs")
+    threads: int = Field(
+        1,
+        ge=1,
+        description="torch intra-op threads; 1 avoids oversubscribing a shared CPU, where "
+        "small federated models run many times slower with more threads",
+    )
 
     @model_validator(mode="after")
     def _compatible(self) -> RunConfig:
         algo = self.algorithm.name
-        if algo in ("scaffold", "fednova") and self.training.optimizer != "sgd":
+        if algo in ("scaffold", "fednova", "ccpgd") and self.training.optimizer != "sgd":
             raise ValueError(
                 f"algorithm {algo!r} assumes plain local SGD; set training.optimizer: sgd"
             )
+        if algo == "ccpgd" and self.training.momentum != 0:
+            raise ValueError("algorithm 'ccpgd' takes proximal SGD steps; set training.momentum: 0")
         if algo == "fedbn" and self.model.name != "cnn_bn":
             raise ValueError("algorithm 'fedbn' needs a model with BatchNorm: model.name: cnn_bn")
         if algo in BASELINES and self.server_optimizer.name != "sgd":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from medsilo.config import RunConfig, dump_config
 from medsilo.data.base import ArrayData, FederatedData
@@ -78,6 +79,7 @@ def run_experiment(
     on_round: Callable[[RoundRecord], None] | None = None,
     on_loho_site: Callable[[str], None] | None = None,
 ) -> ExperimentResult:
+    torch.set_num_threads(cfg.threads)
     run_dir = run_dir or new_run_dir(cfg.output_dir, cfg.name)
     run_dir.mkdir(parents=True, exist_ok=False)
     (run_dir / "config.yaml").write_text(dump_config(cfg))

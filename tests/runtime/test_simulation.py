@@ -45,8 +45,9 @@ def test_round_record_fields() -> None:
     rec = res.rounds[-1]
     assert set(rec["per_site"]) == {"h0", "h1", "h2"}
     n_params = sum(w.size for w in res.weights)
-    assert rec["bytes_up"] == 3 * 4 * n_params
-    assert rec["bytes_down"] == 3 * 4 * n_params
+    dense = 4 * n_params + 5 * len(res.weights)  # medsilo.wire: dense fp32 + 5-byte headers
+    assert rec["bytes_up"] == 3 * dense
+    assert rec["bytes_down"] == 3 * dense
     accs = [v["accuracy"] for v in rec["per_site"].values()]
     assert rec["mean_site_accuracy"] == pytest.approx(np.mean(accs))
 

@@ -38,6 +38,9 @@ class SiteTask:
     training: LocalTraining
     generator: torch.Generator
     state: SiteState = field(default_factory=dict)
+    #: 1 when the site's platform record admits a known exploitable TEE vulnerability
+    #: (:func:`medsilo.confidential.vulnerabilities.exploit_indicator`); CC-PGD uses it.
+    exploit_indicator: int = 0
 
 
 class Algorithm(ABC):

@@ -20,6 +20,7 @@ import gc
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -220,17 +221,36 @@ def run_engine_benchmark(
     with_flower: bool = True,
     console: Console | None = None,
     repeats: int = 5,
+    threads: int | None = 1,
 ) -> dict[str, float]:
-    """Print both comparisons and return their numbers (seconds, ratios, µs per step)."""
+    """Print both comparisons and return their numbers (seconds, ratios, µs per step).
+
+    ``threads`` pins torch's intra-op threads for the duration (restored afterwards; None
+    keeps the current setting). One thread is the default because these models are tiny:
+    with more, every step waits for all threads to be scheduled, which on a busy machine
+    costs milliseconds per step and swamps what is being measured. Flower's workers run
+    with one thread each (Ray sets ``OMP_NUM_THREADS`` from ``num_cpus: 1``), so one thread
+    also keeps (b) like for like.
+    """
     if steps < 1 or rounds < 1 or repeats < 1:
         raise ValueError("steps, rounds and repeats must all be >= 1")
     console = console or Console()
-    console.print(
-        f"[bold]medsilo bench engine[/]  torch {torch.__version__}, "
-        f"{torch.get_num_threads()} intra-op thread(s), {os.cpu_count()} CPU(s)"
-    )
-    work = _configs(steps, rounds)
-    results = _engine_overhead(work, repeats, console)
-    if with_flower:
-        results |= _versus_flower(work, repeats, console)
+    previous_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        with warnings.catch_warnings():
+            # The data layer hands out read-only (cached) arrays and TensorData.of wraps
+            # them without a copy; torch warns once, harmlessly (inputs are never written).
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            console.print(
+                f"[bold]medsilo bench engine[/]  torch {torch.__version__}, "
+                f"{torch.get_num_threads()} intra-op thread(s), {os.cpu_count()} CPU(s)"
+            )
+            work = _configs(steps, rounds)
+            results = _engine_overhead(work, repeats, console)
+            if with_flower:
+                results |= _versus_flower(work, repeats, console)
+    finally:
+        torch.set_num_threads(previous_threads)
     return results

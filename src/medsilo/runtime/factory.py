@@ -10,7 +10,9 @@ from medsilo.aggregation.server_optimizers import (
     ServerSGD,
 )
 from medsilo.algorithms.base import Algorithm
+from medsilo.algorithms.ccpgd import CCPGD
 from medsilo.algorithms.ditto import Ditto
+from medsilo.algorithms.dp_fedavg import DPFedAvg
 from medsilo.algorithms.fedavg import FedAvg
 from medsilo.algorithms.fedbn import FedBN
 from medsilo.algorithms.fednova import FedNova
@@ -18,7 +20,9 @@ from medsilo.algorithms.fedprox import FedProx
 from medsilo.algorithms.scaffold import Scaffold
 from medsilo.config import (
     AlgorithmConfig,
+    CCPGDConfig,
     DittoConfig,
+    DPFedAvgConfig,
     FedAdamConfig,
     FedAvgMConfig,
     FedProxConfig,
@@ -26,7 +30,12 @@ from medsilo.config import (
 )
 
 
-def build_algorithm(cfg: AlgorithmConfig) -> Algorithm:
+def build_algorithm(cfg: AlgorithmConfig, seed: int = 0) -> Algorithm:
+    """``seed`` feeds algorithms with coordinator-side randomness (DP-FedAvg's noise)."""
+    if isinstance(cfg, CCPGDConfig):
+        return CCPGD(lam=cfg.lam, mu=cfg.mu, rho=cfg.rho, kappa=cfg.kappa, eps=cfg.eps)
+    if isinstance(cfg, DPFedAvgConfig):
+        return DPFedAvg(clip=cfg.clip, noise_multiplier=cfg.noise_multiplier, seed=seed)
     if isinstance(cfg, FedProxConfig):
         return FedProx(mu=cfg.mu)
     if isinstance(cfg, DittoConfig):

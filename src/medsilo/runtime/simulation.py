@@ -14,12 +14,13 @@ import numpy as np
 import torch
 
 from medsilo.algorithms.base import Algorithm, SiteState, SiteTask
+from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import BASELINES, RunConfig
 from medsilo.data.base import FederatedData
 from medsilo.runtime.factory import build_algorithm, build_server_optimizer
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundCallback, RoundRecord, evaluation_fields
-from medsilo.types import Update, Weights, nbytes
+from medsilo.runtime.records import RoundCallback, RoundRecord, evaluation_fields, round_record
+from medsilo.types import Update, Weights
 
 
 def site_seed(seed: int, round_num: int, site_index: int) -> int:
@@ -59,7 +60,7 @@ def run_federation(
 
         return run_baseline(cfg, prepared or PreparedFederation.build(cfg, fed), on_round)
     prep = prepared or PreparedFederation.build(cfg, fed)
-    return _Engine(cfg, prep, build_algorithm(cfg.algorithm)).run(on_round)
+    return _Engine(cfg, prep, build_algorithm(cfg.algorithm, cfg.seed)).run(on_round)
 
 
 class _Engine:
@@ -71,6 +72,9 @@ class _Engine:
         self.local = cfg.training.local()
         self.names = prep.fed.site_names
         self.states: dict[str, SiteState] = {n: {} for n in self.names}
+        cfg.sites.check_names(self.names)
+        self.site_records = {n: cfg.sites.record(n) for n in self.names}
+        self.indicators = {n: exploit_indicator(r.platform) for n, r in self.site_records.items()}
 
     def _site_update(
         self, rnd: int, name: str, weights: Weights, payload: dict[str, Weights]
@@ -86,6 +90,7 @@ class _Engine:
                 site_seed(self.cfg.seed, rnd, self.names.index(name))
             ),
             state=self.states[name],
+            exploit_indicator=self.indicators[name],
         )
         return self.algorithm.local_update(task, weights, payload)
 
@@ -102,26 +107,18 @@ class _Engine:
             )
             payload = algo.broadcast(server_state)
             updates = [self._site_update(rnd, n, weights, payload) for n in chosen]
+            record = round_record(
+                rnd,
+                chosen,
+                updates,
+                weights,
+                payload,
+                {n: self.site_records[n].network for n in chosen},
+            )
             delta, server_state = algo.aggregate(
                 weights, updates, server_state, prep.layout, len(self.names)
             )
             weights = self.server_opt.step(weights, delta, prep.layout)
-            record: RoundRecord = {
-                "round": rnd,
-                "sites": chosen,
-                "train_loss": float(
-                    np.average(
-                        [u.metrics["train_loss"] for u in updates],
-                        weights=[u.num_examples for u in updates],
-                    )
-                ),
-                "bytes_up": sum(
-                    nbytes(u.delta) + sum(map(nbytes, u.extras.values())) for u in updates
-                ),
-                "bytes_down": len(chosen) * (nbytes(weights) + sum(map(nbytes, payload.values()))),
-                "sim_time_s": None,
-                "extra": {},
-            }
             if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds:
                 record.update(self._evaluate(weights))
             record["wall_s"] = time.perf_counter() - t0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from medsilo.data.base import ArrayData
@@ -20,8 +21,9 @@ class TensorData:
 
     @staticmethod
     def of(data: ArrayData, binary: bool) -> TensorData:
-        x = torch.as_tensor(data.x, dtype=torch.float32)
-        y = torch.as_tensor(data.y)
+        # Loaders hand out read-only cached arrays; copy only those, so torch may not alias them.
+        x = torch.as_tensor(np.require(data.x, np.float32, ["W"]))
+        y = torch.as_tensor(np.require(data.y, requirements=["W"]))
         return TensorData(x, y.float() if binary else y.long(), binary)
 
 

@@ -27,6 +27,7 @@ from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
 from medsilo.algorithms.base import Algorithm, SiteTask
+from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
 from medsilo.runtime.factory import build_algorithm
@@ -82,6 +83,7 @@ class _SiteRuntime:
     algorithm: Algorithm
     local: LocalTraining
     names: list[str]
+    indicators: dict[str, int]
 
     def site_of(self, context: Context) -> tuple[str, int]:
         node_config = context.node_config
@@ -118,12 +120,15 @@ def _runtime(
         _RUNTIMES.move_to_end(token)
         return cached
     prep = PreparedFederation.build(cfg, fed)
+    names = prep.fed.site_names
+    cfg.sites.check_names(names)
     runtime = _SiteRuntime(
         cfg=cfg,
         prep=prep,
-        algorithm=algorithm if algorithm is not None else build_algorithm(cfg.algorithm),
+        algorithm=algorithm if algorithm is not None else build_algorithm(cfg.algorithm, cfg.seed),
         local=cfg.training.local(),
-        names=prep.fed.site_names,
+        names=names,
+        indicators={n: exploit_indicator(cfg.sites.record(n).platform) for n in names},
     )
     _RUNTIMES[token] = runtime
     while len(_RUNTIMES) > _MAX_CACHED:
@@ -170,6 +175,7 @@ def make_client_app(
             training=rt.local,
             generator=torch.Generator().manual_seed(site_seed(rt.cfg.seed, rnd, index)),
             state=rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX),
+            exploit_indicator=rt.indicators[site],
         )
         update = rt.algorithm.local_update(task, weights, payload)
         rec.store_state(context.state, task.state, rec.CONTEXT_STATE_PREFIX)

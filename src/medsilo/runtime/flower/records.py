@@ -19,6 +19,8 @@ Message layout:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
@@ -104,7 +106,7 @@ def read_broadcast(content: RecordDict) -> tuple[int, Weights, dict[str, Weights
     _require(content, WEIGHTS, ROUND)
     config = content.config_records[ROUND]
     return (
-        int(config["round"]),  # type: ignore[arg-type]
+        _int(config, "round"),
         record_to_weights(content.array_records[WEIGHTS]),
         records_to_named_weights(content, PAYLOAD_PREFIX),
         bool(config.get("return_state", False)),
@@ -135,12 +137,13 @@ def update_to_content(update: Update) -> RecordDict:
 def content_to_update(content: RecordDict) -> Update:
     _require(content, DELTA, UPDATE, METRICS)
     meta = content.config_records[UPDATE]
+    metrics = content.metric_records[METRICS]
     return Update(
         site=str(meta["site"]),
         delta=record_to_weights(content.array_records[DELTA]),
-        num_examples=int(meta["num_examples"]),  # type: ignore[arg-type]
-        num_steps=int(meta["num_steps"]),  # type: ignore[arg-type]
-        metrics={k: float(v) for k, v in content.metric_records[METRICS].items()},  # type: ignore[arg-type]
+        num_examples=_int(meta, "num_examples"),
+        num_steps=_int(meta, "num_steps"),
+        metrics={k: float(_number(metrics, k)) for k in metrics},
         extras=records_to_named_weights(content, EXTRA_PREFIX),
     )
 
@@ -152,7 +155,7 @@ def identity_content(site: str, index: int) -> RecordDict:
 def read_identity(content: RecordDict) -> tuple[str, int]:
     _require(content, SITE)
     record = content.config_records[SITE]
-    return str(record["site"]), int(record["index"])  # type: ignore[arg-type]
+    return str(record["site"]), _int(record, "index")
 
 
 def eval_content(site: str, index: int, metrics: dict[str, float | int]) -> RecordDict:
@@ -165,7 +168,8 @@ def eval_content(site: str, index: int, metrics: dict[str, float | int]) -> Reco
 
 def read_eval(content: RecordDict) -> dict[str, float | int]:
     _require(content, EVAL)
-    return {k: v for k, v in content.metric_records[EVAL].items()}  # type: ignore[misc]
+    metrics = content.metric_records[EVAL]
+    return {k: _number(metrics, k) for k in metrics}
 
 
 # --- persistent site state ----------------------------------------------------------------
@@ -180,6 +184,20 @@ def store_state(records: RecordDict, state: dict[str, Weights], prefix: str) -> 
 
 def load_state(records: RecordDict, prefix: str) -> dict[str, Weights]:
     return records_to_named_weights(records, prefix)
+
+
+def _int(record: Mapping[str, object], key: str) -> int:
+    value = record.get(key)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RecordFormatError(f"record field {key!r} should be an int, got {value!r}")
+    return value
+
+
+def _number(record: Mapping[str, object], key: str) -> float | int:
+    value = record.get(key)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise RecordFormatError(f"record field {key!r} should be a number, got {value!r}")
+    return value
 
 
 def _require(content: RecordDict, *keys: str) -> None:

@@ -27,9 +27,9 @@ from medsilo.config import BASELINES, RunConfig
 from medsilo.runtime.factory import build_algorithm, build_server_optimizer
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundCallback, RoundRecord, evaluate_weights
+from medsilo.runtime.records import RoundCallback, RoundRecord, evaluate_weights, round_record
 from medsilo.runtime.simulation import sample_sites
-from medsilo.types import Update, Weights, nbytes
+from medsilo.types import Weights
 
 
 class FlowerRunError(RuntimeError):
@@ -55,37 +55,14 @@ class FlowerRun:
         return self.finished_at is not None and self.weights is not None
 
 
-def round_record(
-    rnd: int,
-    sites: list[str],
-    updates: list[Update],
-    weights: Weights,
-    payload: Mapping[str, Weights],
-) -> RoundRecord:
-    """The training part of a round's record, exactly as the in-process engine writes it.
-
-    (Suggested to move next to ``RoundRecord`` so ``_Engine.run`` calls it too.)
-    """
-    return {
-        "round": rnd,
-        "sites": sites,
-        "train_loss": float(
-            np.average(
-                [u.metrics["train_loss"] for u in updates],
-                weights=[u.num_examples for u in updates],
-            )
-        ),
-        "bytes_up": sum(nbytes(u.delta) + sum(map(nbytes, u.extras.values())) for u in updates),
-        "bytes_down": len(sites) * (nbytes(weights) + sum(map(nbytes, payload.values()))),
-        "sim_time_s": None,
-        "extra": {},
-    }
-
-
 def evaluation_record(
     pooled: Mapping[str, Any], per_site: Mapping[str, Mapping[str, Any]]
 ) -> RoundRecord:
-    """Combine pooled-test and per-site results as ``evaluation_fields`` does."""
+    """Combine pooled-test and per-site results as ``evaluation_fields`` does.
+
+    (``evaluation_fields`` evaluates and combines in one go; split, the engine and this
+    ServerApp could share the combining half.)
+    """
     accs = [float(v["accuracy"]) for v in per_site.values() if v["n"]]
     return {
         "test": dict(pooled),
@@ -113,6 +90,8 @@ class _Coordinator:
         self.reply_timeout_s = reply_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.names = prep.fed.site_names
+        cfg.sites.check_names(self.names)
+        self.networks = {n: cfg.sites.record(n).network for n in self.names}
         self.nodes: dict[str, int] = {}
 
     # --- messaging --------------------------------------------------------------------
@@ -218,20 +197,20 @@ class _Coordinator:
                         f"round {rnd}: node of site {site!r} answered as {update.site!r}"
                     )
             updates.sort(key=lambda u: self.names.index(u.site))
+            record = round_record(
+                rnd, chosen, updates, weights, payload, {n: self.networks[n] for n in chosen}
+            )
             delta, server_state = algo.aggregate(
                 weights, updates, server_state, prep.layout, len(self.names)
             )
             weights = server_opt.step(weights, delta, prep.layout)
-            record = round_record(rnd, chosen, updates, weights, payload)
             if rnd % cfg.evaluation.every == 0 or rnd == total:
                 record.update(self._evaluate(grid, rnd, weights, last=rnd == total))
             record["wall_s"] = time.perf_counter() - t0
             out.rounds.append(record)
             if self.on_round is not None:
                 self.on_round(record)
-        out.weights = weights
-        if not out.site_weights:  # no evaluation carried the final site states
-            out.site_weights = {n: weights for n in self.names}
+        out.weights = weights  # site states and weights came with the last round's evaluation
         out.finished_at = time.perf_counter()
 
     def _evaluate(self, grid: Grid, rnd: int, weights: Weights, last: bool) -> RoundRecord:
@@ -273,7 +252,7 @@ def make_server_app(
             f"{cfg.algorithm.name!r} is a baseline, not a federated algorithm: it has no "
             "ServerApp; run it in-process with medsilo.runtime.simulation.run_federation"
         )
-    algo = algorithm if algorithm is not None else build_algorithm(cfg.algorithm)
+    algo = algorithm if algorithm is not None else build_algorithm(cfg.algorithm, cfg.seed)
     coordinator_args = (cfg, prepared, algo, out, on_round, reply_timeout_s, connect_timeout_s)
     app = ServerApp()
 

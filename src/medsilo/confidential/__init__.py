@@ -1,0 +1,1 @@
+"""Confidential computing: platform records, the TEE vulnerability registry, leakage risk."""
