@@ -72,7 +72,13 @@ def run_suite(
                     status = f"acc {acc:.3f}" if acc is not None else ""
                     progress.update(task, advance=1, status=status)
 
-            res = run_experiment(run_cfg, suite_dir / folder, on_round=on_round)
+            def on_loho(site: str, task: Any = task) -> None:
+                if progress is not None and task is not None:
+                    progress.update(task, status=f"leave-one-out: {site} done")
+
+            res = run_experiment(
+                run_cfg, suite_dir / folder, on_round=on_round, on_loho_site=on_loho
+            )
             if progress is not None and task is not None:
                 progress.remove_task(task)
             if progress is not None and overall is not None:
