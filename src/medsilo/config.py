@@ -204,6 +204,12 @@ class SitesConfig(_Strict):
             platform=o.platform or self.default.platform,
         )
 
+    def without(self, site: str) -> SitesConfig:
+        """The same records with ``site``'s override dropped (leave-one-hospital-out)."""
+        return SitesConfig(
+            default=self.default, overrides={k: v for k, v in self.overrides.items() if k != site}
+        )
+
     def check_names(self, site_names: list[str]) -> None:
         unknown = sorted(set(self.overrides) - set(site_names))
         if unknown:

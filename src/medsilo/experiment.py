@@ -64,7 +64,8 @@ def leave_one_hospital_out(
     out: dict[str, dict[str, float | int]] = {}
     for site in fed.sites:
         prep = PreparedFederation.build(cfg, fed.without(site.name))
-        result = run_federation(cfg, prepared=prep)
+        held_out = cfg.model_copy(update={"sites": cfg.sites.without(site.name)})
+        result = run_federation(held_out, prepared=prep)
         unseen = TensorData.of(ArrayData.concat([site.train, site.test]), fed.task == "binary")
         set_weights(prep.model, result.weights)
         out[site.name] = evaluate(prep.model, unseen).as_dict()

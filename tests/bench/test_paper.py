@@ -26,6 +26,7 @@ def test_tiny_paper_benchmark_writes_table_and_frontier(tmp_path: Path) -> None:
     tiny = dataclasses.replace(
         plan(quick=True),
         settings=(heart,),
+        seeds=(0,),
         rounds=2,
         local_steps=3,
         lam_grid=(0.0, 0.1),

@@ -71,3 +71,9 @@ def test_unknown_override_site_is_an_error() -> None:
     cfg = small_config(sites={"overrides": {"nowhere": {"network": {"uplink_mbps": 1}}}})
     with pytest.raises(ConfigError, match="nowhere"):
         run_federation(cfg, synthetic_federation())
+
+
+def test_sites_without_drops_one_override() -> None:
+    cfg = small_config(sites={"overrides": {"h1": {"network": {"uplink_mbps": 5}}}})
+    assert cfg.sites.without("h1").overrides == {}
+    assert cfg.sites.without("h0") == cfg.sites
