@@ -27,6 +27,7 @@ def test_simulate_writes_runs_table_and_report(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert "tiny" in result.output and "cleveland" in result.output
+    assert "uplink kB/round" in result.output and "leakage R" in result.output
     assert (out / "tiny-s0" / "summary.json").is_file()
     assert (out / "tiny-s1" / "summary.json").is_file()
     html = (out / "report" / "report.html").read_text()

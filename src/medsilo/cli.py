@@ -58,17 +58,19 @@ def _parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def _fmt(stat: dict[str, float] | None) -> str:
+def _fmt(stat: dict[str, float] | None, digits: int = 3) -> str:
     if stat is None:
         return "-"
-    return f"{stat['mean']:.3f} ± {stat['std']:.3f}" if stat["std"] else f"{stat['mean']:.3f}"
+    mean = f"{stat['mean']:.{digits}f}"
+    return f"{mean} ± {stat['std']:.{digits}f}" if stat["std"] else mean
 
 
 def print_table(rows: list[SuiteRow], title: str) -> None:
     dicts = [r.as_dict() for r in rows]
     sites = sorted({s for d in dicts for s in d["per_site"]})
     table = Table(title=title)
-    for col in ["run", "seeds", "pooled test acc", "mean per-site acc", *sites, "LOHO mean"]:
+    extra = ["LOHO mean", "uplink kB/round", "leakage R"]
+    for col in ["run", "seeds", "pooled test acc", "mean per-site acc", *sites, *extra]:
         table.add_column(col, justify="left" if col == "run" else "right")
     for d in dicts:
         table.add_row(
@@ -78,6 +80,8 @@ def print_table(rows: list[SuiteRow], title: str) -> None:
             _fmt(d["mean_site_accuracy"]),
             *[_fmt(d["per_site"].get(s)) for s in sites],
             _fmt(d["loho_mean_accuracy"]),
+            _fmt(d["uplink_kb_per_round"], 1),
+            _fmt(d["leakage"]),
         )
     out.print(table)
 

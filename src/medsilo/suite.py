@@ -23,6 +23,8 @@ class SuiteRow:
     mean_site_accuracy: list[float]
     per_site: dict[str, list[float]]
     loho_mean: list[float]
+    uplink_kb_per_round: list[float]
+    leakage: list[float]
 
     def as_dict(self) -> dict[str, Any]:
         def ms(values: list[float]) -> dict[str, float] | None:
@@ -37,6 +39,8 @@ class SuiteRow:
             "mean_site_accuracy": ms(self.mean_site_accuracy),
             "per_site": {k: ms(v) for k, v in self.per_site.items()},
             "loho_mean_accuracy": ms(self.loho_mean),
+            "uplink_kb_per_round": ms(self.uplink_kb_per_round),
+            "leakage": ms(self.leakage),
         }
 
 
@@ -103,4 +107,13 @@ def _row(name: str, results: list[ExperimentResult]) -> SuiteRow:
         mean_site_accuracy=[float(r.summary["final"]["mean_site_accuracy"]) for r in results],
         per_site=dict(per_site),
         loho_mean=[float(r.summary["loho_mean_accuracy"]) for r in results if "loho" in r.summary],
+        uplink_kb_per_round=[
+            r.summary["bytes_up_total"] / 1000 / len(r.result.rounds) for r in results
+        ],
+        # leakage risk of the last round's transmitted updates (absent for baselines)
+        leakage=[
+            float(r.result.rounds[-1]["extra"]["leakage"])
+            for r in results
+            if "leakage" in r.result.rounds[-1].get("extra", {})
+        ],
     )
