@@ -213,5 +213,28 @@ def bench_paper(
     run_paper_benchmark(quick=quick, out_dir=out_dir, console=out, progress=progress)
 
 
+@bench_app.command("robustness")
+def bench_robustness(
+    quick: Annotated[bool, typer.Option(help="a tiny budget (seconds), for smoke tests")] = False,
+    seeds: Annotated[str, typer.Option(help="e.g. 0 or 0-2 or 0,3")] = "0",
+    only: Annotated[
+        str | None, typer.Option(help="comma-separated scenario keys (clean always runs)")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the tables")] = Path(
+        "runs/bench-robustness"
+    ),
+) -> None:
+    """Sign-flip, noise, label-flip and backdoor attacks vs robust rules; codecs' bytes."""
+    from medsilo.bench.robustness import run_robustness_benchmark
+
+    keys = [k.strip() for k in only.split(",") if k.strip()] if only else None
+    try:
+        run_robustness_benchmark(
+            quick=quick, seeds=_parse_seeds(seeds), out_dir=out_dir, console=out, only=keys
+        )
+    except ValueError as err:
+        raise _fail(str(err)) from None
+
+
 def main() -> Any:  # pragma: no cover - console entry point
     return app()

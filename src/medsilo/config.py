@@ -218,6 +218,160 @@ class SitesConfig(_Strict):
             )
 
 
+# --- robustness: update validation, robust aggregation, attacks, compression -------------
+
+
+class ValidationConfig(_Strict):
+    """Coordinator-side screening of received updates (docs/robustness.md).
+
+    Structural checks (tensor count, shapes, dtypes, NaN/Inf) always run; these two knobs
+    add norm checks.
+    """
+
+    max_norm: float | None = Field(None, gt=0, description="absolute cap on an update's l2 norm")
+    max_norm_factor: float | None = Field(
+        100.0,
+        gt=1,
+        description="reject an update whose l2 norm exceeds this multiple of the round's "
+        "median update norm (null: no relative check)",
+    )
+
+
+class NoRobustConfig(_Strict):
+    rule: Literal["none"] = "none"
+
+
+class KrumConfig(_Strict):
+    """Krum picks one update; Multi-Krum keeps ``m`` (default ``n - f``) for the algorithm."""
+
+    rule: Literal["krum", "multi_krum"]
+    f: int = Field(1, ge=0, description="Byzantine sites tolerated; needs n >= 2f + 3")
+    m: int | None = Field(None, ge=1, description="multi_krum: updates kept (default n - f)")
+
+    @model_validator(mode="after")
+    def _m_only_for_multi_krum(self) -> KrumConfig:
+        if self.rule == "krum" and self.m is not None:
+            raise ValueError("m applies to multi_krum only (krum keeps exactly one update)")
+        return self
+
+
+class MedianConfig(_Strict):
+    rule: Literal["median"]
+
+
+class TrimmedMeanConfig(_Strict):
+    rule: Literal["trimmed_mean"]
+    trim: float = Field(0.2, ge=0, lt=0.5, description="share dropped at each end")
+
+
+class NormBoundConfig(_Strict):
+    rule: Literal["norm_bound"]
+    max_norm: float = Field(gt=0, description="updates are scaled down to this l2 norm")
+
+
+class BulyanConfig(_Strict):
+    rule: Literal["bulyan"]
+    f: int = Field(1, ge=0, description="Byzantine sites tolerated; needs n >= 4f + 3")
+
+
+RobustConfig = Annotated[
+    NoRobustConfig | KrumConfig | MedianConfig | TrimmedMeanConfig | NormBoundConfig | BulyanConfig,
+    Field(discriminator="rule"),
+]
+
+#: Rules that replace the algorithm's mean by a coordinate-wise statistic.
+COORDINATE_WISE_RULES = ("median", "trimmed_mean", "bulyan")
+#: Algorithms whose coordinator half is more than the sample-weighted mean of the deltas.
+CUSTOM_AGGREGATION = ("scaffold", "fednova", "dp_fedavg")
+
+
+class _Attack(_Strict):
+    sites: list[str] = Field(min_length=1, description="names of the attacking sites")
+
+
+class SignFlipAttack(_Attack):
+    """Sends ``-scale * delta``."""
+
+    kind: Literal["sign_flip"]
+    scale: float = Field(1.0, gt=0)
+
+
+class ScaleAttack(_Attack):
+    """Sends ``scale * delta`` (boosted update)."""
+
+    kind: Literal["scale"]
+    scale: float = Field(10.0, gt=0)
+
+
+class GaussianAttack(_Attack):
+    """Sends Gaussian noise of standard deviation ``std`` instead of its update."""
+
+    kind: Literal["gaussian"]
+    std: float = Field(1.0, gt=0)
+
+
+class LabelFlipAttack(_Attack):
+    """Trains on flipped labels: ``y -> C - 1 - y``."""
+
+    kind: Literal["label_flip"]
+
+
+class BackdoorAttack(_Attack):
+    """Stamps a trigger on a share of its training rows and relabels them ``target``.
+
+    The trigger sets the last ``trigger_size`` input features (for images: the last pixels
+    of the bottom row) to ``trigger_value``; the update is then multiplied by ``boost``.
+    """
+
+    kind: Literal["backdoor"]
+    target: int = Field(0, ge=0)
+    fraction: float = Field(0.5, gt=0, le=1)
+    trigger_size: int = Field(9, ge=1)
+    trigger_value: float = 3.0
+    boost: float = Field(1.0, gt=0)
+
+
+AttackConfig = Annotated[
+    SignFlipAttack | ScaleAttack | GaussianAttack | LabelFlipAttack | BackdoorAttack,
+    Field(discriminator="kind"),
+]
+
+
+class NoCompressionConfig(_Strict):
+    codec: Literal["none"] = "none"
+
+
+class _LossyCodec(_Strict):
+    error_feedback: bool = Field(
+        True, description="carry what compression dropped into the next round's update"
+    )
+
+
+class QuantizeConfig(_LossyCodec):
+    codec: Literal["fp16", "int8"]
+
+
+class TopKConfig(_LossyCodec):
+    codec: Literal["topk"]
+    k: float = Field(0.01, gt=0, le=1, description="share of entries sent")
+
+
+class QSGDConfig(_LossyCodec):
+    codec: Literal["qsgd"]
+    levels: int = Field(4, ge=1, le=127)
+
+
+class PowerSGDConfig(_LossyCodec):
+    codec: Literal["powersgd"]
+    rank: int = Field(4, ge=1)
+
+
+CompressionConfig = Annotated[
+    NoCompressionConfig | QuantizeConfig | TopKConfig | QSGDConfig | PowerSGDConfig,
+    Field(discriminator="codec"),
+]
+
+
 class RunConfig(_Strict):
     name: str = Field("run", pattern=r"^[A-Za-z0-9_.-]+$")
     seed: int = 0
@@ -228,6 +382,10 @@ class RunConfig(_Strict):
     training: TrainingConfig
     evaluation: EvaluationConfig = EvaluationConfig()
     sites: SitesConfig = SitesConfig()
+    validation: ValidationConfig = ValidationConfig()
+    robust: RobustConfig = NoRobustConfig()
+    attack: AttackConfig | None = None
+    compression: CompressionConfig = NoCompressionConfig()
     output_dir: Path = Path("runs")
     threads: int = Field(
         1,
@@ -249,7 +407,33 @@ class RunConfig(_Strict):
             raise ValueError("algorithm 'fedbn' needs a model with BatchNorm: model.name: cnn_bn")
         if algo in BASELINES and self.server_optimizer.name != "sgd":
             raise ValueError(f"baseline {algo!r} has no server optimiser; remove server_optimizer")
+        self._check_robustness(algo)
         return self
+
+    def _check_robustness(self, algo: str) -> None:
+        rule = self.robust.rule
+        if algo in BASELINES:
+            used = [
+                name
+                for name, on in (
+                    ("robust", rule != "none"),
+                    ("attack", self.attack is not None),
+                    ("compression", self.compression.codec != "none"),
+                )
+                if on
+            ]
+            if used:
+                raise ValueError(
+                    f"baseline {algo!r} exchanges no updates; remove {', '.join(used)}"
+                )
+        if rule in COORDINATE_WISE_RULES and algo in CUSTOM_AGGREGATION:
+            raise ValueError(
+                f"robust.rule {rule!r} replaces the weighted mean of the deltas, but algorithm "
+                f"{algo!r} aggregates its own way; use krum, multi_krum or norm_bound, which "
+                "filter or rescale updates before the algorithm's own aggregation"
+            )
+        if self.attack is not None and len(set(self.attack.sites)) != len(self.attack.sites):
+            raise ValueError(f"attack.sites lists a site twice: {self.attack.sites}")
 
     def with_overrides(self, **changes: Any) -> RunConfig:
         """A copy with top-level fields replaced, re-validated."""

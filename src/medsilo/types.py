@@ -30,6 +30,9 @@ class Update:
     num_steps: int
     metrics: dict[str, float] = field(default_factory=dict)
     extras: dict[str, Weights] = field(default_factory=dict)
+    #: The compressed delta as sent (:mod:`medsilo.compression`); ``delta`` is empty until
+    #: the coordinator decodes it. ``None`` when the delta travels uncompressed.
+    encoded_delta: bytes | None = None
 
 
 def zeros_like(weights: Weights) -> Weights:
@@ -70,3 +73,16 @@ def flatten(weights: Weights) -> Array:
 
 def global_norm(weights: Weights) -> float:
     return float(np.sqrt(sum(float(np.sum(np.square(w, dtype=np.float64))) for w in weights)))
+
+
+def unflatten(flat: Array, like: Weights) -> Weights:
+    """Split a flat vector into arrays shaped (and typed) like ``like``; inverse of flatten."""
+    total = sum(int(w.size) for w in like)
+    if flat.size != total:
+        raise ValueError(f"flat vector of {flat.size} values, the layout holds {total}")
+    out: Weights = []
+    pos = 0
+    for w in like:
+        out.append(flat[pos : pos + w.size].reshape(w.shape).astype(w.dtype))
+        pos += w.size
+    return out

@@ -1,4 +1,4 @@
-"""Turn validated config sections into algorithm and server-optimiser objects."""
+"""Turn validated config sections into algorithm, server-optimiser and codec objects."""
 
 from __future__ import annotations
 
@@ -18,15 +18,20 @@ from medsilo.algorithms.fedbn import FedBN
 from medsilo.algorithms.fednova import FedNova
 from medsilo.algorithms.fedprox import FedProx
 from medsilo.algorithms.scaffold import Scaffold
+from medsilo.compression.codecs import QSGD, Codec, Fp16, Int8, NoCompression, PowerSGD, TopK
 from medsilo.config import (
     AlgorithmConfig,
     CCPGDConfig,
+    CompressionConfig,
     DittoConfig,
     DPFedAvgConfig,
     FedAdamConfig,
     FedAvgMConfig,
     FedProxConfig,
+    PowerSGDConfig,
+    QSGDConfig,
     ServerOptimizerConfig,
+    TopKConfig,
 )
 
 
@@ -58,3 +63,13 @@ def build_server_optimizer(cfg: ServerOptimizerConfig) -> ServerOptimizer:
         cls = FedYogi if cfg.name == "yogi" else FedAdam
         return cls(lr=cfg.lr, beta1=cfg.beta1, beta2=cfg.beta2, tau=cfg.tau)
     return ServerSGD(lr=cfg.lr)
+
+
+def build_codec(cfg: CompressionConfig) -> Codec:
+    if isinstance(cfg, TopKConfig):
+        return TopK(fraction=cfg.k)
+    if isinstance(cfg, QSGDConfig):
+        return QSGD(levels=cfg.levels)
+    if isinstance(cfg, PowerSGDConfig):
+        return PowerSGD(rank=cfg.rank)
+    return {"fp16": Fp16, "int8": Int8}.get(cfg.codec, NoCompression)()

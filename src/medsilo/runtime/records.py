@@ -8,9 +8,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from medsilo.attacks.data import backdoor_success
 from medsilo.confidential.leakage import leakage_risk, sparsity
+from medsilo.config import AttackConfig, BackdoorAttack
 from medsilo.models.weights import set_weights
 from medsilo.network import NetworkProfile, round_seconds
+from medsilo.runtime.rounds import RoundOutcome
 from medsilo.training.evaluate import EvalResult, evaluate
 from medsilo.training.tensors import TensorData
 from medsilo.types import Update, Weights
@@ -45,9 +48,24 @@ def evaluation_fields(
     }
 
 
+def attack_fields(
+    model: nn.Module, weights: Weights, pooled_test: TensorData, attack: AttackConfig | None
+) -> dict[str, Any]:
+    """Evaluation metrics of an attack: ``backdoor`` (success rate on triggered test rows)."""
+    if isinstance(attack, BackdoorAttack):
+        return {"backdoor": backdoor_success(model, weights, pooled_test, attack)}
+    return {}
+
+
 def update_bytes(update: Update) -> int:
-    """Bytes a site sends: the wire encoding (:mod:`medsilo.wire`) of its delta and extras."""
-    return encoded_size(update.delta) + sum(encoded_size(x) for x in update.extras.values())
+    """Bytes a site sends: its encoded delta as sent (:mod:`medsilo.compression`) or else the
+    wire encoding (:mod:`medsilo.wire`) of its delta, plus the wire encoding of its extras."""
+    delta = (
+        len(update.encoded_delta)
+        if update.encoded_delta is not None
+        else encoded_size(update.delta)
+    )
+    return delta + sum(encoded_size(x) for x in update.extras.values())
 
 
 def broadcast_bytes(weights: Weights, payload: Mapping[str, Weights]) -> int:
@@ -56,12 +74,25 @@ def broadcast_bytes(weights: Weights, payload: Mapping[str, Weights]) -> int:
 
 
 def transmitted_update_metrics(updates: list[Update]) -> dict[str, float]:
-    """Round means of leakage risk and sparsity of what the sites sent (same for every
-    algorithm, so the comparison is apples to apples)."""
+    """Round means of leakage risk and sparsity of the updates that were aggregated (same
+    for every algorithm, so the comparison is apples to apples; none when none were)."""
+    if not updates:
+        return {}
     return {
         "leakage": float(np.mean([leakage_risk(u.delta) for u in updates])),
         "sparsity": float(np.mean([sparsity(u.delta) for u in updates])),
     }
+
+
+def _mean_train_loss(updates: list[Update]) -> float | None:
+    pairs = [
+        (float(u.metrics.get("train_loss", np.nan)), u.num_examples)
+        for u in updates
+        if np.isfinite(u.metrics.get("train_loss", np.nan)) and u.num_examples > 0
+    ]
+    if not pairs:
+        return None
+    return float(np.average([p[0] for p in pairs], weights=[p[1] for p in pairs]))
 
 
 def round_record(
@@ -71,29 +102,39 @@ def round_record(
     weights: Weights,
     payload: Mapping[str, Weights],
     networks: Mapping[str, NetworkProfile] | None = None,
+    outcome: RoundOutcome | None = None,
 ) -> RoundRecord:
     """The training part of a round's record; every runtime builds it with this function.
 
-    ``weights`` and ``payload`` are what was broadcast at the start of the round; ``networks``
-    maps each site to its link (default profile where missing) for ``sim_time_s``.
+    ``updates`` are what the sites sent and ``outcome`` what the coordinator made of them
+    (:class:`~medsilo.runtime.rounds.CoordinatorSteps`): bytes count every update sent,
+    the training loss and update metrics only the accepted ones. ``weights`` and ``payload``
+    are what was broadcast at the start of the round; ``networks`` maps each site to its
+    link (default profile where missing) for ``sim_time_s``.
     """
     down = broadcast_bytes(weights, payload)
-    ups = [update_bytes(u) for u in updates]
+    ups = {u.site: update_bytes(u) for u in updates}
     links = networks or {}
-    return {
+    accepted = outcome.accepted if outcome is not None else updates
+    record: RoundRecord = {
         "round": rnd,
         "sites": sites,
-        "train_loss": float(
-            np.average(
-                [u.metrics["train_loss"] for u in updates],
-                weights=[u.num_examples for u in updates],
-            )
-        ),
-        "bytes_up": sum(ups),
+        "train_loss": _mean_train_loss(accepted),
+        "bytes_up": sum(ups.values()),
+        "bytes_up_site": ups,
         "bytes_down": len(sites) * down,
         "sim_time_s": round_seconds(
-            {n: (down, up) for n, up in zip(sites, ups, strict=True)},
+            {n: (down, ups.get(n, 0)) for n in sites},
             {n: links.get(n, NetworkProfile()) for n in sites},
         ),
-        "extra": transmitted_update_metrics(updates),
+        "extra": transmitted_update_metrics(accepted),
     }
+    if outcome is not None:
+        record["extra"]["rejected"] = len(outcome.rejected)
+        record["rejected"] = [r.as_dict() for r in outcome.rejected]
+        record["skipped"] = outcome.skipped
+        if outcome.skip_reason is not None:
+            record["skip_reason"] = outcome.skip_reason
+        if outcome.selected is not None:
+            record["robust_selected"] = outcome.selected
+    return record

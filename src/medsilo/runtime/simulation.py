@@ -19,7 +19,14 @@ from medsilo.config import BASELINES, RunConfig
 from medsilo.data.base import FederatedData
 from medsilo.runtime.factory import build_algorithm, build_server_optimizer
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundCallback, RoundRecord, evaluation_fields, round_record
+from medsilo.runtime.records import (
+    RoundCallback,
+    RoundRecord,
+    attack_fields,
+    evaluation_fields,
+    round_record,
+)
+from medsilo.runtime.rounds import CoordinatorSteps, SiteSteps, cohort_size
 from medsilo.types import Update, Weights
 
 
@@ -31,7 +38,7 @@ def site_seed(seed: int, round_num: int, site_index: int) -> int:
 def sample_sites(
     names: list[str], fraction: float, min_sites: int, seed: int, rnd: int
 ) -> list[str]:
-    count = min(len(names), max(min_sites, round(fraction * len(names))))
+    count = cohort_size(len(names), fraction, min_sites)
     if count >= len(names):
         return list(names)
     rng = np.random.default_rng([seed, rnd, 7919])
@@ -53,14 +60,19 @@ def run_federation(
     fed: FederatedData | None = None,
     on_round: RoundCallback | None = None,
     prepared: PreparedFederation | None = None,
+    algorithm: Algorithm | None = None,
 ) -> FederationResult:
-    """Run ``cfg`` to completion; ``on_round`` sees each round's record as it is made."""
+    """Run ``cfg`` to completion; ``on_round`` sees each round's record as it is made.
+
+    ``algorithm`` overrides the one ``cfg`` names (as in the Flower apps).
+    """
     if cfg.algorithm.name in BASELINES:
         from medsilo.runtime.baselines import run_baseline
 
         return run_baseline(cfg, prepared or PreparedFederation.build(cfg, fed), on_round)
     prep = prepared or PreparedFederation.build(cfg, fed)
-    return _Engine(cfg, prep, build_algorithm(cfg.algorithm, cfg.seed)).run(on_round)
+    algo = algorithm if algorithm is not None else build_algorithm(cfg.algorithm, cfg.seed)
+    return _Engine(cfg, prep, algo).run(on_round)
 
 
 class _Engine:
@@ -75,6 +87,9 @@ class _Engine:
         cfg.sites.check_names(self.names)
         self.site_records = {n: cfg.sites.record(n) for n in self.names}
         self.indicators = {n: exploit_indicator(r.platform) for n, r in self.site_records.items()}
+        self.site_steps = SiteSteps(cfg, self.names, prep.fed.num_classes)
+        self.coordinator = CoordinatorSteps(cfg, prep.layout, len(self.names))
+        self.train = {n: self.site_steps.training_data(n, prep.train[n]) for n in self.names}
 
     def _site_update(
         self, rnd: int, name: str, weights: Weights, payload: dict[str, Weights]
@@ -84,7 +99,7 @@ class _Engine:
             round=rnd,
             model=self.prep.model,
             layout=self.prep.layout,
-            data=self.prep.train[name],
+            data=self.train[name],
             training=self.local,
             generator=torch.Generator().manual_seed(
                 site_seed(self.cfg.seed, rnd, self.names.index(name))
@@ -92,7 +107,8 @@ class _Engine:
             state=self.states[name],
             exploit_indicator=self.indicators[name],
         )
-        return self.algorithm.local_update(task, weights, payload)
+        update = self.algorithm.local_update(task, weights, payload)
+        return self.site_steps.upload(update, task.state, rnd, self.names.index(name))
 
     def run(self, on_round: RoundCallback | None) -> FederationResult:
         cfg, prep, algo = self.cfg, self.prep, self.algorithm
@@ -107,6 +123,9 @@ class _Engine:
             )
             payload = algo.broadcast(server_state)
             updates = [self._site_update(rnd, n, weights, payload) for n in chosen]
+            outcome = self.coordinator.process(
+                rnd, algo, weights, updates, server_state, len(self.names)
+            )
             record = round_record(
                 rnd,
                 chosen,
@@ -114,11 +133,11 @@ class _Engine:
                 weights,
                 payload,
                 {n: self.site_records[n].network for n in chosen},
+                outcome,
             )
-            delta, server_state = algo.aggregate(
-                weights, updates, server_state, prep.layout, len(self.names)
-            )
-            weights = self.server_opt.step(weights, delta, prep.layout)
+            if outcome.delta is not None:
+                server_state = outcome.server_state
+                weights = self.server_opt.step(weights, outcome.delta, prep.layout)
             if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds:
                 record.update(self._evaluate(weights))
             record["wall_s"] = time.perf_counter() - t0
@@ -141,6 +160,7 @@ class _Engine:
 
     def _evaluate(self, weights: Weights) -> RoundRecord:
         prep = self.prep
-        return evaluation_fields(
+        fields = evaluation_fields(
             prep.model, weights, self._site_weights(weights), prep.pooled_test, prep.test
         )
+        return fields | attack_fields(prep.model, weights, prep.pooled_test, self.cfg.attack)

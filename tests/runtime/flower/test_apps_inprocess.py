@@ -31,6 +31,7 @@ from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import FederationResult, run_federation
 
 from ...conftest import small_config, synthetic_federation
+from ..test_rounds import Malformed
 
 
 @pytest.fixture(autouse=True)
@@ -162,6 +163,29 @@ SITES = {
         },
         {"algorithm": {"name": "ccpgd", "lam": 0.05, "mu": 0.01, "kappa": 2.0}, "sites": SITES},
         {"algorithm": {"name": "dp_fedavg", "clip": 0.5, "noise_multiplier": 0.3}},
+        {
+            "robust": {"rule": "trimmed_mean", "trim": 0.25},
+            "attack": {"kind": "sign_flip", "sites": ["h3"], "scale": 10.0},
+        },
+        {
+            "robust": {"rule": "multi_krum", "f": 0, "m": 3},
+            "attack": {"kind": "label_flip", "sites": ["h2"]},
+            "compression": {"codec": "topk", "k": 0.5},
+        },
+        {
+            "attack": {"kind": "gaussian", "sites": ["h1"], "std": 0.1},
+            "compression": {"codec": "qsgd", "levels": 2},
+            "robust": {"rule": "norm_bound", "max_norm": 0.5},
+        },
+        {
+            "attack": {"kind": "backdoor", "sites": ["h0"], "trigger_size": 2, "boost": 2.0},
+            "compression": {"codec": "int8"},
+        },
+        {
+            "algorithm": {"name": "scaffold"},
+            "robust": {"rule": "krum", "f": 0},
+            "compression": {"codec": "fp16"},
+        },
     ],
     ids=[
         "fedavg",
@@ -172,6 +196,11 @@ SITES = {
         "fedadam",
         "ccpgd-exposed-site",
         "dp-fedavg",
+        "trimmed-mean-vs-sign-flip",
+        "multi-krum-topk-vs-label-flip",
+        "qsgd-norm-bound-vs-gaussian",
+        "int8-backdoor",
+        "scaffold-krum-fp16",
     ],
 )
 def test_flower_apps_reproduce_the_engine_exactly(overrides: dict) -> None:
@@ -180,6 +209,19 @@ def test_flower_apps_reproduce_the_engine_exactly(overrides: dict) -> None:
     flower, _ = run_in_process(cfg, fed)
     assert_same_run(flower, run_federation(cfg, fed))
     assert flower.ready_at is not None and flower.finished_at is not None
+
+
+def test_flower_rejects_a_malformed_update_exactly_like_the_engine() -> None:
+    fed = synthetic_federation(num_sites=4)
+    cfg = small_config(training=TRAIN | {"min_sites": 4})
+    algo = Malformed("nan", bad="h1", rounds={2})
+    out = FlowerRun()
+    server = make_server_app(cfg, PreparedFederation.build(cfg, fed), out, algorithm=algo)
+    grid = FakeGrid(make_client_app(cfg, fed, algorithm=algo), len(fed.sites))
+    server(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={}))
+    assert_same_run(out, run_federation(cfg, fed, algorithm=algo))
+    assert [r["skipped"] for r in out.rounds] == [False, True, False, False]
+    assert out.rounds[1]["rejected"][0]["site"] == "h1"
 
 
 def image_federation(num_sites: int = 3, n: int = 40) -> FederatedData:

@@ -77,6 +77,16 @@ def test_update_round_trip_with_extras_and_metrics() -> None:
         _assert_same(extra, back.extras[key])
 
 
+def test_a_compressed_update_travels_as_its_bytes_only() -> None:
+    payload = bytes(range(256)) * 3
+    update = Update("s", [], 3, 1, metrics={"train_loss": 0.5}, encoded_delta=payload)
+    content = rec.update_to_content(update)
+    assert rec.DELTA not in content
+    back = rec.content_to_update(_through_the_wire(content))
+    assert back.encoded_delta == payload and back.delta == []
+    assert rec.content_to_update(rec.update_to_content(Update("s", [], 3, 1))).encoded_delta is None
+
+
 def test_numpy_metric_values_are_accepted() -> None:
     metrics: dict = {"train_loss": np.float32(0.5)}  # algorithms may hand back numpy scalars
     update = Update("s", _weights()[:1], 3, 1, metrics=metrics)

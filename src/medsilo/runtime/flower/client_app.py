@@ -34,8 +34,10 @@ from medsilo.runtime.factory import build_algorithm
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
+from medsilo.runtime.rounds import SiteSteps
 from medsilo.runtime.simulation import site_seed
 from medsilo.training.local import LocalTraining
+from medsilo.training.tensors import TensorData
 
 PARTITION_ID = "partition-id"
 SITE_NAME = "site"
@@ -84,6 +86,9 @@ class _SiteRuntime:
     local: LocalTraining
     names: list[str]
     indicators: dict[str, int]
+    steps: SiteSteps
+    #: Each site's training set as it trains on it (poisoned for a data-poisoning attacker).
+    train: dict[str, TensorData]
 
     def site_of(self, context: Context) -> tuple[str, int]:
         node_config = context.node_config
@@ -122,6 +127,7 @@ def _runtime(
     prep = PreparedFederation.build(cfg, fed)
     names = prep.fed.site_names
     cfg.sites.check_names(names)
+    steps = SiteSteps(cfg, names, prep.fed.num_classes)
     runtime = _SiteRuntime(
         cfg=cfg,
         prep=prep,
@@ -129,6 +135,8 @@ def _runtime(
         local=cfg.training.local(),
         names=names,
         indicators={n: exploit_indicator(cfg.sites.record(n).platform) for n in names},
+        steps=steps,
+        train={n: steps.training_data(n, prep.train[n]) for n in names},
     )
     _RUNTIMES[token] = runtime
     while len(_RUNTIMES) > _MAX_CACHED:
@@ -171,13 +179,14 @@ def make_client_app(
             round=rnd,
             model=rt.prep.model,
             layout=rt.prep.layout,
-            data=rt.prep.train[site],
+            data=rt.train[site],
             training=rt.local,
             generator=torch.Generator().manual_seed(site_seed(rt.cfg.seed, rnd, index)),
             state=rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX),
             exploit_indicator=rt.indicators[site],
         )
         update = rt.algorithm.local_update(task, weights, payload)
+        update = rt.steps.upload(update, task.state, rnd, index)
         rec.store_state(context.state, task.state, rec.CONTEXT_STATE_PREFIX)
         return Message(rec.update_to_content(update), reply_to=msg)
 

@@ -9,8 +9,10 @@ Message layout:
 
 * server -> site, ``train``: ``weights`` (global weights), ``payload.<name>`` (what
   :meth:`Algorithm.broadcast` returned), ``round`` (ConfigRecord with ``round``).
-* site -> server, ``train``: ``delta``, ``extra.<name>`` (:attr:`Update.extras`),
-  ``update`` (ConfigRecord: ``site``, ``num_examples``, ``num_steps``), ``metrics``.
+* site -> server, ``train``: ``delta`` or, when a codec compressed it, ``encoded``
+  (ConfigRecord with the payload bytes under ``delta``), ``extra.<name>``
+  (:attr:`Update.extras`), ``update`` (ConfigRecord: ``site``, ``num_examples``,
+  ``num_steps``), ``metrics``.
 * server -> site, ``evaluate``: ``weights`` and ``round`` (with ``return_state``).
 * site -> server, ``evaluate``: ``eval`` (MetricRecord: ``loss``, ``accuracy``, ``n``),
   ``site`` (ConfigRecord) and, when asked, ``state.<name>`` (the site's persistent state).
@@ -28,6 +30,7 @@ from medsilo.types import Update, Weights
 
 WEIGHTS = "weights"
 DELTA = "delta"
+ENCODED = "encoded"
 PAYLOAD_PREFIX = "payload."
 EXTRA_PREFIX = "extra."
 STATE_PREFIX = "state."
@@ -117,9 +120,14 @@ def read_broadcast(content: RecordDict) -> tuple[int, Weights, dict[str, Weights
 
 
 def update_to_content(update: Update) -> RecordDict:
+    sent = (
+        {ENCODED: ConfigRecord({"delta": update.encoded_delta})}
+        if update.encoded_delta is not None
+        else {DELTA: weights_to_record(update.delta)}
+    )
     content = RecordDict(
         {
-            DELTA: weights_to_record(update.delta),
+            **sent,
             UPDATE: ConfigRecord(
                 {
                     "site": update.site,
@@ -135,12 +143,21 @@ def update_to_content(update: Update) -> RecordDict:
 
 
 def content_to_update(content: RecordDict) -> Update:
-    _require(content, DELTA, UPDATE, METRICS)
+    _require(content, ENCODED if ENCODED in content else DELTA, UPDATE, METRICS)
     meta = content.config_records[UPDATE]
     metrics = content.metric_records[METRICS]
+    encoded: bytes | None = None
+    if ENCODED in content:
+        value = content.config_records[ENCODED].get("delta")
+        if not isinstance(value, bytes):
+            raise RecordFormatError(f"record {ENCODED!r} should carry bytes, got {value!r}")
+        encoded, delta = value, []
+    else:
+        delta = record_to_weights(content.array_records[DELTA])
     return Update(
         site=str(meta["site"]),
-        delta=record_to_weights(content.array_records[DELTA]),
+        delta=delta,
+        encoded_delta=encoded,
         num_examples=_int(meta, "num_examples"),
         num_steps=_int(meta, "num_steps"),
         metrics={k: float(_number(metrics, k)) for k in metrics},

@@ -2,8 +2,10 @@
 
 The main loop is the in-process engine's loop with messages in between: sample sites with
 :func:`sample_sites`, :meth:`Algorithm.broadcast`, one ``train`` message per sampled site,
-:meth:`Algorithm.aggregate` over the updates sorted by site index (so floating-point sums
-happen in the engine's order), then the server optimiser's step. Evaluation rounds send an
+:class:`~medsilo.runtime.rounds.CoordinatorSteps` (decoding, validation, robust
+aggregation around :meth:`Algorithm.aggregate`) over the updates sorted by site index (so
+floating-point sums happen in the engine's order), then the server optimiser's step unless
+the round was skipped. Evaluation rounds send an
 ``evaluate`` message to every site (each evaluates its own deployable model on its own test
 set) and evaluate the global model on the pooled test set here.
 
@@ -27,7 +29,14 @@ from medsilo.config import BASELINES, RunConfig
 from medsilo.runtime.factory import build_algorithm, build_server_optimizer
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundCallback, RoundRecord, evaluate_weights, round_record
+from medsilo.runtime.records import (
+    RoundCallback,
+    RoundRecord,
+    attack_fields,
+    evaluate_weights,
+    round_record,
+)
+from medsilo.runtime.rounds import CoordinatorSteps
 from medsilo.runtime.simulation import sample_sites
 from medsilo.types import Weights
 
@@ -177,6 +186,7 @@ class _Coordinator:
         self._identify(grid)
         out.ready_at = time.perf_counter()
         server_opt = build_server_optimizer(cfg.server_optimizer)
+        steps = CoordinatorSteps(cfg, prep.layout, len(self.names))
         weights = [w.copy() for w in prep.initial_weights]
         server_state = algo.init_server_state(weights, prep.layout)
         total = cfg.training.rounds
@@ -197,13 +207,19 @@ class _Coordinator:
                         f"round {rnd}: node of site {site!r} answered as {update.site!r}"
                     )
             updates.sort(key=lambda u: self.names.index(u.site))
+            outcome = steps.process(rnd, algo, weights, updates, server_state, len(self.names))
             record = round_record(
-                rnd, chosen, updates, weights, payload, {n: self.networks[n] for n in chosen}
+                rnd,
+                chosen,
+                updates,
+                weights,
+                payload,
+                {n: self.networks[n] for n in chosen},
+                outcome,
             )
-            delta, server_state = algo.aggregate(
-                weights, updates, server_state, prep.layout, len(self.names)
-            )
-            weights = server_opt.step(weights, delta, prep.layout)
+            if outcome.delta is not None:
+                server_state = outcome.server_state
+                weights = server_opt.step(weights, outcome.delta, prep.layout)
             if rnd % cfg.evaluation.every == 0 or rnd == total:
                 record.update(self._evaluate(grid, rnd, weights, last=rnd == total))
             record["wall_s"] = time.perf_counter() - t0
@@ -229,7 +245,8 @@ class _Coordinator:
                 site: self.algorithm.site_weights(weights, state, self.prep.layout)
                 for site, state in self.out.site_states.items()
             }
-        return evaluation_record(pooled, per_site)
+        attack = attack_fields(self.prep.model, weights, self.prep.pooled_test, self.cfg.attack)
+        return evaluation_record(pooled, per_site) | attack
 
 
 def make_server_app(

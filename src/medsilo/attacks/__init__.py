@@ -1,0 +1,1 @@
+"""Simulated attacking sites: poisoned updates (:mod:`.updates`), poisoned data (:mod:`.data`)."""

@@ -1,0 +1,1 @@
+"""Update compression: exact wire sizes (:mod:`.codecs`), error feedback (:mod:`.feedback`)."""
