@@ -22,7 +22,7 @@ from medsilo.data.partition import (
     quantity_skew_partition,
     shard_partition,
 )
-from medsilo.data.spec import DATASET_NAMES, DataConfig
+from medsilo.data.spec import DATASET_NAMES, SITE_HELD_DATASETS, DataConfig
 from medsilo.data.standardize import standardize_federation
 
 __all__ = ["DATASET_NAMES", "build_federation", "clear_caches", "load_central"]
@@ -101,10 +101,29 @@ def build_federation(cfg: DataConfig, seed: int, root: Path | None = None) -> Fe
     Partitioned sites are named ``site-00``, ``site-01``, ...; the pooled test set is the whole
     (capped) central test set, which the site test sets partition exactly.
     """
-    fed = _natural(cfg, seed, root) if cfg.partition == "natural" else _split(cfg, seed, root)
+    if cfg.dataset in SITE_HELD_DATASETS:
+        fed = _site_held(cfg)
+    elif cfg.partition == "natural":
+        fed = _natural(cfg, seed, root)
+    else:
+        fed = _split(cfg, seed, root)
     if cfg.standardize == "federated":
         fed = standardize_federation(fed)
     return fed
+
+
+def _site_held(cfg: DataConfig) -> FederatedData:
+    """Data read at the sites (docs/data-ingestion.md); deferred imports keep pydicom optional
+    for federations that never touch DICOM."""
+    if cfg.dataset == "dicom":
+        from medsilo.data.dicom_site import build_dicom_federation
+
+        assert cfg.dicom is not None  # guaranteed by DataConfig's validator
+        return build_dicom_federation(cfg.dicom)[0]
+    from medsilo.data.tabular_sites import build_tabular_federation
+
+    assert cfg.tabular is not None
+    return build_tabular_federation(cfg.tabular)
 
 
 def _split(cfg: DataConfig, seed: int, root: Path | None) -> FederatedData:

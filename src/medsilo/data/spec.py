@@ -10,7 +10,9 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DatasetName = Literal[
+from medsilo.data.sources import DicomSourceConfig, TabularSourceConfig
+
+BundledDatasetName = Literal[
     "heart_disease",
     "mnist",
     "fashion_mnist",
@@ -19,9 +21,13 @@ DatasetName = Literal[
     "pneumoniamnist",
     "breast_cancer",
 ]
+#: Data held at the sites and described in the config (docs/data-ingestion.md).
+SiteHeldDatasetName = Literal["dicom", "tabular"]
+DatasetName = Literal[BundledDatasetName, SiteHeldDatasetName]
 PartitionName = Literal["natural", "iid", "dirichlet", "shards", "quantity_skew"]
 
-DATASET_NAMES: tuple[str, ...] = get_args(DatasetName)
+DATASET_NAMES: tuple[str, ...] = get_args(BundledDatasetName)  # the bundled ones
+SITE_HELD_DATASETS: tuple[str, ...] = get_args(SiteHeldDatasetName)
 PARTITION_NAMES: tuple[str, ...] = get_args(PartitionName)
 NUM_CLASSES: dict[str, int] = {
     "heart_disease": 2,
@@ -52,9 +58,17 @@ class DataConfig(BaseModel):
         description="federated: scale features by the federation-wide mean/std, computed "
         "from per-site sums only (see medsilo.data.standardize)",
     )
+    dicom: DicomSourceConfig | None = Field(
+        default=None, description="dataset dicom: per-site DICOM folders and preprocessing"
+    )
+    tabular: TabularSourceConfig | None = Field(
+        default=None, description="dataset tabular: federation schema and per-site CSVs"
+    )
 
     @model_validator(mode="after")
     def _check_combination(self) -> DataConfig:
+        if self._check_site_held():
+            return self
         if self.partition == "natural":
             if self.dataset not in NATURAL_SITES:
                 raise ValueError(
@@ -75,3 +89,31 @@ class DataConfig(BaseModel):
                 f"{NUM_CLASSES[self.dataset]} classes"
             )
         return self
+
+    def _check_site_held(self) -> bool:
+        """True for site-held datasets (checked here); their sites are the config's sites."""
+        for name in SITE_HELD_DATASETS:
+            if name != self.dataset and getattr(self, name) is not None:
+                raise ValueError(f"data.{name} is set but dataset is {self.dataset!r}")
+        if self.dataset not in SITE_HELD_DATASETS:
+            return False
+        source = self.dicom if self.dataset == "dicom" else self.tabular
+        if source is None:
+            raise ValueError(f"dataset {self.dataset!r} needs a data.{self.dataset} section")
+        if self.partition != "natural":
+            raise ValueError(
+                f"dataset {self.dataset!r} keeps each hospital's own data: partition must be "
+                f"'natural', got {self.partition!r}"
+            )
+        sites = len(source.sites)
+        if self.num_sites is not None and self.num_sites != sites:
+            raise ValueError(
+                f"num_sites={self.num_sites} but data.{self.dataset}.sites lists {sites} sites; "
+                "leave num_sites unset"
+            )
+        if self.max_train_samples is not None or self.max_test_samples is not None:
+            raise ValueError(
+                f"max_train_samples/max_test_samples are not supported for {self.dataset!r}; "
+                "list fewer files or rows at the sites instead"
+            )
+        return True

@@ -1,0 +1,99 @@
+"""Config sections for data that stays at the hospitals: DICOM folders and EHR CSV exports.
+
+Bundled datasets are named; site-held data is described: which folder or CSV each site
+reads, how images are preprocessed, which federation schema tabular columns must follow.
+These models only hold paths and settings (no I/O), so a config can be validated on a
+machine that does not hold the data. Relative paths are resolved against the working
+directory of the process that builds the federation (each site's own machine in a real
+deployment).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SITE_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WindowConfig(_Strict):
+    """A fixed display window: intensities in ``[center - width/2, center + width/2]``."""
+
+    center: float
+    width: float = Field(gt=0)
+
+
+class DicomSiteEntry(_Strict):
+    name: str = Field(pattern=SITE_NAME_PATTERN)
+    folder: Path = Field(description="folder tree holding the site's DICOM files")
+    labels: Path = Field(
+        description="CSV with a header: 'path,label' (path relative to folder) or "
+        "'sop_instance_uid,label'; label is a class name from `classes` or its index"
+    )
+
+
+class DicomSourceConfig(_Strict):
+    """``data.dicom``: per-site DICOM folders, preprocessed to one shared model input."""
+
+    sites: list[DicomSiteEntry] = Field(min_length=1)
+    classes: list[str] = Field(min_length=2, description="class names; index = label")
+    image_size: int = Field(64, ge=4, description="square side the images are resized to")
+    window: Literal["file", "minmax"] | WindowConfig = Field(
+        "file",
+        description="file: the DICOM's WindowCenter/WindowWidth (min-max when absent); "
+        "minmax: each image's own range; {center, width}: one fixed window for every file",
+    )
+    modality: str | None = Field(
+        None, description="expected Modality (e.g. CR); None: each site's most common one"
+    )
+    normalize_mean: float = 0.5
+    normalize_std: float = Field(0.5, gt=0)
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    split_seed: int = Field(0, description="seed of each site's stratified train/test split")
+    cache_dir: Path = Field(
+        Path(".medsilo_cache/dicom"),
+        description="decoded tensors and ingestion reports, one set per site",
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> DicomSourceConfig:
+        _check_unique("data.dicom.sites", [s.name for s in self.sites])
+        if len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"data.dicom.classes has duplicates: {self.classes}")
+        return self
+
+
+class TabularSiteEntry(_Strict):
+    name: str = Field(pattern=SITE_NAME_PATTERN)
+    csv: Path = Field(description="the site's CSV export (header row, comma-separated)")
+    mapping: Path = Field(description="the site's mapping YAML (local columns -> schema)")
+
+
+class TabularSourceConfig(_Strict):
+    """``data.tabular``: per-site CSVs mapped onto one federation schema."""
+
+    schema_path: Path = Field(alias="schema", description="the federation schema YAML")
+    sites: list[TabularSiteEntry] = Field(min_length=1)
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    split_seed: int = Field(0, description="seed of each site's stratified train/test split")
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> TabularSourceConfig:
+        _check_unique("data.tabular.sites", [s.name for s in self.sites])
+        return self
+
+
+def _check_unique(where: str, names: list[str]) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{where}: site names must be unique; repeated: {dupes}")

@@ -1,0 +1,228 @@
+"""``medsilo site ...``: what a hospital runs on its own data before joining a federation.
+
+- ``check``: validate a CSV against the federation schema through the site's mapping
+  (a table per column; exit code 1 when the data would be refused);
+- ``report``: the epsilon-DP data report (JSON) the site may send to the coordinator;
+- ``compare``: the coordinator's heterogeneity view from several sites' reports;
+- ``dicom``: ingest a DICOM folder + labels CSV and print the ingestion report;
+- ``demo-data``: write synthetic CSVs and DICOM folders to try all of the above.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsilo.data.base import DataFormatError
+from medsilo.progress import progress_bars
+
+if TYPE_CHECKING:
+    from medsilo.data.schema import FederationSchema
+    from medsilo.data.site_validation import SiteCheck
+
+site_app = typer.Typer(
+    help="Site-side data tools: validate against the federation schema, DP data reports, "
+    "DICOM ingestion.",
+    no_args_is_help=True,
+)
+out = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True)
+
+SchemaOpt = Annotated[Path, typer.Option("--schema", help="federation schema YAML")]
+MappingOpt = Annotated[Path, typer.Option("--mapping", help="this site's mapping YAML")]
+DataOpt = Annotated[Path, typer.Option("--data", help="this site's CSV export")]
+SiteOpt = Annotated[str | None, typer.Option("--site", help="site name (default: mapping's)")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _check(
+    schema_path: Path, mapping_path: Path, data: Path, site: str | None
+) -> tuple[FederationSchema, SiteCheck]:
+    from medsilo.data.schema import load_schema
+    from medsilo.data.site_mapping import load_mapping
+    from medsilo.data.site_validation import check_site
+
+    try:
+        schema = load_schema(schema_path)
+        mapping = load_mapping(mapping_path)
+    except DataFormatError as err:
+        raise _fail(str(err)) from None
+    return schema, check_site(schema, mapping, data, site)
+
+
+@site_app.command()
+def check(
+    schema: SchemaOpt,
+    mapping: MappingOpt,
+    data: DataOpt,
+    site: SiteOpt = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="also write JSON")] = None,
+) -> None:
+    """Validate a site's CSV against the federation schema; exit 1 if it would be refused."""
+    _, result = _check(schema, mapping, data, site)
+    table = Table(
+        title=f"site {result.site}: {result.rows} labelled rows vs schema {result.schema!r}"
+    )
+    for col in [
+        "column",
+        "local",
+        "type",
+        "unit",
+        "missing",
+        "out of range",
+        "unknown codes",
+        "status",
+    ]:
+        table.add_column(col)
+    for c in result.columns:
+        colour = {"ok": "green", "error": "red"}.get(c.status, "yellow")
+        table.add_row(
+            c.column,
+            c.local or "-",
+            c.type,
+            c.conversion or "-",
+            f"{c.missing} ({c.missing_share:.0%})",
+            str(c.out_of_range)
+            + (f" e.g. {c.out_of_range_examples[:2]}" if c.out_of_range else ""),
+            ", ".join(f"{k}: {v}" for k, v in c.unknown.items()) or "-",
+            f"[{colour}]{c.status}[/]",
+        )
+    out.print(table)
+    if result.ignored_columns:
+        out.print(f"ignored local columns (not in the mapping): {result.ignored_columns}")
+    for w in result.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if json_out is not None:
+        json_out.write_text(json.dumps(result.to_json(), indent=2))
+    if not result.ok:
+        err_console.print(result.message())
+        raise typer.Exit(1)
+    out.print("[green]ok:[/] the data follows the federation schema")
+
+
+@site_app.command()
+def report(
+    schema: SchemaOpt,
+    mapping: MappingOpt,
+    data: DataOpt,
+    site: SiteOpt = None,
+    epsilon: Annotated[float, typer.Option(help="total privacy budget of the report")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="noise seed: for tests only")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="JSON file (default stdout)")] = None,
+) -> None:
+    """Epsilon-DP data report (counts, label balance, feature summaries) as JSON."""
+    from medsilo.data.data_report import private_report
+
+    if not epsilon > 0:
+        raise _fail(f"--epsilon must be > 0, got {epsilon}")
+    fed_schema, result = _check(schema, mapping, data, site)
+    if not result.ok:
+        raise _fail(result.message(), 1)
+    text = json.dumps(private_report(fed_schema, result, epsilon, seed), indent=2)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text)
+        out.print(f"wrote {output} (epsilon={epsilon})")
+
+
+@site_app.command()
+def compare(
+    reports: Annotated[list[Path], typer.Argument(help="site report JSON files")],
+    output: Annotated[Path | None, typer.Option("--out", help="also write the JSON")] = None,
+) -> None:
+    """Coordinator view: label and feature heterogeneity across sites' DP reports."""
+    from medsilo.data.heterogeneity import heterogeneity
+
+    try:
+        view = heterogeneity([json.loads(p.read_text()) for p in reports])
+    except (OSError, ValueError, KeyError) as err:
+        raise _fail(f"cannot combine the reports: {err}") from None
+    sites = view["sites"]
+    table = Table(
+        title=f"heterogeneity across {len(sites)} sites (schema {view['schema']!r}, "
+        "from DP reports)"
+    )
+    table.add_column("statistic")
+    for s in sites:
+        table.add_column(s)
+    table.add_row("rows (noisy)", *[f"{view['counts'][s]:.0f}" for s in sites])
+    table.add_row("label JS div.", *[f"{view['label']['js_divergence'][s]:.3f}" for s in sites])
+    for name, f in view["features"].items():
+        if f["type"] == "categorical":
+            table.add_row(f"{name} JS div.", *[f"{f['js_divergence'][s]:.3f}" for s in sites])
+        else:
+            table.add_row(f"{name} SMD", *[f"{f['smd'][s]:+.2f}" for s in sites])
+    out.print(table)
+    if output is not None:
+        output.write_text(json.dumps(view, indent=2))
+
+
+@site_app.command()
+def dicom(
+    folder: Annotated[Path, typer.Option("--folder", help="the site's DICOM folder tree")],
+    labels: Annotated[Path, typer.Option("--labels", help="labels CSV (path or uid, label)")],
+    classes: Annotated[str, typer.Option(help="comma-separated class names")],
+    name: Annotated[str, typer.Option("--site")] = "site",
+    image_size: Annotated[int, typer.Option()] = 64,
+    cache_dir: Annotated[Path, typer.Option()] = Path(".medsilo_cache/dicom"),
+) -> None:
+    """Ingest a DICOM folder (decode, window, resize, cache) and print its ingestion report."""
+    from medsilo.data.dicom_site import ingest_site
+    from medsilo.data.sources import DicomSourceConfig
+
+    try:
+        cfg = DicomSourceConfig.model_validate(
+            {
+                "sites": [{"name": name, "folder": folder, "labels": labels}],
+                "classes": [c.strip() for c in classes.split(",")],
+                "image_size": image_size,
+                "cache_dir": cache_dir,
+            }
+        )
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    with progress_bars() as bars:
+
+        def start(total: int) -> Callable[[], None]:
+            task = bars.add_task(f"decoding {name}", total=total, status="")
+            return lambda: bars.advance(task)
+
+        try:
+            data, rep = ingest_site(cfg.sites[0], cfg, on_start=start)
+        except DataFormatError as err:
+            raise _fail(str(err), 1) from None
+    out.print(rep.to_markdown())
+    out.print(
+        f"tensors: {tuple(data.x.shape)}; report: {cache_dir / name / 'ingestion_report.md'}"
+        + (" (from cache)" if rep.from_cache else "")
+    )
+
+
+@site_app.command("demo-data")
+def demo_data(
+    output: Annotated[Path, typer.Option("--out", help="folder to write into")],
+    rows: Annotated[int, typer.Option(help="CSV rows per hospital")] = 200,
+    images: Annotated[int, typer.Option(help="DICOM images per site")] = 24,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Write synthetic hospital CSVs (three local dialects) and DICOM site folders."""
+    from medsilo.data.synthetic_sites import write_cardio_sites, write_dicom_sites
+
+    csvs = write_cardio_sites(output / "tabular", rows, seed)
+    folders = write_dicom_sites(output / "dicom", per_site=images, seed=seed)
+    for site, path in csvs.items():
+        out.print(f"{site}: {path}")
+    for site, (folder, labels) in folders.items():
+        out.print(f"{site}: {folder} (labels {labels})")
