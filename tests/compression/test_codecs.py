@@ -133,15 +133,33 @@ def test_varint_round_trip(values: list[int]) -> None:
 
 def test_qsgd_is_unbiased_and_sized_exactly() -> None:
     d = delta(scale=1.0)
-    codec = QSGD(levels=4)  # 9 levels -> 4 bits an entry
+    codec = QSGD(levels=4, bucket=16)  # 9 levels -> 4 bits an entry
     data = codec.encode(d, np.random.default_rng(0))
-    assert len(data) == sum(8 + math.ceil(n * 4 / 8) for n in sizes())
+    assert len(data) == sum(4 + 4 * math.ceil(n / 16) + math.ceil(n * 4 / 8) for n in sizes())
     rng = np.random.default_rng(1)
     mean = np.mean([flatten(codec.decode(codec.encode(d, rng), SHAPES)) for _ in range(2000)], 0)
     np.testing.assert_allclose(mean, flatten(d), atol=0.08)
     one = codec.decode(data, SHAPES)
-    for a, b in zip(one, d, strict=True):  # within one level of the truth
-        assert np.abs(a - b).max() <= np.linalg.norm(b) / 4 + 1e-6
+    for a, b in zip(one, d, strict=True):  # within one level (of its bucket's norm) of the truth
+        flat_b, err = b.ravel(), np.abs(a - b).ravel()
+        for start in range(0, flat_b.size, 16):
+            chunk = slice(start, start + 16)
+            assert err[chunk].max() <= np.linalg.norm(flat_b[chunk]) / 4 + 1e-6
+
+
+def test_qsgd_buckets_bound_the_variance() -> None:
+    """One norm per 512 entries keeps the error far below one norm per tensor."""
+    x = [np.random.default_rng(3).normal(size=(200, 500)).astype(np.float32)]
+    shapes = [x[0].shape]
+
+    def relative_error(codec: QSGD) -> float:
+        got = codec.decode(codec.encode(x, np.random.default_rng(4)), shapes)[0]
+        return float(np.linalg.norm(got - x[0]) / np.linalg.norm(x[0]))
+
+    bucketed, whole = relative_error(QSGD(4, bucket=512)), relative_error(QSGD(4, bucket=10**6))
+    # Alistarh et al.'s bound: E||Q(x) - x||^2 <= min(d / s^2, sqrt(d) / s) ||x||^2, d = bucket
+    assert bucketed**2 <= np.sqrt(512) / 4
+    assert whole > 3 * bucketed
 
 
 def test_qsgd_needs_a_generator() -> None:

@@ -9,7 +9,7 @@ under several scenarios with the same seeds:
   robust rules without an attack (their price); two Gaussian-noise sites (which the
   coordinator's norm check rejects); two label-flipping sites; one backdoor site;
 * compression (clean FedAvg): fp16, int8, top-k 1% with and without error feedback,
-  QSGD (4 levels) and PowerSGD (rank 4).
+  QSGD (4 levels, 512-entry buckets, no error feedback) and PowerSGD (rank 4).
 
 For each it reports the final pooled test accuracy, its same-seed difference from clean
 FedAvg (in points), the uplink bytes per round (the exact encoded payloads), the ratio of
@@ -135,7 +135,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         {"compression": {"codec": "topk", "k": 0.01, "error_feedback": False}},
     ),
     Scenario(
-        "qsgd", "QSGD 4 levels + EF", "compression", {"compression": {"codec": "qsgd", "levels": 4}}
+        "qsgd",
+        "QSGD 4 levels, 512-entry buckets",
+        "compression",
+        {"compression": {"codec": "qsgd", "levels": 4}},
     ),
     Scenario(
         "powersgd",
