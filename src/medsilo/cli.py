@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medsilo.audit.command import audit_app
 from medsilo.bundled import bundled_names, resolve_config
 from medsilo.config import ConfigError, RunConfig
 from medsilo.data.base import DataFormatError
 from medsilo.progress import progress_bars
+from medsilo.site_cli import site_app
 from medsilo.suite import SuiteRow, run_suite
 
 app = typer.Typer(
@@ -25,6 +27,10 @@ bench_app = typer.Typer(
     help="Benchmarks that print side-by-side measurements.", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
+# `medsilo audit ...` (privacy attacks on a run); the group lives in medsilo.audit.command.
+app.add_typer(audit_app, name="audit")
+# `medsilo site ...` (schema checks, DP data reports, DICOM ingestion): medsilo.site_cli.
+app.add_typer(site_app, name="site")
 # Piped output (logs, CI) gets a wide console so result tables are never elided.
 out = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -69,7 +75,7 @@ def print_table(rows: list[SuiteRow], title: str) -> None:
     dicts = [r.as_dict() for r in rows]
     sites = sorted({s for d in dicts for s in d["per_site"]})
     table = Table(title=title)
-    extra = ["LOHO mean", "uplink kB/round", "leakage R"]
+    extra = ["LOHO mean", "uplink kB/round", "leakage R", "DP epsilon"]
     for col in ["run", "seeds", "pooled test acc", "mean per-site acc", *sites, *extra]:
         table.add_column(col, justify="left" if col == "run" else "right")
     for d in dicts:
@@ -82,6 +88,7 @@ def print_table(rows: list[SuiteRow], title: str) -> None:
             _fmt(d["loho_mean_accuracy"]),
             _fmt(d["uplink_kb_per_round"], 1),
             _fmt(d["leakage"]),
+            _fmt(d.get("epsilon"), 2),
         )
     out.print(table)
 
@@ -122,7 +129,7 @@ def simulate(
             f"{len(cfgs)} config(s) x {len(seed_list)} seed(s)",
             progress,
         )
-    except DataFormatError as err:
+    except (DataFormatError, ConfigError) as err:  # ConfigError: e.g. a too-small DP budget
         raise _fail(str(err)) from None
 
 
@@ -206,11 +213,16 @@ def bench_paper(
         Path, typer.Option("--out", help="where to write the table and plot")
     ] = Path("runs/bench-paper"),
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    empirical: Annotated[
+        bool, typer.Option(help="measure gradient-inversion PSNR per method (leakage column)")
+    ] = True,
 ) -> None:
     """CC-PGD vs FedAvg, DP-FedAvg, FedProx and pooled: the paper's table and (lam, mu) frontier."""
     from medsilo.bench.paper import run_paper_benchmark
 
-    run_paper_benchmark(quick=quick, out_dir=out_dir, console=out, progress=progress)
+    run_paper_benchmark(
+        quick=quick, out_dir=out_dir, console=out, progress=progress, empirical=empirical
+    )
 
 
 @bench_app.command("robustness")
@@ -223,16 +235,99 @@ def bench_robustness(
     out_dir: Annotated[Path, typer.Option("--out", help="where to write the tables")] = Path(
         "runs/bench-robustness"
     ),
+    rounds: Annotated[
+        int | None, typer.Option(min=1, help="rounds per run (default 10; quick: 1)")
+    ] = None,
+    max_train: Annotated[
+        int | None, typer.Option(min=100, help="training rows used (default 20000)")
+    ] = None,
 ) -> None:
     """Sign-flip, noise, label-flip and backdoor attacks vs robust rules; codecs' bytes."""
-    from medsilo.bench.robustness import run_robustness_benchmark
+    from dataclasses import replace
+
+    from medsilo.bench.robustness import FULL, QUICK, run_robustness_benchmark
 
     keys = [k.strip() for k in only.split(",") if k.strip()] if only else None
+    budget = QUICK if quick else FULL
+    if rounds is not None:
+        budget = replace(budget, rounds=rounds)
+    if max_train is not None:
+        budget = replace(budget, max_train_samples=max_train)
     try:
         run_robustness_benchmark(
-            quick=quick, seeds=_parse_seeds(seeds), out_dir=out_dir, console=out, only=keys
+            seeds=_parse_seeds(seeds), out_dir=out_dir, console=out, only=keys, budget=budget
         )
     except ValueError as err:
+        raise _fail(str(err)) from None
+
+
+@bench_app.command("async")
+def bench_async(
+    quick: Annotated[bool, typer.Option(help="a tiny budget (seconds), for smoke tests")] = False,
+    seeds: Annotated[str, typer.Option(help="e.g. 0 or 0-2 or 0,3")] = "0",
+    modes: Annotated[
+        str, typer.Option(help="comma-separated: sync, sync_timeout, fedbuff, fedasync")
+    ] = "sync,fedbuff,fedasync",
+    target: Annotated[
+        float | None, typer.Option(help="pooled test accuracy to reach (default 0.97)")
+    ] = None,
+    max_train_samples: Annotated[
+        int | None, typer.Option(help="cap on MNIST training samples (default: all)")
+    ] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the tables")] = Path(
+        "runs/bench-async"
+    ),
+) -> None:
+    """Time to accuracy: synchronous FedAvg vs FedBuff and FedAsync with two 10x slower sites."""
+    from dataclasses import replace
+
+    from medsilo.bench.asynchronous import FULL, QUICK, run_async_benchmark
+
+    budget = QUICK if quick else FULL
+    if target is not None:
+        budget = replace(budget, target=target)
+    if max_train_samples is not None:
+        budget = replace(budget, max_train_samples=max_train_samples)
+    try:
+        run_async_benchmark(
+            seeds=_parse_seeds(seeds),
+            out_dir=out_dir,
+            console=out,
+            modes=[m.strip() for m in modes.split(",") if m.strip()],
+            budget=budget,
+        )
+    except ValueError as err:
+        raise _fail(str(err)) from None
+
+
+@bench_app.command("secagg")
+def bench_secagg(
+    quick: Annotated[bool, typer.Option(help="10 sites x 10k parameters (seconds)")] = False,
+    sites: Annotated[int | None, typer.Option(help="masking: sites (default 100)")] = None,
+    params: Annotated[int | None, typer.Option(help="parameters per site (default 1M)")] = None,
+    dropout: Annotated[float, typer.Option(help="share of sites dropping after key sharing")] = 0.1,
+    ckks_sites: Annotated[int | None, typer.Option(help="CKKS: sites measured")] = None,
+    ckks_params: Annotated[int | None, typer.Option(help="CKKS: parameters measured")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Secure aggregation costs: masking (site and coordinator time, bytes) vs CKKS."""
+    from dataclasses import replace
+
+    from medsilo.bench.secagg import FULL, QUICK, run_secagg_benchmark
+    from medsilo.secure.protocol import SecAggError
+
+    size = QUICK if quick else FULL
+    given = {
+        "sites": sites,
+        "params": params,
+        "ckks_sites": ckks_sites,
+        "ckks_params": ckks_params,
+    }
+    size = replace(size, dropout=dropout, **{k: v for k, v in given.items() if v is not None})
+    try:
+        with progress_bars(progress) as bars:
+            run_secagg_benchmark(size, console=out, progress=bars)
+    except (ValueError, SecAggError) as err:
         raise _fail(str(err)) from None
 
 

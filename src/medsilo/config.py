@@ -12,10 +12,18 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from medsilo.asynchrony import AsynchronyConfig, SyncConfig, asynchrony_problem
 from medsilo.confidential.platform import PlatformRecord
 from medsilo.data.spec import DataConfig
 from medsilo.models.zoo import ModelName
-from medsilo.network import NetworkProfile
+from medsilo.network import Availability, ComputeProfile, NetworkProfile
+from medsilo.privacy.config import (
+    AdaptiveClipConfig,
+    NoiseMultiplier,
+    PrivacyConfig,
+    privacy_problem,
+)
+from medsilo.secure.config import SecureAggregationConfig, incompatibility
 from medsilo.training.local import LocalTraining
 
 
@@ -72,11 +80,18 @@ class CCPGDConfig(_Strict):
 
 
 class DPFedAvgConfig(_Strict):
-    """DP-FedAvg: client-level clipping to ``clip``, Gaussian noise at the coordinator."""
+    """DP-FedAvg (docs/privacy.md): client-level clipping to ``clip`` (fixed, or the start of
+    adaptive clipping), Gaussian noise at the coordinator (``central``) or at the sites."""
 
     name: Literal["dp_fedavg"]
     clip: float = Field(1.0, gt=0)
-    noise_multiplier: float = Field(1.0, ge=0)
+    noise_multiplier: NoiseMultiplier = Field(
+        1.0, description="noise std / clip; 'auto' calibrates to privacy.target_epsilon"
+    )
+    noise: Literal["central", "local"] = Field(
+        "central", description="local: each site adds its share (needs secure aggregation)"
+    )
+    adaptive_clip: AdaptiveClipConfig | None = None
 
 
 class PooledConfig(_Strict):
@@ -176,17 +191,23 @@ class EvaluationConfig(_Strict):
 
 
 class SiteRecord(_Strict):
-    """What the simulation assumes about one site: its link and its TEE platform."""
+    """What the simulation assumes about one site: its link, its TEE platform, its compute
+    speed and its availability (:mod:`medsilo.network`)."""
 
     network: NetworkProfile = NetworkProfile()
     platform: PlatformRecord = PlatformRecord()
+    compute: ComputeProfile = ComputeProfile()
+    availability: Availability = Availability()
 
 
 class SiteOverride(_Strict):
-    """Per-site replacement of the default's ``network`` and/or ``platform``."""
+    """Per-site replacement of the default's ``network``, ``platform``, ``compute`` or
+    ``availability`` (each replaced as a whole)."""
 
     network: NetworkProfile | None = None
     platform: PlatformRecord | None = None
+    compute: ComputeProfile | None = None
+    availability: Availability | None = None
 
 
 class SitesConfig(_Strict):
@@ -202,6 +223,8 @@ class SitesConfig(_Strict):
         return SiteRecord(
             network=o.network or self.default.network,
             platform=o.platform or self.default.platform,
+            compute=o.compute or self.default.compute,
+            availability=o.availability or self.default.availability,
         )
 
     def without(self, site: str) -> SitesConfig:
@@ -357,8 +380,15 @@ class TopKConfig(_LossyCodec):
 
 
 class QSGDConfig(_LossyCodec):
+    """QSGD is unbiased but not contractive (its error can exceed the update), which breaks
+    error feedback's assumption; so feedback is off by default here (docs/robustness.md)."""
+
     codec: Literal["qsgd"]
     levels: int = Field(4, ge=1, le=127)
+    error_feedback: bool = Field(
+        False, description="carry what compression dropped into the next round's update"
+    )
+    bucket: int = Field(512, ge=1, description="entries sharing one norm (bounds the variance)")
 
 
 class PowerSGDConfig(_LossyCodec):
@@ -386,6 +416,9 @@ class RunConfig(_Strict):
     robust: RobustConfig = NoRobustConfig()
     attack: AttackConfig | None = None
     compression: CompressionConfig = NoCompressionConfig()
+    asynchrony: AsynchronyConfig = SyncConfig()
+    secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
     output_dir: Path = Path("runs")
     threads: int = Field(
         1,
@@ -408,7 +441,25 @@ class RunConfig(_Strict):
         if algo in BASELINES and self.server_optimizer.name != "sgd":
             raise ValueError(f"baseline {algo!r} has no server optimiser; remove server_optimizer")
         self._check_robustness(algo)
+        problem = asynchrony_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        self._check_secure_aggregation(algo)
+        problem = privacy_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def _check_secure_aggregation(self, algo: str) -> None:
+        # Asynchronous modes refuse secure aggregation in asynchrony_problem.
+        v = self.validation
+        # The default relative check does not apply (documented); a chosen one is refused.
+        default_factor = ValidationConfig.model_fields["max_norm_factor"].default
+        factor_set = v.max_norm_factor not in (None, default_factor)
+        secure, codec = self.secure_aggregation, self.compression.codec
+        problem = incompatibility(secure, algo, self.robust.rule, codec, v.max_norm, factor_set)
+        if problem is not None:
+            raise ValueError(problem)
 
     def _check_robustness(self, algo: str) -> None:
         rule = self.robust.rule

@@ -85,6 +85,14 @@ def run_experiment(
     run_dir.mkdir(parents=True, exist_ok=False)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     fed = build_federation(cfg.data, cfg.seed)
+    if cfg.data.dicom is not None:  # what ingestion left out, per site (docs/data-ingestion.md)
+        from medsilo.data.dicom_site import copy_ingestion_reports
+
+        copy_ingestion_reports(cfg.data.dicom, run_dir / "data")
+    if cfg.data.tabular is not None:  # each site's validation report, as above
+        from medsilo.data.tabular_sites import write_validation_reports
+
+        write_validation_reports(cfg.data.tabular, run_dir / "data")
     start = time.perf_counter()
     with (run_dir / "rounds.jsonl").open("w") as log:
 
@@ -108,7 +116,13 @@ def run_experiment(
         "final": {k: last.get(k) for k in ("test", "per_site", "mean_site_accuracy")},
         "bytes_up_total": sum(r["bytes_up"] for r in result.rounds),
         "bytes_down_total": sum(r["bytes_down"] for r in result.rounds),
+        "asynchrony": cfg.asynchrony.mode,
+        "sim_clock_s": last.get("sim_clock_s"),
     }
+    if "privacy" in last:  # docs/privacy.md: epsilon spent, and why training stopped early
+        summary["privacy"] = last["privacy"]
+        summary["rounds_completed"] = len(result.rounds)
+        summary["stop_reason"] = last.get("stop_reason")
     if cfg.evaluation.loho:
         loho = leave_one_hospital_out(cfg, fed, on_loho_site)
         summary["loho"] = loho

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,8 @@ class SuiteRow:
     loho_mean: list[float]
     uplink_kb_per_round: list[float]
     leakage: list[float]
+    #: Epsilon spent (docs/privacy.md), for runs with a DP mechanism.
+    epsilon: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         def ms(values: list[float]) -> dict[str, float] | None:
@@ -41,6 +43,7 @@ class SuiteRow:
             "loho_mean_accuracy": ms(self.loho_mean),
             "uplink_kb_per_round": ms(self.uplink_kb_per_round),
             "leakage": ms(self.leakage),
+            "epsilon": ms(self.epsilon),
         }
 
 
@@ -74,7 +77,15 @@ def run_suite(
                 if progress is not None and task is not None:
                     acc = (rec.get("test") or {}).get("accuracy")
                     status = f"acc {acc:.3f}" if acc is not None else ""
-                    progress.update(task, advance=1, status=status)
+                    if "updates_target" in rec:  # asynchronous: progress in client updates
+                        progress.update(
+                            task,
+                            total=rec["updates_target"],
+                            completed=rec["updates_received"],
+                            status=status,
+                        )
+                    else:
+                        progress.update(task, advance=1, status=status)
 
             def on_loho(site: str, task: Any = task) -> None:
                 if progress is not None and task is not None:
@@ -116,4 +127,5 @@ def _row(name: str, results: list[ExperimentResult]) -> SuiteRow:
             for r in results
             if "leakage" in r.result.rounds[-1].get("extra", {})
         ],
+        epsilon=[float(r.summary["privacy"]["epsilon"]) for r in results if "privacy" in r.summary],
     )

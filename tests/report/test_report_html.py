@@ -73,6 +73,7 @@ def test_suite_html_table(suite_report: Path, suite_runs: SuiteRuns) -> None:
         "switzerland",
         "va",
         "LOHO mean acc.",
+        "Simulated time (s)",  # two of the runs have a simulated clock
         "Wall time (s)",
     ]
     by_run = {row[0][0]: row for row in rows}
@@ -88,7 +89,9 @@ def test_suite_html_table(suite_report: Path, suite_runs: SuiteRuns) -> None:
         assert cells[5:9] == [f"{a:.3f}" for a in site_accs]
         loho_mean = sum(acc - 0.1 - 0.02 * i for i in range(4)) / 4
         assert cells[9] == (f"{loho_mean:.3f}" if loho else "–")
-        assert cells[10] == f"{wall:.2f}"
+        clock = sum(10.0 * r for r in range(1, 7))  # running sum of sim_time_s = 10 r
+        assert cells[10] == (f"{clock:.2f}" if name in ("heart-fedavg", "heart-fedadam") else "–")
+        assert cells[11] == f"{wall:.2f}"
 
     bold = {labels[j]: row[0][0] for row in rows for j, (_, b) in enumerate(row) if b}
     assert bold == {
@@ -99,6 +102,7 @@ def test_suite_html_table(suite_report: Path, suite_runs: SuiteRuns) -> None:
         "switzerland": "heart-pooled",
         "va": "heart-pooled",
         "LOHO mean acc.": "heart-fedadam",
+        "Simulated time (s)": "heart-fedadam",  # a tie with heart-fedavg; the later row wins
         "Wall time (s)": "heart-pooled",
     }
 

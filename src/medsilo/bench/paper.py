@@ -6,7 +6,10 @@ natural split (four hospitals), all with the same seeds, and writes
 
 * ``paper_table.csv`` / ``paper_table.md`` (and a printed table): accuracy, the leakage risk
   of transmitted updates (:mod:`medsilo.confidential.leakage`, the same metric for every
-  algorithm), the empirical leakage column (empty until the privacy-audit issue lands),
+  algorithm), the empirical leakage column (mean PSNR in dB of a gradient-inversion attack
+  on single-image, 5-local-step updates of the first site, first seed only:
+  :func:`medsilo.audit.inversion_audit.benchmark_inversion_psnr`, docs/privacy-audits.md;
+  higher = more leakage; off when the plan's ``inversion_iterations`` is 0),
   bytes per round (uplink, downlink, total; :mod:`medsilo.wire`), simulated seconds per round
   (:mod:`medsilo.network`, stated profile below) and same-seed differences of CC-PGD vs FedAvg;
 * ``frontier.csv`` / ``frontier.png``: CC-PGD over a grid of ``(lam, mu)`` with a check of the
@@ -26,7 +29,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,8 @@ from medsilo.progress import progress_bars
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import FederationResult, run_federation
 
-EMPIRICAL_NA = "n/a: privacy-audit issue not done"
+EMPIRICAL_NA = "n/a: not measured"
+EMPIRICAL_NO_UPDATES = "n/a: sends no updates"
 FAST = {"uplink_mbps": 100.0, "downlink_mbps": 100.0, "latency_ms": 20.0}
 RURAL = {"uplink_mbps": 5.0, "downlink_mbps": 20.0, "latency_ms": 40.0}
 SAFE_PLATFORM = {"kind": "sev-snp", "tcb_version": "seed-list"}
@@ -77,6 +81,8 @@ class PaperPlan:
     lam_grid: tuple[float, ...]
     mu_grid: tuple[float, ...]
     frontier_setting: Setting
+    #: attacker iterations of the empirical-leakage (gradient-inversion) measurement; 0: off
+    inversion_iterations: int = 0
 
 
 #: CC-PGD's main row uses the config defaults; the two others switch one knob off.
@@ -115,6 +121,7 @@ def plan(quick: bool) -> PaperPlan:
             lam_grid=(0.0, 0.03, 0.1, 0.3),
             mu_grid=(0.0, 0.01, 0.02, 0.04),
             frontier_setting=settings[0],
+            inversion_iterations=200,
         )
     settings = (
         Setting("mnist", "iid", "cnn"),
@@ -136,6 +143,7 @@ def plan(quick: bool) -> PaperPlan:
         lam_grid=(0.0, 0.01, 0.03, 0.1, 0.3),
         mu_grid=(0.0, 0.005, 0.01, 0.02, 0.04),
         frontier_setting=settings[0],
+        inversion_iterations=400,
     )
 
 
@@ -193,6 +201,7 @@ class RunSummary:
     wall_s: float
     lam: float | None = None
     mu: float | None = None
+    inversion_psnr: float | None = None
 
     @property
     def bytes_total(self) -> float | None:
@@ -238,7 +247,10 @@ Report = Callable[[str], None]
 
 
 def _execute(
-    p: PaperPlan, jobs: list[tuple[Setting, str, dict[str, Any], int]], advance: Report
+    p: PaperPlan,
+    jobs: list[tuple[Setting, str, dict[str, Any], int]],
+    advance: Report,
+    measure_inversion: bool = False,
 ) -> list[RunSummary]:
     out: list[RunSummary] = []
     prepared: dict[tuple[Setting, int], tuple[PreparedFederation, list[str]]] = {}
@@ -255,6 +267,10 @@ def _execute(
         if algorithm["name"] == "ccpgd":
             summary.lam = float(getattr(cfg.algorithm, "lam", math.nan))
             summary.mu = float(getattr(cfg.algorithm, "mu", math.nan))
+        if measure_inversion and p.inversion_iterations > 0 and seed == p.seeds[0]:
+            from medsilo.audit.inversion_audit import benchmark_inversion_psnr
+
+            summary.inversion_psnr = benchmark_inversion_psnr(cfg, prep, p.inversion_iterations)
         out.append(summary)
         advance(f"{s.label} {method} seed {seed}: acc {summary.accuracy:.3f}")
     return out
@@ -266,8 +282,12 @@ def run_paper_benchmark(
     console: Console,
     progress: bool = True,
     custom_plan: PaperPlan | None = None,
+    empirical: bool = True,
 ) -> PaperResult:
+    """``empirical=False`` skips the gradient-inversion column (``inversion_iterations=0``)."""
     p = custom_plan or plan(quick)
+    if not empirical:
+        p = replace(p, inversion_iterations=0)
     out_dir.mkdir(parents=True, exist_ok=True)
     table_jobs = [
         (s, m, algo, seed) for s in p.settings for seed in p.seeds for m, algo in p.methods.items()
@@ -315,7 +335,7 @@ def _run_all(
 
             return report
 
-        result.runs = _execute(p, table_jobs, step(t_table))
+        result.runs = _execute(p, table_jobs, step(t_table), measure_inversion=True)
         result.frontier = _execute(p, frontier_jobs, step(t_front))
 
 
@@ -352,7 +372,7 @@ def table_rows(result: PaperResult) -> list[dict[str, Any]]:
                 "seeds": len(runs),
                 "accuracy": _mean([r.accuracy for r in runs]),
                 "leakage_risk": _mean([r.leakage for r in runs]),
-                "empirical_leakage": EMPIRICAL_NA,
+                "empirical_leakage": _empirical(runs, m),
                 "bytes_up_per_round": _mean([r.bytes_up for r in runs]),
                 "bytes_down_per_round": _mean([r.bytes_down for r in runs]),
                 "bytes_total_per_round": _mean([r.bytes_total for r in runs]),
@@ -385,6 +405,16 @@ def table_rows(result: PaperResult) -> list[dict[str, Any]]:
     return rows
 
 
+def _empirical(runs: list[RunSummary], method: str) -> float | str:
+    """Mean inversion PSNR over the seeds that measured it, else why it is missing."""
+    measured = [r.inversion_psnr for r in runs if r.inversion_psnr is not None]
+    if measured:
+        return float(np.mean(measured))
+    if method == "pooled":
+        return EMPIRICAL_NO_UPDATES
+    return EMPIRICAL_NA
+
+
 def _fmt(value: Any, kind: str) -> str:
     if value is None:
         return "n/a"
@@ -398,6 +428,8 @@ def _fmt(value: Any, kind: str) -> str:
         return f"{value / 1000:.1f} kB"
     if kind == "s":
         return f"{value:.3f}"
+    if kind == "db":
+        return f"{value:.1f} dB"
     return f"{value:.4f}" if kind == "risk" else f"{value:.3f}"
 
 
@@ -406,7 +438,7 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("method", "method", "str"),
     ("accuracy", "accuracy", "acc"),
     ("leakage_risk", "leakage risk R", "risk"),
-    ("empirical_leakage", "empirical leakage", "str"),
+    ("empirical_leakage", "inversion PSNR", "db"),
     ("bytes_up_per_round", "bytes up/round", "bytes"),
     ("bytes_total_per_round", "bytes up+down/round", "bytes"),
     ("sim_s_per_round", "sim s/round", "s"),

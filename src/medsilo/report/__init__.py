@@ -77,7 +77,8 @@ def results_table(path: Path) -> list[dict[str, object]]:
     """Rows of the results table (one per run, all with the same keys in column order).
 
     Keys: ``run``, ``algorithm``, ``rounds``, ``pooled_accuracy``, ``mean_site_accuracy``,
-    ``site_accuracy.<site>`` per site, ``loho_mean_accuracy`` (only when some run has LOHO)
-    and ``wall_s``; missing values are ``None``. Use :func:`load_table` for labels and formats.
+    ``site_accuracy.<site>`` per site, ``loho_mean_accuracy`` (only when some run has LOHO),
+    ``sim_clock_s`` (only when some run has a simulated clock) and ``wall_s``; missing values
+    are ``None``. Use :func:`load_table` for labels and formats.
     """
     return load_table(path).rows

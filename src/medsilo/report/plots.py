@@ -63,8 +63,8 @@ def _round_no(rec: RoundRecord) -> float | None:
     return float(rec.round)
 
 
-def _sim_time(rec: RoundRecord) -> float | None:
-    return rec.sim_time_s
+def _sim_clock(rec: RoundRecord) -> float | None:
+    return rec.sim_clock_s
 
 
 def _pooled_accuracy(rec: RoundRecord) -> float | None:
@@ -275,14 +275,15 @@ def plot_loss(runs: Sequence[RunResult], path: Path) -> Path | None:
 
 
 def plot_accuracy_vs_time(runs: Sequence[RunResult], path: Path) -> Path | None:
-    """Accuracy against simulated time, for rounds whose ``sim_time_s`` is set."""
+    """Accuracy against the simulated clock (``sim_clock_s``: compute and communication
+    since the start; synchronous rounds and asynchronous aggregations alike)."""
     return _curves(
         runs,
         [
             ("Pooled test accuracy", _pooled_accuracy),
             ("Mean per-site accuracy", _mean_site_accuracy),
         ],
-        x=_sim_time,
+        x=_sim_clock,
         xlabel="Simulated time (s)",
         ylabel="Accuracy",
         title="Accuracy vs simulated time",

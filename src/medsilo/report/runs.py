@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SUMMARY_FILE = "summary.json"
@@ -60,6 +60,9 @@ class RoundRecord:
     round: int
     wall_s: float | None = None
     sim_time_s: float | None = None
+    #: Simulated time since the run started: the file's ``sim_clock_s``, else the running
+    #: sum of ``sim_time_s`` (runs written before the simulated clock existed).
+    sim_clock_s: float | None = None
     sites: list[str] = field(default_factory=list)
     train_loss: float | None = None
     test: EvalMetrics | None = None
@@ -172,6 +175,12 @@ class RunResult:
     def has_sim_time(self) -> bool:
         return any(r.sim_time_s is not None for r in self.rounds)
 
+    @property
+    def sim_clock_s(self) -> float | None:
+        """Simulated time at the end of the run (``None`` without a simulated clock)."""
+        clocks = [r.sim_clock_s for r in self.rounds if r.sim_clock_s is not None]
+        return max(clocks) if clocks else None
+
 
 @dataclass(frozen=True)
 class SuiteResult:
@@ -253,7 +262,22 @@ def load_rounds(path: Path) -> list[RoundRecord]:
             raise ReportError(f"expected a JSON object, got {_kind(obj)}", path, lineno)
         records.append(_parse_round(obj, _Where(path, lineno)))
     records.sort(key=lambda r: r.round)
-    return records
+    return _with_clock(records)
+
+
+def _with_clock(records: list[RoundRecord]) -> list[RoundRecord]:
+    """Fill ``sim_clock_s`` from the running sum of ``sim_time_s`` where the file has none."""
+    if any(r.sim_clock_s is not None for r in records):
+        return records
+    out: list[RoundRecord] = []
+    clock = 0.0
+    for r in records:
+        if r.sim_time_s is None:
+            out.append(r)
+            continue
+        clock += r.sim_time_s
+        out.append(replace(r, sim_clock_s=clock))
+    return out
 
 
 def load_suite(path: Path) -> SuiteResult:
@@ -442,6 +466,7 @@ def _parse_round(obj: Mapping[str, object], where: _Where) -> RoundRecord:
         round=rnd,
         wall_s=_opt_float(obj, "wall_s", where),
         sim_time_s=_opt_float(obj, "sim_time_s", where),
+        sim_clock_s=_opt_float(obj, "sim_clock_s", where),
         sites=sites,
         train_loss=_opt_float(obj, "train_loss", where),
         test=_metrics(obj, "test", where),

@@ -67,9 +67,20 @@ def format_value(column: Column, value: object) -> str:
     return str(value)
 
 
+def epsilon_text(privacy: object) -> str | None:
+    """``"3.00 (1e-05)"`` from a summary's ``privacy`` entry (docs/privacy.md), else None."""
+    if not isinstance(privacy, dict):
+        return None
+    eps, delta = _number(privacy.get("epsilon")), _number(privacy.get("delta"))
+    if eps is None or delta is None:
+        return None
+    return f"{eps:.2f} ({delta:g})"
+
+
 def build_table(runs: Sequence[RunResult]) -> ResultsTable:
     """Columns: run, algorithm, rounds, pooled accuracy, mean per-site accuracy, one column
-    per site (union over runs), LOHO mean accuracy (only if any run has LOHO), wall time."""
+    per site (union over runs), LOHO mean accuracy (only if any run has LOHO), simulated
+    time at the end (only if any run has a simulated clock), wall time."""
     sites: dict[str, None] = {}
     for run in runs:
         for site in run.final_per_site:
@@ -86,6 +97,12 @@ def build_table(runs: Sequence[RunResult]) -> ResultsTable:
     columns += [Column(SITE_PREFIX + site, site, "accuracy", "max") for site in sites]
     if has_loho:
         columns.append(Column("loho_mean_accuracy", "LOHO mean acc.", "accuracy", "max"))
+    has_clock = any(run.sim_clock_s is not None for run in runs)
+    if has_clock:
+        columns.append(Column("sim_clock_s", "Simulated time (s)", "seconds", "min"))
+    has_dp = any(isinstance(run.summary.raw.get("privacy"), dict) for run in runs)
+    if has_dp:
+        columns.append(Column("epsilon", "DP epsilon (delta)", "text"))
     columns.append(Column("wall_s", "Wall time (s)", "seconds", "min"))
 
     rows: list[dict[str, object]] = []
@@ -103,6 +120,10 @@ def build_table(runs: Sequence[RunResult]) -> ResultsTable:
             row[SITE_PREFIX + site] = metrics.accuracy if metrics is not None else None
         if has_loho:
             row["loho_mean_accuracy"] = run.loho_mean_accuracy
+        if has_clock:
+            row["sim_clock_s"] = run.sim_clock_s
+        if has_dp:
+            row["epsilon"] = epsilon_text(run.summary.raw.get("privacy"))
         row["wall_s"] = run.wall_s
         rows.append(row)
     return ResultsTable(columns=columns, rows=rows)

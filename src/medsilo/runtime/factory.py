@@ -30,9 +30,20 @@ from medsilo.config import (
     FedProxConfig,
     PowerSGDConfig,
     QSGDConfig,
+    RunConfig,
     ServerOptimizerConfig,
     TopKConfig,
 )
+
+
+def build_run_algorithm(cfg: RunConfig, num_sites: int) -> Algorithm:
+    """The algorithm ``cfg`` names, for a federation of ``num_sites`` sites (DP-FedAvg's
+    noise calibration and local noise shares depend on the cohort)."""
+    if isinstance(cfg.algorithm, DPFedAvgConfig):
+        from medsilo.privacy.ledger import build_dp_fedavg  # it imports the runtime
+
+        return build_dp_fedavg(cfg, num_sites)
+    return build_algorithm(cfg.algorithm, cfg.seed)
 
 
 def build_algorithm(cfg: AlgorithmConfig, seed: int = 0) -> Algorithm:
@@ -40,7 +51,15 @@ def build_algorithm(cfg: AlgorithmConfig, seed: int = 0) -> Algorithm:
     if isinstance(cfg, CCPGDConfig):
         return CCPGD(lam=cfg.lam, mu=cfg.mu, rho=cfg.rho, kappa=cfg.kappa, eps=cfg.eps)
     if isinstance(cfg, DPFedAvgConfig):
-        return DPFedAvg(clip=cfg.clip, noise_multiplier=cfg.noise_multiplier, seed=seed)
+        if cfg.noise_multiplier == "auto":
+            raise ValueError("noise_multiplier 'auto' needs the whole run: build_run_algorithm")
+        return DPFedAvg(
+            clip=cfg.clip,
+            noise_multiplier=cfg.noise_multiplier,
+            seed=seed,
+            noise=cfg.noise,
+            adaptive=cfg.adaptive_clip,
+        )
     if isinstance(cfg, FedProxConfig):
         return FedProx(mu=cfg.mu)
     if isinstance(cfg, DittoConfig):
@@ -69,7 +88,7 @@ def build_codec(cfg: CompressionConfig) -> Codec:
     if isinstance(cfg, TopKConfig):
         return TopK(fraction=cfg.k)
     if isinstance(cfg, QSGDConfig):
-        return QSGD(levels=cfg.levels)
+        return QSGD(levels=cfg.levels, bucket=cfg.bucket)
     if isinstance(cfg, PowerSGDConfig):
         return PowerSGD(rank=cfg.rank)
     return {"fp16": Fp16, "int8": Int8}.get(cfg.codec, NoCompression)()

@@ -18,6 +18,11 @@ Coordinator side (:class:`CoordinatorSteps`), before the server optimiser's step
    compose with every algorithm; median, trimmed mean and Bulyan replace the
    sample-weighted mean of the deltas, so they are limited to algorithms whose aggregation
    is that mean (config validation refuses SCAFFOLD, FedNova and DP-FedAvg with them).
+
+With secure aggregation (:mod:`medsilo.secure`, in-process engine only) the coordinator
+holds masked payloads and the survivors' sums instead of updates: steps 1 and 2 cannot run
+(config validation refuses codecs and chosen norm checks), step 3 applies to the survivors,
+and step 4 is the algorithm's aggregation of the mean ``sum w_i delta_i / sum w_i``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from medsilo.config import (
 )
 from medsilo.models.weights import Layout
 from medsilo.runtime.factory import build_codec
+from medsilo.secure.aggregation import secure_outcome
+from medsilo.secure.result import SecureRound
 from medsilo.training.tensors import TensorData
 from medsilo.types import Update, Weights, flatten, unflatten
 
@@ -220,7 +227,10 @@ class CoordinatorSteps:
         updates: list[Update],
         server_state: ServerState,
         num_sites: int,
+        secure: SecureRound | None = None,
     ) -> RoundOutcome:
+        if secure is not None:  # secure aggregation: ``updates`` are masked, only sums exist
+            return self._secure(rnd, algorithm, weights, updates, server_state, num_sites, secure)
         decoded, rejected = self.decode(updates, weights)
         v = self.cfg.validation
         accepted, more = validate_updates(
@@ -240,3 +250,25 @@ class CoordinatorSteps:
             self.rule, algorithm, weights, accepted, server_state, self.layout, num_sites
         )
         return RoundOutcome(delta, state, accepted, rejected, selected)
+
+    def _secure(
+        self,
+        rnd: int,
+        algorithm: Algorithm,
+        weights: Weights,
+        updates: list[Update],
+        server_state: ServerState,
+        num_sites: int,
+        secure: SecureRound,
+    ) -> RoundOutcome:
+        """The algorithm's aggregation of the unmasked sums (:mod:`medsilo.secure.aggregation`);
+        a round that aborted or has too few survivors is skipped, nothing applied."""
+        delta, state, reason = secure_outcome(
+            secure, algorithm, weights, server_state, self.layout, num_sites, self.needed
+        )
+        rejected = [Rejection(site, why) for site, why in secure.rejected.items()]
+        accepted = [u for u in updates if u.site in secure.survivors]
+        if delta is None:
+            log.warning("round %d skipped, global model unchanged: %s", rnd, reason)
+            return RoundOutcome(None, server_state, accepted, rejected, skip_reason=reason)
+        return RoundOutcome(delta, state, accepted, rejected)

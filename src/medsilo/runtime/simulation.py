@@ -14,19 +14,25 @@ import numpy as np
 import torch
 
 from medsilo.algorithms.base import Algorithm, SiteState, SiteTask
+from medsilo.asynchrony import SyncConfig
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import BASELINES, RunConfig
 from medsilo.data.base import FederatedData
-from medsilo.runtime.factory import build_algorithm, build_server_optimizer
+from medsilo.privacy.ledger import PrivacyLedger, site_training
+from medsilo.runtime.clock import SimClock
+from medsilo.runtime.factory import build_run_algorithm, build_server_optimizer
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
     RoundCallback,
     RoundRecord,
     attack_fields,
+    broadcast_bytes,
     evaluation_fields,
     round_record,
+    update_bytes,
 )
 from medsilo.runtime.rounds import CoordinatorSteps, SiteSteps, cohort_size
+from medsilo.secure.aggregation import secure_aggregation
 from medsilo.types import Update, Weights
 
 
@@ -71,7 +77,11 @@ def run_federation(
 
         return run_baseline(cfg, prepared or PreparedFederation.build(cfg, fed), on_round)
     prep = prepared or PreparedFederation.build(cfg, fed)
-    algo = algorithm if algorithm is not None else build_algorithm(cfg.algorithm, cfg.seed)
+    algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prep.fed.sites))
+    if not isinstance(cfg.asynchrony, SyncConfig):
+        from medsilo.runtime.asynchronous import AsyncEngine
+
+        return AsyncEngine(cfg, prep, algo).run(on_round)
     return _Engine(cfg, prep, algo).run(on_round)
 
 
@@ -81,7 +91,7 @@ class _Engine:
         self.prep = prep
         self.algorithm = algorithm
         self.server_opt = build_server_optimizer(cfg.server_optimizer)
-        self.local = cfg.training.local()
+        self.local = site_training(cfg)
         self.names = prep.fed.site_names
         self.states: dict[str, SiteState] = {n: {} for n in self.names}
         cfg.sites.check_names(self.names)
@@ -90,6 +100,10 @@ class _Engine:
         self.site_steps = SiteSteps(cfg, self.names, prep.fed.num_classes)
         self.coordinator = CoordinatorSteps(cfg, prep.layout, len(self.names))
         self.train = {n: self.site_steps.training_data(n, prep.train[n]) for n in self.names}
+        self.clock = SimClock(cfg.seed, self.names, self.site_records, cfg.training.batch_size)
+        self.secure = secure_aggregation(
+            cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
+        )
 
     def _site_update(
         self, rnd: int, name: str, weights: Weights, payload: dict[str, Weights]
@@ -116,34 +130,68 @@ class _Engine:
         server_state = algo.init_server_state(weights, prep.layout)
         records: list[RoundRecord] = []
         start = time.perf_counter()
-        for rnd in range(1, cfg.training.rounds + 1):
-            t0 = time.perf_counter()
-            chosen = sample_sites(
+        sim_clock = 0.0
+        assert isinstance(cfg.asynchrony, SyncConfig)
+
+        def cohort(rnd: int) -> list[str]:
+            return sample_sites(
                 self.names, cfg.training.fraction, cfg.training.min_sites, cfg.seed, rnd
             )
+
+        privacy = PrivacyLedger.build(cfg, algo, {n: len(prep.train[n]) for n in self.names})
+        if privacy is not None:
+            privacy.check_first_round(cohort(1))
+        for rnd in range(1, cfg.training.rounds + 1):
+            t0 = time.perf_counter()
+            chosen = cohort(rnd)
             payload = algo.broadcast(server_state)
-            updates = [self._site_update(rnd, n, weights, payload) for n in chosen]
+            dropped = self.clock.dropped(rnd, chosen)
+            sent = [self._site_update(rnd, n, weights, payload) for n in chosen if n not in dropped]
+            timing = self.clock.sync_round(
+                sim_clock,
+                chosen,
+                dropped,
+                broadcast_bytes(weights, payload),
+                {u.site: update_bytes(u) for u in sent},
+                {u.site: self.clock.examples(u) for u in sent},
+                cfg.asynchrony.round_timeout_s,
+            )
+            sim_clock = timing.end_s
+            updates = [u for u in sent if u.site in timing.on_time]
+            secure = None
+            if self.secure is not None:  # the coordinator gets masked payloads and sums only
+                late = {u.site for u in sent} - set(timing.on_time)
+                secure = self.secure.run(rnd, chosen, sent, late)
+                updates = secure.updates
             outcome = self.coordinator.process(
-                rnd, algo, weights, updates, server_state, len(self.names)
+                rnd, algo, weights, updates, server_state, len(self.names), secure
             )
             record = round_record(
                 rnd,
                 chosen,
-                updates,
+                sent,
                 weights,
                 payload,
                 {n: self.site_records[n].network for n in chosen},
                 outcome,
             )
+            record.update(timing.fields())
+            if secure is not None:
+                secure.annotate(record)
+            stop = privacy is not None and privacy.close_round(
+                record, rnd, [u.site for u in sent], server_state, cohort, cfg.training.rounds
+            )
             if outcome.delta is not None:
                 server_state = outcome.server_state
                 weights = self.server_opt.step(weights, outcome.delta, prep.layout)
-            if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds:
+            if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds or stop:
                 record.update(self._evaluate(weights))
             record["wall_s"] = time.perf_counter() - t0
             records.append(record)
             if on_round is not None:
                 on_round(record)
+            if stop:  # the privacy budget allows no further round (record["stop_reason"])
+                break
         return FederationResult(
             weights=weights,
             rounds=records,

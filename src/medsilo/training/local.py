@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import nn
 
 from medsilo.training.tensors import TensorData, task_loss
+
+if TYPE_CHECKING:
+    from medsilo.privacy.dp_sgd import DPSGDPlan
 
 OptimizerName = Literal["sgd", "adam"]
 
@@ -30,6 +33,8 @@ class LocalTraining:
     optimizer: OptimizerName = "sgd"
     momentum: float = 0.0
     weight_decay: float = 0.0
+    #: Sample-level DP-SGD (:class:`medsilo.privacy.dp_sgd.DPSGDPlan`), or ``None``.
+    dp_sgd: DPSGDPlan | None = None
 
     def steps_for(self, num_examples: int) -> int:
         if self.local_steps is not None:
@@ -102,6 +107,12 @@ def train_local(
     baselines pass their own ``optimizer`` and ``sampler`` to continue across chunks.
     """
     hooks = hooks or TrainHooks()
+    if cfg.dp_sgd is not None:
+        if optimizer is not None or sampler is not None:
+            raise ValueError("DP-SGD draws its own Poisson batches and noisy optimiser")
+        from medsilo.privacy.dp_sgd import train_local_dp
+
+        return train_local_dp(model, data, cfg, cfg.dp_sgd, generator, hooks, steps)
     n_steps = steps if steps is not None else cfg.steps_for(len(data))
     optimizer = optimizer or make_optimizer(model, cfg)
     sampler = sampler or BatchSampler(len(data), cfg.batch_size, generator)

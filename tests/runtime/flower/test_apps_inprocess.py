@@ -164,6 +164,20 @@ SITES = {
         {"algorithm": {"name": "ccpgd", "lam": 0.05, "mu": 0.01, "kappa": 2.0}, "sites": SITES},
         {"algorithm": {"name": "dp_fedavg", "clip": 0.5, "noise_multiplier": 0.3}},
         {
+            "algorithm": {
+                "name": "dp_fedavg",
+                "noise_multiplier": "auto",
+                "noise": "local",
+                "adaptive_clip": {"count_stddev": 2.0},
+            },
+            "privacy": {"target_epsilon": 5.0},
+        },
+        {
+            "algorithm": {"name": "fedprox", "mu": 0.1},
+            "privacy": {"dp_sgd": {"noise_multiplier": 1.0}, "target_epsilon": 3.5},
+            "evaluation": {"every": 3},
+        },
+        {
             "robust": {"rule": "trimmed_mean", "trim": 0.25},
             "attack": {"kind": "sign_flip", "sites": ["h3"], "scale": 10.0},
         },
@@ -196,6 +210,8 @@ SITES = {
         "fedadam",
         "ccpgd-exposed-site",
         "dp-fedavg",
+        "dp-fedavg-adaptive-local-auto",
+        "dp-sgd-fedprox-budget-stop",
         "trimmed-mean-vs-sign-flip",
         "multi-krum-topk-vs-label-flip",
         "qsgd-norm-bound-vs-gaussian",

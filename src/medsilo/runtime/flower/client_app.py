@@ -30,7 +30,8 @@ from medsilo.algorithms.base import Algorithm, SiteTask
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
-from medsilo.runtime.factory import build_algorithm
+from medsilo.privacy.ledger import site_training
+from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
@@ -131,8 +132,8 @@ def _runtime(
     runtime = _SiteRuntime(
         cfg=cfg,
         prep=prep,
-        algorithm=algorithm if algorithm is not None else build_algorithm(cfg.algorithm, cfg.seed),
-        local=cfg.training.local(),
+        algorithm=algorithm if algorithm is not None else build_run_algorithm(cfg, len(names)),
+        local=site_training(cfg),
         names=names,
         indicators={n: exploit_indicator(cfg.sites.record(n).platform) for n in names},
         steps=steps,

@@ -25,16 +25,21 @@ from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from medsilo.algorithms.base import Algorithm, SiteState
+from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
-from medsilo.runtime.factory import build_algorithm, build_server_optimizer
+from medsilo.privacy.ledger import PrivacyLedger
+from medsilo.runtime.clock import SimClock, flower_clock_problem
+from medsilo.runtime.factory import build_run_algorithm, build_server_optimizer
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
     RoundCallback,
     RoundRecord,
     attack_fields,
+    broadcast_bytes,
     evaluate_weights,
     round_record,
+    update_bytes,
 )
 from medsilo.runtime.rounds import CoordinatorSteps
 from medsilo.runtime.simulation import sample_sites
@@ -101,6 +106,12 @@ class _Coordinator:
         self.names = prep.fed.site_names
         cfg.sites.check_names(self.names)
         self.networks = {n: cfg.sites.record(n).network for n in self.names}
+        self.clock = SimClock(
+            cfg.seed,
+            self.names,
+            {n: cfg.sites.record(n) for n in self.names},
+            cfg.training.batch_size,
+        )
         self.nodes: dict[str, int] = {}
 
     # --- messaging --------------------------------------------------------------------
@@ -190,11 +201,21 @@ class _Coordinator:
         weights = [w.copy() for w in prep.initial_weights]
         server_state = algo.init_server_state(weights, prep.layout)
         total = cfg.training.rounds
-        for rnd in range(1, total + 1):
-            t0 = time.perf_counter()
-            chosen = sample_sites(
+        sim_clock = 0.0
+        assert isinstance(cfg.asynchrony, SyncConfig)  # make_server_app refuses the others
+        timeout_s = cfg.asynchrony.round_timeout_s
+
+        def cohort(rnd: int) -> list[str]:
+            return sample_sites(
                 self.names, cfg.training.fraction, cfg.training.min_sites, cfg.seed, rnd
             )
+
+        privacy = PrivacyLedger.build(cfg, algo, {n: len(prep.train[n]) for n in self.names})
+        if privacy is not None:
+            privacy.check_first_round(cohort(1))
+        for rnd in range(1, total + 1):
+            t0 = time.perf_counter()
+            chosen = cohort(rnd)
             payload = algo.broadcast(server_state)
             content = rec.broadcast_content(rnd, weights, payload)
             replies = self._exchange(
@@ -207,7 +228,19 @@ class _Coordinator:
                         f"round {rnd}: node of site {site!r} answered as {update.site!r}"
                     )
             updates.sort(key=lambda u: self.names.index(u.site))
-            outcome = steps.process(rnd, algo, weights, updates, server_state, len(self.names))
+            # The simulated clock as in the engine (no simulated dropouts: refused here).
+            timing = self.clock.sync_round(
+                sim_clock,
+                chosen,
+                [],
+                broadcast_bytes(weights, payload),
+                {u.site: update_bytes(u) for u in updates},
+                {u.site: self.clock.examples(u) for u in updates},
+                timeout_s,
+            )
+            sim_clock = timing.end_s
+            on_time = [u for u in updates if u.site in timing.on_time]
+            outcome = steps.process(rnd, algo, weights, on_time, server_state, len(self.names))
             record = round_record(
                 rnd,
                 chosen,
@@ -217,15 +250,21 @@ class _Coordinator:
                 {n: self.networks[n] for n in chosen},
                 outcome,
             )
+            record.update(timing.fields())
+            stop = privacy is not None and privacy.close_round(
+                record, rnd, [u.site for u in updates], server_state, cohort, total
+            )
             if outcome.delta is not None:
                 server_state = outcome.server_state
                 weights = server_opt.step(weights, outcome.delta, prep.layout)
-            if rnd % cfg.evaluation.every == 0 or rnd == total:
-                record.update(self._evaluate(grid, rnd, weights, last=rnd == total))
+            if rnd % cfg.evaluation.every == 0 or rnd == total or stop:
+                record.update(self._evaluate(grid, rnd, weights, last=rnd == total or stop))
             record["wall_s"] = time.perf_counter() - t0
             out.rounds.append(record)
             if self.on_round is not None:
                 self.on_round(record)
+            if stop:  # the privacy budget allows no further round (record["stop_reason"])
+                break
         out.weights = weights  # site states and weights came with the last round's evaluation
         out.finished_at = time.perf_counter()
 
@@ -269,7 +308,16 @@ def make_server_app(
             f"{cfg.algorithm.name!r} is a baseline, not a federated algorithm: it has no "
             "ServerApp; run it in-process with medsilo.runtime.simulation.run_federation"
         )
-    algo = algorithm if algorithm is not None else build_algorithm(cfg.algorithm, cfg.seed)
+    problem = flower_clock_problem(cfg)
+    if problem is not None:
+        raise ValueError(problem)
+    if cfg.secure_aggregation.enabled:
+        raise ValueError(
+            "secure_aggregation is implemented for the in-process engine only: its four-phase "
+            "exchange (medsilo.secure) is not wired into the Flower ServerApp yet; run with "
+            "medsilo.runtime.simulation.run_federation or disable secure_aggregation"
+        )
+    algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prepared.fed.sites))
     coordinator_args = (cfg, prepared, algo, out, on_round, reply_timeout_s, connect_timeout_s)
     app = ServerApp()
 

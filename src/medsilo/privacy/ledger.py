@@ -1,0 +1,231 @@
+"""The coordinator's privacy ledger: epsilon per round and the budget stop.
+
+One copy for both runtimes (the in-process engine and the Flower ServerApp call
+:meth:`PrivacyLedger.close_round` at the same point of a round), so their round records,
+``privacy`` key included, stay identical.
+
+* client-level DP-FedAvg: after ``r`` rounds, ``epsilon(z, q = cohort / num_sites, r)``
+  (:mod:`medsilo.privacy.accountant`); every round counts, skipped or not (the sites
+  trained and sent).
+* sample-level DP-SGD: each site that trained in a round adds ``steps_per_round`` releases
+  of ``PoissonSampled(batch / n_site, Gaussian(sigma_site))``; the record lists every
+  site's epsilon and the federation's (the maximum: sites hold disjoint examples).
+
+Budget (``privacy.target_epsilon``): at the end of round ``r`` the ledger computes the
+epsilon that round ``r + 1`` (with the sites it would sample) would reach; if that exceeds
+the budget, round ``r`` is the last one: it is evaluated, its record gets
+``stop_reason``, and the run ends cleanly with the model of round ``r``. If even round 1
+would exceed the budget, :class:`PrivacyBudgetError` is raised before any training.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from medsilo.algorithms.base import Algorithm, ServerState
+from medsilo.algorithms.dp_fedavg import DPFedAvg
+from medsilo.config import ConfigError, DPFedAvgConfig, RunConfig
+from medsilo.privacy.accountant import calibrate_noise_multiplier, epsilon
+from medsilo.privacy.dp_sgd import DPSGDPlan
+from medsilo.training.local import LocalTraining
+
+log = logging.getLogger(__name__)
+
+Sampler = Callable[[int], list[str]]
+
+
+class PrivacyBudgetError(ConfigError):
+    """The budget does not allow even one round (raised before any training)."""
+
+
+def _cohort(cfg: RunConfig, num_sites: int) -> int:
+    from medsilo.runtime.rounds import cohort_size  # runtime imports this module
+
+    return cohort_size(num_sites, cfg.training.fraction, cfg.training.min_sites)
+
+
+def client_sampling_rate(cfg: RunConfig, num_sites: int) -> float:
+    """``q = cohort / num_sites`` (fixed-size cohorts, accounted as Poisson: see accountant)."""
+    return _cohort(cfg, num_sites) / num_sites
+
+
+def dp_fedavg_noise(cfg: RunConfig, num_sites: int) -> float:
+    """DP-FedAvg's noise multiplier, calibrated to the budget over the planned rounds for
+    ``noise_multiplier: auto``."""
+    algo = cfg.algorithm
+    assert isinstance(algo, DPFedAvgConfig)
+    if algo.noise_multiplier != "auto":
+        return algo.noise_multiplier
+    target = cfg.privacy.target_epsilon
+    assert target is not None  # config validation requires it with 'auto'
+    q = client_sampling_rate(cfg, num_sites)
+    return calibrate_noise_multiplier(target, q, cfg.training.rounds, cfg.privacy.delta)
+
+
+def build_dp_fedavg(cfg: RunConfig, num_sites: int) -> DPFedAvg:
+    algo = cfg.algorithm
+    assert isinstance(algo, DPFedAvgConfig)
+    return DPFedAvg(
+        clip=algo.clip,
+        noise_multiplier=dp_fedavg_noise(cfg, num_sites),
+        seed=cfg.seed,
+        noise=algo.noise,
+        adaptive=algo.adaptive_clip,
+        cohort=_cohort(cfg, num_sites),
+    )
+
+
+def dp_sgd_plan(cfg: RunConfig) -> DPSGDPlan | None:
+    dp = cfg.privacy.dp_sgd
+    if dp is None:
+        return None
+    return DPSGDPlan(
+        max_grad_norm=dp.max_grad_norm,
+        noise_multiplier=None if dp.noise_multiplier == "auto" else dp.noise_multiplier,
+        delta=cfg.privacy.delta,
+        rounds=cfg.training.rounds,
+        target_epsilon=cfg.privacy.target_epsilon,
+    )
+
+
+def site_training(cfg: RunConfig) -> LocalTraining:
+    """How every site trains: ``training`` plus DP-SGD when ``privacy.dp_sgd`` is set."""
+    return replace(cfg.training.local(), dp_sgd=dp_sgd_plan(cfg))
+
+
+class PrivacyLedger:
+    """Tracks what each round released and what the next one would cost."""
+
+    def __init__(self, cfg: RunConfig, algorithm: Algorithm, site_sizes: Mapping[str, int]) -> None:
+        self.delta = cfg.privacy.delta
+        self.budget = cfg.privacy.target_epsilon
+        self.rounds_done = 0
+        self.trained = {site: 0 for site in site_sizes}
+        self.dp_fedavg = algorithm if isinstance(algorithm, DPFedAvg) else None
+        self.q_client = client_sampling_rate(cfg, len(site_sizes))
+        self.plan = dp_sgd_plan(cfg)
+        local = cfg.training.local()
+        self.site_q = {
+            s: DPSGDPlan.sampling_rate(n, local.batch_size) for s, n in site_sizes.items()
+        }
+        self.site_steps = {s: local.steps_for(n) for s, n in site_sizes.items()}
+        self.site_sigma = (
+            {
+                s: self.plan.sigma(n, local.batch_size, self.site_steps[s])
+                for s, n in site_sizes.items()
+            }
+            if self.plan is not None
+            else {}
+        )
+
+    @staticmethod
+    def build(
+        cfg: RunConfig, algorithm: Algorithm, site_sizes: Mapping[str, int]
+    ) -> PrivacyLedger | None:
+        """A ledger when the run has a DP mechanism, else ``None``."""
+        if not isinstance(algorithm, DPFedAvg) and cfg.privacy.dp_sgd is None:
+            return None
+        return PrivacyLedger(cfg, algorithm, site_sizes)
+
+    # --- accounting ---------------------------------------------------------------------
+
+    def _site_epsilon(self, site: str, rounds: int) -> float:
+        return epsilon(
+            self.site_sigma[site], self.site_q[site], rounds * self.site_steps[site], self.delta
+        )
+
+    def epsilon(self, extra_rounds: int = 0, sites: list[str] | None = None) -> float:
+        """Epsilon so far, or after ``extra_rounds`` more (DP-SGD: for ``sites``)."""
+        if self.dp_fedavg is not None:
+            z = self.dp_fedavg.noise_multiplier
+            return epsilon(z, self.q_client, self.rounds_done + extra_rounds, self.delta)
+        more = set(sites or [])
+        return max(
+            (
+                self._site_epsilon(s, k + extra_rounds * (s in more))
+                for s, k in self.trained.items()
+            ),
+            default=0.0,
+        )
+
+    def _exceeds(self, eps: float) -> bool:
+        return self.budget is not None and eps > self.budget
+
+    def check_first_round(self, chosen: list[str]) -> None:
+        eps = self.epsilon(1, chosen)
+        if self._exceeds(eps):
+            raise PrivacyBudgetError(
+                f"privacy budget: one round already costs epsilon {eps:.3f} > "
+                f"privacy.target_epsilon {self.budget:g} (delta {self.delta:g}); raise the "
+                "noise multiplier or the budget"
+            )
+
+    # --- per round ----------------------------------------------------------------------
+
+    def close_round(
+        self,
+        record: dict[str, Any],
+        rnd: int,
+        trained: list[str],
+        server_state: ServerState,
+        next_sites: Sampler,
+        total_rounds: int,
+    ) -> bool:
+        """Account round ``rnd`` (``trained``: the sites that trained; ``server_state``: the
+        state the round started from), write ``record["privacy"]``, and return whether the
+        run must stop here because round ``rnd + 1`` would exceed the budget (then
+        ``record["stop_reason"]`` says so)."""
+        self.rounds_done += 1
+        for site in trained:
+            self.trained[site] += 1
+        record["privacy"] = self._fields(server_state)
+        if rnd >= total_rounds or self.budget is None:
+            return False
+        nxt = self.epsilon(1, next_sites(rnd + 1))
+        if not self._exceeds(nxt):
+            return False
+        reason = (
+            f"privacy budget: round {rnd + 1} would take epsilon to {nxt:.3f} > "
+            f"privacy.target_epsilon {self.budget:g} (delta {self.delta:g}); stopped after "
+            f"round {rnd} at epsilon {record['privacy']['epsilon']:.3f}"
+        )
+        log.warning(reason)
+        record["stop_reason"] = reason
+        return True
+
+    def _fields(self, server_state: ServerState) -> dict[str, Any]:
+        eps = self.epsilon()
+        fields: dict[str, Any] = {"epsilon": eps, "delta": self.delta, "budget": self.budget}
+        algo = self.dp_fedavg
+        if algo is not None:
+            fields |= {
+                "mechanism": "dp_fedavg",
+                "unit": "site",
+                "noise_multiplier": algo.noise_multiplier,
+                "sampling_rate": self.q_client,
+                "noise": algo.noise,
+                "clip": algo.clip_of(server_state),
+            }
+            if algo.adaptive is not None:
+                fields["update_noise_multiplier"] = algo.update_multiplier
+            if algo.noise == "local" and algo.noise_multiplier > 0:
+                # What one site's update alone is worth to a coordinator that sees it
+                # (no secure aggregation): a 1/sqrt(m) share of the noise (of both the
+                # update and, with adaptive clipping, the count: together z / sqrt(m)).
+                alone = algo.noise_multiplier / math.sqrt(algo.cohort)
+                fields["epsilon_single_update"] = epsilon(
+                    alone, self.q_client, self.rounds_done, self.delta
+                )
+            return fields
+        assert self.plan is not None
+        return fields | {
+            "mechanism": "dp_sgd",
+            "unit": "example",
+            "max_grad_norm": self.plan.max_grad_norm,
+            "per_site": {s: self._site_epsilon(s, k) for s, k in self.trained.items()},
+            "noise_multiplier_site": dict(self.site_sigma),
+        }

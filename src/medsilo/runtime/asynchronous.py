@@ -1,0 +1,304 @@
+"""The asynchronous engine: FedAsync and FedBuff on the simulated clock (docs/asynchronous.md).
+
+An event queue orders site events by simulated time (ties by creation order, so a run is
+deterministic for a seed). ``cohort_size(training.fraction)`` sites work at once:
+
+1. *dispatch*: a free slot goes to an idle site chosen by a seeded generator (with every site
+   in the cohort, the site that just finished). With probability ``availability.dropout``
+   the dispatch never returns: the coordinator gives up after
+   ``asynchrony.dispatch_timeout_s`` and hands the slot on, so such a site never blocks
+   anyone;
+2. *start*: at the site's next availability window it downloads the current model
+   (version ``v0``), trains through the same :meth:`Algorithm.local_update` and
+   :meth:`SiteSteps.upload` as the synchronous engine, and its update arrives after
+   download + compute + upload seconds (:class:`~medsilo.runtime.clock.SimClock`);
+3. *arrival*: staleness ``tau = version_now - v0``. FedAsync validates the update alone
+   (:class:`CoordinatorSteps`, so decoding, validation and norm bounding are the
+   synchronous ones) and mixes ``x <- x + a_t (x_v0 + delta - x)`` with
+   ``a_t = alpha * s(tau)`` (:mod:`medsilo.aggregation.staleness`); FedBuff decodes the
+   delta, scales it by ``1 / sqrt(1 + tau)`` and buffers it, and every ``buffer_size``
+   updates runs :meth:`CoordinatorSteps.process` on the buffer and the server optimiser's
+   step. Each server step is one *aggregation* and gets one record.
+
+Records: ``round`` is the aggregation number (model version), ``sim_clock_s`` the simulated
+time of the aggregation and ``sim_time_s`` the time since the previous one; ``staleness``
+lists the staleness of every update applied, ``updates_received`` counts local trainings so
+far. Evaluation runs whenever ``evaluation.every`` cohorts' worth of updates have been
+applied since the last one (so an evaluation costs the same local work as in a synchronous
+run with ``evaluation.every``) and after the last aggregation.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from medsilo.aggregation.staleness import fedbuff_weight, staleness_weight
+from medsilo.algorithms.base import Algorithm
+from medsilo.asynchrony import FedAsyncConfig, FedBuffConfig
+from medsilo.config import RunConfig
+from medsilo.runtime.prepared import PreparedFederation
+from medsilo.runtime.records import (
+    RoundCallback,
+    RoundRecord,
+    broadcast_bytes,
+    round_record,
+    update_bytes,
+)
+from medsilo.runtime.rounds import RoundOutcome, cohort_size
+from medsilo.runtime.simulation import FederationResult, _Engine
+from medsilo.types import Update, Weights, add, subtract
+
+PICK_TAG = 0xA51C
+#: Stop when this many dispatches in a row return nothing (every site keeps dropping out).
+MAX_FRUITLESS_DISPATCHES_PER_SLOT = 100
+
+
+@dataclass
+class _Task:
+    """One dispatched piece of work."""
+
+    number: int
+    site: str
+    dispatched_s: float
+    dropped: bool
+    version: int = -1
+    weights: Weights = field(default_factory=list)
+    update: Update | None = None
+
+
+@dataclass(order=True)
+class _Event:
+    time_s: float
+    seq: int
+    kind: str = field(compare=False)
+    task: _Task = field(compare=False)
+
+
+class AsyncEngine(_Engine):
+    """FedAsync / FedBuff over the same site and coordinator steps as :class:`_Engine`."""
+
+    def __init__(self, cfg: RunConfig, prep: PreparedFederation, algorithm: Algorithm) -> None:
+        super().__init__(cfg, prep, algorithm)
+        mode = cfg.asynchrony
+        assert isinstance(mode, FedAsyncConfig | FedBuffConfig)
+        self.mode = mode
+        t = cfg.training
+        self.concurrency = cohort_size(len(self.names), t.fraction, t.min_sites)
+        self.target_updates = mode.updates or t.rounds * self.concurrency
+        self.eval_every_updates = cfg.evaluation.every * self.concurrency
+        self.pick = np.random.default_rng([cfg.seed, PICK_TAG])
+        self.queue: list[_Event] = []
+        self.seq = 0
+        self.dispatches = 0
+
+    # --- events -------------------------------------------------------------------------
+
+    def _push(self, time_s: float, kind: str, task: _Task) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, _Event(time_s, self.seq, kind, task))
+
+    def _dispatch(self, idle: list[str], now: float) -> None:
+        site = idle.pop(int(self.pick.integers(len(idle))))
+        self.dispatches += 1
+        task = _Task(self.dispatches, site, now, self.clock.drops(self.dispatches, site))
+        if task.dropped:
+            self._push(now + self.mode.dispatch_timeout_s, "timeout", task)
+        else:
+            self._push(self.clock.available_from(site, now), "start", task)
+
+    # --- the loop -----------------------------------------------------------------------
+
+    def run(self, on_round: RoundCallback | None) -> FederationResult:
+        self.wall_start = time.perf_counter()
+        self.weights = [w.copy() for w in self.prep.initial_weights]
+        self.server_state = self.algorithm.init_server_state(self.weights, self.prep.layout)
+        self.records: list[RoundRecord] = []
+        self.on_round = on_round
+        self.pending: RoundRecord | None = None
+        self.version = 0
+        self.received = 0
+        self.applied = 0
+        self.applied_at_eval = 0
+        self.last_aggregation_s = 0.0
+        self.bytes_down = 0
+        self.buffer: list[tuple[Update, int, Update]] = []  # (as sent, staleness, to apply)
+        self.wall_mark = self.wall_start
+        idle = list(self.names)
+        for _ in range(self.concurrency):
+            self._dispatch(idle, 0.0)
+        stop_reason = "updates"
+        fruitless = 0
+        now = 0.0
+        while self.queue:
+            event = heapq.heappop(self.queue)
+            if self.mode.max_sim_time_s is not None and event.time_s > self.mode.max_sim_time_s:
+                stop_reason = "max_sim_time_s"
+                break
+            now = event.time_s
+            task = event.task
+            if event.kind == "timeout":
+                fruitless += 1
+                if fruitless > MAX_FRUITLESS_DISPATCHES_PER_SLOT * self.concurrency:
+                    stop_reason = "no site returned an update"
+                    break
+            elif event.kind == "start":
+                self._start(task, now)
+                continue
+            else:
+                fruitless = 0
+                self._arrive(task, now)
+                if self.received >= self.target_updates:
+                    break
+            idle.append(task.site)
+            self._dispatch(idle, now)
+        self._finish(stop_reason, now)
+        return FederationResult(
+            weights=self.weights,
+            rounds=self.records,
+            site_states=self.states,
+            site_weights=self._site_weights(self.weights),
+            wall_s=time.perf_counter() - self.wall_start,
+        )
+
+    def _start(self, task: _Task, now: float) -> None:
+        """The site downloads the current model, trains, and its arrival is scheduled."""
+        payload = self.algorithm.broadcast(self.server_state)
+        task.version, task.weights = self.version, self.weights
+        task.update = self._site_update(task.number, task.site, self.weights, payload)
+        down = broadcast_bytes(self.weights, payload)
+        self.bytes_down += down
+        timing = self.clock.dispatch(
+            task.site, now, down, self.clock.examples(task.update), update_bytes(task.update)
+        )
+        self._push(timing.arrival_s, "arrival", task)
+
+    def _arrive(self, task: _Task, now: float) -> None:
+        assert task.update is not None
+        self.received += 1
+        staleness = self.version - task.version
+        if isinstance(self.mode, FedAsyncConfig):
+            outcome = self.coordinator.process(
+                len(self.records) + 1,
+                self.algorithm,
+                self.weights,
+                [task.update],
+                self.server_state,
+                len(self.names),
+            )
+            if outcome.delta is not None:
+                a = self.mode.alpha * staleness_weight(staleness, self.mode.staleness)
+                site_model = add(task.weights, outcome.delta)
+                mixed = [
+                    (a * d).astype(w.dtype)
+                    for d, w in zip(subtract(site_model, self.weights), self.weights, strict=True)
+                ]
+                outcome = replace(outcome, delta=mixed)
+            self._aggregated([(task.update, staleness)], outcome, now)
+            return
+        decoded, rejected = self.coordinator.decode([task.update], self.weights)
+        if rejected:
+            skip = RoundOutcome(
+                None, self.server_state, [], rejected, skip_reason=rejected[0].reason
+            )
+            self._aggregated([(task.update, staleness)], skip, now)
+            return
+        assert isinstance(self.mode, FedBuffConfig)
+        scale = fedbuff_weight(staleness)
+        u = decoded[0]
+        scaled = replace(
+            u, delta=[(scale * d).astype(d.dtype) for d in u.delta], encoded_delta=None
+        )
+        self.buffer.append((task.update, staleness, scaled))
+        if len(self.buffer) < self.mode.buffer_size:
+            return
+        full, self.buffer = self.buffer, []
+        outcome = self.coordinator.process(
+            len(self.records) + 1,
+            self.algorithm,
+            self.weights,
+            [s for _, _, s in full],
+            self.server_state,
+            len(self.names),
+        )
+        self._aggregated([(u, tau) for u, tau, _ in full], outcome, now)
+
+    def _aggregated(
+        self, sent: list[tuple[Update, int]], outcome: RoundOutcome, now: float
+    ) -> None:
+        """Apply a server step (unless skipped) and make its record."""
+        record = self._aggregation_record(len(self.records) + 1, sent, outcome, now)
+        if outcome.delta is not None:
+            self.server_state = outcome.server_state
+            self.weights = self.server_opt.step(self.weights, outcome.delta, self.prep.layout)
+            self.applied += len(outcome.accepted)
+            self.version += 1
+        self.last_aggregation_s = now
+        record["updates_received"] = self.received
+        record["updates_target"] = self.target_updates
+        record["updates_applied"] = self.applied
+        record["model_version"] = self.version
+        if self.applied - self.applied_at_eval >= self.eval_every_updates:
+            record.update(self._evaluate(self.weights))
+            self.applied_at_eval = self.applied
+        self.records.append(record)
+        self._emit()
+        self.pending = record
+
+    def _emit(self) -> None:
+        """Hand the previous record on (one behind, so the last can still be completed)."""
+        if self.pending is None:
+            return
+        self.pending["wall_s"] = time.perf_counter() - self.wall_mark
+        self.wall_mark = time.perf_counter()
+        if self.on_round is not None:
+            self.on_round(self.pending)
+        self.pending = None
+
+    def _aggregation_record(
+        self, number: int, sent: list[tuple[Update, int]], outcome: RoundOutcome, now: float
+    ) -> RoundRecord:
+        updates = [u for u, _ in sent]
+        record = round_record(
+            number, [u.site for u in updates], updates, self.weights, {}, None, outcome
+        )
+        stale = [tau for _, tau in sent]
+        record.update(
+            {
+                "mode": self.mode.mode,
+                "bytes_down": self.bytes_down,
+                "sim_time_s": now - self.last_aggregation_s,
+                "sim_clock_s": now,
+                "staleness": stale,
+            }
+        )
+        self.bytes_down = 0
+        if stale:
+            record["extra"]["staleness_mean"] = float(np.mean(stale))
+        return record
+
+    def _finish(self, reason: str, now: float) -> None:
+        """End with an evaluated record that says why the run stopped, then emit it."""
+        if self.pending is None:
+            record: RoundRecord = {
+                "round": 0,
+                "mode": self.mode.mode,
+                "sites": [],
+                "train_loss": None,
+                "bytes_up": 0,
+                "bytes_down": self.bytes_down,
+                "sim_time_s": now,
+                "sim_clock_s": now,
+                "skipped": True,
+                "extra": {},
+            }
+            self.records.append(record)
+            self.pending = record
+        if "test" not in self.pending:
+            self.pending.update(self._evaluate(self.weights))
+        self.pending["stop_reason"] = reason
+        self.pending["updates_received"] = self.received
+        self._emit()

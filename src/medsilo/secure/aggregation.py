@@ -1,0 +1,192 @@
+"""Secure aggregation of a round's updates for the federation runtimes.
+
+Site side (:func:`encode_site_input`): the site multiplies its delta by its aggregation
+weight ``w_i`` (its example count, or 1 for algorithms that weigh sites equally), clips every
+coordinate to ``[-clip, clip]`` and encodes it in fixed point; two more slots carry ``w_i``
+(as an exact integer) and ``w_i * train_loss_i`` (fixed point). The protocol
+(:mod:`medsilo.secure.exchange`) then reveals to the coordinator only the sums
+``S = sum_i w_i delta_i``, ``W = sum_i w_i`` and ``L = sum_i w_i loss_i`` over the survivors.
+
+With ``mechanism: ckks`` the same vector (without fixed point) is encrypted instead
+(:mod:`medsilo.secure.ckks_round`).
+
+Coordinator side (:func:`secure_outcome`): decode the sums and hand the algorithm's
+aggregation one synthetic update ``S / W`` (repeated ``m`` times, the number of survivors,
+for equal-weight algorithms such as DP-FedAvg, whose noise scale depends on ``m``): for every
+algorithm whose aggregation is a weighted mean of the deltas (possibly plus central noise),
+this gives the same global delta as the plain run, within fixed-point resolution.
+
+What the coordinator can no longer check: per-update norms and structure (it never sees
+an update). The site's own clip bounds every coordinate it contributes, so a site can move
+the sum by at most ``clip`` per coordinate; that is the remaining defence against a
+poisoned update. A round that aborts (fewer than ``t`` sites left) is skipped: nothing is
+applied and the server state is unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from medsilo.algorithms.base import Algorithm, ServerState
+from medsilo.config import RunConfig
+from medsilo.models.weights import Layout
+from medsilo.secure.ckks_round import CKKSAggregation
+from medsilo.secure.config import EQUAL_WEIGHT_ALGORITHMS, SecureAggregationConfig
+from medsilo.secure.exchange import secure_sum
+from medsilo.secure.fixed_point import FixedPoint, Ring, reduce
+from medsilo.secure.protocol import SecAggAbort, SecAggParams
+from medsilo.secure.result import SecureRound, aggregation_weight, placeholder
+from medsilo.types import Update, Weights, flatten, unflatten
+
+log = logging.getLogger(__name__)
+
+
+def encode_site_input(update: Update, weight: int, encoder: FixedPoint) -> tuple[Ring, int]:
+    """``(encoded [w * delta, w, w * loss], clipped coordinates)``: what a site masks."""
+    limit = encoder.max_abs_int
+    if not 0 <= weight <= limit:
+        raise ValueError(
+            f"site {update.site!r}: aggregation weight {weight} exceeds {limit}, the most "
+            f"{encoder.bits}-bit integers allow for {encoder.num_sites} sites; raise "
+            "secure_aggregation.bits"
+        )
+    loss = float(update.metrics.get("train_loss", 0.0))
+    loss = loss if np.isfinite(loss) else 0.0
+    body = np.concatenate(
+        [flatten(update.delta).astype(np.float64) * weight, np.array([weight * loss])]
+    )
+    encoded, clipped = encoder.encode(body)
+    out = np.empty(encoded.size + 1, dtype=encoded.dtype)
+    out[:-2] = encoded[:-1]
+    out[-2] = weight
+    out[-1] = encoded[-1]
+    return reduce(out, encoder.bits), clipped
+
+
+class SecureAggregation:
+    """Secure aggregation of a round's site updates for the in-process engine: runs the
+    masking protocol (:mod:`medsilo.secure.exchange`) or CKKS (:mod:`.ckks_round`)."""
+
+    def __init__(
+        self, cfg: SecureAggregationConfig, algorithm: str, run_name: str, seed: int, cohort: int
+    ) -> None:
+        self.cfg = cfg
+        self.algorithm = algorithm
+        self.run_name = run_name
+        self.seed = seed
+        self.ckks: CKKSAggregation | None = None
+        if cfg.mechanism == "ckks":
+            self.ckks = CKKSAggregation()
+            return
+        # Fail at start-up, not mid-run, when the cohort cannot meet the threshold or ring.
+        cfg.threshold_for(cohort)
+        FixedPoint(cfg.bits, cfg.clip, cohort)
+
+    def dropouts(self, rnd: int, candidates: list[int]) -> dict[int, str]:
+        """Simulated dropouts: ``floor(simulated_dropout * n)`` of ``candidates`` fall silent
+        after sharing keys (before their masked input), chosen by ``(seed, round)``."""
+        count = int(self.cfg.simulated_dropout * len(candidates))
+        if count == 0:
+            return {}
+        rng = np.random.default_rng([self.seed, rnd, 0x5EC])
+        return {int(i): "masked" for i in rng.choice(candidates, size=count, replace=False)}
+
+    def run(
+        self, rnd: int, cohort: list[str], updates: list[Update], late: set[str] | None = None
+    ) -> SecureRound:
+        """Secure sum of ``updates`` for a round sampled as ``cohort``. Cohort sites without an
+        update never join; ``late`` sites share keys but their masked input misses the round."""
+        if self.ckks is not None:
+            absent = set(self.dropouts(rnd, list(range(len(updates)))))
+            return self.ckks.run(
+                self.algorithm, self.cfg.clip, cohort, updates, late or set(), absent
+            )
+        n = len(cohort)
+        t = self.cfg.threshold_for(n)
+        encoder = FixedPoint(self.cfg.bits, self.cfg.clip, n)
+        ids = {cohort.index(u.site) + 1: u for u in updates}
+        inputs: dict[int, Ring] = {}
+        clipped = 0
+        for i, u in ids.items():
+            inputs[i], c = encode_site_input(u, aggregation_weight(self.algorithm, u), encoder)
+            clipped += c
+        if clipped:
+            log.warning("round %d: secure aggregation clipped %d coordinates", rnd, clipped)
+        result = SecureRound([], list(cohort), t, encoder, clipped=clipped)
+        if not inputs:
+            result.abort_reason = f"no site of the {n} sampled sent an update"
+            return result
+        drop = self.dropouts(rnd, sorted(inputs))
+        drop.update({i: "masked" for i, u in ids.items() if u.site in (late or set())})
+        length = next(iter(inputs.values())).size
+        params = SecAggParams(t, self.cfg.bits, length, f"{self.run_name}/{rnd}".encode())
+        payloads: dict[int, bytes] = {}
+        sent: dict[int, int] = {}
+
+        def keep_masked(phase: str, sender: int, data: bytes) -> bytes:
+            sent[sender] = sent.get(sender, 0) + len(data)
+            if phase == "masked":
+                payloads[sender] = data
+            return data
+
+        try:
+            s = secure_sum(inputs, params, drop, keep_masked, n)
+        except SecAggAbort as err:
+            log.warning("round %d: %s", rnd, err)
+            result.abort_reason = str(err)
+            return result
+        finally:
+            result.updates = [
+                placeholder(u.site, payloads[i]) for i, u in ids.items() if i in payloads
+            ]
+            result.bytes_up = {ids[i].site: b for i, b in sorted(sent.items())}
+        result.total = s.total
+        result.survivors = [ids[i].site for i in s.survivors]
+        result.recovered = [ids[i].site for i in s.recovered]
+        result.rejected = {ids[i].site: why for i, why in s.log.rejected.items()}
+        return result
+
+
+def secure_outcome(
+    secure: SecureRound,
+    algorithm: Algorithm,
+    weights: Weights,
+    server_state: ServerState,
+    layout: Layout,
+    num_sites: int,
+    needed: int,
+) -> tuple[Weights | None, ServerState, str | None]:
+    """``(global delta or None, server state, skip reason)`` from the unmasked sums."""
+    if not secure.ok:
+        return None, server_state, secure.abort_reason
+    if len(secure.survivors) < needed:
+        return (
+            None,
+            server_state,
+            f"{len(secure.survivors)} sites survived, the round needs {needed}",
+        )
+    delta_sum, weight, _ = secure.sums()
+    if weight <= 0:
+        return None, server_state, "the surviving sites' total weight is zero"
+    mean = unflatten(delta_sum / weight, weights)
+    copies = len(secure.survivors) if algorithm.name in EQUAL_WEIGHT_ALGORITHMS else 1
+    synthetic = Update(
+        site="secure-aggregate",
+        delta=mean,
+        num_examples=max(1, weight // copies),
+        num_steps=0,
+    )
+    delta, state = algorithm.aggregate(
+        weights, [synthetic] * copies, server_state, layout, num_sites
+    )
+    return delta, state, None
+
+
+def secure_aggregation(cfg: RunConfig, cohort: int) -> SecureAggregation | None:
+    """The runtime's secure aggregation for ``cfg`` (``cohort`` sites a round), or ``None``."""
+    secure = cfg.secure_aggregation
+    if not secure.enabled:
+        return None
+    return SecureAggregation(secure, cfg.algorithm.name, cfg.name, cfg.seed, cohort)

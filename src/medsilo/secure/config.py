@@ -1,0 +1,132 @@
+"""``secure_aggregation:`` in a run config (docs/secure-aggregation.md).
+
+``threshold`` is either a fraction of the round's cohort (a float in ``(0.5, 1]``; the
+threshold is ``ceil(fraction * n)``) or a site count (an int). It must exceed half the cohort:
+below that, a coordinator that tells two halves of the sites different survivor lists could
+collect both the self-mask seed and the mask key of one site and unmask its update.
+``clip`` bounds every coordinate of a site's weighted update ``w_i * delta_i``; together with
+``bits`` and the cohort size it fixes the fixed-point scale (:mod:`medsilo.secure.fixed_point`).
+
+This module has no import from :mod:`medsilo.config`, which imports it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Algorithms whose coordinator half is a (weighted) mean of the deltas, possibly followed
+#: by central noise: what the coordinator needs from the sum alone.
+MEAN_ALGORITHMS = ("fedavg", "fedprox", "ccpgd", "fedbn", "dp_fedavg")
+#: Algorithms that weigh every site equally (the coordinator divides by the survivor count).
+EQUAL_WEIGHT_ALGORITHMS = ("dp_fedavg",)
+
+
+class SecureAggregationConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = False
+    mechanism: Literal["masking", "ckks"] = Field(
+        "masking",
+        description="masking: pairwise masks (Bonawitz et al. 2017), recovers up to n - t "
+        "dropouts; ckks: TenSEAL CKKS encryption summed by the coordinator and decrypted by "
+        "a separate key holder (threshold, bits do not apply; clip still bounds each site)",
+    )
+    threshold: float | int = Field(
+        0.6,
+        description="sites needed to finish a round: a fraction (0.5, 1] of the cohort or a "
+        "count; up to n - threshold dropouts are recovered",
+    )
+    bits: int = Field(32, ge=16, le=62, description="integers are mod 2**bits")
+    clip: float = Field(
+        1000.0,
+        gt=0,
+        description="every coordinate of a site's weighted update (weight x delta) is "
+        "clipped to [-clip, clip] before encoding",
+    )
+    simulated_dropout: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="in-process engine only: share of each round's cohort that drops out "
+        "after sharing keys and before sending its masked update (their masks are recovered)",
+    )
+
+    @model_validator(mode="after")
+    def _threshold_shape(self) -> SecureAggregationConfig:
+        t = self.threshold
+        if isinstance(t, float) and not 0.5 < t <= 1.0:
+            raise ValueError(
+                f"secure_aggregation.threshold as a fraction must be in (0.5, 1], got {t}"
+            )
+        if isinstance(t, int) and t < 2:
+            raise ValueError(f"secure_aggregation.threshold as a count must be >= 2, got {t}")
+        return self
+
+    def threshold_for(self, cohort: int) -> int:
+        """The threshold ``t`` for a round of ``cohort`` sites; refuses unsafe values."""
+        return resolve_threshold(self.threshold, cohort)
+
+
+def resolve_threshold(threshold: float | int, cohort: int) -> int:
+    """``t`` for ``cohort`` sites: a count as given, a fraction rounded up; needs ``t > n/2``."""
+    t = threshold if isinstance(threshold, int) else math.ceil(threshold * cohort - 1e-9)
+    if cohort < 2:
+        raise ValueError(f"secure aggregation needs at least 2 sites a round, got {cohort}")
+    if t > cohort:
+        raise ValueError(
+            f"secure_aggregation.threshold {threshold} needs {t} sites but a round has {cohort}"
+        )
+    if 2 * t <= cohort:
+        raise ValueError(
+            f"secure_aggregation.threshold {threshold} gives t={t} of {cohort} sites; it must "
+            "exceed half the cohort"
+        )
+    return t
+
+
+def incompatibility(
+    secure: SecureAggregationConfig,
+    algorithm: str,
+    robust_rule: str,
+    codec: str,
+    max_norm: float | None,
+    max_norm_factor_set: bool,
+) -> str | None:
+    """Why ``secure`` cannot be combined with the rest of a run config, or ``None``.
+
+    The coordinator only learns the sum, so anything that needs individual updates is out:
+    robust rules (they select, trim or rescale single updates), compression (codecs are
+    not additive over the ring), norm validation (the coordinator cannot see a norm; the
+    site's clip is the bound instead) and algorithms whose aggregation is not a mean of the
+    deltas (SCAFFOLD's control variates, FedNova's normalisation, Ditto's personal models).
+    ``max_norm_factor_set`` means a relative norm check other than the default was chosen:
+    the default one is on for every run and simply does not apply under secure aggregation.
+    """
+    if not secure.enabled:
+        return None
+    if algorithm not in MEAN_ALGORITHMS:
+        return (
+            f"secure_aggregation reveals only the weighted sum of the deltas, but algorithm "
+            f"{algorithm!r} needs more; use one of {', '.join(MEAN_ALGORITHMS)}"
+        )
+    if robust_rule != "none":
+        return (
+            f"robust.rule {robust_rule!r} needs individual updates, which secure_aggregation "
+            "hides from the coordinator; use robust.rule: none (the site's clip bounds each "
+            "contribution)"
+        )
+    if codec != "none":
+        return (
+            f"compression.codec {codec!r} is not additive over the masked integers; use "
+            "compression.codec: none with secure_aggregation"
+        )
+    if max_norm is not None or max_norm_factor_set:
+        return (
+            "validation.max_norm / max_norm_factor need each update's norm, which the "
+            "coordinator cannot see under secure_aggregation; remove them (each site clips "
+            "its contribution to secure_aggregation.clip per coordinate instead)"
+        )
+    return None

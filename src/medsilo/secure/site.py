@@ -1,0 +1,146 @@
+"""The site's half of the masking protocol (Bonawitz et al. 2017), as a state machine.
+
+A site is created with its input ``x_i`` already encoded in ``Z_{2**k}``
+(:mod:`medsilo.secure.fixed_point`) and then answers the coordinator's four requests in
+order; calling them out of order raises :class:`~medsilo.secure.protocol.SecAggError`.
+
+0. :meth:`SecAggSite.advertise`: fresh X25519 pairs ``c_i`` and ``s_i``; send both public keys.
+1. :meth:`SecAggSite.share_keys`: given the key list ``U1`` (at least ``t`` sites, distinct
+   keys), draw the self-mask seed ``b_i``, split ``s_i^SK`` and ``b_i`` ``t``-of-``|U1|`` with
+   Shamir, and seal each other site's pair of shares with AES-GCM under ``KA(c_i, c_j)``.
+   Also send ``SHA-256(b_i)`` so a tampered share is detected at reconstruction.
+2. :meth:`SecAggSite.masked_input`: given the shares relayed to it (their senders are ``U2``),
+   send ``y_i = x_i + PRG(b_i) + sum_{j in U2, j != i} sign(i, j) PRG(KA(s_i, s_j))`` with
+   ``sign = +1`` for ``i < j`` and ``-1`` otherwise, so pairwise masks cancel in the sum.
+3. :meth:`SecAggSite.unmask`: given the survivor list ``U3`` (at least ``t``, a subset of
+   ``U2`` containing itself), send its shares of ``b_j`` for ``j`` in ``U3`` and of
+   ``s_j^SK`` for ``j`` in ``U2 \\ U3``. Never both for one site: that would unmask ``j``.
+
+The plaintext ``x_i`` never leaves this object; only :class:`MaskedInput` depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from medsilo.secure import shamir
+from medsilo.secure.fixed_point import Ring, reduce
+from medsilo.secure.keys import agree, open_shares, private_bytes, public_bytes, seal_shares
+from medsilo.secure.messages import (
+    AdvertiseKeys,
+    KeyList,
+    MaskedInput,
+    RelayedShares,
+    ShareKeys,
+    Survivors,
+    UnmaskShares,
+)
+from medsilo.secure.prg import SEED_BYTES, MaskPRG
+from medsilo.secure.protocol import SecAggError, SecAggParams, check_quorum
+
+
+def mask_sign(i: int, j: int) -> int:
+    """Sign of ``PRG(s_ij)`` in ``y_i``: ``+1`` if ``i < j`` else ``-1`` (cancels in the sum)."""
+    return 1 if i < j else -1
+
+
+class SecAggSite:
+    def __init__(self, site: int, x: Ring, params: SecAggParams, prg: MaskPRG | None = None):
+        if site < 1:
+            raise ValueError(f"site ids are Shamir points and start at 1, got {site}")
+        if x.shape != (params.length,):
+            raise ValueError(f"input has shape {x.shape}, the round expects ({params.length},)")
+        self.site = site
+        self.params = params
+        self.prg = prg or MaskPRG(params.length, params.bits)
+        self._x = x
+        self._phase = 0
+        self._c = X25519PrivateKey.generate()
+        self._s = X25519PrivateKey.generate()
+        self._b = b""
+        self._keys: dict[int, AdvertiseKeys] = {}
+        self._own: tuple[int, int] = (0, 0)  # own shares of s_SK and b
+        self._received: dict[int, bytes] = {}  # sealed shares by sender (U2 \ {i})
+
+    def _step(self, expected: int, name: str) -> None:
+        if self._phase != expected:
+            raise SecAggError(f"site {self.site}: {name} called out of order")
+        self._phase += 1
+
+    def advertise(self) -> AdvertiseKeys:
+        self._step(0, "advertise")
+        return AdvertiseKeys(self.site, public_bytes(self._c), public_bytes(self._s))
+
+    def share_keys(self, key_list: KeyList) -> ShareKeys:
+        self._step(1, "share_keys")
+        keys = key_list.keys
+        check_quorum("key sharing (site view)", len(keys), len(keys), self.params.threshold)
+        if self.site not in keys or keys[self.site].c_public != public_bytes(self._c):
+            raise SecAggError(f"site {self.site}: the key list does not contain its own keys")
+        publics = [k.c_public for k in keys.values()] + [k.s_public for k in keys.values()]
+        if len(set(publics)) != len(publics):
+            raise SecAggError(f"site {self.site}: the key list repeats a public key")
+        self._keys = dict(keys)
+        self._b = os.urandom(SEED_BYTES)
+        ids = sorted(keys)
+        t = self.params.threshold
+        sk_shares = shamir.split(private_bytes(self._s), t, ids)
+        b_shares = shamir.split(self._b, t, ids)
+        self._own = (sk_shares[self.site], b_shares[self.site])
+        sealed = {}
+        for j in ids:
+            if j == self.site:
+                continue
+            channel = agree(self._c, keys[j].c_public, self.params.info("channel"))
+            sealed[j] = seal_shares(
+                channel,
+                self.site,
+                j,
+                shamir.share_to_bytes(sk_shares[j]),
+                shamir.share_to_bytes(b_shares[j]),
+            )
+        return ShareKeys(self.site, hashlib.sha256(self._b).digest(), sealed)
+
+    def masked_input(self, relayed: RelayedShares) -> MaskedInput:
+        self._step(2, "masked_input")
+        unknown = set(relayed.sealed) - set(self._keys) | ({self.site} & set(relayed.sealed))
+        if unknown:
+            raise SecAggError(f"site {self.site}: relayed shares from unexpected sites {unknown}")
+        check_quorum(
+            "masked input (site view)",
+            len(relayed.sealed) + 1,
+            len(self._keys),
+            self.params.threshold,
+        )
+        self._received = dict(relayed.sealed)
+        y = np.array(self._x, copy=True)
+        self.prg.add_into(y, self._b)
+        for j in sorted(self._received):
+            seed = agree(self._s, self._keys[j].s_public, self.params.info("mask"))
+            self.prg.add_into(y, seed, mask_sign(self.site, j))
+        return MaskedInput(self.site, reduce(y, self.params.bits).tobytes())
+
+    def unmask(self, survivors: Survivors) -> UnmaskShares:
+        self._step(3, "unmask")
+        u2 = set(self._received) | {self.site}
+        u3 = set(survivors.sites)
+        if not u3 <= u2 or self.site not in u3:
+            raise SecAggError(
+                f"site {self.site}: the survivor list is inconsistent with the sites that "
+                "shared keys; refusing to reveal shares"
+            )
+        check_quorum("unmasking (site view)", len(u3), len(u2), self.params.threshold)
+        b_shares: dict[int, bytes] = {self.site: shamir.share_to_bytes(self._own[1])}
+        sk_shares: dict[int, bytes] = {}
+        for j, record in sorted(self._received.items()):
+            channel = agree(self._c, self._keys[j].c_public, self.params.info("channel"))
+            sk_share, b_share = open_shares(channel, j, self.site, record)
+            if j in u3:
+                b_shares[j] = b_share
+            else:
+                sk_shares[j] = sk_share
+        return UnmaskShares(self.site, b_shares, sk_shares)
