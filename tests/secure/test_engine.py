@@ -11,7 +11,6 @@ import pytest
 from medsilo.bundled import resolve_config
 from medsilo.config import ConfigError, RunConfig
 from medsilo.runtime import rounds
-from medsilo.runtime.flower.server_app import FlowerRun, make_server_app
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import run_federation
 from medsilo.secure import aggregation, ckks_round
@@ -141,12 +140,6 @@ def test_dp_fedavg_noise_uses_the_survivor_count(noise: str) -> None:
     plain = run_federation(small_config(algorithm=dp), fed)
     secure = run_federation(small_config(algorithm=dp, secure_aggregation=SECURE), fed)
     assert _max_diff(plain.weights, secure.weights) < 1e-5
-
-
-def test_the_flower_server_app_refuses_secure_aggregation() -> None:
-    cfg = small_config(secure_aggregation=SECURE)
-    with pytest.raises(ValueError, match="in-process engine only"):
-        make_server_app(cfg, None, FlowerRun())  # type: ignore[arg-type]
 
 
 def test_ckks_mechanism_matches_the_plain_run_and_tolerates_dropouts(monkeypatch: Any) -> None:

@@ -19,7 +19,7 @@ Coordinator side (:class:`CoordinatorSteps`), before the server optimiser's step
    sample-weighted mean of the deltas, so they are limited to algorithms whose aggregation
    is that mean (config validation refuses SCAFFOLD, FedNova and DP-FedAvg with them).
 
-With secure aggregation (:mod:`medsilo.secure`, in-process engine only) the coordinator
+With secure aggregation (:mod:`medsilo.secure`, engine and Flower apps) the coordinator
 holds masked payloads and the survivors' sums instead of updates: steps 1 and 2 cannot run
 (config validation refuses codecs and chosen norm checks), step 3 applies to the survivors,
 and step 4 is the algorithm's aggregation of the mean ``sum w_i delta_i / sum w_i``.

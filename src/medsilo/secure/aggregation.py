@@ -26,6 +26,7 @@ applied and the server state is unchanged.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from medsilo.config import RunConfig
 from medsilo.models.weights import Layout
 from medsilo.secure.ckks_round import CKKSAggregation
 from medsilo.secure.config import EQUAL_WEIGHT_ALGORITHMS, SecureAggregationConfig
-from medsilo.secure.exchange import secure_sum
+from medsilo.secure.exchange import SecureSum, secure_sum
 from medsilo.secure.fixed_point import FixedPoint, Ring, reduce
 from medsilo.secure.protocol import SecAggAbort, SecAggParams
 from medsilo.secure.result import SecureRound, aggregation_weight, placeholder
@@ -103,25 +104,20 @@ class SecureAggregation:
             return self.ckks.run(
                 self.algorithm, self.cfg.clip, cohort, updates, late or set(), absent
             )
-        n = len(cohort)
-        t = self.cfg.threshold_for(n)
-        encoder = FixedPoint(self.cfg.bits, self.cfg.clip, n)
+        encoder = self.encoder(len(cohort))
         ids = {cohort.index(u.site) + 1: u for u in updates}
         inputs: dict[int, Ring] = {}
         clipped = 0
         for i, u in ids.items():
             inputs[i], c = encode_site_input(u, aggregation_weight(self.algorithm, u), encoder)
             clipped += c
-        if clipped:
-            log.warning("round %d: secure aggregation clipped %d coordinates", rnd, clipped)
-        result = SecureRound([], list(cohort), t, encoder, clipped=clipped)
+        result = self.start(rnd, cohort, clipped)
         if not inputs:
-            result.abort_reason = f"no site of the {n} sampled sent an update"
+            result.abort_reason = no_input_reason(len(cohort))
             return result
-        drop = self.dropouts(rnd, sorted(inputs))
-        drop.update({i: "masked" for i, u in ids.items() if u.site in (late or set())})
+        late_ids = {i for i, u in ids.items() if u.site in (late or set())}
+        drop = self.planned_drops(rnd, sorted(inputs), late_ids)
         length = next(iter(inputs.values())).size
-        params = SecAggParams(t, self.cfg.bits, length, f"{self.run_name}/{rnd}".encode())
         payloads: dict[int, bytes] = {}
         sent: dict[int, int] = {}
 
@@ -131,22 +127,70 @@ class SecureAggregation:
                 payloads[sender] = data
             return data
 
+        names = {i: u.site for i, u in ids.items()}
         try:
-            s = secure_sum(inputs, params, drop, keep_masked, n)
+            params = self.params(rnd, len(cohort), length)
+            s = secure_sum(inputs, params, drop, keep_masked, len(cohort))
         except SecAggAbort as err:
-            log.warning("round %d: %s", rnd, err)
-            result.abort_reason = str(err)
-            return result
-        finally:
-            result.updates = [
-                placeholder(u.site, payloads[i]) for i, u in ids.items() if i in payloads
-            ]
-            result.bytes_up = {ids[i].site: b for i, b in sorted(sent.items())}
-        result.total = s.total
-        result.survivors = [ids[i].site for i in s.survivors]
-        result.recovered = [ids[i].site for i in s.recovered]
-        result.rejected = {ids[i].site: why for i, why in s.log.rejected.items()}
+            return finish(rnd, result, names, payloads, sent, err)
+        return finish(rnd, result, names, payloads, sent, s)
+
+    # --- the pieces every transport shares (this engine's and the Flower apps') ---------
+
+    def encoder(self, cohort: int) -> FixedPoint:
+        """How a site of a ``cohort``-site round encodes its input."""
+        return FixedPoint(self.cfg.bits, self.cfg.clip, cohort)
+
+    def params(self, rnd: int, cohort: int, length: int) -> SecAggParams:
+        """The public protocol parameters of round ``rnd`` (the label binds keys to it)."""
+        label = f"{self.run_name}/{rnd}".encode()
+        return SecAggParams(self.cfg.threshold_for(cohort), self.cfg.bits, length, label)
+
+    def start(self, rnd: int, cohort: list[str], clipped: int) -> SecureRound:
+        """The round's result before the protocol runs; aborted if no site has an input."""
+        if clipped:
+            log.warning("round %d: secure aggregation clipped %d coordinates", rnd, clipped)
+        n = len(cohort)
+        result = SecureRound([], list(cohort), self.cfg.threshold_for(n), self.encoder(n))
+        result.clipped = clipped
         return result
+
+    def planned_drops(self, rnd: int, joined: list[int], late: set[int]) -> dict[int, str]:
+        """Protocol ids (1-based cohort positions) that fall silent before their masked
+        input: the simulated dropouts among ``joined`` plus the ``late`` sites."""
+        drop = self.dropouts(rnd, joined)
+        drop.update(dict.fromkeys(late, "masked"))
+        return drop
+
+
+def no_input_reason(cohort: int) -> str:
+    """Why a round in which no sampled site sent an input aborts."""
+    return f"no site of the {cohort} sampled sent an update"
+
+
+def finish(
+    rnd: int,
+    result: SecureRound,
+    names: Mapping[int, str],
+    payloads: Mapping[int, bytes],
+    sent: Mapping[int, int],
+    outcome: SecureSum | SecAggAbort,
+) -> SecureRound:
+    """Fill ``result`` from what one run of the protocol delivered.
+
+    ``names`` maps protocol ids to sites (in cohort order), ``payloads`` holds each masked
+    input received and ``sent`` the bytes each site sent over all phases."""
+    result.updates = [placeholder(site, payloads[i]) for i, site in names.items() if i in payloads]
+    result.bytes_up = {names[i]: b for i, b in sorted(sent.items())}
+    if isinstance(outcome, SecAggAbort):
+        log.warning("round %d: %s", rnd, outcome)
+        result.abort_reason = str(outcome)
+        return result
+    result.total = outcome.total
+    result.survivors = [names[i] for i in outcome.survivors]
+    result.recovered = [names[i] for i in outcome.recovered]
+    result.rejected = {names[i]: why for i, why in outcome.log.rejected.items()}
+    return result
 
 
 def secure_outcome(

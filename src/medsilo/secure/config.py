@@ -50,7 +50,7 @@ class SecureAggregationConfig(BaseModel):
         0.0,
         ge=0,
         lt=1,
-        description="in-process engine only: share of each round's cohort that drops out "
+        description="share of each round's cohort (engine and Flower) that drops out "
         "after sharing keys and before sending its masked update (their masks are recovered)",
     )
 

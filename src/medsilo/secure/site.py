@@ -17,6 +17,11 @@ order; calling them out of order raises :class:`~medsilo.secure.protocol.SecAggE
    ``s_j^SK`` for ``j`` in ``U2 \\ U3``. Never both for one site: that would unmask ``j``.
 
 The plaintext ``x_i`` never leaves this object; only :class:`MaskedInput` depends on it.
+
+:meth:`SecAggSite.snapshot` / :meth:`SecAggSite.from_snapshot` turn the whole state (private
+keys, ``b_i``, ``x_i``, shares received) into plain bytes and ints and back, for a runtime
+that rebuilds the site between messages (Flower keeps it in the node's ``context.state``,
+which never leaves the site).
 """
 
 from __future__ import annotations
@@ -33,14 +38,19 @@ from medsilo.secure.keys import agree, open_shares, private_bytes, public_bytes,
 from medsilo.secure.messages import (
     AdvertiseKeys,
     KeyList,
+    MalformedMessage,
     MaskedInput,
     RelayedShares,
     ShareKeys,
     Survivors,
     UnmaskShares,
+    parse,
 )
 from medsilo.secure.prg import SEED_BYTES, MaskPRG
 from medsilo.secure.protocol import SecAggError, SecAggParams, check_quorum
+
+#: What :meth:`SecAggSite.snapshot` returns: only bytes, ints and lists of them.
+Snapshot = dict[str, int | bytes | list[int] | list[bytes]]
 
 
 def mask_sign(i: int, j: int) -> int:
@@ -65,6 +75,68 @@ class SecAggSite:
         self._keys: dict[int, AdvertiseKeys] = {}
         self._own: tuple[int, int] = (0, 0)  # own shares of s_SK and b
         self._received: dict[int, bytes] = {}  # sealed shares by sender (U2 \ {i})
+
+    def snapshot(self) -> Snapshot:
+        """Everything this site holds, secrets included: keep it at the site only."""
+        return {
+            "site": self.site,
+            "threshold": self.params.threshold,
+            "bits": self.params.bits,
+            "length": self.params.length,
+            "label": self.params.label,
+            "phase": self._phase,
+            "x": np.ascontiguousarray(self._x, dtype=self.prg.dtype).tobytes(),
+            "c": private_bytes(self._c),
+            "s": private_bytes(self._s),
+            "b": self._b,
+            "keys": [self._keys[j].encode() for j in sorted(self._keys)],
+            "own": [shamir.share_to_bytes(y) for y in self._own] if self._b else [],
+            "received_from": sorted(self._received),
+            "received": [self._received[j] for j in sorted(self._received)],
+        }
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot, prg: MaskPRG | None = None) -> SecAggSite:
+        """The site :meth:`snapshot` described, ready for its next phase."""
+
+        def num(key: str) -> int:
+            value = snap[key]
+            if not isinstance(value, int):
+                raise MalformedMessage(f"site snapshot field {key!r} is not an int")
+            return value
+
+        def raw(key: str) -> bytes:
+            value = snap[key]
+            if not isinstance(value, bytes):
+                raise MalformedMessage(f"site snapshot field {key!r} is not bytes")
+            return value
+
+        def many(key: str) -> list[bytes]:
+            value = snap[key]
+            if not isinstance(value, list) or not all(isinstance(v, bytes) for v in value):
+                raise MalformedMessage(f"site snapshot field {key!r} is not a list of bytes")
+            return [bytes(v) for v in value if isinstance(v, bytes)]
+
+        params = SecAggParams(num("threshold"), num("bits"), num("length"), raw("label"))
+        prg = prg or MaskPRG(params.length, params.bits)
+        x = np.frombuffer(raw("x"), dtype=prg.dtype).copy()
+        site = cls(num("site"), x, params, prg)
+        site._phase = num("phase")
+        site._c = X25519PrivateKey.from_private_bytes(raw("c"))
+        site._s = X25519PrivateKey.from_private_bytes(raw("s"))
+        site._b = raw("b")
+        keys = [parse(k) for k in many("keys")]
+        site._keys = {k.site: k for k in keys if isinstance(k, AdvertiseKeys)}
+        own = [shamir.share_from_bytes(y) for y in many("own")]
+        site._own = (own[0], own[1]) if own else (0, 0)
+        senders = snap["received_from"]
+        if not isinstance(senders, list) or not all(isinstance(j, int) for j in senders):
+            raise MalformedMessage("site snapshot field 'received_from' is not a list of ints")
+        received = many("received")
+        site._received = {
+            j: ct for j, ct in zip(senders, received, strict=True) if isinstance(j, int)
+        }
+        return site
 
     def _step(self, expected: int, name: str) -> None:
         if self._phase != expected:

@@ -1,6 +1,6 @@
 """End to end through Flower's simulation runtime (Ray): same results as the engine.
 
-Each test starts and stops Ray (10-20 s on a small machine), so there are only three.
+Each test starts and stops Ray (10-20 s on a small machine), so there are only four.
 """
 
 from __future__ import annotations
@@ -63,6 +63,26 @@ def test_fedavg_on_three_heart_disease_hospitals_matches_the_engine() -> None:
     assert 0 < result.startup_s < result.wall_s and result.rounds_s > 0
     assert _ray_is_down()
     assert {k: os.environ.get(k) for k in env_before} == env_before
+
+
+def test_secure_aggregation_over_ray_matches_the_engine() -> None:
+    # Four protocol phases a round; each site's protocol state must survive in
+    # context.state between them, whichever Ray worker serves the next message.
+    cfg = small_config(
+        training={"rounds": 2, "local_steps": 10, "batch_size": 4, "lr": 0.01},
+        secure_aggregation={"enabled": True},
+    )
+    fed = build_federation(cfg.data, cfg.seed).without("va")
+
+    result = run_flower_simulation(cfg, fed)
+
+    engine = run_federation(cfg, fed)
+    for a, b in zip(result.weights, engine.weights, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert_records_match(result.rounds, engine.rounds)
+    for r in result.rounds:
+        assert r["secure_aggregation"]["survivors"] == fed.site_names
+    assert _ray_is_down()
 
 
 def test_scaffold_with_partial_participation_keeps_site_state_across_rounds() -> None:

@@ -6,6 +6,8 @@ It calls the very same :meth:`Algorithm.local_update` the in-process engine call
 ``site_seed(cfg.seed, round, site_index)``. Per-site state (SCAFFOLD's control variate,
 Ditto's personal model, FedBN's norm layers) lives in ``context.state`` as ArrayRecords, so
 it survives between the rounds a site is sampled in, whichever worker process serves it.
+With secure aggregation, four more ``train.secagg_<phase>`` actions run the site's half of
+the protocol (:mod:`.secure_site`), training in the first one through the same path.
 
 Which site a node is comes from ``context.node_config``: ``"site"`` (a site name, for a
 deployed SuperNode) or ``"partition-id"`` (its index, set by Flower's simulation runtime).
@@ -31,14 +33,19 @@ from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
 from medsilo.privacy.ledger import site_training
+from medsilo.runtime.clock import SimClock
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import records as rec
+from medsilo.runtime.flower import secure_records as wire
+from medsilo.runtime.flower import secure_site
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
-from medsilo.runtime.rounds import SiteSteps
+from medsilo.runtime.rounds import SiteSteps, cohort_size
 from medsilo.runtime.simulation import site_seed
+from medsilo.secure.aggregation import SecureAggregation, secure_aggregation
 from medsilo.training.local import LocalTraining
 from medsilo.training.tensors import TensorData
+from medsilo.types import Update
 
 PARTITION_ID = "partition-id"
 SITE_NAME = "site"
@@ -90,6 +97,10 @@ class _SiteRuntime:
     steps: SiteSteps
     #: Each site's training set as it trains on it (poisoned for a data-poisoning attacker).
     train: dict[str, TensorData]
+    #: Secure aggregation's encoding settings (``None`` when it is off) and the simulated
+    #: clock, whose processed-example count a secure site reports instead of its update.
+    secure: SecureAggregation | None
+    clock: SimClock
 
     def site_of(self, context: Context) -> tuple[str, int]:
         node_config = context.node_config
@@ -138,11 +149,39 @@ def _runtime(
         indicators={n: exploit_indicator(cfg.sites.record(n).platform) for n in names},
         steps=steps,
         train={n: steps.training_data(n, prep.train[n]) for n in names},
+        secure=secure_aggregation(
+            cfg, cohort_size(len(names), cfg.training.fraction, cfg.training.min_sites)
+        ),
+        clock=SimClock(
+            cfg.seed, names, {n: cfg.sites.record(n) for n in names}, cfg.training.batch_size
+        ),
     )
     _RUNTIMES[token] = runtime
     while len(_RUNTIMES) > _MAX_CACHED:
         _RUNTIMES.popitem(last=False)
     return runtime
+
+
+def _local_update(rt: _SiteRuntime, msg: Message, context: Context) -> Update:
+    """The site's update for a ``train`` broadcast, exactly as ``_Engine._site_update``
+    makes it; the site's algorithm state is kept in ``context.state``."""
+    site, index = rt.site_of(context)
+    rnd, weights, payload, _ = rec.read_broadcast(msg.content)
+    task = SiteTask(
+        site=site,
+        round=rnd,
+        model=rt.prep.model,
+        layout=rt.prep.layout,
+        data=rt.train[site],
+        training=rt.local,
+        generator=torch.Generator().manual_seed(site_seed(rt.cfg.seed, rnd, index)),
+        state=rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX),
+        exploit_indicator=rt.indicators[site],
+    )
+    update = rt.algorithm.local_update(task, weights, payload)
+    update = rt.steps.upload(update, task.state, rnd, index)
+    rec.store_state(context.state, task.state, rec.CONTEXT_STATE_PREFIX)
+    return update
 
 
 def make_client_app(
@@ -173,23 +212,36 @@ def make_client_app(
     @_reply_errors
     def train(msg: Message, context: Context) -> Message:
         rt = runtime()
-        site, index = rt.site_of(context)
-        rnd, weights, payload, _ = rec.read_broadcast(msg.content)
-        task = SiteTask(
-            site=site,
-            round=rnd,
-            model=rt.prep.model,
-            layout=rt.prep.layout,
-            data=rt.train[site],
-            training=rt.local,
-            generator=torch.Generator().manual_seed(site_seed(rt.cfg.seed, rnd, index)),
-            state=rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX),
-            exploit_indicator=rt.indicators[site],
-        )
-        update = rt.algorithm.local_update(task, weights, payload)
-        update = rt.steps.upload(update, task.state, rnd, index)
-        rec.store_state(context.state, task.state, rec.CONTEXT_STATE_PREFIX)
+        update = _local_update(rt, msg, context)
         return Message(rec.update_to_content(update), reply_to=msg)
+
+    # Secure aggregation (medsilo.runtime.flower.secure_site): one action per protocol phase.
+    @app.train(wire.ACTIONS["keys"])
+    @_reply_errors
+    def secagg_keys(msg: Message, context: Context) -> Message:
+        rt = runtime()
+        if rt.secure is None:
+            raise ValueError("secure aggregation is not enabled in this site's config")
+        site, _ = rt.site_of(context)
+        update = _local_update(rt, msg, context)
+        examples = rt.clock.examples(update)
+        reply = secure_site.advertise(rt.secure, site, update, examples, msg.content, context.state)
+        return Message(reply, reply_to=msg)
+
+    @app.train(wire.ACTIONS["shares"])
+    @_reply_errors
+    def secagg_shares(msg: Message, context: Context) -> Message:
+        return Message(secure_site.share_keys(msg.content, context.state), reply_to=msg)
+
+    @app.train(wire.ACTIONS["masked"])
+    @_reply_errors
+    def secagg_masked(msg: Message, context: Context) -> Message:
+        return Message(secure_site.masked_input(msg.content, context.state), reply_to=msg)
+
+    @app.train(wire.ACTIONS["unmask"])
+    @_reply_errors
+    def secagg_unmask(msg: Message, context: Context) -> Message:
+        return Message(secure_site.unmask(msg.content, context.state), reply_to=msg)
 
     @app.evaluate()
     @_reply_errors

@@ -5,9 +5,11 @@ The main loop is the in-process engine's loop with messages in between: sample s
 :class:`~medsilo.runtime.rounds.CoordinatorSteps` (decoding, validation, robust
 aggregation around :meth:`Algorithm.aggregate`) over the updates sorted by site index (so
 floating-point sums happen in the engine's order), then the server optimiser's step unless
-the round was skipped. Evaluation rounds send an
-``evaluate`` message to every site (each evaluates its own deployable model on its own test
-set) and evaluate the global model on the pooled test set here.
+the round was skipped. With ``secure_aggregation`` (mechanism ``masking``) the ``train``
+exchange becomes the protocol's four exchanges (:mod:`.secure_server`) and the coordinator
+steps see masked payloads and the survivors' sums only, as in the engine. Evaluation rounds
+send an ``evaluate`` message to every site (each evaluates its own deployable model on its
+own test set) and evaluate the global model on the pooled test set here.
 
 Results go into a :class:`FlowerRun` passed in by the caller, which it reads once
 ``run_simulation`` (or a deployment's ``flwr run``) has returned.
@@ -15,6 +17,7 @@ Results go into a :class:`FlowerRun` passed in by the caller, which it reads onc
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,9 +31,10 @@ from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
 from medsilo.privacy.ledger import PrivacyLedger
-from medsilo.runtime.clock import SimClock, flower_clock_problem
+from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
 from medsilo.runtime.factory import build_run_algorithm, build_server_optimizer
 from medsilo.runtime.flower import records as rec
+from medsilo.runtime.flower.secure_server import secure_train_round
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
     RoundCallback,
@@ -41,9 +45,13 @@ from medsilo.runtime.records import (
     round_record,
     update_bytes,
 )
-from medsilo.runtime.rounds import CoordinatorSteps
+from medsilo.runtime.rounds import CoordinatorSteps, cohort_size
 from medsilo.runtime.simulation import sample_sites
-from medsilo.types import Weights
+from medsilo.secure.aggregation import secure_aggregation
+from medsilo.secure.result import EXTRA_SLOTS, SecureRound
+from medsilo.types import Update, Weights
+
+log = logging.getLogger(__name__)
 
 
 class FlowerRunError(RuntimeError):
@@ -113,6 +121,9 @@ class _Coordinator:
             cfg.training.batch_size,
         )
         self.nodes: dict[str, int] = {}
+        self.secure = secure_aggregation(
+            cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
+        )
 
     # --- messaging --------------------------------------------------------------------
 
@@ -156,9 +167,28 @@ class _Coordinator:
             raise FlowerRunError(f"no node answered for site(s) {missing} within the reply timeout")
 
     def _exchange(
-        self, grid: Grid, rnd: int, message_type: str, contents: dict[str, RecordDict]
+        self, grid: Grid, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
     ) -> dict[str, RecordDict]:
         """Send one message per site and return each site's reply content, or raise."""
+        got, problems = self._send(grid, rnd, message_type, contents)
+        if problems:
+            raise FlowerRunError(f"round {rnd} ({message_type}): " + "; ".join(problems))
+        return got
+
+    def _exchange_tolerant(
+        self, grid: Grid, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
+    ) -> dict[str, RecordDict]:
+        """Like :meth:`_exchange`, but a site that fails or stays silent is only logged and
+        left out of the replies (secure aggregation treats it as dropped)."""
+        got, problems = self._send(grid, rnd, message_type, contents)
+        for problem in problems:
+            log.warning("round %d (%s): %s; treated as dropped", rnd, message_type, problem)
+        return got
+
+    def _send(
+        self, grid: Grid, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
+    ) -> tuple[dict[str, RecordDict], list[str]]:
+        """Send one message per site: ``(reply content per site, problems)``."""
         messages = [
             Message(
                 content,
@@ -185,9 +215,7 @@ class _Coordinator:
         missing = [s for s in contents if s not in got and s not in failed]
         if missing:
             problems.append(f"site(s) {missing} did not reply within {self.reply_timeout_s}s")
-        if problems:
-            raise FlowerRunError(f"round {rnd} ({message_type}): " + "; ".join(problems))
-        return got
+        return got, problems
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -203,7 +231,6 @@ class _Coordinator:
         total = cfg.training.rounds
         sim_clock = 0.0
         assert isinstance(cfg.asynchrony, SyncConfig)  # make_server_app refuses the others
-        timeout_s = cfg.asynchrony.round_timeout_s
 
         def cohort(rnd: int) -> list[str]:
             return sample_sites(
@@ -217,30 +244,13 @@ class _Coordinator:
             t0 = time.perf_counter()
             chosen = cohort(rnd)
             payload = algo.broadcast(server_state)
-            content = rec.broadcast_content(rnd, weights, payload)
-            replies = self._exchange(
-                grid, rnd, MessageType.TRAIN, {site: content for site in chosen}
-            )
-            updates = [rec.content_to_update(replies[site]) for site in chosen]
-            for site, update in zip(chosen, updates, strict=True):
-                if update.site != site:
-                    raise FlowerRunError(
-                        f"round {rnd}: node of site {site!r} answered as {update.site!r}"
-                    )
-            updates.sort(key=lambda u: self.names.index(u.site))
-            # The simulated clock as in the engine (no simulated dropouts: refused here).
-            timing = self.clock.sync_round(
-                sim_clock,
-                chosen,
-                [],
-                broadcast_bytes(weights, payload),
-                {u.site: update_bytes(u) for u in updates},
-                {u.site: self.clock.examples(u) for u in updates},
-                timeout_s,
+            updates, received, trained, timing, secure = self._train(
+                grid, rnd, chosen, weights, payload, sim_clock
             )
             sim_clock = timing.end_s
-            on_time = [u for u in updates if u.site in timing.on_time]
-            outcome = steps.process(rnd, algo, weights, on_time, server_state, len(self.names))
+            outcome = steps.process(
+                rnd, algo, weights, received, server_state, len(self.names), secure
+            )
             record = round_record(
                 rnd,
                 chosen,
@@ -251,8 +261,10 @@ class _Coordinator:
                 outcome,
             )
             record.update(timing.fields())
+            if secure is not None:
+                secure.annotate(record)
             stop = privacy is not None and privacy.close_round(
-                record, rnd, [u.site for u in updates], server_state, cohort, total
+                record, rnd, trained, server_state, cohort, total
             )
             if outcome.delta is not None:
                 server_state = outcome.server_state
@@ -267,6 +279,60 @@ class _Coordinator:
                 break
         out.weights = weights  # site states and weights came with the last round's evaluation
         out.finished_at = time.perf_counter()
+
+    def _train(
+        self,
+        grid: Grid,
+        rnd: int,
+        chosen: list[str],
+        weights: Weights,
+        payload: dict[str, Weights],
+        sim_clock: float,
+    ) -> tuple[list[Update], list[Update], list[str], RoundTiming, SecureRound | None]:
+        """The round's training exchange(s): ``(updates as the coordinator holds them, those
+        on time, sites that trained, timing, secure round or None)``."""
+        assert isinstance(self.cfg.asynchrony, SyncConfig)
+        timeout_s = self.cfg.asynchrony.round_timeout_s
+        content = rec.broadcast_content(rnd, weights, payload)
+        down = broadcast_bytes(weights, payload)
+
+        def timing_of(
+            dropped: list[str], up: Mapping[str, int], examples: Mapping[str, int]
+        ) -> RoundTiming:
+            # The simulated clock as in the engine (no simulated dropouts: refused here).
+            return self.clock.sync_round(sim_clock, chosen, dropped, down, up, examples, timeout_s)
+
+        if self.secure is not None:  # the coordinator gets masked payloads and sums only
+            done = secure_train_round(
+                self.secure,
+                lambda kind, contents: self._exchange_tolerant(grid, rnd, kind, contents),
+                rnd,
+                chosen,
+                content,
+                sum(w.size for w in weights) + EXTRA_SLOTS,
+                lambda dropped, clocks: timing_of(
+                    dropped,
+                    {s: c["clock_bytes"] for s, c in clocks.items()},
+                    {s: c["clock_examples"] for s, c in clocks.items()},
+                ),
+            )
+            masked = done.secure.updates
+            return masked, masked, done.trained, done.timing, done.secure
+        replies = self._exchange(grid, rnd, MessageType.TRAIN, {site: content for site in chosen})
+        updates = [rec.content_to_update(replies[site]) for site in chosen]
+        for site, update in zip(chosen, updates, strict=True):
+            if update.site != site:
+                raise FlowerRunError(
+                    f"round {rnd}: node of site {site!r} answered as {update.site!r}"
+                )
+        updates.sort(key=lambda u: self.names.index(u.site))
+        timing = timing_of(
+            [],
+            {u.site: update_bytes(u) for u in updates},
+            {u.site: self.clock.examples(u) for u in updates},
+        )
+        on_time = [u for u in updates if u.site in timing.on_time]
+        return updates, on_time, [u.site for u in updates], timing, None
 
     def _evaluate(self, grid: Grid, rnd: int, weights: Weights, last: bool) -> RoundRecord:
         content = rec.broadcast_content(rnd, weights, return_state=last)
@@ -311,11 +377,11 @@ def make_server_app(
     problem = flower_clock_problem(cfg)
     if problem is not None:
         raise ValueError(problem)
-    if cfg.secure_aggregation.enabled:
+    if cfg.secure_aggregation.enabled and cfg.secure_aggregation.mechanism != "masking":
         raise ValueError(
-            "secure_aggregation is implemented for the in-process engine only: its four-phase "
-            "exchange (medsilo.secure) is not wired into the Flower ServerApp yet; run with "
-            "medsilo.runtime.simulation.run_federation or disable secure_aggregation"
+            f"secure_aggregation.mechanism {cfg.secure_aggregation.mechanism!r} runs in the "
+            "in-process engine only (its key holder is not a Flower node); the Flower runtime "
+            "supports mechanism 'masking'"
         )
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prepared.fed.sites))
     coordinator_args = (cfg, prepared, algo, out, on_round, reply_timeout_s, connect_timeout_s)
