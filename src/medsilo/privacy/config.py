@@ -87,8 +87,10 @@ def privacy_problem(run: Any) -> str | None:
                 "which mixes the examples of a batch (Opacus refuses it); use model 'cnn'"
             )
     private = dp_fedavg or privacy.dp_sgd is not None
-    if private and getattr(run.asynchrony, "mode", "sync") != "sync":
-        return "privacy accounting assumes synchronous rounds; use asynchrony.mode: sync"
+    if dp_fedavg:
+        problem = async_dp_fedavg_problem(run)
+        if problem is not None:
+            return problem
     if dp_fedavg and algorithm.adaptive_clip is not None and run.secure_aggregation.enabled:
         return (
             "algorithm.adaptive_clip needs each site's unclipped indicator, which "
@@ -103,5 +105,42 @@ def privacy_problem(run: Any) -> str | None:
         return (
             "privacy.target_epsilon is a budget, but no DP mechanism is on; use algorithm "
             "'dp_fedavg' or set privacy.dp_sgd"
+        )
+    return None
+
+
+def async_dp_fedavg_problem(run: Any) -> str | None:
+    """Why client-level DP-FedAvg cannot run under ``run.asynchrony``, or ``None``.
+
+    Sample-level DP-SGD composes with any timing (a site's guarantee is the composition of
+    its own DP-SGD trainings), so it is never refused here. DP-FedAvg's Gaussian mechanism
+    is the coordinator's noisy mean of a group of clipped updates: FedBuff's buffer of ``K``
+    updates is such a group (noise ``z C / K``, each site at most once per buffer, accounted
+    with ``q = 1``: arrivals depend on timing, not on a random sample, so there is no
+    amplification by sampling). FedAsync has no group.
+    """
+    mode = getattr(getattr(run, "asynchrony", None), "mode", "sync")
+    if mode == "sync":
+        return None
+    algorithm = run.algorithm
+    if mode == "fedasync":
+        return (
+            "algorithm 'dp_fedavg' cannot run with asynchrony.mode 'fedasync': fedasync applies "
+            "each update alone, so the coordinator's noise z*C/m has m = 1 and protects one "
+            "site's update by itself, which is local DP without any averaging over a cohort; "
+            "use privacy.dp_sgd (each site's own DP, noise: local in effect) or asynchrony.mode "
+            "'fedbuff' (noise z*C/K over a buffer of K updates)"
+        )
+    if algorithm.noise == "local":
+        return (
+            "algorithm 'dp_fedavg' with fedbuff needs noise: central: local noise shares are "
+            "calibrated so that a fixed cohort's shares sum to z*C, but fedbuff scales stale "
+            "updates by 1/sqrt(1 + staleness), shrinking their noise below what is accounted"
+        )
+    if algorithm.adaptive_clip is not None:
+        return (
+            "algorithm.adaptive_clip with fedbuff: the updates of one buffer were clipped with "
+            "the clip norms of the model versions they started from, so a stale, larger clip "
+            "would exceed the one the coordinator's noise is calibrated to; use a fixed clip"
         )
     return None

@@ -16,6 +16,21 @@ epsilon that round ``r + 1`` (with the sites it would sample) would reach; if th
 the budget, round ``r`` is the last one: it is evaluated, its record gets
 ``stop_reason``, and the run ends cleanly with the model of round ``r``. If even round 1
 would exceed the budget, :class:`PrivacyBudgetError` is raised before any training.
+
+Asynchronous runs (FedAsync / FedBuff, :mod:`medsilo.runtime.asynchronous`) have no rounds;
+the engine accounts *releases* per site instead (:meth:`PrivacyLedger.count_release`):
+
+* DP-SGD: one release = one local training (``steps`` Poisson-sampled Gaussian steps),
+  counted when the training starts (or at dispatch for a dispatch that drops out: the
+  coordinator cannot tell whether such a site trained), not when its update arrives, so
+  trainings still in flight when the run stops are paid for.
+* DP-FedAvg (FedBuff only): one release = one buffer aggregation the site's clipped update
+  was averaged into (noise ``z C / K``, each site at most once per buffer), accounted with
+  ``q = 1``: which sites land in a buffer depends on timing, not on a random sample, so
+  there is no amplification by sampling.
+
+A site whose next release would take its epsilon above the budget is not dispatched again
+(:meth:`PrivacyLedger.can_release`); the engine ends when no site can train any more.
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from typing import Any
 
 from medsilo.algorithms.base import Algorithm, ServerState
 from medsilo.algorithms.dp_fedavg import DPFedAvg
+from medsilo.asynchrony import FedBuffConfig, SyncConfig
 from medsilo.config import ConfigError, DPFedAvgConfig, RunConfig
 from medsilo.privacy.accountant import calibrate_noise_multiplier, epsilon
 from medsilo.privacy.dp_sgd import DPSGDPlan
@@ -49,8 +65,18 @@ def _cohort(cfg: RunConfig, num_sites: int) -> int:
 
 
 def client_sampling_rate(cfg: RunConfig, num_sites: int) -> float:
-    """``q = cohort / num_sites`` (fixed-size cohorts, accounted as Poisson: see accountant)."""
+    """``q = cohort / num_sites`` (fixed-size cohorts, accounted as Poisson: see accountant);
+    1 in asynchronous runs, whose arrivals are not a random sample (no amplification)."""
+    if not isinstance(cfg.asynchrony, SyncConfig):
+        return 1.0
     return _cohort(cfg, num_sites) / num_sites
+
+
+def _noise_group(cfg: RunConfig, num_sites: int) -> int:
+    """How many clipped updates DP-FedAvg averages per release: the cohort, or FedBuff's K."""
+    if isinstance(cfg.asynchrony, FedBuffConfig):
+        return cfg.asynchrony.buffer_size
+    return _cohort(cfg, num_sites)
 
 
 def dp_fedavg_noise(cfg: RunConfig, num_sites: int) -> float:
@@ -75,7 +101,7 @@ def build_dp_fedavg(cfg: RunConfig, num_sites: int) -> DPFedAvg:
         seed=cfg.seed,
         noise=algo.noise,
         adaptive=algo.adaptive_clip,
-        cohort=_cohort(cfg, num_sites),
+        cohort=_noise_group(cfg, num_sites),
     )
 
 
@@ -103,6 +129,7 @@ class PrivacyLedger:
     def __init__(self, cfg: RunConfig, algorithm: Algorithm, site_sizes: Mapping[str, int]) -> None:
         self.delta = cfg.privacy.delta
         self.budget = cfg.privacy.target_epsilon
+        self.asynchronous = not isinstance(cfg.asynchrony, SyncConfig)
         self.rounds_done = 0
         self.trained = {site: 0 for site in site_sizes}
         self.dp_fedavg = algorithm if isinstance(algorithm, DPFedAvg) else None
@@ -140,6 +167,8 @@ class PrivacyLedger:
 
     def epsilon(self, extra_rounds: int = 0, sites: list[str] | None = None) -> float:
         """Epsilon so far, or after ``extra_rounds`` more (DP-SGD: for ``sites``)."""
+        if self.asynchronous:
+            return max((self.site_epsilon(s, k) for s, k in self.trained.items()), default=0.0)
         if self.dp_fedavg is not None:
             z = self.dp_fedavg.noise_multiplier
             return epsilon(z, self.q_client, self.rounds_done + extra_rounds, self.delta)
@@ -151,6 +180,37 @@ class PrivacyLedger:
             ),
             default=0.0,
         )
+
+    # --- asynchronous runs: releases per site -------------------------------------------
+
+    def site_epsilon(self, site: str, releases: int) -> float:
+        """``site``'s epsilon after ``releases`` releases (see the module docstring)."""
+        if self.dp_fedavg is not None:
+            z = self.dp_fedavg.noise_multiplier
+            return epsilon(z, self.q_client, releases, self.delta)
+        return self._site_epsilon(site, releases)
+
+    def can_release(self, site: str) -> bool:
+        """Whether one more release of ``site`` stays within the budget."""
+        return not self._exceeds(self.site_epsilon(site, self.trained[site] + 1))
+
+    def count_release(self, site: str) -> None:
+        self.trained[site] += 1
+
+    def check_first_release(self) -> None:
+        """Raise :class:`PrivacyBudgetError` when no site can afford even one release."""
+        if any(self.can_release(s) for s in self.trained):
+            return
+        eps = min(self.site_epsilon(s, 1) for s in self.trained)
+        raise PrivacyBudgetError(
+            f"privacy budget: one release already costs epsilon {eps:.3f} > "
+            f"privacy.target_epsilon {self.budget:g} (delta {self.delta:g}) at every site; "
+            "raise the noise multiplier or the budget"
+        )
+
+    def annotate(self, record: dict[str, Any], server_state: ServerState) -> None:
+        """Write ``record["privacy"]`` for the releases counted so far (asynchronous runs)."""
+        record["privacy"] = self._fields(server_state)
 
     def _exceeds(self, eps: float) -> bool:
         return self.budget is not None and eps > self.budget
@@ -210,6 +270,10 @@ class PrivacyLedger:
                 "noise": algo.noise,
                 "clip": algo.clip_of(server_state),
             }
+            if self.asynchronous:
+                fields["noise_group"] = algo.cohort  # FedBuff's K
+                fields["per_site"] = {s: self.site_epsilon(s, k) for s, k in self.trained.items()}
+                fields["releases_per_site"] = dict(self.trained)
             if algo.adaptive is not None:
                 fields["update_noise_multiplier"] = algo.update_multiplier
             if algo.noise == "local" and algo.noise_multiplier > 0:
@@ -222,6 +286,8 @@ class PrivacyLedger:
                 )
             return fields
         assert self.plan is not None
+        if self.asynchronous:
+            fields["releases_per_site"] = dict(self.trained)  # local trainings started
         return fields | {
             "mechanism": "dp_sgd",
             "unit": "example",

@@ -23,14 +23,23 @@ deterministic for a seed). ``cohort_size(training.fraction)`` sites work at once
 Records: ``round`` is the aggregation number (model version), ``sim_clock_s`` the simulated
 time of the aggregation and ``sim_time_s`` the time since the previous one; ``staleness``
 lists the staleness of every update applied, ``updates_received`` counts local trainings so
-far. Evaluation runs whenever ``evaluation.every`` cohorts' worth of updates have been
-applied since the last one (so an evaluation costs the same local work as in a synchronous
-run with ``evaluation.every``) and after the last aggregation.
+far. Privacy (docs/privacy.md, "Asynchronous runs"): with DP-SGD or DP-FedAvg (FedBuff)
+the :class:`~medsilo.privacy.ledger.PrivacyLedger` counts each site's releases, every record
+gets the ``privacy`` key, a site whose next release would exceed ``privacy.target_epsilon``
+is not dispatched again (it retires), and the run ends once no site can train. Under
+DP-FedAvg a site whose update waits in the buffer is not dispatched until that buffer is
+aggregated, so it contributes at most one update per buffer (the sensitivity the noise
+``z C / K`` is calibrated to).
+
+Evaluation runs whenever ``evaluation.every`` cohorts' worth of updates have been applied
+since the last one (so an evaluation costs the same local work as in a synchronous run with
+``evaluation.every``) and after the last aggregation.
 """
 
 from __future__ import annotations
 
 import heapq
+import logging
 import time
 from dataclasses import dataclass, field, replace
 
@@ -38,8 +47,10 @@ import numpy as np
 
 from medsilo.aggregation.staleness import fedbuff_weight, staleness_weight
 from medsilo.algorithms.base import Algorithm
+from medsilo.algorithms.dp_fedavg import DPFedAvg
 from medsilo.asynchrony import FedAsyncConfig, FedBuffConfig
-from medsilo.config import RunConfig
+from medsilo.config import ConfigError, RunConfig
+from medsilo.privacy.ledger import PrivacyLedger
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
     RoundCallback,
@@ -51,6 +62,8 @@ from medsilo.runtime.records import (
 from medsilo.runtime.rounds import RoundOutcome, cohort_size
 from medsilo.runtime.simulation import FederationResult, _Engine
 from medsilo.types import Update, Weights, add, subtract
+
+log = logging.getLogger(__name__)
 
 PICK_TAG = 0xA51C
 #: Stop when this many dispatches in a row return nothing (every site keeps dropping out).
@@ -94,6 +107,20 @@ class AsyncEngine(_Engine):
         self.queue: list[_Event] = []
         self.seq = 0
         self.dispatches = 0
+        sizes = {n: len(prep.train[n]) for n in self.names}
+        self.privacy = PrivacyLedger.build(cfg, algorithm, sizes)
+        #: DP-FedAvg: a site contributes at most one update per buffer (its sensitivity).
+        self.one_per_buffer = isinstance(algorithm, DPFedAvg)
+        buffer_size = mode.buffer_size if isinstance(mode, FedBuffConfig) else 1
+        if self.one_per_buffer and buffer_size > len(self.names):
+            raise ConfigError(
+                f"dp_fedavg with fedbuff takes at most one update per site per buffer, so "
+                f"asynchrony.buffer_size ({buffer_size}) cannot exceed the number of "
+                f"sites ({len(self.names)})"
+            )
+        self.held: set[str] = set()  # sites whose update waits in the buffer (DP-FedAvg)
+        self.retired: list[str] = []  # sites the privacy budget allows no further release
+        self.parked = 0  # free slots that found no site to dispatch
 
     # --- events -------------------------------------------------------------------------
 
@@ -101,14 +128,47 @@ class AsyncEngine(_Engine):
         self.seq += 1
         heapq.heappush(self.queue, _Event(time_s, self.seq, kind, task))
 
-    def _dispatch(self, idle: list[str], now: float) -> None:
-        site = idle.pop(int(self.pick.integers(len(idle))))
+    def _may_dispatch(self, site: str) -> bool:
+        if site in self.held:
+            return False
+        if self.privacy is None or self.privacy.can_release(site):
+            return True
+        if site not in self.retired:
+            self.retired.append(site)
+            log.warning(
+                "privacy budget: site %s retires after %d releases (epsilon %.3f; one more "
+                "would exceed privacy.target_epsilon %g)",
+                site,
+                self.privacy.trained[site],
+                self.privacy.site_epsilon(site, self.privacy.trained[site]),
+                self.privacy.budget,
+            )
+        return False
+
+    def _dispatch(self, idle: list[str], now: float) -> bool:
+        """Give a free slot to an idle site that may train; park the slot if none may."""
+        eligible = [i for i, s in enumerate(idle) if self._may_dispatch(s)]
+        if not eligible:
+            self.parked += 1
+            return False
+        site = idle.pop(eligible[int(self.pick.integers(len(eligible)))])
         self.dispatches += 1
         task = _Task(self.dispatches, site, now, self.clock.drops(self.dispatches, site))
         if task.dropped:
+            if self.privacy is not None and not self.one_per_buffer:
+                # DP-SGD: the coordinator cannot tell whether a site that never answered
+                # trained (and leaked its update), so the dispatch counts as a training.
+                self.privacy.count_release(site)
             self._push(now + self.mode.dispatch_timeout_s, "timeout", task)
         else:
             self._push(self.clock.available_from(site, now), "start", task)
+        return True
+
+    def _unpark(self, idle: list[str], now: float) -> None:
+        """Hand parked slots to sites that became eligible (a DP-FedAvg buffer emptied)."""
+        while self.parked and any(self._may_dispatch(s) for s in idle):
+            self.parked -= 1
+            self._dispatch(idle, now)
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -127,6 +187,8 @@ class AsyncEngine(_Engine):
         self.bytes_down = 0
         self.buffer: list[tuple[Update, int, Update]] = []  # (as sent, staleness, to apply)
         self.wall_mark = self.wall_start
+        if self.privacy is not None:
+            self.privacy.check_first_release()
         idle = list(self.names)
         for _ in range(self.concurrency):
             self._dispatch(idle, 0.0)
@@ -155,6 +217,9 @@ class AsyncEngine(_Engine):
                     break
             idle.append(task.site)
             self._dispatch(idle, now)
+            self._unpark(idle, now)
+        if not self.queue and self.retired and self.received < self.target_updates:
+            stop_reason = self._budget_reason()
         self._finish(stop_reason, now)
         return FederationResult(
             weights=self.weights,
@@ -168,6 +233,8 @@ class AsyncEngine(_Engine):
         """The site downloads the current model, trains, and its arrival is scheduled."""
         payload = self.algorithm.broadcast(self.server_state)
         task.version, task.weights = self.version, self.weights
+        if self.privacy is not None and not self.one_per_buffer:
+            self.privacy.count_release(task.site)  # DP-SGD: this training is a release
         task.update = self._site_update(task.number, task.site, self.weights, payload)
         down = broadcast_bytes(self.weights, payload)
         self.bytes_down += down
@@ -213,9 +280,15 @@ class AsyncEngine(_Engine):
             u, delta=[(scale * d).astype(d.dtype) for d in u.delta], encoded_delta=None
         )
         self.buffer.append((task.update, staleness, scaled))
+        if self.one_per_buffer:
+            self.held.add(task.site)
         if len(self.buffer) < self.mode.buffer_size:
             return
         full, self.buffer = self.buffer, []
+        self.held.clear()
+        if self.one_per_buffer:
+            sites = [u.site for u, _, _ in full]
+            assert len(set(sites)) == len(sites), f"a site sent twice to one buffer: {sites}"
         outcome = self.coordinator.process(
             len(self.records) + 1,
             self.algorithm,
@@ -231,6 +304,11 @@ class AsyncEngine(_Engine):
     ) -> None:
         """Apply a server step (unless skipped) and make its record."""
         record = self._aggregation_record(len(self.records) + 1, sent, outcome, now)
+        if self.privacy is not None:
+            if self.one_per_buffer and outcome.delta is not None:
+                for update in outcome.accepted:  # averaged into this noisy aggregate
+                    self.privacy.count_release(update.site)
+            self.privacy.annotate(record, self.server_state)
         if outcome.delta is not None:
             self.server_state = outcome.server_state
             self.weights = self.server_opt.step(self.weights, outcome.delta, self.prep.layout)
@@ -301,4 +379,21 @@ class AsyncEngine(_Engine):
             self.pending.update(self._evaluate(self.weights))
         self.pending["stop_reason"] = reason
         self.pending["updates_received"] = self.received
+        if self.privacy is not None:  # trainings started since the last aggregation count
+            self.privacy.annotate(self.pending, self.server_state)
         self._emit()
+
+    def _budget_reason(self) -> str:
+        assert self.privacy is not None
+        rest = (
+            "no site can train any more"
+            if len(self.retired) == len(self.names)
+            else "the other sites' updates cannot fill another buffer (one per site)"
+        )
+        return (
+            f"privacy budget: sites {', '.join(sorted(self.retired))} retired (one more release "
+            f"would take their epsilon above privacy.target_epsilon {self.privacy.budget:g}, "
+            f"delta {self.privacy.delta:g}) and {rest}; stopped after "
+            f"{self.received} of {self.target_updates} updates at epsilon "
+            f"{self.privacy.epsilon():.3f}"
+        )
