@@ -40,6 +40,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from medsilo.bench.mnist_setting import mnist_dirichlet_config
 from medsilo.config import RunConfig, parse_config
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import RoundRecord
@@ -92,37 +93,25 @@ MODES: dict[str, tuple[str, dict[str, Any]]] = {
 
 
 def mode_config(budget: Budget, mode: str, seed: int) -> RunConfig:
-    training: dict[str, Any] = {"rounds": budget.rounds, "batch_size": 32, "lr": 0.05}
-    if budget.local_steps:
-        training["local_steps"] = budget.local_steps
-    else:
-        training["local_epochs"] = 1
     asynchrony = dict(MODES[mode][1])
     if mode == "fedbuff":
         asynchrony["buffer_size"] = budget.buffer_size
     compute = {"examples_per_s": budget.examples_per_s}
     slow = {"compute": {**compute, "slowdown": budget.slowdown}}
     return parse_config(
-        {
-            "name": f"async-{mode}",
-            "seed": seed,
-            "data": {
-                "dataset": "mnist",
-                "partition": "dirichlet",
-                "num_sites": 10,
-                "alpha": 0.5,
-                "max_train_samples": budget.max_train_samples,
-                "max_test_samples": budget.max_test_samples,
-            },
-            "model": {"name": "cnn"},
-            "algorithm": {"name": "fedavg"},
-            "training": training,
-            "sites": {
+        mnist_dirichlet_config(
+            f"async-{mode}",
+            seed,
+            budget.rounds,
+            budget.local_steps,
+            budget.max_train_samples,
+            budget.max_test_samples,
+            sites={
                 "default": {"compute": compute},
                 "overrides": {site: slow for site in SLOW_SITES},
             },
-            "asynchrony": asynchrony,
-        }
+            asynchrony=asynchrony,
+        )
     )
 
 

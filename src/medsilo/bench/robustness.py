@@ -32,6 +32,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from medsilo.bench.mnist_setting import mnist_dirichlet_config
 from medsilo.config import RunConfig, parse_config
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import FederationResult, run_federation
@@ -150,28 +151,16 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 
 def scenario_config(budget: Budget, scenario: Scenario, seed: int) -> RunConfig:
-    training: dict[str, Any] = {"rounds": budget.rounds, "batch_size": 32, "lr": 0.05}
-    if budget.local_steps:
-        training["local_steps"] = budget.local_steps
-    else:
-        training["local_epochs"] = 1
     return parse_config(
-        {
-            "name": f"robustness-{scenario.key}",
-            "seed": seed,
-            "data": {
-                "dataset": "mnist",
-                "partition": "dirichlet",
-                "num_sites": 10,
-                "alpha": 0.5,
-                "max_train_samples": budget.max_train_samples,
-                "max_test_samples": budget.max_test_samples,
-            },
-            "model": {"name": "cnn"},
-            "algorithm": {"name": "fedavg"},
-            "training": training,
+        mnist_dirichlet_config(
+            f"robustness-{scenario.key}",
+            seed,
+            budget.rounds,
+            budget.local_steps,
+            budget.max_train_samples,
+            budget.max_test_samples,
             **scenario.overrides,
-        }
+        )
     )
 
 
