@@ -56,6 +56,15 @@ def small_config(**overrides: object) -> RunConfig:
 
 
 @pytest.fixture(autouse=True)
+def _coordinator_key(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs sign their audit ledger (docs/audit-ledger.md) with a test key, never ~/.config."""
+    key = tmp_path_factory.getbasetemp() / "coordinator_ed25519.pem"
+    monkeypatch.setenv("MEDSILO_COORDINATOR_KEY", str(key))
+
+
+@pytest.fixture(autouse=True)
 def _one_torch_thread() -> Iterator[None]:
     """Tiny models on a shared 2-core machine run far faster single-threaded."""
     before = torch.get_num_threads()

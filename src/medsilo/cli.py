@@ -13,7 +13,9 @@ from rich.table import Table
 from medsilo.audit.command import audit_app
 from medsilo.bundled import bundled_names, resolve_config
 from medsilo.config import ConfigError, RunConfig
+from medsilo.contribution.command import contribution as contribution_command
 from medsilo.data.base import DataFormatError
+from medsilo.governance.command import unlearn_command
 from medsilo.progress import progress_bars
 from medsilo.site_cli import site_app
 from medsilo.suite import SuiteRow, run_suite
@@ -31,6 +33,10 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
 # `medsilo site ...` (schema checks, DP data reports, DICOM ingestion): medsilo.site_cli.
 app.add_typer(site_app, name="site")
+# `medsilo contribution RUN` (leave-one-out, GTG-Shapley): medsilo.contribution.command.
+app.command("contribution")(contribution_command)
+# `medsilo unlearn RUN --site NAME` (exact unlearning by retraining): docs/governance.md.
+app.command("unlearn")(unlearn_command)
 # Piped output (logs, CI) gets a wide console so result tables are never elided.
 out = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -158,8 +164,12 @@ def report(
     out_dir: Annotated[Path | None, typer.Option("--out")] = None,
 ) -> None:
     """Write PNG plots and an HTML page for a finished (or interrupted) run."""
+    from medsilo.governance.retire import retired_message
     from medsilo.report import ReportError, build_report
 
+    retired = retired_message(run)  # a model replaced after a withdrawal (docs/governance.md)
+    if retired is not None:
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {retired}")
     try:
         html = build_report(run, out_dir)
     except ReportError as err:

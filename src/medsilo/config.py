@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from medsilo.asynchrony import AsynchronyConfig, SyncConfig, asynchrony_problem
 from medsilo.confidential.platform import PlatformRecord
 from medsilo.data.spec import DataConfig
+from medsilo.governance.config import GovernanceConfig
 from medsilo.models.zoo import ModelName
 from medsilo.network import Availability, ComputeProfile, NetworkProfile
 from medsilo.privacy.config import (
@@ -419,6 +420,10 @@ class RunConfig(_Strict):
     asynchrony: AsynchronyConfig = SyncConfig()
     secure_aggregation: SecureAggregationConfig = SecureAggregationConfig()
     privacy: PrivacyConfig = PrivacyConfig()
+    governance: GovernanceConfig = Field(
+        default_factory=GovernanceConfig,
+        description="checkpoints, cohorts, consent window, withdrawals (docs/governance.md)",
+    )
     output_dir: Path = Path("runs")
     threads: int = Field(
         1,

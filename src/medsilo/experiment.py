@@ -20,6 +20,8 @@ import torch
 from medsilo.config import RunConfig, dump_config
 from medsilo.data.base import ArrayData, FederatedData
 from medsilo.data.registry import build_federation
+from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
+from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.weights import set_weights
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import RoundRecord
@@ -64,7 +66,12 @@ def leave_one_hospital_out(
     out: dict[str, dict[str, float | int]] = {}
     for site in fed.sites:
         prep = PreparedFederation.build(cfg, fed.without(site.name))
-        held_out = cfg.model_copy(update={"sites": cfg.sites.without(site.name)})
+        held_out = cfg.model_copy(
+            update={
+                "sites": cfg.sites.without(site.name),
+                "governance": cfg.governance.without(site.name),
+            }
+        )
         result = run_federation(held_out, prepared=prep)
         unseen = TensorData.of(ArrayData.concat([site.train, site.test]), fed.task == "binary")
         set_weights(prep.model, result.weights)
@@ -79,7 +86,11 @@ def run_experiment(
     run_dir: Path | None = None,
     on_round: Callable[[RoundRecord], None] | None = None,
     on_loho_site: Callable[[str], None] | None = None,
+    resume: Checkpoint | None = None,
+    prior_rounds: list[RoundRecord] | None = None,
 ) -> ExperimentResult:
+    """Run ``cfg`` into ``run_dir``; with ``resume``, continue after that checkpoint's round,
+    ``prior_rounds`` being the records of the rounds before it (docs/governance.md)."""
     torch.set_num_threads(cfg.threads)
     run_dir = run_dir or new_run_dir(cfg.output_dir, cfg.name)
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -93,16 +104,25 @@ def run_experiment(
         from medsilo.data.tabular_sites import write_validation_reports
 
         write_validation_reports(cfg.data.tabular, run_dir / "data")
+    ledger = RunLedger(run_dir, cfg, fed.site_names, resume)  # docs/audit-ledger.md
     start = time.perf_counter()
+    checkpoints = None
+    if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)
+        checkpoints = CheckpointWriter(run_dir / "checkpoints", cfg, cfg.governance.checkpoint)
+    prior = list(prior_rounds or [])
     with (run_dir / "rounds.jsonl").open("w") as log:
+        for rec in prior:
+            log.write(json.dumps(rec, default=_json_default) + "\n")
 
         def record(rec: RoundRecord) -> None:
             log.write(json.dumps(rec, default=_json_default) + "\n")
             log.flush()
+            ledger.round(rec)
             if on_round is not None:
                 on_round(rec)
 
-        result = run_federation(cfg, fed, on_round=record)
+        result = run_federation(cfg, fed, on_round=record, checkpoints=checkpoints, resume=resume)
+    result.rounds = prior + result.rounds
     last = result.rounds[-1]
     summary: dict[str, Any] = {
         "name": cfg.name,
@@ -130,4 +150,5 @@ def run_experiment(
     summary["wall_s"] = time.perf_counter() - start
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     np.savez(run_dir / "final_weights.npz", *result.weights)
+    ledger.end(result.weights, last)
     return ExperimentResult(run_dir, summary, result)

@@ -141,3 +141,11 @@ def privacy(
     print_privacy_table(result.report)
     shown = ", ".join(str(p.name) for p in result.figures)
     out.print(f"wrote [bold]{result.out_dir / 'privacy.json'}[/]" + (f", {shown}" if shown else ""))
+
+
+# `audit verify` / `audit show`: the signed audit ledger of a run (docs/audit-ledger.md).
+from medsilo.ledger.command import show as _ledger_show  # noqa: E402
+from medsilo.ledger.command import verify as _ledger_verify  # noqa: E402
+
+audit_app.command("verify")(_ledger_verify)
+audit_app.command("show")(_ledger_show)

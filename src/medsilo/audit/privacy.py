@@ -35,6 +35,7 @@ from medsilo.audit.inversion_audit import (
 from medsilo.audit.lira import LiraSettings, lira_attack
 from medsilo.audit.membership import AttackScores, loss_threshold_attack, membership_split
 from medsilo.config import BASELINES, ConfigError, RunConfig, load_config
+from medsilo.governance.retire import warn_if_retired
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.types import Weights
 
@@ -92,6 +93,7 @@ def load_run(run_dir: Path) -> LoadedRun:
         )
     with np.load(weights_path) as npz:
         weights = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    warn_if_retired(run_dir)  # replaced after a data withdrawal (docs/governance.md)
     return LoadedRun(run_dir, cfg, weights)
 
 

@@ -65,7 +65,12 @@ def build_report(path: Path, out_dir: Path | None = None) -> Path:
     out = Path(out_dir) if out_dir is not None else path / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     plots: list[PlotFile] = write_plots(_runs(result), out)
-    return write_html(result, plots, out / REPORT_FILE)
+    contribution = None
+    if isinstance(result, RunResult):  # `medsilo contribution RUN` wrote contribution.json
+        from medsilo.contribution.report_section import contribution_section
+
+        contribution = contribution_section(path, out)
+    return write_html(result, plots, out / REPORT_FILE, contribution)
 
 
 def load_table(path: Path) -> ResultsTable:

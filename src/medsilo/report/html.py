@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jinja2
 
@@ -13,6 +14,9 @@ from medsilo import __version__
 from medsilo.report.plots import PlotFile
 from medsilo.report.runs import RunResult, SuiteResult
 from medsilo.report.table import ResultsTable, build_table, format_value
+
+if TYPE_CHECKING:
+    from medsilo.contribution.report_section import ContributionSection
 
 TEMPLATE = "report.html"
 
@@ -119,7 +123,11 @@ def _run_meta(run: RunResult) -> list[tuple[str, str]]:
     return [(label, str(value)) for label, value in items if value is not None]
 
 
-def render_html(result: RunResult | SuiteResult, plots: Sequence[PlotFile]) -> str:
+def render_html(
+    result: RunResult | SuiteResult,
+    plots: Sequence[PlotFile],
+    contribution: ContributionSection | None = None,
+) -> str:
     """The report page as a string. ``plots`` are referenced by file name only, so the page
     must sit in the same folder as the PNGs."""
     if isinstance(result, SuiteResult):
@@ -147,10 +155,16 @@ def render_html(result: RunResult | SuiteResult, plots: Sequence[PlotFile]) -> s
         configs=configs,
         version=__version__,
         source=source,
+        contribution=contribution,
     )
 
 
-def write_html(result: RunResult | SuiteResult, plots: Sequence[PlotFile], path: Path) -> Path:
+def write_html(
+    result: RunResult | SuiteResult,
+    plots: Sequence[PlotFile],
+    path: Path,
+    contribution: ContributionSection | None = None,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(result, plots), encoding="utf-8")
+    path.write_text(render_html(result, plots, contribution), encoding="utf-8")
     return path

@@ -56,6 +56,7 @@ from medsilo.runtime.records import (
     RoundCallback,
     RoundRecord,
     broadcast_bytes,
+    model_hash_field,
     round_record,
     update_bytes,
 )
@@ -319,6 +320,7 @@ class AsyncEngine(_Engine):
         record["updates_target"] = self.target_updates
         record["updates_applied"] = self.applied
         record["model_version"] = self.version
+        record.update(model_hash_field(self.weights))
         if self.applied - self.applied_at_eval >= self.eval_every_updates:
             record.update(self._evaluate(self.weights))
             self.applied_at_eval = self.applied
@@ -377,6 +379,7 @@ class AsyncEngine(_Engine):
             self.pending = record
         if "test" not in self.pending:
             self.pending.update(self._evaluate(self.weights))
+        self.pending.update(model_hash_field(self.weights))
         self.pending["stop_reason"] = reason
         self.pending["updates_received"] = self.received
         if self.privacy is not None:  # trainings started since the last aggregation count

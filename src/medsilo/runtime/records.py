@@ -11,6 +11,7 @@ from torch import nn
 from medsilo.attacks.data import backdoor_success
 from medsilo.confidential.leakage import leakage_risk, sparsity
 from medsilo.config import AttackConfig, BackdoorAttack
+from medsilo.ledger.digest import weights_sha256
 from medsilo.models.weights import set_weights
 from medsilo.network import NetworkProfile, round_seconds
 from medsilo.runtime.rounds import RoundOutcome
@@ -57,6 +58,12 @@ def attack_fields(
     return {}
 
 
+def model_hash_field(weights: Weights) -> RoundRecord:
+    """``global_model_sha256``: SHA-256 of the wire bytes of the global weights after the
+    round (:func:`medsilo.ledger.digest.weights_sha256`); the audit ledger records it."""
+    return {"global_model_sha256": weights_sha256(weights)}
+
+
 def update_bytes(update: Update) -> int:
     """Bytes a site sends: its encoded delta as sent (:mod:`medsilo.compression`) or else the
     wire encoding (:mod:`medsilo.wire`) of its delta, plus the wire encoding of its extras."""
@@ -95,6 +102,31 @@ def _mean_train_loss(updates: list[Update]) -> float | None:
     return float(np.average([p[0] for p in pairs], weights=[p[1] for p in pairs]))
 
 
+def _l2_norm(delta: Weights) -> float | None:
+    if not delta:
+        return None
+    return float(np.sqrt(sum(float(np.sum(np.square(w, dtype=np.float64))) for w in delta)))
+
+
+def site_health(updates: list[Update], decoded: list[Update]) -> dict[str, dict[str, Any]]:
+    """Each reporting site's raw health: local ``train_loss``, L2 ``update_norm`` of its delta
+    and ``num_examples``. The norm is taken from the coordinator's decoded delta where it has
+    one (compressed updates travel with an empty ``delta``), else from the delta as sent,
+    else ``None``. Raw values stay on the coordinator: the dashboard releases them with
+    differential-privacy noise (docs/dashboard.md)."""
+    seen = {u.site: u for u in decoded}
+    out: dict[str, dict[str, Any]] = {}
+    for u in updates:
+        loss = u.metrics.get("train_loss")
+        norm = _l2_norm(seen[u.site].delta) if u.site in seen else None
+        out[u.site] = {
+            "train_loss": float(loss) if loss is not None and np.isfinite(loss) else None,
+            "update_norm": norm if norm is not None else _l2_norm(u.delta),
+            "num_examples": int(u.num_examples),
+        }
+    return out
+
+
 def round_record(
     rnd: int,
     sites: list[str],
@@ -128,6 +160,7 @@ def round_record(
             {n: links.get(n, NetworkProfile()) for n in sites},
         ),
         "extra": transmitted_update_metrics(accepted),
+        "site_health": site_health(updates, accepted),
     }
     if outcome is not None:
         record["extra"]["rejected"] = len(outcome.rejected)

@@ -18,6 +18,9 @@ from medsilo.asynchrony import SyncConfig
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import BASELINES, RunConfig
 from medsilo.data.base import FederatedData
+from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
+from medsilo.governance.engine import refuse_unsupported
+from medsilo.governance.participation import Participation
 from medsilo.privacy.ledger import PrivacyLedger, site_training
 from medsilo.runtime.clock import SimClock
 from medsilo.runtime.factory import build_run_algorithm, build_server_optimizer
@@ -28,6 +31,7 @@ from medsilo.runtime.records import (
     attack_fields,
     broadcast_bytes,
     evaluation_fields,
+    model_hash_field,
     round_record,
     update_bytes,
 )
@@ -67,11 +71,16 @@ def run_federation(
     on_round: RoundCallback | None = None,
     prepared: PreparedFederation | None = None,
     algorithm: Algorithm | None = None,
+    checkpoints: CheckpointWriter | None = None,
+    resume: Checkpoint | None = None,
 ) -> FederationResult:
     """Run ``cfg`` to completion; ``on_round`` sees each round's record as it is made.
 
-    ``algorithm`` overrides the one ``cfg`` names (as in the Flower apps).
+    ``algorithm`` overrides the one ``cfg`` names (as in the Flower apps). ``checkpoints``
+    saves the state after each due round, ``resume`` starts after a checkpoint's round
+    (docs/governance.md; only this synchronous engine supports either).
     """
+    refuse_unsupported(cfg, checkpoints is not None or resume is not None)
     if cfg.algorithm.name in BASELINES:
         from medsilo.runtime.baselines import run_baseline
 
@@ -82,12 +91,21 @@ def run_federation(
         from medsilo.runtime.asynchronous import AsyncEngine
 
         return AsyncEngine(cfg, prep, algo).run(on_round)
-    return _Engine(cfg, prep, algo).run(on_round)
+    return _Engine(cfg, prep, algo, checkpoints, resume).run(on_round)
 
 
 class _Engine:
-    def __init__(self, cfg: RunConfig, prep: PreparedFederation, algorithm: Algorithm) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        prep: PreparedFederation,
+        algorithm: Algorithm,
+        checkpoints: CheckpointWriter | None = None,
+        resume: Checkpoint | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.checkpoints = checkpoints  # saves the state after due rounds (docs/governance.md)
+        self.resume = resume  # starts after this checkpoint's round
         self.prep = prep
         self.algorithm = algorithm
         self.server_opt = build_server_optimizer(cfg.server_optimizer)
@@ -95,6 +113,7 @@ class _Engine:
         self.names = prep.fed.site_names
         self.states: dict[str, SiteState] = {n: {} for n in self.names}
         cfg.sites.check_names(self.names)
+        self.participation = Participation.of(cfg.governance, self.names)
         self.site_records = {n: cfg.sites.record(n) for n in self.names}
         self.indicators = {n: exploit_indicator(r.platform) for n, r in self.site_records.items()}
         self.site_steps = SiteSteps(cfg, self.names, prep.fed.num_classes)
@@ -126,22 +145,33 @@ class _Engine:
 
     def run(self, on_round: RoundCallback | None) -> FederationResult:
         cfg, prep, algo = self.cfg, self.prep, self.algorithm
+        checkpoints, resume = self.checkpoints, self.resume
         weights = [w.copy() for w in prep.initial_weights]
         server_state = algo.init_server_state(weights, prep.layout)
         records: list[RoundRecord] = []
         start = time.perf_counter()
         sim_clock = 0.0
+        first_round = 1
+        contributed: set[str] = set()
+        absent = self.participation.absent
         assert isinstance(cfg.asynchrony, SyncConfig)
+        if resume is not None:  # continue exactly where the checkpoint's round ended
+            resume.check_resumable(cfg, self.names, absent)
+            weights, server_state = resume.weights, resume.server_state
+            self.states = resume.site_states
+            self.server_opt.load_state(resume.server_optimizer)
+            sim_clock, first_round = resume.sim_clock_s, resume.round + 1
+            contributed = set(resume.contributed)
 
         def cohort(rnd: int) -> list[str]:
-            return sample_sites(
-                self.names, cfg.training.fraction, cfg.training.min_sites, cfg.seed, rnd
-            )
+            t = cfg.training
+            sampled = sample_sites(self.names, t.fraction, t.min_sites, cfg.seed, rnd)
+            return self.participation.present(sampled)  # withdrawn/expired sites are absent
 
         privacy = PrivacyLedger.build(cfg, algo, {n: len(prep.train[n]) for n in self.names})
         if privacy is not None:
             privacy.check_first_round(cohort(1))
-        for rnd in range(1, cfg.training.rounds + 1):
+        for rnd in range(first_round, cfg.training.rounds + 1):
             t0 = time.perf_counter()
             chosen = cohort(rnd)
             payload = algo.broadcast(server_state)
@@ -176,6 +206,8 @@ class _Engine:
                 outcome,
             )
             record.update(timing.fields())
+            self.participation.annotate(record, chosen)
+            contributed.update(chosen)
             if secure is not None:
                 secure.annotate(record)
             stop = privacy is not None and privacy.close_round(
@@ -186,7 +218,23 @@ class _Engine:
                 weights = self.server_opt.step(weights, outcome.delta, prep.layout)
             if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds or stop:
                 record.update(self._evaluate(weights))
+            record.update(model_hash_field(weights))
             record["wall_s"] = time.perf_counter() - t0
+            if checkpoints is not None and (checkpoints.due(rnd) or stop):
+                checkpoints.save(
+                    Checkpoint(
+                        rnd,
+                        weights,
+                        server_state,
+                        self.server_opt.state(),
+                        self.states,
+                        sim_clock,
+                        sorted(contributed),
+                        absent,
+                        checkpoints.hash,
+                        self.names,
+                    )
+                )
             records.append(record)
             if on_round is not None:
                 on_round(record)

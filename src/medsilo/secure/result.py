@@ -72,9 +72,11 @@ class SecureRound:
 
     def annotate(self, record: dict[str, Any]) -> None:
         """Put :meth:`record_fields` into a round record; drop the per-update metrics that
-        would describe the payload placeholders (the coordinator saw no update)."""
+        would describe the payload placeholders (the coordinator saw no update), and the
+        per-site health the dashboard would release (it saw no site's loss or norm either)."""
         for key in ("leakage", "sparsity"):
             record.get("extra", {}).pop(key, None)
+        record.pop("site_health", None)
         record.update(self.record_fields())
 
     def record_fields(self) -> dict[str, Any]:

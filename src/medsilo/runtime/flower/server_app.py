@@ -30,6 +30,7 @@ from flwr.serverapp import Grid, ServerApp
 from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
+from medsilo.governance.participation import Participation
 from medsilo.privacy.ledger import PrivacyLedger
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
 from medsilo.runtime.factory import build_run_algorithm, build_server_optimizer
@@ -42,6 +43,7 @@ from medsilo.runtime.records import (
     attack_fields,
     broadcast_bytes,
     evaluate_weights,
+    model_hash_field,
     round_record,
     update_bytes,
 )
@@ -232,10 +234,12 @@ class _Coordinator:
         sim_clock = 0.0
         assert isinstance(cfg.asynchrony, SyncConfig)  # make_server_app refuses the others
 
+        participation = Participation.of(cfg.governance, self.names)  # docs/governance.md
+
         def cohort(rnd: int) -> list[str]:
-            return sample_sites(
-                self.names, cfg.training.fraction, cfg.training.min_sites, cfg.seed, rnd
-            )
+            t = cfg.training
+            sampled = sample_sites(self.names, t.fraction, t.min_sites, cfg.seed, rnd)
+            return participation.present(sampled)  # withdrawn/expired sites are absent
 
         privacy = PrivacyLedger.build(cfg, algo, {n: len(prep.train[n]) for n in self.names})
         if privacy is not None:
@@ -261,6 +265,7 @@ class _Coordinator:
                 outcome,
             )
             record.update(timing.fields())
+            participation.annotate(record, chosen)
             if secure is not None:
                 secure.annotate(record)
             stop = privacy is not None and privacy.close_round(
@@ -271,6 +276,7 @@ class _Coordinator:
                 weights = server_opt.step(weights, outcome.delta, prep.layout)
             if rnd % cfg.evaluation.every == 0 or rnd == total or stop:
                 record.update(self._evaluate(grid, rnd, weights, last=rnd == total or stop))
+            record.update(model_hash_field(weights))
             record["wall_s"] = time.perf_counter() - t0
             out.rounds.append(record)
             if self.on_round is not None:
@@ -377,6 +383,11 @@ def make_server_app(
     problem = flower_clock_problem(cfg)
     if problem is not None:
         raise ValueError(problem)
+    if cfg.governance.checkpoint is not None:  # docs/governance.md
+        raise ValueError(
+            "governance.checkpoint is written by the in-process engine only; the Flower "
+            "ServerApp does not checkpoint (remove governance.checkpoint)"
+        )
     if cfg.secure_aggregation.enabled and cfg.secure_aggregation.mechanism != "masking":
         raise ValueError(
             f"secure_aggregation.mechanism {cfg.secure_aggregation.mechanism!r} runs in the "

@@ -1,0 +1,85 @@
+"""The ``governance:`` section of a run config (docs/governance.md).
+
+Choices:
+
+* ``checkpoint: {every: N, keep: all | K}`` writes the engine state after every N-th round
+  (and the last) into ``RUN/checkpoints``; ``keep: K`` keeps only the K newest.
+* ``cohorts: {SITE: {version, collected_until}}`` is the cohort (data extract) each site
+  declares it trains on.
+* ``consent: {window_days: N, as_of: DATE}`` is a rolling consent window: a cohort collected
+  until day ``c`` may be used while ``as_of <= c + N days``; an expired cohort's site is absent
+  from training (never sampled into a round, its update never computed).
+* ``withdrawn_sites`` / ``withdrawn_cohorts`` (``SITE:VERSION``) are sites whose data was
+  withdrawn; they stay on the federation's roster (site indices, and so every seed, unchanged)
+  but are absent from training, as expired cohorts are.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def today_utc() -> date:
+    return datetime.now(UTC).date()
+
+
+class CheckpointConfig(_Strict):
+    every: int = Field(1, ge=1, description="checkpoint after every N-th round (and the last)")
+    keep: int | Literal["all"] = Field("all", description="'all' or how many newest to keep")
+
+    @field_validator("keep")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("keep must be 'all' or at least 1")
+        return value
+
+
+class CohortDeclaration(_Strict):
+    version: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="e.g. 2026-10")
+    collected_until: date
+
+
+class ConsentConfig(_Strict):
+    window_days: int = Field(ge=1, description="a cohort is usable this long after collection")
+    as_of: date = Field(
+        default_factory=today_utc, description="the day consent is judged (default: today, UTC)"
+    )
+
+
+class GovernanceConfig(_Strict):
+    checkpoint: CheckpointConfig | None = None
+    cohorts: dict[str, CohortDeclaration] = Field(
+        default_factory=dict, description="keyed by site name: the cohort each site trains on"
+    )
+    consent: ConsentConfig | None = None
+    withdrawn_sites: list[str] = Field(default_factory=list)
+    withdrawn_cohorts: list[str] = Field(default_factory=list, description="SITE:VERSION")
+
+    @field_validator("withdrawn_cohorts")
+    @classmethod
+    def _site_and_version(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            site, sep, version = entry.partition(":")
+            if not (site and sep and version):
+                raise ValueError(f"withdrawn cohort {entry!r} is not SITE:VERSION")
+        return value
+
+    def without(self, site: str) -> GovernanceConfig:
+        """The same section for a federation that lacks ``site`` (leave-one-out runs)."""
+        return self.model_copy(
+            update={
+                "cohorts": {k: v for k, v in self.cohorts.items() if k != site},
+                "withdrawn_sites": [s for s in self.withdrawn_sites if s != site],
+                "withdrawn_cohorts": [
+                    c for c in self.withdrawn_cohorts if c.partition(":")[0] != site
+                ],
+            }
+        )

@@ -1,0 +1,54 @@
+"""What the governance features need from a runtime, and the runs they refuse.
+
+Checkpoint/resume and absent sites are implemented in the synchronous in-process engine
+(:mod:`medsilo.runtime.simulation`). Refused, with the reason:
+
+* asynchronous runs: their event queue (in-flight updates, staleness) is not checkpointed;
+* the ``pooled``/``local`` baselines: they have no federated rounds;
+* differential privacy (``dp_fedavg``, ``privacy.dp_sgd``) for checkpoint/resume: the noise
+  generator and the privacy accountant live outside the checkpointed state.
+"""
+
+from __future__ import annotations
+
+from medsilo.asynchrony import SyncConfig
+from medsilo.config import BASELINES, ConfigError, RunConfig
+
+
+def uses_absent_sites(cfg: RunConfig) -> bool:
+    gov = cfg.governance
+    return bool(gov.withdrawn_sites or gov.withdrawn_cohorts or gov.consent is not None)
+
+
+def governance_problem(cfg: RunConfig, checkpointing: bool) -> str | None:
+    features = [
+        name
+        for name, on in (
+            ("checkpoints/resume", checkpointing or cfg.governance.checkpoint is not None),
+            ("withdrawn sites or a consent window", uses_absent_sites(cfg)),
+        )
+        if on
+    ]
+    if not features:
+        return None
+    what = " and ".join(features)
+    if cfg.algorithm.name in BASELINES:
+        return f"baseline {cfg.algorithm.name!r} has no federated rounds; {what} need them"
+    if not isinstance(cfg.asynchrony, SyncConfig):
+        return (
+            f"{what} are supported by the synchronous engine only; asynchronous runs keep "
+            "in-flight updates that a checkpoint does not hold (set asynchrony.mode: sync)"
+        )
+    dp = cfg.algorithm.name == "dp_fedavg" or cfg.privacy.dp_sgd is not None
+    if dp and (checkpointing or cfg.governance.checkpoint is not None):
+        return (
+            "checkpoints/resume are refused with differential privacy: the noise generator and "
+            "the privacy accountant are not part of the checkpointed state"
+        )
+    return None
+
+
+def refuse_unsupported(cfg: RunConfig, checkpointing: bool) -> None:
+    problem = governance_problem(cfg, checkpointing)
+    if problem is not None:
+        raise ConfigError(problem)

@@ -1,0 +1,55 @@
+"""Retiring a run's final model once data it learned from has been withdrawn.
+
+``RUN/RETIRED.json`` says why (reason), when (UTC time) and which run replaces it. Anything
+that loads a run's final weights or reports on it calls :func:`warn_if_retired`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+RETIRED = "RETIRED.json"
+
+
+def retire(run_dir: Path, reason: str, replacement: Path) -> Path:
+    notice = {
+        "retired": True,
+        "reason": reason,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "replacement": str(replacement),
+    }
+    path = run_dir / RETIRED
+    path.write_text(json.dumps(notice, indent=2) + "\n")
+    return path
+
+
+def retirement(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / RETIRED
+    if not path.is_file():
+        return None
+    notice: dict[str, Any] = json.loads(path.read_text())
+    return notice
+
+
+def retired_message(run_dir: Path) -> str | None:
+    notice = retirement(run_dir)
+    if notice is None:
+        return None
+    return (
+        f"the model of {run_dir} was retired on {notice['date']} ({notice['reason']}); "
+        f"use {notice['replacement']} instead"
+    )
+
+
+def warn_if_retired(run_dir: Path) -> str | None:
+    """Log a warning when ``run_dir``'s model is retired; the message, or ``None``."""
+    message = retired_message(run_dir)
+    if message is not None:
+        log.warning(message)
+    return message

@@ -1,0 +1,142 @@
+"""``medsilo audit verify`` and ``medsilo audit show``: check and list a run's audit ledger.
+
+Registered on the ``audit`` group in :mod:`medsilo.audit.command`. ``verify`` exits 0 when
+the chain is intact, 1 naming the first broken record (seq, kind, round) and why, 2 when
+the ledger or key cannot be read.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsilo.ledger.run_ledger import LEDGER_FILE, PUBLIC_KEY_FILE
+
+out = Console(width=None if sys.stdout.isatty() else 200)
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(2)
+
+
+def ledger_paths(target: Path) -> list[Path]:
+    """``target`` itself, ``target/ledger.sqlite`` for a run directory, or each run's
+    ledger for a suite directory (runs one level down)."""
+    if target.is_dir() and not (target / LEDGER_FILE).is_file():
+        found = sorted(target.glob(f"*/{LEDGER_FILE}"))
+        if found:
+            return found
+    path = target / LEDGER_FILE if target.is_dir() else target
+    if not path.is_file():
+        raise _fail(f"no audit ledger at {path}")
+    return [path]
+
+
+def ledger_path(target: Path) -> Path:
+    paths = ledger_paths(target)
+    if len(paths) > 1:
+        runs = ", ".join(p.parent.name for p in paths)
+        raise _fail(f"{target} holds {len(paths)} ledgers ({runs}); name one run")
+    return paths[0]
+
+
+def verify(
+    target: Annotated[Path, typer.Argument(help="a run directory or a ledger.sqlite file")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="coordinator public key PEM (default: ledger.pub beside the ledger)"),
+    ] = None,
+    require_end: Annotated[
+        bool,
+        typer.Option(help="fail when the last run has no run_end (a cut tail shows only so)"),
+    ] = True,
+) -> None:
+    """Check every record's chain link, hash and signature; name the first broken record
+    (a suite directory: every run's ledger)."""
+    broken = [
+        path for path in ledger_paths(target) if not _verify_one(path, public_key, require_end)
+    ]
+    if broken:
+        raise typer.Exit(1)
+
+
+def _verify_one(path: Path, public_key: Path | None, require_end: bool) -> bool:
+    from medsilo.ledger.keys import load_public_key
+    from medsilo.ledger.verify import verify_ledger
+
+    key_path = public_key or path.parent / PUBLIC_KEY_FILE
+    try:
+        key = load_public_key(key_path)
+    except (OSError, ValueError) as err:
+        raise _fail(f"cannot read public key {key_path}: {err}") from None
+    result = verify_ledger(path, key, require_end)
+    out.print(
+        f"ledger {path}: {result.records} record(s); key sha256 {result.public_key_sha256}",
+        soft_wrap=True,
+    )
+    for note in result.warnings:
+        out.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
+    if result.problem is not None:
+        out.print(f"[bold red]BROKEN[/] at {result.problem.describe()}", soft_wrap=True)
+        out.print(f"{result.verified} record(s) before it verified", soft_wrap=True)
+        return False
+    out.print(
+        f"[bold green]OK[/]: {result.verified} record(s) verified; head {result.head_hash}",
+        soft_wrap=True,
+    )
+    return True
+
+
+def show(
+    target: Annotated[Path, typer.Argument(help="a run directory or a ledger.sqlite file")],
+) -> None:
+    """List the ledger's records as stored (unverified; run ``audit verify`` to check)."""
+    from medsilo.ledger.store import open_readonly, read_records
+
+    path = ledger_path(target)
+    table = Table(title=f"audit ledger {path} (unverified listing)")
+    for col in ("seq", "time (UTC)", "kind", "summary", "hash"):
+        table.add_column(col, justify="right" if col == "seq" else "left")
+    conn = open_readonly(path)
+    try:
+        for rec in read_records(conn):
+            table.add_row(
+                str(rec.seq), rec.timestamp[:19], rec.kind, _summary(rec.payload), rec.hash[:12]
+            )
+    finally:
+        conn.close()
+    out.print(table)
+
+
+def _summary(payload: bytes) -> str:
+    try:
+        data = json.loads(payload)
+    except ValueError:
+        return "(unreadable payload)"
+    if not isinstance(data, dict):
+        return "(not an object)"
+    parts = []
+    for key in ("round", "name", "site", "algorithm", "aggregation_rule", "epsilon", "verified"):
+        if key in data:
+            parts.append(f"{key}={data[key]}")
+    hashes = {
+        "global_model_sha256": "model",
+        "final_model_sha256": "final_model",
+        "config_sha256": "config",
+        "public_key_sha256": "key",
+    }
+    for key, label in hashes.items():
+        if data.get(key):
+            parts.append(f"{label}={str(data[key])[:12]}")
+    if data.get("sites"):
+        parts.append(f"sites={len(data['sites'])}")
+    if data.get("rejected"):
+        parts.append("rejected=" + ",".join(r.get("site", "?") for r in data["rejected"]))
+    return " ".join(parts)

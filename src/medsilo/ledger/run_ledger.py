@@ -1,0 +1,103 @@
+"""A run directory's ledger: ``RUN/ledger.sqlite`` and the key to check it, ``RUN/ledger.pub``.
+
+:func:`medsilo.experiment.run_experiment` opens one per run, appends ``run_start`` before
+training, one ``round`` record as each round record is written to ``rounds.jsonl`` (same
+moment, so a crash leaves the two in step) and ``run_end`` once the summary and final
+weights are saved. The round's model hash is the record's ``global_model_sha256`` (the
+runtimes add it, :func:`medsilo.runtime.records.model_hash_field`); ``run_end`` hashes the
+final weights saved to ``final_weights.npz``. A run resumed from a checkpoint
+(docs/governance.md) starts a new ledger whose ``run_start`` names the checkpoint's round
+and model hash; the rounds before it are in the original run's ledger.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from medsilo.ledger.digest import config_sha256, weights_sha256
+from medsilo.ledger.events import (
+    RoundEntry,
+    RunEnd,
+    RunStart,
+    record_round,
+    record_run_end,
+    record_run_start,
+)
+from medsilo.ledger.keys import load_or_create_private_key, write_public_key
+from medsilo.ledger.store import Ledger
+from medsilo.types import Weights
+
+if TYPE_CHECKING:
+    from medsilo.config import RunConfig
+
+LEDGER_FILE = "ledger.sqlite"
+PUBLIC_KEY_FILE = "ledger.pub"
+
+
+class Resumed(Protocol):
+    """What the ledger needs of a checkpoint a run resumes from."""
+
+    round: int
+    weights: Weights
+
+
+def privacy_mechanism(cfg: RunConfig) -> str | None:
+    if cfg.algorithm.name == "dp_fedavg":
+        return "dp_fedavg"
+    return "dp_sgd" if cfg.privacy.dp_sgd is not None else None
+
+
+class RunLedger:
+    """The coordinator's ledger of one run (key: :func:`~medsilo.ledger.keys
+    .default_key_path` unless ``key_path`` is given)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        cfg: RunConfig,
+        sites: list[str],
+        resumed: Resumed | None = None,
+        key_path: Path | None = None,
+    ) -> None:
+        key = load_or_create_private_key(key_path)
+        write_public_key(key.public_key(), run_dir / PUBLIC_KEY_FILE)
+        self.ledger = Ledger(run_dir / LEDGER_FILE, key)
+        self.rule = cfg.robust.rule
+        secure = cfg.secure_aggregation
+        start = RunStart(
+            name=cfg.name,
+            config_sha256=config_sha256(cfg),
+            algorithm=cfg.algorithm.name,
+            aggregation_rule=self.rule,
+            server_optimizer=cfg.server_optimizer.name,
+            seed=cfg.seed,
+            rounds=cfg.training.rounds,
+            data=cfg.data.model_dump(mode="json"),
+            sites=sites,
+            privacy=privacy_mechanism(cfg),
+            secure_aggregation=secure.mechanism if secure.enabled else None,
+            resumed_after_round=resumed.round if resumed is not None else None,
+            resumed_model_sha256=weights_sha256(resumed.weights) if resumed is not None else None,
+        )
+        record_run_start(self.ledger, start)
+        self.rounds = 0
+
+    def round(self, record: dict[str, Any]) -> None:
+        record_round(self.ledger, RoundEntry.from_round_record(record, self.rule))
+        self.rounds += 1
+
+    def end(self, weights: Weights, last: dict[str, Any] | None) -> None:
+        """Append ``run_end`` (final weights hashed as saved) and close the file."""
+        last = last or {}
+        test = last.get("test") or {}
+        accuracy = test.get("accuracy") if isinstance(test, dict) else None
+        end = RunEnd(
+            rounds_completed=self.rounds,
+            final_model_sha256=weights_sha256(weights),
+            stop_reason=last.get("stop_reason"),
+            epsilon=(last.get("privacy") or {}).get("epsilon"),
+            test_accuracy=float(accuracy) if accuracy is not None else None,
+        )
+        record_run_end(self.ledger, end)
+        self.ledger.close()
