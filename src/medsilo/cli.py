@@ -14,6 +14,7 @@ from medsilo.audit.command import audit_app
 from medsilo.bundled import bundled_names, resolve_config
 from medsilo.config import ConfigError, RunConfig
 from medsilo.contribution.command import contribution as contribution_command
+from medsilo.dashboard.command import dashboard as dashboard_command
 from medsilo.data.base import DataFormatError
 from medsilo.governance.command import unlearn_command
 from medsilo.progress import progress_bars
@@ -33,6 +34,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
 # `medsilo site ...` (schema checks, DP data reports, DICOM ingestion): medsilo.site_cli.
 app.add_typer(site_app, name="site")
+# `medsilo dashboard RUN` (live view of a run, per-site health DP-noised): docs/dashboard.md.
+app.command("dashboard")(dashboard_command)
 # `medsilo contribution RUN` (leave-one-out, GTG-Shapley): medsilo.contribution.command.
 app.command("contribution")(contribution_command)
 # `medsilo unlearn RUN --site NAME` (exact unlearning by retraining): docs/governance.md.

@@ -105,7 +105,8 @@ def _mean_train_loss(updates: list[Update]) -> float | None:
 def _l2_norm(delta: Weights) -> float | None:
     if not delta:
         return None
-    return float(np.sqrt(sum(float(np.sum(np.square(w, dtype=np.float64))) for w in delta)))
+    norm = float(np.sqrt(sum(float(np.sum(np.square(w, dtype=np.float64))) for w in delta)))
+    return norm if np.isfinite(norm) else None  # a malformed (NaN/inf) update has none
 
 
 def site_health(updates: list[Update], decoded: list[Update]) -> dict[str, dict[str, Any]]:

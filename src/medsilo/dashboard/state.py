@@ -1,0 +1,116 @@
+"""What the dashboard shows: the public part of each round plus the noised site health.
+
+:class:`DashboardState` turns raw round records into the JSON ``/api/state`` serves. Only
+these round fields pass through as they are, being the coordinator's own figures: the round
+number, the simulated clock, the global model's pooled-test accuracy and loss, total bytes
+up and down, the training privacy budget (``privacy.epsilon`` of a DP run) and the number of
+rejected updates. Everything per site (``site_health``) goes through
+:class:`~medsilo.dashboard.release.HealthReleaser`; per-site evaluation, per-site bytes and
+the mean training loss are left out (each would tell a site's raw value).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medsilo.dashboard.drift import DriftDetector, DriftPolicy
+from medsilo.dashboard.reader import RunTail
+from medsilo.dashboard.release import HealthReleaser, ReleasePolicy
+
+NORM_BINS = 10
+DRIFT_METRICS = ("train_loss", "update_norm")
+
+
+def _public_round(rec: dict[str, Any]) -> dict[str, Any]:
+    test = rec.get("test") or {}
+    privacy = rec.get("privacy") or {}
+    return {
+        "round": int(rec["round"]),
+        "sim_clock_s": rec.get("sim_clock_s", rec.get("sim_time_s")),
+        "accuracy": test.get("accuracy"),
+        "loss": test.get("loss"),
+        "bytes_up": rec.get("bytes_up"),
+        "bytes_down": rec.get("bytes_down"),
+        "epsilon_training": privacy.get("epsilon"),
+        "rejected": len(rec.get("rejected") or []),
+    }
+
+
+class DashboardState:
+    """Thread-safe: :meth:`snapshot` polls the run and returns the released state."""
+
+    def __init__(
+        self,
+        run: Path,
+        policy: ReleasePolicy | None = None,
+        seed: int | None = None,
+        drift: DriftPolicy | None = None,
+    ) -> None:
+        self.run = run
+        self.policy = policy or ReleasePolicy()
+        self._seed = seed
+        self._drift_policy = drift or DriftPolicy()
+        self._lock = threading.Lock()
+        self._tail = RunTail(run)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._releaser = HealthReleaser(self.policy, self._seed)
+        noise = {m: 2 * self.policy.scale(m) ** 2 for m in DRIFT_METRICS}
+        self._drift = DriftDetector(self._drift_policy, noise)
+        self._rounds: list[dict[str, Any]] = []
+        self._sites: dict[str, list[dict[str, Any]]] = {}
+        self._alerts: list[dict[str, Any]] = []
+
+    def _ingest(self, rec: dict[str, Any]) -> None:
+        rnd = int(rec["round"])
+        self._rounds.append(_public_round(rec))
+        for site, raw in sorted((rec.get("site_health") or {}).items()):
+            released = self._releaser.release(rnd, site, raw)
+            self._sites.setdefault(site, []).append({"round": rnd, **released})
+            for metric in DRIFT_METRICS:
+                value = released.get(metric)
+                if value is None:
+                    continue
+                alert = self._drift.observe(site, metric, rnd, float(value))
+                if alert is not None:
+                    self._alerts.append(alert.as_dict())
+
+    def _histogram(self) -> dict[str, Any]:
+        """Released update norms per site over fixed bins on ``[0, norm_clip]``."""
+        edges = np.linspace(0.0, self.policy.norm_clip, NORM_BINS + 1)
+        counts = {}
+        for site, rows in self._sites.items():
+            norms = [r["update_norm"] for r in rows if r.get("update_norm") is not None]
+            clipped = np.clip(np.asarray(norms, dtype=float), 0.0, self.policy.norm_clip)
+            counts[site] = np.histogram(clipped, bins=edges)[0].astype(int).tolist()
+        return {"edges": [round(float(e), 4) for e in edges], "counts": counts}
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            records, restarted = self._tail.poll()
+            if restarted:
+                self._reset()
+            for rec in records:
+                self._ingest(rec)
+            summary = self._tail.summary()
+            spent = {s: self._releaser.releases_of(s) * self.policy.epsilon for s in self._sites}
+            return {
+                "run": str(self.run),
+                "following": str(self._tail.rounds_file) if self._tail.rounds_file else None,
+                "status": "done"
+                if summary is not None
+                else ("running" if self._rounds else "waiting"),
+                "latest_round": self._rounds[-1]["round"] if self._rounds else 0,
+                "rounds": list(self._rounds),
+                "sites": {s: list(rows) for s, rows in self._sites.items()},
+                "norm_histogram": self._histogram(),
+                "alerts": list(self._alerts),
+                "privacy": {**self.policy.describe(), "epsilon_spent_per_site": spent},
+                "drift": asdict(self._drift_policy),
+            }
