@@ -39,8 +39,7 @@ from medsilo.config import RunConfig
 from medsilo.privacy.ledger import site_training
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.rounds import SiteSteps, codec_of
-from medsilo.runtime.simulation import site_seed
+from medsilo.runtime.rounds import SiteSteps, codec_of, site_seed
 from medsilo.training.tensors import TensorData
 from medsilo.types import Weights
 

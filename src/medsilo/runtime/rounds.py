@@ -31,10 +31,12 @@ import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
+from torch import nn
 
 from medsilo.aggregation import robust
 from medsilo.aggregation.validation import Rejection, validate_updates
-from medsilo.algorithms.base import Algorithm, ServerState, SiteState
+from medsilo.algorithms.base import Algorithm, ServerState, SiteState, SiteTask
 from medsilo.attacks.data import check_attack, poisoned_training_data
 from medsilo.attacks.updates import attack_seed, poison_update
 from medsilo.compression.codecs import Codec, DecodeError
@@ -53,6 +55,7 @@ from medsilo.models.weights import Layout
 from medsilo.runtime.factory import build_codec
 from medsilo.secure.aggregation import secure_outcome
 from medsilo.secure.result import SecureRound
+from medsilo.training.local import LocalTraining
 from medsilo.training.tensors import TensorData
 from medsilo.types import Update, Weights, flatten, unflatten
 
@@ -62,6 +65,53 @@ log = logging.getLogger(__name__)
 def cohort_size(num_sites: int, fraction: float, min_sites: int) -> int:
     """How many sites :func:`medsilo.runtime.simulation.sample_sites` picks each round."""
     return min(num_sites, max(min_sites, round(fraction * num_sites)))
+
+
+@dataclass
+class SiteTaskFields:
+    """What identifies one site's work in one round (see :func:`site_round`)."""
+
+    site: str
+    index: int
+    round: int
+    seed: int
+    model: nn.Module
+    layout: Layout
+    data: TensorData
+    training: LocalTraining
+    state: SiteState
+    exploit_indicator: int
+
+
+def site_seed(seed: int, round_num: int, site_index: int) -> int:
+    """Independent, reproducible stream per (run seed, round, site)."""
+    return int(np.random.SeedSequence([seed, round_num, site_index]).generate_state(1)[0])
+
+
+def site_round(
+    algorithm: Algorithm,
+    steps: SiteSteps,
+    task_fields: SiteTaskFields,
+    weights: Weights,
+    payload: dict[str, Weights],
+) -> Update:
+    """One site's round, in every runtime: build the :class:`SiteTask` (with the site's
+    seeded generator), run :meth:`Algorithm.local_update`, then :meth:`SiteSteps.upload`
+    (attacks, compression). ``task_fields.state`` is updated in place."""
+    f = task_fields
+    task = SiteTask(
+        site=f.site,
+        round=f.round,
+        model=f.model,
+        layout=f.layout,
+        data=f.data,
+        training=f.training,
+        generator=torch.Generator().manual_seed(site_seed(f.seed, f.round, f.index)),
+        state=f.state,
+        exploit_indicator=f.exploit_indicator,
+    )
+    update = algorithm.local_update(task, weights, payload)
+    return steps.upload(update, task.state, f.round, f.index)
 
 
 def codec_of(cfg: RunConfig) -> Codec | None:

@@ -11,9 +11,8 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from medsilo.algorithms.base import Algorithm, SiteState, SiteTask
+from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import BASELINES, RunConfig
@@ -35,14 +34,15 @@ from medsilo.runtime.records import (
     round_record,
     update_bytes,
 )
-from medsilo.runtime.rounds import CoordinatorSteps, SiteSteps, cohort_size
+from medsilo.runtime.rounds import (
+    CoordinatorSteps,
+    SiteSteps,
+    SiteTaskFields,
+    cohort_size,
+    site_round,
+)
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.types import Update, Weights
-
-
-def site_seed(seed: int, round_num: int, site_index: int) -> int:
-    """Independent, reproducible stream per (run seed, round, site)."""
-    return int(np.random.SeedSequence([seed, round_num, site_index]).generate_state(1)[0])
 
 
 def sample_sites(
@@ -127,21 +127,19 @@ class _Engine:
     def _site_update(
         self, rnd: int, name: str, weights: Weights, payload: dict[str, Weights]
     ) -> Update:
-        task = SiteTask(
+        fields = SiteTaskFields(
             site=name,
+            index=self.names.index(name),
             round=rnd,
+            seed=self.cfg.seed,
             model=self.prep.model,
             layout=self.prep.layout,
             data=self.train[name],
             training=self.local,
-            generator=torch.Generator().manual_seed(
-                site_seed(self.cfg.seed, rnd, self.names.index(name))
-            ),
             state=self.states[name],
             exploit_indicator=self.indicators[name],
         )
-        update = self.algorithm.local_update(task, weights, payload)
-        return self.site_steps.upload(update, task.state, rnd, self.names.index(name))
+        return site_round(self.algorithm, self.site_steps, fields, weights, payload)
 
     def run(self, on_round: RoundCallback | None) -> FederationResult:
         cfg, prep, algo = self.cfg, self.prep, self.algorithm

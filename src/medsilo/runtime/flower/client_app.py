@@ -1,8 +1,9 @@
 """The site half of a federation as a Flower ClientApp.
 
 It calls the very same :meth:`Algorithm.local_update` the in-process engine calls, with a
-:class:`SiteTask` built the way ``_Engine._site_update`` builds it: same model and layout
-(from :class:`PreparedFederation`), same training settings, and the same generator seed
+:class:`SiteTask` built by the same :func:`~medsilo.runtime.rounds.site_round` as the
+engine: same model and layout (from :class:`PreparedFederation`), same training settings,
+and the same generator seed
 ``site_seed(cfg.seed, round, site_index)``. Per-site state (SCAFFOLD's control variate,
 Ditto's personal model, FedBN's norm layers) lives in ``context.state`` as ArrayRecords, so
 it survives between the rounds a site is sampled in, whichever worker process serves it.
@@ -23,12 +24,11 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
 from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
-from medsilo.algorithms.base import Algorithm, SiteTask
+from medsilo.algorithms.base import Algorithm
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
@@ -40,8 +40,7 @@ from medsilo.runtime.flower import secure_records as wire
 from medsilo.runtime.flower import secure_site
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
-from medsilo.runtime.rounds import SiteSteps, cohort_size
-from medsilo.runtime.simulation import site_seed
+from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, cohort_size, site_round
 from medsilo.secure.aggregation import SecureAggregation, secure_aggregation
 from medsilo.training.local import LocalTraining
 from medsilo.training.tensors import TensorData
@@ -167,20 +166,20 @@ def _local_update(rt: _SiteRuntime, msg: Message, context: Context) -> Update:
     makes it; the site's algorithm state is kept in ``context.state``."""
     site, index = rt.site_of(context)
     rnd, weights, payload, _ = rec.read_broadcast(msg.content)
-    task = SiteTask(
+    fields = SiteTaskFields(
         site=site,
+        index=index,
         round=rnd,
+        seed=rt.cfg.seed,
         model=rt.prep.model,
         layout=rt.prep.layout,
         data=rt.train[site],
         training=rt.local,
-        generator=torch.Generator().manual_seed(site_seed(rt.cfg.seed, rnd, index)),
         state=rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX),
         exploit_indicator=rt.indicators[site],
     )
-    update = rt.algorithm.local_update(task, weights, payload)
-    update = rt.steps.upload(update, task.state, rnd, index)
-    rec.store_state(context.state, task.state, rec.CONTEXT_STATE_PREFIX)
+    update = site_round(rt.algorithm, rt.steps, fields, weights, payload)
+    rec.store_state(context.state, fields.state, rec.CONTEXT_STATE_PREFIX)
     return update
 
 
