@@ -10,12 +10,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medsilo.attestation.command import attest_app, registry_app
 from medsilo.audit.command import audit_app
 from medsilo.bundled import bundled_names, resolve_config
 from medsilo.config import ConfigError, RunConfig
 from medsilo.contribution.command import contribution as contribution_command
 from medsilo.dashboard.command import dashboard as dashboard_command
 from medsilo.data.base import DataFormatError
+from medsilo.deploy.command import provision_command
 from medsilo.governance.command import unlearn_command
 from medsilo.progress import progress_bars
 from medsilo.site_cli import site_app
@@ -34,12 +36,17 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
 # `medsilo site ...` (schema checks, DP data reports, DICOM ingestion): medsilo.site_cli.
 app.add_typer(site_app, name="site")
+# `medsilo attest ...` / `medsilo registry update`: docs/attestation.md.
+app.add_typer(attest_app, name="attest")
+app.add_typer(registry_app, name="registry")
 # `medsilo dashboard RUN` (live view of a run, per-site health DP-noised): docs/dashboard.md.
 app.command("dashboard")(dashboard_command)
 # `medsilo contribution RUN` (leave-one-out, GTG-Shapley): medsilo.contribution.command.
 app.command("contribution")(contribution_command)
 # `medsilo unlearn RUN --site NAME` (exact unlearning by retraining): docs/governance.md.
 app.command("unlearn")(unlearn_command)
+# `medsilo provision FEDERATION.yaml` (CA, TLS cert, node keys, kits): docs/deployment.md.
+app.command("provision")(provision_command)
 # Piped output (logs, CI) gets a wide console so result tables are never elided.
 out = Console(width=None if sys.stdout.isatty() else 200)
 

@@ -1,0 +1,49 @@
+"""``medsilo provision FEDERATION.yaml``: make the CA, certificates, node keys and kits."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medsilo.config import ConfigError
+from medsilo.deploy.kits import KitExistsError, provision
+from medsilo.deploy.spec import load_federation
+
+
+def provision_command(
+    federation: Annotated[Path, typer.Argument(help="FEDERATION.yaml (coordinator, sites)")],
+    out: Annotated[
+        Path | None, typer.Option(help="output folder (default: `output` in the file)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="replace existing kits (new CA, new keys)")
+    ] = False,
+) -> None:
+    """Create the certificate authority, the coordinator's TLS certificate, each site's
+    SuperNode key and one startup kit per site (docs/deployment.md)."""
+    err = Console(stderr=True)
+    try:
+        spec = load_federation(federation)
+        kits = provision(spec, out or spec.output, force=force)
+    except (ConfigError, KitExistsError) as error:
+        err.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(2) from None
+
+    table = Table(title=f"federation {spec.federation}: kits in {out or spec.output}")
+    table.add_column("kit")
+    table.add_column("folder")
+    table.add_column("files")
+    for kit in kits:
+        label = kit.role if kit.role != "site" else f"site {kit.name}"
+        table.add_row(label, str(kit.path), ", ".join(kit.files))
+    console = Console(width=None if sys.stdout.isatty() else 200)
+    console.print(table)
+    console.print(
+        "Ship [bold]coordinator/[/] to the coordinator and [bold]sites/NAME/[/] to each site "
+        "over a trusted channel; keep [bold]authority/ca.key[/] offline."
+    )

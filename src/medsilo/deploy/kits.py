@@ -1,0 +1,238 @@
+"""Write the provisioning output: the authority folder, the coordinator kit, one kit per site.
+
+Layout under the output folder (``FederationSpec.output`` or ``--out``)::
+
+    authority/   ca.crt, ca.key            kept by whoever provisions; never shipped
+    coordinator/ ca.crt, server.crt, server.key, site-keys/<site>.pub,
+                 start-coordinator.sh, register-sites.sh, README.txt
+    sites/<site>/ ca.crt, node.key, node.pub, coordinator.txt, start-site.sh, README.txt
+
+Flags are those of the installed Flower 1.41 (checked with ``flower-superlink --help`` and
+``flower-supernode --help``). In 1.41 the SuperLink no longer reads a list of authorised keys
+(``--auth-list-public-keys`` is refused); with ``--enable-supernode-auth`` each SuperNode's
+public key is registered through the Control API with ``flwr supernode register KEY``, which
+``register-sites.sh`` does for every site. A site only dials out to the coordinator; its own
+Runtime API stays on 127.0.0.1 (Flower's default).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from medsilo.deploy import pki
+from medsilo.deploy.spec import FederationSpec
+
+AUTHORITY_DIR = "authority"
+COORDINATOR_DIR = "coordinator"
+SITES_DIR = "sites"
+SITE_KEYS_DIR = "site-keys"
+# The ClientApp learns which hospital it is from this node-config key
+# (medsilo.runtime.flower.client_app.SITE_NAME).
+NODE_CONFIG_SITE_KEY = "site"
+
+AUTHORITY_FILES = ("ca.crt", "ca.key")
+COORDINATOR_FILES = (
+    "ca.crt",
+    "server.crt",
+    "server.key",
+    "start-coordinator.sh",
+    "register-sites.sh",
+    "README.txt",
+)
+SITE_FILES = ("ca.crt", "node.key", "node.pub", "coordinator.txt", "start-site.sh", "README.txt")
+PRIVATE_FILES = frozenset({"ca.key", "server.key", "node.key"})
+
+
+class KitExistsError(FileExistsError):
+    """A kit folder is already there and ``force`` was not given."""
+
+
+@dataclass(frozen=True)
+class Kit:
+    role: str  # "authority", "coordinator" or "site"
+    name: str
+    path: Path
+    files: tuple[str, ...]
+
+
+def kit_folders(spec: FederationSpec, out: Path) -> list[Path]:
+    return [
+        out / AUTHORITY_DIR,
+        out / COORDINATOR_DIR,
+        *(out / SITES_DIR / site.name for site in spec.sites),
+    ]
+
+
+def _script(path: Path, lines: list[str]) -> None:
+    header = [
+        "#!/usr/bin/env bash",
+        "# Written by `medsilo provision`; see README.txt next to this file.",
+        "set -euo pipefail",
+        'HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"',
+    ]
+    path.write_text("\n".join([*header, *lines]) + "\n")
+    os.chmod(path, 0o755)
+
+
+def _command(argv: list[str]) -> list[str]:
+    """One shell command, one flag per line; "$HERE/..." stays expandable."""
+    parts = [arg if arg.startswith('"$') else shlex.quote(arg) for arg in argv]
+    first = next((i for i, part in enumerate(parts) if part.startswith("--")), len(parts))
+    lines, i = [" ".join(parts[:first])], first
+    while i < len(parts):
+        if parts[i].startswith("--") and i + 1 < len(parts) and not parts[i + 1].startswith("--"):
+            lines.append(f"  {parts[i]} {parts[i + 1]}")
+            i += 2
+        else:
+            lines.append(f"  {parts[i]}")
+            i += 1
+    return [" \\\n".join(lines)]
+
+
+def coordinator_command(spec: FederationSpec) -> list[str]:
+    return [
+        "exec",
+        "flower-superlink",
+        "--ssl-ca-certfile",
+        '"$HERE/ca.crt"',
+        "--ssl-certfile",
+        '"$HERE/server.crt"',
+        "--ssl-keyfile",
+        '"$HERE/server.key"',
+        "--enable-supernode-auth",
+        "--host",
+        spec.coordinator.bind_host,
+        "--port",
+        str(spec.coordinator.port),
+        '"$@"',
+    ]
+
+
+def site_command(spec: FederationSpec, site: str) -> list[str]:
+    return [
+        "exec",
+        "flower-supernode",
+        "--superlink",
+        coordinator_endpoint(spec),
+        "--root-certificates",
+        '"$HERE/ca.crt"',
+        "--auth-supernode-private-key",
+        '"$HERE/node.key"',
+        "--node-config",
+        f'{NODE_CONFIG_SITE_KEY}="{site}"',
+        '"$@"',
+    ]
+
+
+def coordinator_endpoint(spec: FederationSpec) -> str:
+    host = spec.coordinator.address
+    host = f"[{host}]" if ":" in host else host  # IPv6 literal
+    return f"{host}:{spec.coordinator.port}"
+
+
+def _coordinator_readme(spec: FederationSpec) -> str:
+    sites = ", ".join(site.name for site in spec.sites)
+    return f"""medsilo federation {spec.federation}: coordinator kit
+
+Run on the coordinator machine (the Flower SuperLink). Sites dial {coordinator_endpoint(spec)}
+over TLS; open that port to the sites only.
+
+  ./start-coordinator.sh                start flower-superlink with TLS and SuperNode auth
+  ./register-sites.sh CONNECTION        register every site's public key (site-keys/*.pub)
+                                        via `flwr supernode register`; CONNECTION is the name
+                                        of a SuperLink connection in your Flower CLI config
+                                        pointing at this SuperLink with ca.crt as root cert
+
+Files
+  ca.crt           the federation's certificate authority (public)
+  server.crt       this coordinator's TLS certificate, signed by the CA
+  server.key       its private key (mode 0600; never copy it elsewhere)
+  site-keys/*.pub  OpenSSH EC P-384 public keys of the sites: {sites}
+"""
+
+
+def _site_readme(spec: FederationSpec, site: str) -> str:
+    return f"""medsilo federation {spec.federation}: startup kit for site {site}
+
+Run on the site's machine (the Flower SuperNode). It only makes outbound connections, to
+the coordinator at {coordinator_endpoint(spec)} (see coordinator.txt); no inbound port needs
+to be opened.
+
+  ./start-site.sh        start flower-supernode with TLS and SuperNode authentication
+
+Files
+  ca.crt           certificate authority that signed the coordinator's TLS certificate
+  node.key         this site's SuperNode authentication key (OpenSSH, EC P-384, mode 0600;
+                   keep it on this machine only)
+  node.pub         its public key; the coordinator registers it before the site can join
+  coordinator.txt  the coordinator's address host:port
+"""
+
+
+def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[Kit]:
+    """Create every key, certificate and kit; refuse to touch existing kits unless ``force``."""
+    folders = kit_folders(spec, out)
+    existing = [folder for folder in folders if folder.exists()]
+    if existing and not force:
+        listed = ", ".join(str(folder) for folder in existing)
+        raise KitExistsError(f"kit folders already exist: {listed} (use --force to replace)")
+    for folder in existing:
+        shutil.rmtree(folder)
+    for folder in folders:
+        folder.mkdir(parents=True)
+
+    days = spec.validity_days
+    ca = pki.make_ca(spec.federation, days)
+    server = pki.make_server_certificate(ca, spec.coordinator.subject_alt_names(), days)
+    ca_pem = pki.certificate_pem(ca.certificate)
+    kits: list[Kit] = []
+
+    authority = out / AUTHORITY_DIR
+    pki.write_public(authority / "ca.crt", ca_pem)
+    pki.write_private(authority / "ca.key", pki.tls_key_pem(ca.key))
+    os.chmod(authority, 0o700)
+    kits.append(Kit("authority", AUTHORITY_DIR, authority, AUTHORITY_FILES))
+
+    coordinator = out / COORDINATOR_DIR
+    pki.write_public(coordinator / "ca.crt", ca_pem)
+    pki.write_public(coordinator / "server.crt", pki.certificate_pem(server.certificate))
+    pki.write_private(coordinator / "server.key", pki.tls_key_pem(server.key))
+    (coordinator / SITE_KEYS_DIR).mkdir()
+    register_lines = [
+        'CONNECTION="${1:?usage: register-sites.sh CONNECTION (a Flower CLI SuperLink connection)}"'
+    ]
+
+    site_files: list[str] = []
+    for site in spec.sites:
+        folder = out / SITES_DIR / site.name
+        node_key = pki.new_key()
+        public = pki.node_public_openssh(node_key, f"{spec.federation}/{site.name}")
+        pki.write_public(folder / "ca.crt", ca_pem)
+        pki.write_private(folder / "node.key", pki.node_private_openssh(node_key))
+        pki.write_public(folder / "node.pub", public)
+        (folder / "coordinator.txt").write_text(coordinator_endpoint(spec) + "\n")
+        _script(folder / "start-site.sh", _command(site_command(spec, site.name)))
+        (folder / "README.txt").write_text(_site_readme(spec, site.name))
+        kits.append(Kit("site", site.name, folder, SITE_FILES))
+
+        key_name = f"{SITE_KEYS_DIR}/{site.name}.pub"
+        pki.write_public(coordinator / key_name, public)
+        site_files.append(key_name)
+        register_lines += _command(
+            [
+                *("flwr", "supernode", "register", f'"$HERE/{key_name}"', '"$CONNECTION"'),
+                *("--name", site.name),
+            ]
+        )
+
+    _script(coordinator / "start-coordinator.sh", _command(coordinator_command(spec)))
+    _script(coordinator / "register-sites.sh", register_lines)
+    (coordinator / "README.txt").write_text(_coordinator_readme(spec))
+    kits.insert(
+        1, Kit("coordinator", COORDINATOR_DIR, coordinator, COORDINATOR_FILES + tuple(site_files))
+    )
+    return kits
