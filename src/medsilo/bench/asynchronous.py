@@ -40,7 +40,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from medsilo.bench.mnist_setting import mnist_dirichlet_config
+from medsilo.bench.mnist_setting import SETTING, MnistBudget
 from medsilo.config import RunConfig, parse_config
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import RoundRecord
@@ -50,23 +50,16 @@ SLOW_SITES = ("site-00", "site-01")
 
 
 @dataclass(frozen=True)
-class Budget:
-    rounds: int
-    max_train_samples: int | None
-    max_test_samples: int | None
-    local_steps: int | None  # None: one local epoch, as mnist_fedavg
+class Budget(MnistBudget):
     target: float
     examples_per_s: float = 2000.0
     slowdown: float = 10.0
     buffer_size: int = 5
 
     def describe(self) -> str:
-        local = f"{self.local_steps} local steps" if self.local_steps else "1 local epoch"
-        train = self.max_train_samples or "all"
-        test = self.max_test_samples or "all"
         return (
-            f"MNIST, 10 sites, Dirichlet(0.5), CNN, SGD lr 0.05, batch 32, {local}; "
-            f"{train} training / {test} test samples; {self.examples_per_s:g} examples/s, "
+            f"{SETTING}, {self.local_work()}; "
+            f"{self.samples()}; {self.examples_per_s:g} examples/s, "
             f"{', '.join(SLOW_SITES)} {self.slowdown:g}x slower; 100 Mbit/s links; "
             f"FedBuff K={self.buffer_size}; target {100 * self.target:g}% within "
             f"{self.rounds} rounds (async: as many local trainings)"
@@ -99,13 +92,9 @@ def mode_config(budget: Budget, mode: str, seed: int) -> RunConfig:
     compute = {"examples_per_s": budget.examples_per_s}
     slow = {"compute": {**compute, "slowdown": budget.slowdown}}
     return parse_config(
-        mnist_dirichlet_config(
+        budget.config(
             f"async-{mode}",
             seed,
-            budget.rounds,
-            budget.local_steps,
-            budget.max_train_samples,
-            budget.max_test_samples,
             sites={
                 "default": {"compute": compute},
                 "overrides": {site: slow for site in SLOW_SITES},

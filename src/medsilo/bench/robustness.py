@@ -32,7 +32,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from medsilo.bench.mnist_setting import mnist_dirichlet_config
+from medsilo.bench.mnist_setting import SETTING, MnistBudget
 from medsilo.config import RunConfig, parse_config
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import FederationResult, run_federation
@@ -47,20 +47,9 @@ class Scenario:
 
 
 @dataclass(frozen=True)
-class Budget:
-    rounds: int
-    max_train_samples: int | None
-    max_test_samples: int | None
-    local_steps: int | None  # None: one local epoch, as mnist_fedavg
-
+class Budget(MnistBudget):
     def describe(self) -> str:
-        local = f"{self.local_steps} local steps" if self.local_steps else "1 local epoch"
-        train = self.max_train_samples or "all"
-        test = self.max_test_samples or "all"
-        return (
-            f"MNIST, 10 sites, Dirichlet(0.5), CNN, SGD lr 0.05, batch 32, {local}; "
-            f"{self.rounds} rounds; {train} training / {test} test samples"
-        )
+        return f"{SETTING}, {self.local_work()}; {self.rounds} rounds; {self.samples()}"
 
 
 FULL = Budget(rounds=10, max_train_samples=20000, max_test_samples=None, local_steps=None)
@@ -151,17 +140,7 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 
 def scenario_config(budget: Budget, scenario: Scenario, seed: int) -> RunConfig:
-    return parse_config(
-        mnist_dirichlet_config(
-            f"robustness-{scenario.key}",
-            seed,
-            budget.rounds,
-            budget.local_steps,
-            budget.max_train_samples,
-            budget.max_test_samples,
-            **scenario.overrides,
-        )
-    )
+    return parse_config(budget.config(f"robustness-{scenario.key}", seed, **scenario.overrides))
 
 
 @dataclass
