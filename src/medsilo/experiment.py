@@ -47,7 +47,8 @@ def new_run_dir(base: Path, name: str) -> Path:
     return path
 
 
-def _json_default(value: object) -> object:
+def json_default(value: object) -> object:
+    """``json.dumps(default=...)`` for the numpy scalars metrics are often made of."""
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
@@ -112,10 +113,10 @@ def run_experiment(
     prior = list(prior_rounds or [])
     with (run_dir / "rounds.jsonl").open("w") as log:
         for rec in prior:
-            log.write(json.dumps(rec, default=_json_default) + "\n")
+            log.write(json.dumps(rec, default=json_default) + "\n")
 
         def record(rec: RoundRecord) -> None:
-            log.write(json.dumps(rec, default=_json_default) + "\n")
+            log.write(json.dumps(rec, default=json_default) + "\n")
             log.flush()
             ledger.round(rec)
             if on_round is not None:
@@ -148,7 +149,7 @@ def run_experiment(
         summary["loho"] = loho
         summary["loho_mean_accuracy"] = float(np.mean([v["accuracy"] for v in loho.values()]))
     summary["wall_s"] = time.perf_counter() - start
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     np.savez(run_dir / "final_weights.npz", *result.weights)
     ledger.end(result.weights, last)
     return ExperimentResult(run_dir, summary, result)

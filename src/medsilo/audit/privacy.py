@@ -35,6 +35,7 @@ from medsilo.audit.inversion_audit import (
 from medsilo.audit.lira import LiraSettings, lira_attack
 from medsilo.audit.membership import AttackScores, loss_threshold_attack, membership_split
 from medsilo.config import BASELINES, ConfigError, RunConfig, load_config
+from medsilo.experiment import json_default
 from medsilo.governance.retire import warn_if_retired
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.types import Weights
@@ -205,14 +206,8 @@ def audit_privacy(
     if options.attack in ("membership", "all"):
         report["membership"] = _membership(loaded, prep, options, result, progress)
     report["wall_s"] = time.perf_counter() - start
-    (out_dir / "privacy.json").write_text(json.dumps(report, indent=2, default=_jsonable))
+    (out_dir / "privacy.json").write_text(json.dumps(report, indent=2, default=json_default))
     return result
-
-
-def _jsonable(value: object) -> object:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def _inversion(

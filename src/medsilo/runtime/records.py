@@ -17,7 +17,7 @@ from medsilo.network import NetworkProfile, round_seconds
 from medsilo.runtime.rounds import RoundOutcome
 from medsilo.training.evaluate import EvalResult, evaluate
 from medsilo.training.tensors import TensorData
-from medsilo.types import Update, Weights
+from medsilo.types import Update, Weights, global_norm
 from medsilo.wire import encoded_size
 
 RoundRecord = dict[str, Any]
@@ -105,7 +105,7 @@ def _mean_train_loss(updates: list[Update]) -> float | None:
 def _l2_norm(delta: Weights) -> float | None:
     if not delta:
         return None
-    norm = float(np.sqrt(sum(float(np.sum(np.square(w, dtype=np.float64))) for w in delta)))
+    norm = global_norm(delta)
     return norm if np.isfinite(norm) else None  # a malformed (NaN/inf) update has none
 
 
