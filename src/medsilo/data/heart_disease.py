@@ -10,6 +10,10 @@ One deliberate difference: FLamby's README and model report 16 features, not 13.
 columns makes pandas keep those columns as strings, and ``get_dummies`` then treats ``'0'``
 and ``0.0`` as different levels (6 levels, 5 dummies). That encodes the hospital rather
 than the ECG, so the intended 13 features are used here; rows, labels and splits are the same.
+
+Each hospital is read, encoded and split from its own file alone (:func:`load_hospital`), so
+a deployed site process and a federation of a subset of the hospitals (``data.hospitals``)
+get exactly the arrays of the four-hospital federation.
 """
 
 from __future__ import annotations
@@ -40,6 +44,11 @@ CODES: dict[str, frozenset[int]] = {
     "cp": frozenset({1, 2, 3, 4}),
     "restecg": frozenset({0, 1, 2}),
 }
+# One-hot levels per categorical column. FLamby takes them from the four hospitals pooled; on
+# the UCI files (complete rows) that union is exactly the documented code set, so using the
+# codes gives the same columns while letting each hospital encode its own file alone (a
+# deployed site, or a federation of a subset of the hospitals) with the federation's layout.
+CATEGORIES: dict[str, list[int]] = {c: sorted(CODES[c]) for c in CATEGORICAL}
 TRAIN_FRACTION = 0.66
 SPLIT_SEED = 43
 
@@ -144,29 +153,51 @@ def _encode(
     return np.stack(parts, axis=1)
 
 
-def load_heart_disease(root: Path | str | None = None) -> FederatedData:
-    """The four hospitals (cleveland, hungarian, switzerland, va), each with its own test set.
+def check_hospitals(hospitals: list[str] | tuple[str, ...], where: str = "hospitals") -> None:
+    """Refuse an empty list, unknown names and repeats; ``where`` names the config field."""
+    if not hospitals:
+        raise ValueError(f"{where} is empty; list one or more of {', '.join(HOSPITALS)}")
+    unknown = [h for h in hospitals if h not in HOSPITALS]
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown hospital(s) {unknown}; the hospitals are {', '.join(HOSPITALS)}"
+        )
+    repeated = sorted({h for h in hospitals if list(hospitals).count(h) > 1})
+    if repeated:
+        raise ValueError(f"{where}: each hospital may be listed once; repeated: {repeated}")
+
+
+def load_hospital(path: Path, name: str) -> SiteData:
+    """One hospital from its own file only, as the federation holds it: the same rows,
+    one-hot columns (documented code sets, see ``CATEGORIES``) and FLamby train/test split.
+
+    This is what a deployed site process reads; it never needs the other hospitals' files.
+    """
+    cols, y = read_centre(path)
+    x = _encode(cols, CATEGORIES)
+    train, test = split_indices(path, y)
+    return SiteData(name, frozen(x[train], y[train]), frozen(x[test], y[test]))
+
+
+def load_heart_disease(
+    root: Path | str | None = None, hospitals: list[str] | tuple[str, ...] | None = None
+) -> FederatedData:
+    """The hospitals (default: cleveland, hungarian, switzerland, va), each with its own test
+    set, in the order given; the pooled test set is the concatenation of theirs.
 
     The arrays are shared with the in-process cache (read-only); the site list is a fresh copy
     so that a caller dropping or adding sites cannot change what the next caller gets.
     """
-    fed = _load(resolve_root(root))
+    names = HOSPITALS if hospitals is None else tuple(hospitals)
+    check_hospitals(names)
+    fed = _load(resolve_root(root), names)
     return dataclasses.replace(fed, sites=list(fed.sites))
 
 
 @functools.cache
-def _load(root: Path) -> FederatedData:
+def _load(root: Path, hospitals: tuple[str, ...] = HOSPITALS) -> FederatedData:
     folder = root / "heart_disease"
-    centres = [read_centre(folder / f"processed.{h}.data") for h in HOSPITALS]
-    # Categories come from the pooled data, as FLamby encodes after concatenating the centres.
-    categories = {
-        c: sorted({int(v) for cols, _ in centres for v in np.unique(cols[c])}) for c in CATEGORICAL
-    }
-    sites = []
-    for name, (cols, y) in zip(HOSPITALS, centres, strict=True):
-        x = _encode(cols, categories)
-        train, test = split_indices(folder / f"processed.{name}.data", y)
-        sites.append(SiteData(name, frozen(x[train], y[train]), frozen(x[test], y[test])))
+    sites = [load_hospital(folder / f"processed.{h}.data", h) for h in hospitals]
     pooled = ArrayData.concat([s.test for s in sites])
     pooled_test = frozen(pooled.x, pooled.y)
     return FederatedData("heart_disease", sites, pooled_test, num_classes=2, task="binary")

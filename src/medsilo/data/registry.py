@@ -73,7 +73,9 @@ def _cap(data: ArrayData, limit: int | None, rng: np.random.Generator) -> NDArra
 
 
 def _natural(cfg: DataConfig, seed: int, root: Path | None) -> FederatedData:
-    fed = heart_disease.load_heart_disease(root)
+    """The hospitals ``cfg.hospitals`` names (default all four), in that order; caps draw from
+    the pooled data of exactly those hospitals."""
+    fed = heart_disease.load_heart_disease(root, cfg.hospitals)
     if cfg.max_train_samples is None and cfg.max_test_samples is None:
         return fed
     rng = np.random.default_rng([seed, 1])

@@ -51,6 +51,11 @@ class DataConfig(BaseModel):
     num_sites: int | None = Field(default=None, ge=1)
     alpha: float = Field(default=0.5, gt=0)
     classes_per_site: int = Field(default=2, ge=1)
+    hospitals: list[str] | None = Field(
+        default=None,
+        description="heart_disease natural only: the hospitals that take part, in this order "
+        "(the federation's site order); default all four (cleveland, hungarian, switzerland, va)",
+    )
     max_train_samples: int | None = Field(default=None, ge=1)
     max_test_samples: int | None = Field(default=None, ge=1)
     standardize: Literal["none", "federated"] = Field(
@@ -67,6 +72,7 @@ class DataConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check_combination(self) -> DataConfig:
+        self._check_hospitals()
         if self._check_site_held():
             return self
         if self.partition == "natural":
@@ -75,7 +81,9 @@ class DataConfig(BaseModel):
                     "partition 'natural' needs a dataset with hospitals (heart_disease); "
                     f"use iid, dirichlet, shards or quantity_skew for {self.dataset}"
                 )
-            hospitals = NATURAL_SITES[self.dataset]
+            hospitals = (
+                NATURAL_SITES[self.dataset] if self.hospitals is None else len(self.hospitals)
+            )
             if self.num_sites is not None and self.num_sites != hospitals:
                 raise ValueError(
                     f"num_sites={self.num_sites} but partition 'natural' of {self.dataset} has "
@@ -89,6 +97,18 @@ class DataConfig(BaseModel):
                 f"{NUM_CLASSES[self.dataset]} classes"
             )
         return self
+
+    def _check_hospitals(self) -> None:
+        if self.hospitals is None:
+            return
+        if self.dataset != "heart_disease" or self.partition != "natural":
+            raise ValueError(
+                "data.hospitals picks hospitals of dataset 'heart_disease' with partition "
+                f"'natural'; got dataset {self.dataset!r}, partition {self.partition!r}"
+            )
+        from medsilo.data.heart_disease import check_hospitals  # sklearn only when used
+
+        check_hospitals(self.hospitals, where="data.hospitals")
 
     def _check_site_held(self) -> bool:
         """True for site-held datasets (checked here); their sites are the config's sites."""

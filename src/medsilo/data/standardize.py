@@ -10,6 +10,7 @@ the same affine map to its train and test data. Only these aggregate moments lea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,7 +42,40 @@ def combine(moments: list[Moments]) -> tuple[NDArray[np.float64], NDArray[np.flo
     return mean, std
 
 
-def _apply(data: ArrayData, mean: NDArray[np.float64], std: NDArray[np.float64]) -> ArrayData:
+@overload
+def apply_standardization(
+    data: ArrayData, mean: NDArray[np.float64], std: NDArray[np.float64]
+) -> ArrayData: ...
+@overload
+def apply_standardization(
+    data: SiteData, mean: NDArray[np.float64], std: NDArray[np.float64]
+) -> SiteData: ...
+@overload
+def apply_standardization(
+    data: FederatedData, mean: NDArray[np.float64], std: NDArray[np.float64]
+) -> FederatedData: ...
+def apply_standardization(
+    data: ArrayData | SiteData | FederatedData,
+    mean: NDArray[np.float64],
+    std: NDArray[np.float64],
+) -> ArrayData | SiteData | FederatedData:
+    """``(x - mean) / std`` per feature (x flattened per row), as read-only float32.
+
+    Takes an array set, one site (train and test) or a whole federation (every site and the
+    pooled test set) and returns the same kind. ``mean``/``std`` come from :func:`combine`: a
+    deployed site applies the coordinator's result to its own data and gets exactly the
+    arrays the in-process engine's :func:`standardize_federation` gives it.
+    """
+    if isinstance(data, FederatedData):
+        sites = [apply_standardization(s, mean, std) for s in data.sites]
+        test = _affine(data.test, mean, std)
+        return FederatedData(data.name, sites, test, data.num_classes, data.task)
+    if isinstance(data, SiteData):
+        return SiteData(data.name, _affine(data.train, mean, std), _affine(data.test, mean, std))
+    return _affine(data, mean, std)
+
+
+def _affine(data: ArrayData, mean: NDArray[np.float64], std: NDArray[np.float64]) -> ArrayData:
     shape = data.x.shape
     x = ((data.x.reshape(len(data.x), -1) - mean) / std).astype(np.float32).reshape(shape)
     x.flags.writeable = False
@@ -49,8 +83,6 @@ def _apply(data: ArrayData, mean: NDArray[np.float64], std: NDArray[np.float64])
 
 
 def standardize_federation(fed: FederatedData) -> FederatedData:
+    """Every site and the pooled test set under the mean/std of all sites' training rows."""
     mean, std = combine([Moments.of(s.train.x) for s in fed.sites])
-    sites = [
-        SiteData(s.name, _apply(s.train, mean, std), _apply(s.test, mean, std)) for s in fed.sites
-    ]
-    return FederatedData(fed.name, sites, _apply(fed.test, mean, std), fed.num_classes, fed.task)
+    return apply_standardization(fed, mean, std)

@@ -81,7 +81,7 @@ def encode(schema: FederationSchema, values: dict[str, NDArray[np.float64]]) -> 
     return np.stack(parts, axis=1)
 
 
-def _site_arrays(
+def site_arrays(
     schema: FederationSchema, check: SiteCheck, test_fraction: float, seed: int, index: int
 ) -> tuple[ArrayData, ArrayData]:
     assert check.values is not None and check.labels is not None
@@ -97,7 +97,7 @@ def build_tabular_federation(cfg: TabularSourceConfig) -> FederatedData:
         raise SiteDataError(refusal_message(checks))
     sites = []
     for i, (entry, check) in enumerate(zip(cfg.sites, checks, strict=True)):
-        train, test = _site_arrays(schema, check, cfg.test_fraction, cfg.split_seed, i)
+        train, test = site_arrays(schema, check, cfg.test_fraction, cfg.split_seed, i)
         if len(train) == 0:
             raise SiteDataError(f"site {entry.name!r} ({entry.csv}) has no training rows")
         sites.append(SiteData(entry.name, train, test))

@@ -1,0 +1,159 @@
+"""One site's own data, for a deployed site process (``medsilo site start SITE --data PATH``).
+
+In a real deployment each hospital's process must read only its own data, yet train on
+exactly the arrays the in-process engine (:func:`medsilo.data.registry.build_federation`)
+gives that site for the same config and seed. :func:`load_own_site` returns a
+:class:`FederatedData` holding just that site (pooled test = the site's test set, same
+``num_classes``/``task``/``input_shape`` as the engine's federation).
+
+The arrays are never standardised here, even with ``standardize: federated``: the deployed
+runtime exchanges :class:`medsilo.data.standardize.Moments` of each site's training rows,
+``combine``s them at the coordinator, and every site applies the result with
+``apply_standardization`` — which reproduces the engine's standardised arrays exactly.
+
+Per dataset:
+
+* ``heart_disease`` (natural): the hospital's own file only, encoded with the documented code
+  sets (``heart_disease.CATEGORIES``, equal to the pooled categories the engine used to
+  derive) and split with FLamby's per-centre split. ``max_train_samples``/``max_test_samples``
+  are refused: the engine draws the cap once over the concatenation of all hospitals, which
+  a site holding only its own file cannot reproduce.
+* partitioned bundled datasets (mnist, fashion_mnist, cifar10_subset, breastmnist,
+  pneumoniamnist, breast_cancer): **for demos and benchmarks only, not for real hospitals** —
+  every site process holds the whole public dataset, builds the same partition and keeps its
+  own part (``site-00``, ``site-01``, ...).
+* site-held ``tabular``/``dicom``: only that site's entry is read and validated (another
+  site's bad data does not stop this one); ``path`` overrides the entry's CSV (tabular) or
+  folder (dicom). The site keeps its index in the config, which seeds its train/test split.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medsilo.data import heart_disease
+from medsilo.data.base import DataFormatError, FederatedData, SiteData
+from medsilo.data.paths import data_root
+from medsilo.data.spec import DataConfig
+
+__all__ = ["load_own_site"]
+
+
+def load_own_site(cfg: DataConfig, site: str, path: Path | None, seed: int) -> FederatedData:
+    """Site ``site``'s train/test exactly as ``build_federation(cfg, seed)`` would give them
+    before standardisation, read from ``path`` (None: the default location, see below).
+
+    ``path``: heart_disease — the hospital's file or a folder holding ``processed.<site>.data``
+    (None: ``data_root()/heart_disease``); partitioned datasets — a data root like
+    ``$MEDSILO_DATA_DIR`` (None: the default root); tabular — the site's CSV; dicom — the
+    site's DICOM folder (None for both: the path in the config).
+    """
+    if cfg.dataset == "tabular":
+        return _tabular_site(cfg, site, path)
+    if cfg.dataset == "dicom":
+        return _dicom_site(cfg, site, path)
+    if cfg.partition == "natural":
+        return _heart_site(cfg, site, path)
+    return _partitioned_site(cfg, site, path, seed)
+
+
+def _heart_site(cfg: DataConfig, site: str, path: Path | None) -> FederatedData:
+    allowed = tuple(cfg.hospitals) if cfg.hospitals is not None else heart_disease.HOSPITALS
+    if site not in allowed:
+        where = "data.hospitals" if cfg.hospitals is not None else "heart_disease"
+        raise ValueError(
+            f"site {site!r} is not a hospital of this federation; {where}: {', '.join(allowed)}"
+        )
+    if cfg.max_train_samples is not None or cfg.max_test_samples is not None:
+        raise ValueError(
+            "max_train_samples/max_test_samples are not supported for a deployed heart_disease "
+            "site: the engine draws the cap once over all hospitals' pooled rows, which a site "
+            "holding only its own file cannot reproduce; remove them from data:"
+        )
+    data = heart_disease.load_hospital(_hospital_file(site, path), site)
+    return FederatedData("heart_disease", [data], data.test, num_classes=2, task="binary")
+
+
+def _hospital_file(site: str, path: Path | None) -> Path:
+    filename = f"processed.{site}.data"
+    if path is None:
+        return data_root() / "heart_disease" / filename
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return path / filename
+    if path.is_file():
+        return path
+    raise DataFormatError(
+        f"--data {path}: no such file or folder; give hospital {site!r}'s file or a folder "
+        f"holding {filename}"
+    )
+
+
+def _partitioned_site(cfg: DataConfig, site: str, root: Path | None, seed: int) -> FederatedData:
+    from medsilo.data.registry import build_federation  # registry imports every loader
+
+    fed = build_federation(cfg.model_copy(update={"standardize": "none"}), seed, root)
+    if site not in fed.site_names:
+        raise ValueError(
+            f"site {site!r} is not a site of this {cfg.dataset} federation; sites are "
+            f"{', '.join(fed.site_names)}"
+        )
+    own = fed.site(site)
+    return FederatedData(fed.name, [own], own.test, fed.num_classes, fed.task)
+
+
+def _site_index(names: list[str], site: str, section: str) -> int:
+    if site not in names:
+        raise ValueError(
+            f"site {site!r} is not listed in data.{section}.sites; sites are {', '.join(names)}"
+        )
+    return names.index(site)
+
+
+def _tabular_site(cfg: DataConfig, site: str, csv: Path | None) -> FederatedData:
+    from medsilo.data.schema import load_schema
+    from medsilo.data.site_mapping import load_mapping
+    from medsilo.data.site_validation import check_site
+    from medsilo.data.tabular_sites import SiteDataError, refusal_message, site_arrays
+
+    src = cfg.tabular
+    assert src is not None  # guaranteed by DataConfig's validator
+    index = _site_index([s.name for s in src.sites], site, "tabular")
+    entry = src.sites[index]
+    schema = load_schema(src.schema_path)
+    check = check_site(schema, load_mapping(entry.mapping), csv or entry.csv, site=entry.name)
+    if not check.ok:
+        raise SiteDataError(refusal_message([check]))
+    train, test = site_arrays(schema, check, src.test_fraction, src.split_seed, index)
+    if len(train) == 0:
+        raise SiteDataError(f"site {site!r} ({csv or entry.csv}) has no training rows")
+    num_classes = len(schema.label.classes)
+    return FederatedData(
+        f"tabular:{schema.name}",
+        [SiteData(site, train, test)],
+        test,
+        num_classes=num_classes,
+        task="binary" if num_classes == 2 else "multiclass",
+    )
+
+
+def _dicom_site(cfg: DataConfig, site: str, folder: Path | None) -> FederatedData:
+    from medsilo.data.dicom_site import ingest_site
+    from medsilo.data.site_split import split_site
+
+    src = cfg.dicom
+    assert src is not None  # guaranteed by DataConfig's validator
+    index = _site_index([s.name for s in src.sites], site, "dicom")
+    entry = src.sites[index]
+    if folder is not None:
+        entry = entry.model_copy(update={"folder": Path(folder)})
+    data, _ = ingest_site(entry, src)
+    train, test = split_site(data.x, data.y, src.test_fraction, src.split_seed, index)
+    num_classes = len(src.classes)
+    return FederatedData(
+        "dicom",
+        [SiteData(site, train, test)],
+        test,
+        num_classes=num_classes,
+        task="binary" if num_classes == 2 else "multiclass",
+    )
