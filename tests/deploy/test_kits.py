@@ -19,6 +19,7 @@ from flwr.supernode.cli.flower_supernode import (
 
 from medsilo.deploy.kits import (
     COORDINATOR_FILES,
+    PRIVATE_FILES,
     SITE_FILES,
     Kit,
     KitExistsError,
@@ -38,7 +39,7 @@ def test_kits_contain_exactly_the_expected_files(provisioned: tuple[Path, list[K
     assert {p.name for p in out.iterdir()} == {"authority", "coordinator", "sites"}
     assert _files(out / "authority") == {"ca.crt", "ca.key"}
     assert _files(out / "coordinator") == set(COORDINATOR_FILES) | {
-        f"site-keys/{site}.pub" for site in SITES
+        f"site-keys/{site}.{kind}" for site in SITES for kind in ("pub", "attest.pub")
     }
     assert {p.name for p in (out / "sites").iterdir()} == set(SITES)
     for site in SITES:
@@ -53,9 +54,15 @@ def test_private_keys_are_0600_and_scripts_executable(
 ) -> None:
     out, _ = provisioned
     private = [out / "authority" / "ca.key", out / "coordinator" / "server.key"]
-    private += [out / "sites" / site / "node.key" for site in SITES]
+    private += [
+        out / "sites" / site / name for site in SITES for name in ("node.key", "attest.key")
+    ]
     for path in private:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # Exactly the files listed as private are 0600; everything else is readable.
+    assert {p.name for p in out.rglob("*") if p.is_file() and p.stat().st_mode & 0o077 == 0} == (
+        PRIVATE_FILES
+    )
     for path in out.rglob("*.sh"):
         assert path.stat().st_mode & stat.S_IXUSR, path
     assert stat.S_IMODE((out / "authority").stat().st_mode) == 0o700

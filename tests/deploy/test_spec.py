@@ -10,9 +10,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from medsilo.attestation.measurement import package_measurement
+from medsilo.attestation.policy import EnrolmentPolicy
 from medsilo.cli import app
 from medsilo.config import ConfigError
-from medsilo.deploy.spec import load_federation, parse_federation
+from medsilo.deploy.spec import EnrolmentSpec, load_federation, parse_federation
 from tests.deploy.conftest import RAW
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "deploy" / "federation.yaml"
@@ -39,6 +41,12 @@ def _with(path: list[str], value: Any) -> dict[str, Any]:
         (["sites"], [{"name": "../etc"}], "sites.0.name"),
         (["validity_days"], 0, "validity_days"),
         (["federation"], "has space", "federation"),
+        (["enrolment"], {"allowed_backend": ["software"]}, "enrolment.allowed_backend"),
+        (["enrolment"], {"allowed_backends": ["sgx"]}, "enrolment.allowed_backends.0"),
+        (["enrolment"], {"allowed_measurements": []}, "enrolment.allowed_measurements"),
+        (["enrolment"], {"allowed_measurements": ["ABC"]}, "enrolment.allowed_measurements"),
+        (["enrolment"], {"max_age_s": 0}, "enrolment.max_age_s"),
+        (["enrolment"], {"exploitable_tcb": "ignore"}, "enrolment.exploitable_tcb"),
     ],
 )
 def test_bad_values_name_the_field(path: list[str], value: Any, named: str) -> None:
@@ -69,6 +77,29 @@ def test_example_loads_and_output_is_relative_to_the_file() -> None:
     spec = load_federation(EXAMPLE)
     assert spec.output == EXAMPLE.parent / "kits"
     assert spec.coordinator.subject_alt_names()[0] == spec.coordinator.address
+    assert "software" in spec.enrolment.allowed_backends  # listed explicitly, commented
+    assert spec.enrolment.allowed_measurements is None  # -> the package measurement
+
+
+def test_enrolment_spec_mirrors_the_policy() -> None:
+    """Same fields as EnrolmentPolicy; every default but the measurements is the policy's."""
+    assert set(EnrolmentSpec.model_fields) == set(EnrolmentPolicy.model_fields)
+    measurement = "ab" * 32
+    assert EnrolmentSpec().resolve(measurement) == EnrolmentPolicy(
+        allowed_measurements=(measurement,)
+    )
+    assert "software" not in parse_federation(RAW).enrolment.resolve().allowed_backends
+
+
+def test_enrolment_measurements_default_to_the_package_or_are_kept() -> None:
+    before = package_measurement()
+    omitted = parse_federation(_with(["enrolment"], {"allowed_backends": ["software"]}))
+    resolved = omitted.enrolment.resolve()
+    assert resolved.allowed_measurements in ((before,), (package_measurement(),))
+    assert resolved.allowed_backends == ("software",)
+    given = ("cd" * 32, "ef" * 48)
+    explicit = parse_federation(_with(["enrolment"], {"allowed_measurements": list(given)}))
+    assert explicit.enrolment.resolve().allowed_measurements == given
 
 
 def test_cli_provisions_then_refuses_then_forces(tmp_path: Path) -> None:
@@ -78,6 +109,7 @@ def test_cli_provisions_then_refuses_then_forces(tmp_path: Path) -> None:
     first = runner.invoke(app, ["provision", str(path), "--out", str(tmp_path / "kits")])
     assert first.exit_code == 0, first.output
     assert "site_a" in first.output and "coordinator" in first.output
+    assert "Enrolment policy: backends sev-snp, tdx;" in first.output
     assert (tmp_path / "kits" / "sites" / "site-b" / "start-site.sh").is_file()
     again = runner.invoke(app, ["provision", str(path), "--out", str(tmp_path / "kits")])
     assert again.exit_code == 2

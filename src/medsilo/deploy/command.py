@@ -11,7 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from medsilo.config import ConfigError
-from medsilo.deploy.kits import KitExistsError, provision
+from medsilo.deploy.kit_files import load_enrolment_policy
+from medsilo.deploy.kits import COORDINATOR_DIR, KitExistsError, provision
 from medsilo.deploy.spec import load_federation
 
 
@@ -43,7 +44,16 @@ def provision_command(
         table.add_row(label, str(kit.path), ", ".join(kit.files))
     console = Console(width=None if sys.stdout.isatty() else 200)
     console.print(table)
+    policy = load_enrolment_policy((out or spec.output) / COORDINATOR_DIR)
+    software = (
+        " (software: NO hardware root of trust)" if "software" in policy.allowed_backends else ""
+    )
+    console.print(
+        f"Enrolment policy: backends {', '.join(policy.allowed_backends)}{software}; "
+        f"measurements {', '.join(m[:16] + '...' for m in policy.allowed_measurements)}"
+    )
     console.print(
         "Ship [bold]coordinator/[/] to the coordinator and [bold]sites/NAME/[/] to each site "
-        "over a trusted channel; keep [bold]authority/ca.key[/] offline."
+        "over a trusted channel; keep [bold]authority/ca.key[/] offline (node.key and attest.key "
+        "never leave their site)."
     )

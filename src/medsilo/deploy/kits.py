@@ -4,8 +4,10 @@ Layout under the output folder (``FederationSpec.output`` or ``--out``)::
 
     authority/   ca.crt, ca.key            kept by whoever provisions; never shipped
     coordinator/ ca.crt, server.crt, server.key, site-keys/<site>.pub,
+                 site-keys/<site>.attest.pub, enrolment-policy.yaml, federation.json,
                  start-coordinator.sh, register-sites.sh, README.txt
-    sites/<site>/ ca.crt, node.key, node.pub, coordinator.txt, start-site.sh, README.txt
+    sites/<site>/ ca.crt, node.key, node.pub, attest.key, site.txt, coordinator.txt,
+                 start-site.sh, README.txt
 
 Flags are those of the installed Flower 1.41 (checked with ``flower-superlink --help`` and
 ``flower-supernode --help``). In 1.41 the SuperLink no longer reads a list of authorised keys
@@ -13,6 +15,12 @@ Flags are those of the installed Flower 1.41 (checked with ``flower-superlink --
 public key is registered through the Control API with ``flwr supernode register KEY``, which
 ``register-sites.sh`` does for every site. A site only dials out to the coordinator; its own
 Runtime API stays on 127.0.0.1 (Flower's default).
+
+Attestation-gated enrolment (:mod:`medsilo.attestation`) gets its own key per site, separate
+from the SuperNode key: ``attest.key`` is Ed25519 (what the software backend signs evidence
+with), PKCS#8 PEM, unencrypted, mode 0600; the coordinator holds its public half
+``site-keys/<site>.attest.pub``, the resolved enrolment policy and the roster
+``federation.json``. Names and loaders: :mod:`medsilo.deploy.kit_files`.
 """
 
 from __future__ import annotations
@@ -23,13 +31,27 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from medsilo.attestation.policy import EnrolmentPolicy
 from medsilo.deploy import pki
+from medsilo.deploy.kit_files import (
+    ATTEST_KEY_FILE,
+    POLICY_FILE,
+    ROSTER_FILE,
+    SITE_KEYS_DIR,
+    SITE_NAME_FILE,
+    Roster,
+    attest_public_key_name,
+)
 from medsilo.deploy.spec import FederationSpec
+from medsilo.ledger.keys import public_pem
 
 AUTHORITY_DIR = "authority"
 COORDINATOR_DIR = "coordinator"
 SITES_DIR = "sites"
-SITE_KEYS_DIR = "site-keys"
 # The ClientApp learns which hospital it is from this node-config key
 # (medsilo.runtime.flower.client_app.SITE_NAME).
 NODE_CONFIG_SITE_KEY = "site"
@@ -39,12 +61,23 @@ COORDINATOR_FILES = (
     "ca.crt",
     "server.crt",
     "server.key",
+    POLICY_FILE,
+    ROSTER_FILE,
     "start-coordinator.sh",
     "register-sites.sh",
     "README.txt",
 )
-SITE_FILES = ("ca.crt", "node.key", "node.pub", "coordinator.txt", "start-site.sh", "README.txt")
-PRIVATE_FILES = frozenset({"ca.key", "server.key", "node.key"})
+SITE_FILES = (
+    "ca.crt",
+    "node.key",
+    "node.pub",
+    ATTEST_KEY_FILE,
+    SITE_NAME_FILE,
+    "coordinator.txt",
+    "start-site.sh",
+    "README.txt",
+)
+PRIVATE_FILES = frozenset({"ca.key", "server.key", "node.key", ATTEST_KEY_FILE})
 
 
 class KitExistsError(FileExistsError):
@@ -134,6 +167,42 @@ def coordinator_endpoint(spec: FederationSpec) -> str:
     return f"{host}:{spec.coordinator.port}"
 
 
+def _policy_yaml(spec: FederationSpec, policy: EnrolmentPolicy) -> str:
+    source = (
+        "listed in FEDERATION.yaml"
+        if spec.enrolment.allowed_measurements
+        else "the medsilo package installed where `medsilo provision` ran"
+    )
+    header = [
+        f"# Enrolment policy of federation {spec.federation}, written by `medsilo provision`.",
+        "# Read with medsilo.attestation.policy.load_policy (docs/attestation.md).",
+        f"# allowed_measurements: {source}.",
+    ]
+    if "software" in policy.allowed_backends:
+        header.append("# 'software' is allowed: it has NO hardware root of trust (signed claim).")
+    body = yaml.safe_dump(policy.model_dump(mode="json"), sort_keys=False)
+    return "\n".join(header) + "\n" + body
+
+
+def _roster_json(spec: FederationSpec) -> str:
+    roster = Roster(
+        federation=spec.federation,
+        sites=tuple(site.name for site in spec.sites),
+        address=spec.coordinator.address,
+        port=spec.coordinator.port,
+        bind_host=spec.coordinator.bind_host,
+    )
+    return roster.model_dump_json(indent=2) + "\n"
+
+
+def _attest_key_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
 def _coordinator_readme(spec: FederationSpec) -> str:
     sites = ", ".join(site.name for site in spec.sites)
     return f"""medsilo federation {spec.federation}: coordinator kit
@@ -142,7 +211,8 @@ Run on the coordinator machine (the Flower SuperLink). Sites dial {coordinator_e
 over TLS; open that port to the sites only.
 
   ./start-coordinator.sh                start flower-superlink with TLS and SuperNode auth
-  ./register-sites.sh CONNECTION        register every site's public key (site-keys/*.pub)
+  ./register-sites.sh CONNECTION        register every site's SuperNode key
+                                        (site-keys/<site>.pub)
                                         via `flwr supernode register`; CONNECTION is the name
                                         of a SuperLink connection in your Flower CLI config
                                         pointing at this SuperLink with ca.crt as root cert
@@ -151,7 +221,12 @@ Files
   ca.crt           the federation's certificate authority (public)
   server.crt       this coordinator's TLS certificate, signed by the CA
   server.key       its private key (mode 0600; never copy it elsewhere)
-  site-keys/*.pub  OpenSSH EC P-384 public keys of the sites: {sites}
+  site-keys/<site>.pub         OpenSSH EC P-384 SuperNode public keys of the sites: {sites}
+  site-keys/<site>.attest.pub  the sites' Ed25519 attestation public keys (PEM): enrolment
+                               evidence must be signed with the matching attest.key
+  enrolment-policy.yaml        the enrolment policy (allowed backends and measurements, maximum
+                               evidence age, what to do with an exploitable TCB)
+  federation.json              the roster: federation name, sites in order, address and port
 """
 
 
@@ -169,12 +244,16 @@ Files
   node.key         this site's SuperNode authentication key (OpenSSH, EC P-384, mode 0600;
                    keep it on this machine only)
   node.pub         its public key; the coordinator registers it before the site can join
+  attest.key       this site's Ed25519 attestation key (PEM, mode 0600; keep it on this
+                   machine only); it signs the enrolment evidence the coordinator checks
+  site.txt         this site's name ({site})
   coordinator.txt  the coordinator's address host:port
 """
 
 
 def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[Kit]:
     """Create every key, certificate and kit; refuse to touch existing kits unless ``force``."""
+    policy = spec.enrolment.resolve()
     folders = kit_folders(spec, out)
     existing = [folder for folder in folders if folder.exists()]
     if existing and not force:
@@ -214,6 +293,9 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
         pki.write_public(folder / "ca.crt", ca_pem)
         pki.write_private(folder / "node.key", pki.node_private_openssh(node_key))
         pki.write_public(folder / "node.pub", public)
+        attest_key = Ed25519PrivateKey.generate()
+        pki.write_private(folder / ATTEST_KEY_FILE, _attest_key_pem(attest_key))
+        (folder / SITE_NAME_FILE).write_text(site.name + "\n")
         (folder / "coordinator.txt").write_text(coordinator_endpoint(spec) + "\n")
         _script(folder / "start-site.sh", _command(site_command(spec, site.name)))
         (folder / "README.txt").write_text(_site_readme(spec, site.name))
@@ -221,7 +303,9 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
 
         key_name = f"{SITE_KEYS_DIR}/{site.name}.pub"
         pki.write_public(coordinator / key_name, public)
-        site_files.append(key_name)
+        attest_name = attest_public_key_name(site.name)
+        pki.write_public(coordinator / attest_name, public_pem(attest_key.public_key()))
+        site_files += [key_name, attest_name]
         register_lines += _command(
             [
                 *("flwr", "supernode", "register", f'"$HERE/{key_name}"', '"$CONNECTION"'),
@@ -229,6 +313,8 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
             ]
         )
 
+    pki.write_public(coordinator / POLICY_FILE, _policy_yaml(spec, policy).encode())
+    pki.write_public(coordinator / ROSTER_FILE, _roster_json(spec).encode())
     _script(coordinator / "start-coordinator.sh", _command(coordinator_command(spec)))
     _script(coordinator / "register-sites.sh", register_lines)
     (coordinator / "README.txt").write_text(_coordinator_readme(spec))

@@ -5,6 +5,14 @@ the sites (hospitals, each running a SuperNode). Only names, addresses and ports
 secrets. Flower 1.41 serves its Fleet, Control and Runtime APIs over HTTPS on one
 ``--host``/``--port`` pair (the separate ``--fleet-api-address``/``--control-api-address`` flags
 are deprecated), so the coordinator has one ``port`` and one ``bind_host``.
+
+The optional ``enrolment`` section is the coordinator's attestation policy
+(:class:`medsilo.attestation.policy.EnrolmentPolicy`, same fields and defaults) with one
+difference: ``allowed_measurements`` may be left out, meaning "the measurement of the medsilo
+package installed where ``medsilo provision`` runs" (:func:`package_measurement`), resolved
+once when the kits are written. Left out entirely, the section takes every default, so only
+the hardware backends (``sev-snp``, ``tdx``) are admitted; ``software`` (no hardware root of
+trust) must be listed explicitly.
 """
 
 from __future__ import annotations
@@ -12,17 +20,23 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from medsilo.attestation.evidence import Backend
+from medsilo.attestation.measurement import package_measurement
+from medsilo.attestation.policy import EnrolmentPolicy
 from medsilo.config import ConfigError
 
 # A site name becomes a folder and a file name; keep it to a safe portable alphabet.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _DNS = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
+# Evidence carries measurements as lowercase hex of at least 32 bytes (attestation.evidence).
+_MEASUREMENT = re.compile(r"^[0-9a-f]{64,}$")
+_POLICY_FIELDS = EnrolmentPolicy.model_fields
 
 
 class _Strict(BaseModel):
@@ -83,10 +97,37 @@ class SiteSpec(_Strict):
         return value
 
 
+class EnrolmentSpec(_Strict):
+    """``EnrolmentPolicy`` as written in FEDERATION.yaml; defaults are the policy's own."""
+
+    allowed_backends: tuple[Backend, ...] = _POLICY_FIELDS["allowed_backends"].default
+    allowed_measurements: tuple[str, ...] | None = Field(default=None, min_length=1)
+    max_age_s: float = Field(default=_POLICY_FIELDS["max_age_s"].default, gt=0)
+    exploitable_tcb: Literal["reject", "flag"] = _POLICY_FIELDS["exploitable_tcb"].default
+
+    @field_validator("allowed_measurements")
+    @classmethod
+    def _hex_measurements(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for measurement in value or ():
+            if not _MEASUREMENT.match(measurement):
+                raise ValueError(
+                    f"{measurement!r} is not a measurement (lowercase hex, at least 64 digits)"
+                )
+        return value
+
+    def resolve(self, measurement: str | None = None) -> EnrolmentPolicy:
+        """The policy; omitted ``allowed_measurements`` become ``(measurement,)``, by default
+        the installed medsilo package's :func:`package_measurement`."""
+        measurements = self.allowed_measurements or (measurement or package_measurement(),)
+        fields = self.model_dump(exclude={"allowed_measurements"})
+        return EnrolmentPolicy(allowed_measurements=measurements, **fields)
+
+
 class FederationSpec(_Strict):
     federation: str
     coordinator: CoordinatorSpec
     sites: list[SiteSpec] = Field(min_length=1)
+    enrolment: EnrolmentSpec = Field(default_factory=EnrolmentSpec)
     validity_days: int = Field(default=365, ge=1, le=3650)
     output: Path = Path("deploy-kits")
 
