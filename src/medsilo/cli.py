@@ -18,6 +18,7 @@ from medsilo.contribution.command import contribution as contribution_command
 from medsilo.dashboard.command import dashboard as dashboard_command
 from medsilo.data.base import DataFormatError
 from medsilo.deploy.command import provision_command
+from medsilo.deploy.run_commands import coordinator_app, site_start
 from medsilo.governance.command import unlearn_command
 from medsilo.progress import progress_bars
 from medsilo.site_cli import site_app
@@ -47,6 +48,9 @@ app.command("contribution")(contribution_command)
 app.command("unlearn")(unlearn_command)
 # `medsilo provision FEDERATION.yaml` (CA, TLS cert, node keys, kits): docs/deployment.md.
 app.command("provision")(provision_command)
+# `medsilo coordinator start KIT` and `medsilo site start KIT --data PATH`: docs/deployment.md.
+app.add_typer(coordinator_app, name="coordinator")
+site_app.command("start")(site_start)
 # Piped output (logs, CI) gets a wide console so result tables are never elided.
 out = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -224,6 +228,20 @@ def bench_engine(
     from medsilo.bench.engine import run_engine_benchmark
 
     run_engine_benchmark(steps=steps, rounds=rounds, with_flower=flower, console=out)
+
+
+@bench_app.command("deployment")
+def bench_deployment(
+    rounds: Annotated[int, typer.Option(min=2, help="federated rounds")] = 5,
+    local_steps: Annotated[int, typer.Option(min=1, help="SGD steps per site per round")] = 20,
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the JSON")] = Path(
+        "runs/bench-deployment"
+    ),
+) -> None:
+    """Seconds per round: deployed on loopback (3 site processes, TLS) vs in-process."""
+    from medsilo.bench.deployment import run_deployment_benchmark
+
+    run_deployment_benchmark(rounds, local_steps, out_dir, out)
 
 
 @bench_app.command("paper")

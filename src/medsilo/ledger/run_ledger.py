@@ -64,6 +64,8 @@ class RunLedger:
         write_public_key(key.public_key(), run_dir / PUBLIC_KEY_FILE)
         self.ledger = Ledger(run_dir / LEDGER_FILE, key)
         self.rule = cfg.robust.rule
+        if resumed is not None:
+            self._close_interrupted(resumed)
         secure = cfg.secure_aggregation
         start = RunStart(
             name=cfg.name,
@@ -82,6 +84,31 @@ class RunLedger:
         )
         record_run_start(self.ledger, start)
         self.rounds = 0
+
+    def _close_interrupted(self, resumed: Resumed) -> None:
+        """A run resumed in the same folder left its run open when it died: close it with
+        an honest ``run_end`` (written now, at resume time, saying so) before the new
+        ``run_start``, so the chain stays well formed and the interruption is on record."""
+        stored = self.ledger.records()
+        open_run = False
+        for record in stored:
+            if record.kind == "run_start":
+                open_run = True
+            elif record.kind == "run_end":
+                open_run = False
+        if not open_run:
+            return
+        end = RunEnd(
+            rounds_completed=resumed.round,
+            final_model_sha256=weights_sha256(resumed.weights),
+            stop_reason=(
+                f"interrupted: recorded when resuming from the checkpoint of round "
+                f"{resumed.round}; rounds after it are redone"
+            ),
+            epsilon=None,
+            test_accuracy=None,
+        )
+        record_run_end(self.ledger, end)
 
     def round(self, record: dict[str, Any]) -> None:
         record_round(self.ledger, RoundEntry.from_round_record(record, self.rule))

@@ -100,6 +100,9 @@ class _SiteRuntime:
     #: clock, whose processed-example count a secure site reports instead of its update.
     secure: SecureAggregation | None
     clock: SimClock
+    #: Called with ``(context, round)`` after a training step stored the site's state in
+    #: ``context.state`` (a deployed site also keeps it on disk, per round, for resume).
+    after_train: Callable[[Context, int], None] | None = None
 
     def site_of(self, context: Context) -> tuple[str, int]:
         node_config = context.node_config
@@ -128,6 +131,40 @@ _RUNTIMES: OrderedDict[str, _SiteRuntime] = OrderedDict()
 _MAX_CACHED = 2
 
 
+def build_site_runtime(
+    cfg: RunConfig,
+    prep: PreparedFederation,
+    names: list[str],
+    algorithm: Algorithm | None = None,
+    indicators: dict[str, int] | None = None,
+) -> _SiteRuntime:
+    """A site runtime over ``prep``'s sites (all of them in simulation, one when deployed).
+
+    ``names`` is the federation's roster (site order fixes seeds and indices); ``indicators``
+    overrides the CC-PGD exploit indicator the config's platform records give (a deployed
+    coordinator sends the one attestation established).
+    """
+    cfg.sites.check_names(names)
+    steps = SiteSteps(cfg, names, prep.fed.num_classes)
+    own = indicators or {}
+    return _SiteRuntime(
+        cfg=cfg,
+        prep=prep,
+        algorithm=algorithm if algorithm is not None else build_run_algorithm(cfg, len(names)),
+        local=site_training(cfg),
+        names=names,
+        indicators={n: own.get(n, exploit_indicator(cfg.sites.record(n).platform)) for n in names},
+        steps=steps,
+        train={n: steps.training_data(n, prep.train[n]) for n in prep.fed.site_names},
+        secure=secure_aggregation(
+            cfg, cohort_size(len(names), cfg.training.fraction, cfg.training.min_sites)
+        ),
+        clock=SimClock(
+            cfg.seed, names, {n: cfg.sites.record(n) for n in names}, cfg.training.batch_size
+        ),
+    )
+
+
 def _runtime(
     token: str, cfg: RunConfig, fed: FederatedData | None, algorithm: Algorithm | None
 ) -> _SiteRuntime:
@@ -136,25 +173,7 @@ def _runtime(
         _RUNTIMES.move_to_end(token)
         return cached
     prep = PreparedFederation.build(cfg, fed)
-    names = prep.fed.site_names
-    cfg.sites.check_names(names)
-    steps = SiteSteps(cfg, names, prep.fed.num_classes)
-    runtime = _SiteRuntime(
-        cfg=cfg,
-        prep=prep,
-        algorithm=algorithm if algorithm is not None else build_run_algorithm(cfg, len(names)),
-        local=site_training(cfg),
-        names=names,
-        indicators={n: exploit_indicator(cfg.sites.record(n).platform) for n in names},
-        steps=steps,
-        train={n: steps.training_data(n, prep.train[n]) for n in names},
-        secure=secure_aggregation(
-            cfg, cohort_size(len(names), cfg.training.fraction, cfg.training.min_sites)
-        ),
-        clock=SimClock(
-            cfg.seed, names, {n: cfg.sites.record(n) for n in names}, cfg.training.batch_size
-        ),
-    )
+    runtime = build_site_runtime(cfg, prep, prep.fed.site_names, algorithm)
     _RUNTIMES[token] = runtime
     while len(_RUNTIMES) > _MAX_CACHED:
         _RUNTIMES.popitem(last=False)
@@ -180,6 +199,8 @@ def _local_update(rt: _SiteRuntime, msg: Message, context: Context) -> Update:
     )
     update = site_round(rt.algorithm, rt.steps, fields, weights, payload)
     rec.store_state(context.state, fields.state, rec.CONTEXT_STATE_PREFIX)
+    if rt.after_train is not None:
+        rt.after_train(context, rnd)
     return update
 
 
@@ -198,19 +219,30 @@ def make_client_app(
     token = uuid.uuid4().hex
     app = ClientApp()
 
-    def runtime() -> _SiteRuntime:
+    def runtime(context: Context) -> _SiteRuntime:
         return _runtime(token, cfg, fed, algorithm)
 
     @app.query()
     @_reply_errors
     def identify(msg: Message, context: Context) -> Message:
-        site, index = runtime().site_of(context)
+        site, index = runtime(context).site_of(context)
         return Message(rec.identity_content(site, index), reply_to=msg)
+
+    add_site_handlers(app, runtime)
+    return app
+
+
+def add_site_handlers(app: ClientApp, runtime: Callable[[Context], _SiteRuntime]) -> None:
+    """Register the training, secure-aggregation and evaluation actions on ``app``.
+
+    ``runtime(context)`` gives the site runtime for a message: built from the shipped
+    federation in simulation, from the site's own data and enrolment in a deployment.
+    """
 
     @app.train()
     @_reply_errors
     def train(msg: Message, context: Context) -> Message:
-        rt = runtime()
+        rt = runtime(context)
         update = _local_update(rt, msg, context)
         return Message(rec.update_to_content(update), reply_to=msg)
 
@@ -218,7 +250,7 @@ def make_client_app(
     @app.train(wire.ACTIONS["keys"])
     @_reply_errors
     def secagg_keys(msg: Message, context: Context) -> Message:
-        rt = runtime()
+        rt = runtime(context)
         if rt.secure is None:
             raise ValueError("secure aggregation is not enabled in this site's config")
         site, _ = rt.site_of(context)
@@ -245,15 +277,17 @@ def make_client_app(
     @app.evaluate()
     @_reply_errors
     def evaluate(msg: Message, context: Context) -> Message:
-        rt = runtime()
+        rt = runtime(context)
         site, index = rt.site_of(context)
         _, weights, _, return_state = rec.read_broadcast(msg.content)
         state = rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX)
         own = rt.algorithm.site_weights(weights, state, rt.prep.layout)
-        result = evaluate_weights(rt.prep.model, own, rt.prep.test[site])
-        content = rec.eval_content(site, index, result.as_dict())
+        test = rt.prep.test[site]
+        result = evaluate_weights(rt.prep.model, own, test)
+        global_metrics = None
+        if rec.wants_global_eval(msg.content):  # the coordinator has no test data to pool
+            global_metrics = evaluate_weights(rt.prep.model, weights, test).as_dict()
+        content = rec.eval_content(site, index, result.as_dict(), global_metrics)
         if return_state:
             rec.named_weights_to_records(content, rec.STATE_PREFIX, state)
         return Message(content, reply_to=msg)
-
-    return app

@@ -38,6 +38,9 @@ ROUND = "round"
 UPDATE = "update"
 METRICS = "metrics"
 EVAL = "eval"
+#: The global model's metrics on the site's test set, asked for by a coordinator that holds
+#: no test data (a deployment) so it can pool them.
+GLOBAL_EVAL = "eval.global"
 SITE = "site"
 
 #: Where a ClientApp keeps its site's persistent algorithm state in ``context.state``.
@@ -93,11 +96,14 @@ def broadcast_content(
     payload: dict[str, Weights] | None = None,
     *,
     return_state: bool = False,
+    global_eval: bool = False,
 ) -> RecordDict:
     content = RecordDict(
         {
             WEIGHTS: weights_to_record(weights),
-            ROUND: ConfigRecord({"round": rnd, "return_state": return_state}),
+            ROUND: ConfigRecord(
+                {"round": rnd, "return_state": return_state, "global_eval": global_eval}
+            ),
         }
     )
     named_weights_to_records(content, PAYLOAD_PREFIX, payload or {})
@@ -175,17 +181,34 @@ def read_identity(content: RecordDict) -> tuple[str, int]:
     return str(record["site"]), _int(record, "index")
 
 
-def eval_content(site: str, index: int, metrics: dict[str, float | int]) -> RecordDict:
-    content = identity_content(site, index)
-    content[EVAL] = MetricRecord(
+def _metric_record(metrics: dict[str, float | int]) -> MetricRecord:
+    return MetricRecord(
         {k: (int(v) if isinstance(v, int) else float(v)) for k, v in metrics.items()}
     )
+
+
+def eval_content(
+    site: str,
+    index: int,
+    metrics: dict[str, float | int],
+    global_metrics: dict[str, float | int] | None = None,
+) -> RecordDict:
+    content = identity_content(site, index)
+    content[EVAL] = _metric_record(metrics)
+    if global_metrics is not None:
+        content[GLOBAL_EVAL] = _metric_record(global_metrics)
     return content
 
 
-def read_eval(content: RecordDict) -> dict[str, float | int]:
-    _require(content, EVAL)
-    metrics = content.metric_records[EVAL]
+def wants_global_eval(content: RecordDict) -> bool:
+    """Whether an ``evaluate`` broadcast also asks for the global model's metrics."""
+    _require(content, ROUND)
+    return bool(content.config_records[ROUND].get("global_eval", False))
+
+
+def read_eval(content: RecordDict, key: str = EVAL) -> dict[str, float | int]:
+    _require(content, key)
+    metrics = content.metric_records[key]
     return {k: _number(metrics, k) for k in metrics}
 
 

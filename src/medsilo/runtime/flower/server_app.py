@@ -26,11 +26,14 @@ from typing import Any
 import numpy as np
 from flwr.app import Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid, ServerApp
+from torch import nn
 
 from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
+from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.governance.participation import Participation
+from medsilo.models.weights import Layout
 from medsilo.privacy.ledger import PrivacyLedger
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
 from medsilo.runtime.factory import build_run_algorithm, build_server_optimizer
@@ -51,6 +54,7 @@ from medsilo.runtime.rounds import CoordinatorSteps, cohort_size
 from medsilo.runtime.simulation import sample_sites
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.secure.result import EXTRA_SLOTS, SecureRound
+from medsilo.training.tensors import TensorData
 from medsilo.types import Update, Weights
 
 log = logging.getLogger(__name__)
@@ -95,25 +99,90 @@ def evaluation_record(
     }
 
 
+@dataclass
+class CoordinatorView:
+    """What the coordinator holds: the roster, the model and how to score it.
+
+    In simulation it comes from a :class:`PreparedFederation` (:meth:`of`); a deployed
+    coordinator holds no patient data, so its ``pooled_test`` is ``None`` and the global
+    model's pooled metrics are the example-weighted sums of what each site reports for the
+    global model on its own test set (exact for loss and accuracy, which are means).
+    """
+
+    names: list[str]
+    model: nn.Module
+    layout: Layout
+    initial_weights: Weights
+    train_sizes: dict[str, int]
+    pooled_test: TensorData | None
+
+    @staticmethod
+    def of(prep: PreparedFederation) -> CoordinatorView:
+        return CoordinatorView(
+            names=prep.fed.site_names,
+            model=prep.model,
+            layout=prep.layout,
+            initial_weights=prep.initial_weights,
+            train_sizes={n: len(prep.train[n]) for n in prep.fed.site_names},
+            pooled_test=prep.pooled_test,
+        )
+
+
+@dataclass
+class CoordinatorOptions:
+    """How the coordinator talks to sites and survives failures.
+
+    ``tolerant``: a site that fails, disconnects or stays silent past ``reply_timeout_s``
+    is dropped from that round (logged, listed in the record) instead of ending the run;
+    the round then goes on with whoever answered, or is skipped when fewer than
+    ``training.min_sites`` updates arrived. ``poll_interval_s``: poll the SuperLink for
+    replies this often instead of ``Grid.send_and_receive``'s fixed 3 s (Flower 1.41).
+    ``nodes``: site -> node id when enrolment already identified them (deployment).
+    ``checkpoints`` saves the coordinator state after each due round; ``resume`` starts
+    after a checkpoint's round.
+    """
+
+    reply_timeout_s: float | None = 3600.0
+    connect_timeout_s: float = 300.0
+    tolerant: bool = False
+    poll_interval_s: float | None = None
+    nodes: dict[str, int] | None = None
+    checkpoints: CheckpointWriter | None = None
+    resume: Checkpoint | None = None
+
+
+def pooled_from_sites(per_site: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Pooled-test metrics from per-site ``{loss, accuracy, n}`` (example-weighted)."""
+    n = sum(int(v["n"]) for v in per_site.values())
+    if n == 0:
+        return {"loss": float("nan"), "accuracy": float("nan"), "n": 0}
+    return {
+        "loss": sum(float(v["loss"]) * int(v["n"]) for v in per_site.values() if v["n"]) / n,
+        "accuracy": sum(float(v["accuracy"]) * int(v["n"]) for v in per_site.values() if v["n"])
+        / n,
+        "n": n,
+    }
+
+
 class _Coordinator:
     def __init__(
         self,
         cfg: RunConfig,
-        prep: PreparedFederation,
+        view: CoordinatorView,
         algorithm: Algorithm,
         out: FlowerRun,
         on_round: RoundCallback | None,
-        reply_timeout_s: float | None,
-        connect_timeout_s: float,
+        options: CoordinatorOptions,
     ) -> None:
         self.cfg = cfg
-        self.prep = prep
+        self.view = view
         self.algorithm = algorithm
         self.out = out
         self.on_round = on_round
-        self.reply_timeout_s = reply_timeout_s
-        self.connect_timeout_s = connect_timeout_s
-        self.names = prep.fed.site_names
+        self.options = options
+        self.reply_timeout_s = options.reply_timeout_s
+        self.connect_timeout_s = options.connect_timeout_s
+        self.names = view.names
         cfg.sites.check_names(self.names)
         self.networks = {n: cfg.sites.record(n).network for n in self.names}
         self.clock = SimClock(
@@ -122,7 +191,7 @@ class _Coordinator:
             {n: cfg.sites.record(n) for n in self.names},
             cfg.training.batch_size,
         )
-        self.nodes: dict[str, int] = {}
+        self.nodes: dict[str, int] = dict(options.nodes or {})
         self.secure = secure_aggregation(
             cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
         )
@@ -148,7 +217,7 @@ class _Coordinator:
             Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY, group_id="0")
             for n in node_ids
         ]
-        replies = list(grid.send_and_receive(messages, timeout=self.reply_timeout_s))
+        replies = send_and_collect(grid, messages, self.reply_timeout_s, None)
         failures = [
             f"node {r.metadata.src_node_id}: {r.error.reason}" for r in replies if r.has_error()
         ]
@@ -171,7 +240,13 @@ class _Coordinator:
     def _exchange(
         self, grid: Grid, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
     ) -> dict[str, RecordDict]:
-        """Send one message per site and return each site's reply content, or raise."""
+        """Send one message per site and return each site's reply content.
+
+        A failing or silent site ends the run, unless the coordinator is ``tolerant``: then
+        it is logged and left out of the replies (the caller treats it as dropped).
+        """
+        if self.options.tolerant:
+            return self._exchange_tolerant(grid, rnd, message_type, contents)
         got, problems = self._send(grid, rnd, message_type, contents)
         if problems:
             raise FlowerRunError(f"round {rnd} ({message_type}): " + "; ".join(problems))
@@ -191,6 +266,12 @@ class _Coordinator:
         self, grid: Grid, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
     ) -> tuple[dict[str, RecordDict], list[str]]:
         """Send one message per site: ``(reply content per site, problems)``."""
+        problems: list[str] = []
+        if self.options.tolerant:  # a node the SuperLink no longer lists cannot answer
+            connected = set(grid.get_node_ids())
+            gone = [s for s in contents if self.nodes.get(s) not in connected]
+            problems += [f"site {s!r} is not connected" for s in gone]
+            contents = {s: c for s, c in contents.items() if s not in gone}
         messages = [
             Message(
                 content,
@@ -200,11 +281,12 @@ class _Coordinator:
             )
             for site, content in contents.items()
         ]
-        replies = list(grid.send_and_receive(messages, timeout=self.reply_timeout_s))
+        replies = send_and_collect(
+            grid, messages, self.reply_timeout_s, self.options.poll_interval_s
+        )
         site_of = {node: site for site, node in self.nodes.items()}
         got: dict[str, RecordDict] = {}
         failed: set[str] = set()
-        problems: list[str] = []
         for reply in replies:
             site = site_of.get(reply.metadata.src_node_id)
             if site is None or site not in contents:
@@ -222,29 +304,40 @@ class _Coordinator:
     # --- the loop ---------------------------------------------------------------------
 
     def run(self, grid: Grid) -> None:
-        cfg, prep, algo, out = self.cfg, self.prep, self.algorithm, self.out
+        cfg, view, algo, out = self.cfg, self.view, self.algorithm, self.out
+        options = self.options
         out.started_at = time.perf_counter()
-        self._identify(grid)
+        if not self.nodes:
+            self._identify(grid)
         out.ready_at = time.perf_counter()
         server_opt = build_server_optimizer(cfg.server_optimizer)
-        steps = CoordinatorSteps(cfg, prep.layout, len(self.names))
-        weights = [w.copy() for w in prep.initial_weights]
-        server_state = algo.init_server_state(weights, prep.layout)
+        steps = CoordinatorSteps(cfg, view.layout, len(self.names))
+        weights = [w.copy() for w in view.initial_weights]
+        server_state = algo.init_server_state(weights, view.layout)
         total = cfg.training.rounds
         sim_clock = 0.0
+        first_round = 1
+        contributed: set[str] = set()
         assert isinstance(cfg.asynchrony, SyncConfig)  # make_server_app refuses the others
 
         participation = Participation.of(cfg.governance, self.names)  # docs/governance.md
+        if options.resume is not None:  # continue exactly where the checkpoint's round ended
+            resume = options.resume
+            resume.check_resumable(cfg, self.names, participation.absent)
+            weights, server_state = resume.weights, resume.server_state
+            server_opt.load_state(resume.server_optimizer)
+            sim_clock, first_round = resume.sim_clock_s, resume.round + 1
+            contributed = set(resume.contributed)
 
         def cohort(rnd: int) -> list[str]:
             t = cfg.training
             sampled = sample_sites(self.names, t.fraction, t.min_sites, cfg.seed, rnd)
             return participation.present(sampled)  # withdrawn/expired sites are absent
 
-        privacy = PrivacyLedger.build(cfg, algo, {n: len(prep.train[n]) for n in self.names})
+        privacy = PrivacyLedger.build(cfg, algo, view.train_sizes)
         if privacy is not None:
             privacy.check_first_round(cohort(1))
-        for rnd in range(1, total + 1):
+        for rnd in range(first_round, total + 1):
             t0 = time.perf_counter()
             chosen = cohort(rnd)
             payload = algo.broadcast(server_state)
@@ -266,6 +359,7 @@ class _Coordinator:
             )
             record.update(timing.fields())
             participation.annotate(record, chosen)
+            contributed.update(trained)
             if secure is not None:
                 secure.annotate(record)
             stop = privacy is not None and privacy.close_round(
@@ -273,14 +367,30 @@ class _Coordinator:
             )
             if outcome.delta is not None:
                 server_state = outcome.server_state
-                weights = server_opt.step(weights, outcome.delta, prep.layout)
+                weights = server_opt.step(weights, outcome.delta, view.layout)
             if rnd % cfg.evaluation.every == 0 or rnd == total or stop:
                 record.update(self._evaluate(grid, rnd, weights, last=rnd == total or stop))
             record.update(model_hash_field(weights))
             record["wall_s"] = time.perf_counter() - t0
             out.rounds.append(record)
-            if self.on_round is not None:
+            if self.on_round is not None:  # written before the checkpoint: see deployed_server
                 self.on_round(record)
+            if options.checkpoints is not None and (options.checkpoints.due(rnd) or stop):
+                options.checkpoints.save(
+                    Checkpoint(
+                        rnd,
+                        weights,
+                        server_state,
+                        server_opt.state(),
+                        # Site states stay at the sites (deployed_site keeps them per round).
+                        {n: {} for n in self.names},
+                        sim_clock,
+                        sorted(contributed),
+                        participation.absent,
+                        options.checkpoints.hash,
+                        self.names,
+                    )
+                )
             if stop:  # the privacy budget allows no further round (record["stop_reason"])
                 break
         out.weights = weights  # site states and weights came with the last round's evaluation
@@ -305,7 +415,7 @@ class _Coordinator:
         def timing_of(
             dropped: list[str], up: Mapping[str, int], examples: Mapping[str, int]
         ) -> RoundTiming:
-            # The simulated clock as in the engine (no simulated dropouts: refused here).
+            # The simulated clock as in the engine; ``dropped``: sites that really failed.
             return self.clock.sync_round(sim_clock, chosen, dropped, down, up, examples, timeout_s)
 
         if self.secure is not None:  # the coordinator gets masked payloads and sums only
@@ -325,15 +435,16 @@ class _Coordinator:
             masked = done.secure.updates
             return masked, masked, done.trained, done.timing, done.secure
         replies = self._exchange(grid, rnd, MessageType.TRAIN, {site: content for site in chosen})
-        updates = [rec.content_to_update(replies[site]) for site in chosen]
-        for site, update in zip(chosen, updates, strict=True):
+        answered = [site for site in chosen if site in replies]
+        updates = [rec.content_to_update(replies[site]) for site in answered]
+        for site, update in zip(answered, updates, strict=True):
             if update.site != site:
                 raise FlowerRunError(
                     f"round {rnd}: node of site {site!r} answered as {update.site!r}"
                 )
         updates.sort(key=lambda u: self.names.index(u.site))
         timing = timing_of(
-            [],
+            [s for s in chosen if s not in replies],
             {u.site: update_bytes(u) for u in updates},
             {u.site: self.clock.examples(u) for u in updates},
         )
@@ -341,23 +452,61 @@ class _Coordinator:
         return updates, on_time, [u.site for u in updates], timing, None
 
     def _evaluate(self, grid: Grid, rnd: int, weights: Weights, last: bool) -> RoundRecord:
-        content = rec.broadcast_content(rnd, weights, return_state=last)
+        view = self.view
+        pooled_here = view.pooled_test is not None
+        content = rec.broadcast_content(
+            rnd, weights, return_state=last and pooled_here, global_eval=not pooled_here
+        )
         replies = self._exchange(
             grid, rnd, MessageType.EVALUATE, {site: content for site in self.names}
         )
-        per_site = {site: rec.read_eval(replies[site]) for site in self.names}
-        pooled = evaluate_weights(self.prep.model, weights, self.prep.pooled_test).as_dict()
-        if last:
+        answered = [site for site in self.names if site in replies]
+        per_site = {site: rec.read_eval(replies[site]) for site in answered}
+        if view.pooled_test is not None:
+            pooled = evaluate_weights(view.model, weights, view.pooled_test).as_dict()
+        else:  # no data here: the global model as scored by each site on its own test set
+            pooled = pooled_from_sites(
+                {site: rec.read_eval(replies[site], rec.GLOBAL_EVAL) for site in answered}
+            )
+        if last and pooled_here:
             self.out.site_states = {
                 site: rec.records_to_named_weights(replies[site], rec.STATE_PREFIX)
-                for site in self.names
+                for site in answered
             }
             self.out.site_weights = {
-                site: self.algorithm.site_weights(weights, state, self.prep.layout)
+                site: self.algorithm.site_weights(weights, state, view.layout)
                 for site, state in self.out.site_states.items()
             }
-        attack = attack_fields(self.prep.model, weights, self.prep.pooled_test, self.cfg.attack)
-        return evaluation_record(pooled, per_site) | attack
+        record = evaluation_record(pooled, per_site)
+        if len(answered) < len(self.names):
+            record["evaluation_missing"] = [s for s in self.names if s not in replies]
+        if view.pooled_test is None:
+            return record
+        return record | attack_fields(view.model, weights, view.pooled_test, self.cfg.attack)
+
+
+def send_and_collect(
+    grid: Grid, messages: list[Message], timeout_s: float | None, poll_interval_s: float | None
+) -> list[Message]:
+    """``grid.send_and_receive``, or the same with a shorter reply poll.
+
+    Flower 1.41's ``send_and_receive`` over the SuperLink's HTTP grid sleeps a fixed 3 s
+    between polls for replies, which adds up to 3 s to every exchange; with
+    ``poll_interval_s`` the replies are pulled that often instead (one small request each).
+    """
+    if poll_interval_s is None or not messages:
+        return list(grid.send_and_receive(messages, timeout=timeout_s))
+    pending = set(grid.push_messages(messages))
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    replies: list[Message] = []
+    while pending:
+        got = list(grid.pull_messages(pending))
+        replies += got
+        pending -= {m.metadata.reply_to_message_id for m in got}
+        if not pending or (deadline is not None and time.monotonic() >= deadline):
+            break
+        time.sleep(poll_interval_s)
+    return replies
 
 
 def make_server_app(
@@ -385,8 +534,9 @@ def make_server_app(
         raise ValueError(problem)
     if cfg.governance.checkpoint is not None:  # docs/governance.md
         raise ValueError(
-            "governance.checkpoint is written by the in-process engine only; the Flower "
-            "ServerApp does not checkpoint (remove governance.checkpoint)"
+            "governance.checkpoint is written by the in-process engine and by a deployed "
+            "coordinator (`medsilo coordinator start`, which checkpoints every round); the "
+            "simulated Flower ServerApp does not checkpoint (remove governance.checkpoint)"
         )
     if cfg.secure_aggregation.enabled and cfg.secure_aggregation.mechanism != "masking":
         raise ValueError(
@@ -395,7 +545,10 @@ def make_server_app(
             "supports mechanism 'masking'"
         )
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prepared.fed.sites))
-    coordinator_args = (cfg, prepared, algo, out, on_round, reply_timeout_s, connect_timeout_s)
+    options = CoordinatorOptions(
+        reply_timeout_s=reply_timeout_s, connect_timeout_s=connect_timeout_s
+    )
+    coordinator_args = (cfg, CoordinatorView.of(prepared), algo, out, on_round, options)
     app = ServerApp()
 
     @app.main()

@@ -1,0 +1,173 @@
+"""``medsilo bench deployment``: seconds per round, deployed on loopback vs in-process.
+
+Same workload everywhere: heart disease over three hospitals (cleveland, hungarian, va),
+federated standardisation, logistic model, FedAvg, ``local_steps`` SGD steps per site per
+round, evaluation every round (so two coordinator -> site exchanges per round: ``train`` and
+``evaluate``). Runs, side by side in one invocation:
+
+* the in-process engine (:func:`medsilo.runtime.simulation.run_federation`);
+* the deployed runtime on 127.0.0.1 (:mod:`medsilo.deploy.loopback`: ``medsilo coordinator
+  start`` with TLS and SuperNode authentication, three ``medsilo site start`` processes),
+  once with Flower 1.41's own polling (coordinator pulls replies every 3 s, an idle
+  SuperNode asks for work every 3 s) and once with medsilo's defaults (0.1 s and 0.2 s);
+* the start-up cost of one ``flwr-clientapp`` process, which Flower 1.41 starts for *every*
+  message a site receives: a bare interpreter, and one that imports medsilo's deployed
+  ClientApp (torch, Flower, medsilo), each timed a few times in a row.
+
+Per-round time comes from each run's ``rounds.jsonl`` (``wall_s``: broadcast to aggregated
+and evaluated); the median over rounds after the first is reported (round 1 pays one-off
+costs). Nothing is asserted: the numbers are printed and written to ``OUT/deployment.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from medsilo.config import parse_config
+from medsilo.deploy.loopback import Loopback, heart_experiment
+from medsilo.runtime.simulation import run_federation
+
+
+@dataclass
+class Variant:
+    name: str
+    coordinator_poll_s: float
+    site_poll_s: float
+
+
+VARIANTS = (
+    Variant("deployed, Flower 1.41 polling (3 s / 3 s)", 3.0, 3.0),
+    Variant("deployed, medsilo polling (0.1 s / 0.2 s)", 0.1, 0.2),
+)
+
+
+@dataclass
+class Measured:
+    name: str
+    round_s: float  # median seconds per round after round 1
+    first_round_s: float
+    total_s: float  # coordinator command start to exit
+    setup_s: float  # total minus the rounds (SuperLink start, registration, enrolment, exit)
+    max_weight_diff: float | None  # against the engine's final model
+
+
+def _median_after_first(walls: list[float]) -> float:
+    return statistics.median(walls[1:] if len(walls) > 1 else walls)
+
+
+def _engine(cfg: dict[str, Any]) -> tuple[Measured, list[np.ndarray]]:
+    t0 = time.perf_counter()
+    result = run_federation(parse_config(cfg))
+    total = time.perf_counter() - t0
+    walls = [float(r["wall_s"]) for r in result.rounds]
+    measured = Measured(
+        "in-process engine",
+        _median_after_first(walls),
+        walls[0],
+        total,
+        total - sum(walls),
+        0.0,
+    )
+    return measured, result.weights
+
+
+def _deployed(
+    cfg: dict[str, Any], variant: Variant, engine: list[np.ndarray], root: Path
+) -> Measured:
+    lb = Loopback(root, cfg)
+    try:
+        t0 = time.perf_counter()
+        coordinator = lb.start_coordinator(
+            "run", "--poll-interval", str(variant.coordinator_poll_s), round_timeout=120
+        )
+        for site in lb.sites:
+            lb.start_site(site, None, "--poll-interval", str(variant.site_poll_s))
+        code = lb.wait(coordinator, 1800)
+        total = time.perf_counter() - t0
+    finally:
+        lb.stop_all()
+    if code != 0:
+        raise RuntimeError(f"{variant.name}: coordinator exited {code}\n{lb.all_logs()}")
+    walls = [float(r["wall_s"]) for r in lb.rounds()]
+    with np.load(root / "run" / "final_weights.npz") as npz:
+        weights = [npz[f"arr_{i}"] for i in range(len(npz.files))]
+    diff = max(float(np.abs(a - b).max()) for a, b in zip(weights, engine, strict=True))
+    return Measured(
+        variant.name, _median_after_first(walls), walls[0], total, total - sum(walls), diff
+    )
+
+
+def process_start_s(code: str, repeats: int = 3) -> float:
+    """Median wall time of ``python -c code`` in a fresh interpreter (this venv's)."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def run_deployment_benchmark(
+    rounds: int, local_steps: int, out_dir: Path, console: Console
+) -> dict[str, Any]:
+    cfg = heart_experiment(rounds, local_steps=local_steps)
+    console.print(f"workload: heart disease, 3 sites, {rounds} rounds x {local_steps} steps")
+    engine, weights = _engine(cfg)
+    rows = [engine]
+    for variant in VARIANTS:
+        console.print(f"running {variant.name} ...")
+        with tempfile.TemporaryDirectory(prefix="medsilo-bench-deploy-") as tmp:
+            rows.append(_deployed(cfg, variant, weights, Path(tmp)))
+    bare = process_start_s("pass")
+    client = process_start_s("import medsilo.runtime.flower.deployed_site")
+
+    table = Table(title="seconds per round: deployed (loopback, TLS + node auth) vs in-process")
+    for col in ("runtime", "s/round (median)", "x engine", "round 1 s", "set-up s", "total s"):
+        table.add_column(col, justify="right" if col != "runtime" else "left")
+    table.add_column("max |w - engine|", justify="right")
+    for row in rows:
+        table.add_row(
+            row.name,
+            f"{row.round_s:.3f}",
+            f"{row.round_s / engine.round_s:,.0f}",
+            f"{row.first_round_s:.2f}",
+            f"{row.setup_s:.1f}",
+            f"{row.total_s:.1f}",
+            f"{row.max_weight_diff:.1e}" if row.max_weight_diff is not None else "-",
+        )
+    console.print(table)
+    default, tuned = rows[1], rows[2]
+    console.print(
+        f"one flwr-clientapp process per message: bare interpreter {bare:.2f} s, importing the "
+        f"deployed ClientApp {client:.2f} s; 2 exchanges per round (train, evaluate) x 3 sites "
+        f"on {_cores()} cores.\nPolling: {default.round_s - tuned.round_s:.1f} s per round saved "
+        f"by polling at 0.1 s / 0.2 s instead of 3 s / 3 s "
+        f"({default.round_s / tuned.round_s:.1f}x)."
+    )
+    result = {
+        "workload": {"rounds": rounds, "local_steps": local_steps, "sites": 3},
+        "runs": [asdict(r) for r in rows],
+        "process_start_s": {"bare_python": bare, "deployed_clientapp_import": client},
+        "cores": _cores(),
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "deployment.json").write_text(json.dumps(result, indent=2))
+    console.print(f"wrote {out_dir / 'deployment.json'}")
+    return result
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

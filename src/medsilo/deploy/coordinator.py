@@ -1,0 +1,212 @@
+"""``medsilo coordinator start KIT --config EXP.yaml --out RUN``: one deployed run, end to end.
+
+What it does, in order (each Flower process logs to ``RUN/flower/*.log``):
+
+1. start ``flower-superlink`` with the kit's TLS certificate and key and SuperNode
+   authentication on (``--insecure`` turns both off, with a loud warning);
+2. write a private Flower CLI configuration (``RUN/flower/home/config.toml``) with one
+   connection to that SuperLink, verified against the kit's CA;
+3. register every site's SuperNode key from ``site-keys/`` (``flwr supernode register``):
+   only those nodes can connect; any other node is refused by the SuperLink;
+4. ``flwr run`` the medsilo Flower App with the experiment, the kit and the run folder as
+   run config, and follow its log until the run ends;
+5. stop the SuperLink and report: success only if the ServerApp wrote ``summary.json`` with
+   every round (a Flower run can end "successfully" after a failure inside the app).
+
+Sites dial in whenever they start (before or after the coordinator), and keep retrying if
+the coordinator restarts. The coordinator never connects to a site.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from medsilo.config import ConfigError, load_config
+from medsilo.deploy import processes as proc
+from medsilo.deploy.kit_files import load_roster
+from medsilo.runtime.flower.deployed_server import DeployedRunConfig, resumable_checkpoint
+
+log = logging.getLogger(__name__)
+CONNECTION = "medsilo"
+
+
+@dataclass(frozen=True)
+class CoordinatorResult:
+    ok: bool
+    message: str
+    run_dir: Path
+    wall_s: float
+    startup_s: float
+
+
+def _check_kit(kit: Path, insecure: bool) -> None:
+    needed = ["federation.json", "enrolment-policy.yaml", "site-keys"]
+    if not insecure:
+        needed += ["ca.crt", "server.crt", "server.key"]
+    missing = [n for n in needed if not (kit / n).exists()]
+    if missing:
+        raise ConfigError(
+            f"{kit} is not a coordinator kit (missing {', '.join(missing)}); make one with "
+            "`medsilo provision FEDERATION.yaml` and use its coordinator/ folder"
+        )
+
+
+def _flwr_config(home: Path, address: str, port: int, kit: Path, insecure: bool) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    security = (
+        "insecure = true" if insecure else f'root-certificates = "{(kit / "ca.crt").resolve()}"'
+    )
+    (home / "config.toml").write_text(
+        f"""[superlink]
+default = "{CONNECTION}"
+
+[superlink.{CONNECTION}]
+address = "{address}:{port}"
+{security}
+"""
+    )
+
+
+def _flwr(args: list[str], env: dict[str, str], what: str) -> str:
+    done = subprocess.run(
+        [proc.executable("flwr"), *args], env=env, capture_output=True, text=True, timeout=120
+    )
+    if done.returncode != 0:
+        raise proc.DeploymentError(
+            f"{what} failed (flwr {' '.join(args[:2])}, exit {done.returncode}):\n"
+            + (done.stdout + done.stderr)[-2000:]
+        )
+    return done.stdout
+
+
+def register_sites(kit: Path, sites: list[str], env: dict[str, str]) -> None:
+    for site in sites:
+        key = kit / "site-keys" / f"{site}.pub"
+        if not key.is_file():
+            raise ConfigError(f"{key} is missing: re-run `medsilo provision`")
+        _flwr(["supernode", "register", str(key.resolve()), CONNECTION], env, f"registering {site}")
+        log.info("registered SuperNode key of site %s", site)
+
+
+def start_coordinator(
+    kit: Path,
+    experiment: Path,
+    run_dir: Path,
+    *,
+    resume: bool = False,
+    insecure: bool = False,
+    round_timeout_s: float = 600.0,
+    connect_timeout_s: float = 300.0,
+    poll_interval_s: float = 0.1,
+    min_sites: int = 0,
+    echo: bool = True,
+) -> CoordinatorResult:
+    """Run one deployed federation as the coordinator and return how it ended."""
+    t0 = time.perf_counter()
+    kit, experiment, run_dir = kit.resolve(), experiment.resolve(), run_dir.resolve()
+    _check_kit(kit, insecure)
+    cfg = load_config(experiment)  # fail here, not inside the ServerApp
+    roster = load_roster(kit)
+    resumable_checkpoint(run_dir, cfg, list(roster.sites), resume)  # refuse bad ones early
+    flower_dir = run_dir / "flower"
+    home = flower_dir / "home"
+    env = proc.flower_env(home)
+    _flwr_config(home, roster.address, roster.port, kit, insecure)
+    link_log = flower_dir / "superlink.log"
+    bind_host = roster.bind_host
+    security = (
+        ["--insecure"]
+        if insecure
+        else [
+            "--ssl-ca-certfile",
+            str(kit / "ca.crt"),
+            "--ssl-certfile",
+            str(kit / "server.crt"),
+            "--ssl-keyfile",
+            str(kit / "server.key"),
+            "--enable-supernode-auth",
+        ]
+    )
+    superlink = proc.start(
+        [
+            proc.executable("flower-superlink"),
+            *security,
+            "--host",
+            bind_host,
+            "--port",
+            str(roster.port),
+            "--disable-runtime-dependency-installation",
+        ],
+        env,
+        link_log,
+    )
+    try:
+        probe = "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
+        proc.wait_for_port(probe, roster.port, 60.0, superlink, link_log)
+        if not insecure:
+            register_sites(kit, list(roster.sites), env)
+        settings = DeployedRunConfig(
+            experiment=experiment,
+            kit=kit,
+            run_dir=run_dir,
+            resume=resume,
+            round_timeout_s=round_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            poll_interval_s=poll_interval_s,
+            min_sites=min_sites,
+        )
+        app = proc.write_app(flower_dir / "app", settings.as_run_config())
+        startup_s = time.perf_counter() - t0
+        run_log = flower_dir / "run.log"
+        runner = proc.start(
+            [proc.executable("flwr"), "run", str(app), CONNECTION, "--stream"],
+            env,
+            run_log,
+        )
+        _follow(runner, run_log, echo)
+    finally:
+        proc.stop(superlink)
+    wall_s = time.perf_counter() - t0
+    ok, message = _outcome(run_dir, cfg.training.rounds, run_log)
+    return CoordinatorResult(ok, message, run_dir, wall_s, startup_s)
+
+
+def _follow(runner: subprocess.Popen[bytes], run_log: Path, echo: bool) -> None:
+    """Wait for ``flwr run --stream`` to end, echoing the run's log lines as they come."""
+    shown = 0
+    while True:
+        finished = runner.poll() is not None
+        if echo:
+            try:
+                lines = run_log.read_text(errors="replace").splitlines()
+            except OSError:
+                lines = []
+            for line in lines[shown:]:
+                print(line, file=sys.stderr, flush=True)
+            shown = len(lines)
+        if finished:
+            return
+        time.sleep(0.5)
+
+
+def _outcome(run_dir: Path, rounds: int, run_log: Path) -> tuple[bool, str]:
+    summary_path = run_dir / "summary.json"
+    if not summary_path.exists():
+        return False, (
+            f"the run did not finish: no {summary_path}. Last lines of the run log "
+            f"({run_log}):\n{proc.tail(run_log)}"
+        )
+    summary = json.loads(summary_path.read_text())
+    done = int(summary.get("rounds_completed", 0))
+    if done < rounds and summary.get("final", {}).get("test") is None:
+        return False, f"the run ended after {done} of {rounds} rounds (see {run_log})"
+    test = (summary.get("final") or {}).get("test") or {}
+    accuracy = test.get("accuracy")
+    what = f"accuracy {accuracy:.4f}" if isinstance(accuracy, float) else "no test metrics"
+    return True, f"{done} rounds, {what}; sites admitted: {', '.join(summary['admitted'])}"

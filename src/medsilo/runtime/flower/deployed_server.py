@@ -1,0 +1,482 @@
+"""The coordinator half of a deployed federation: the ServerApp ``flwr run`` starts.
+
+``medsilo coordinator start KIT --config EXP.yaml --out RUN`` runs a SuperLink and submits
+this app with a run config naming the experiment file, the coordinator kit and the run
+folder (:class:`DeployedRunConfig`); the SuperLink starts it in a ``flwr-serverapp``
+process on the coordinator machine, which is why it may read those paths.
+
+Order of events:
+
+1. wait (``connect_timeout_s``) until every roster site's SuperNode is connected (Flower
+   already refused nodes whose key is not registered), or go on with those connected if they
+   are at least ``training.min_sites``;
+2. enrolment: each node gets a fresh nonce and the run config; its answer carries
+   attestation evidence, which :func:`medsilo.attestation.policy.enrol` checks against the
+   kit's enrolment policy, the site's registered attestation key and the vulnerability
+   registry; every decision goes to the run's audit ledger and ``enrolment.json``, and the
+   site is told (a refused site logs why and gets no training message);
+3. federated standardisation (moments in, mean/std out) when the config asks for it;
+4. the rounds: :class:`~medsilo.runtime.flower.server_app._Coordinator` in tolerant mode
+   (a site that dies or stays silent past the round timeout is dropped from that round) with a
+   short reply poll; after each round the record is appended to ``rounds.jsonl`` and the
+   ledger, and only then the checkpoint is written, so a crash between the two redoes that
+   round on resume and never loses or duplicates a record;
+5. ``summary.json``, ``final_weights.npz`` and the ledger's ``run_end``.
+
+Resume (``resume = true``): the newest checkpoint in ``RUN/checkpoints`` is loaded (a
+corrupted or foreign one is refused, :mod:`medsilo.governance.checkpoint`), records after its
+round are dropped from ``rounds.jsonl`` and the sites restore their state of that round.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.app import Context, Message, RecordDict
+from flwr.serverapp import Grid, ServerApp
+
+from medsilo.attestation.evidence import Evidence
+from medsilo.attestation.nonces import NonceBook
+from medsilo.attestation.policy import EnrolmentDecision, enrol, load_policy
+from medsilo.config import ConfigError, RunConfig, dump_config, load_config
+from medsilo.data.standardize import Moments, combine
+from medsilo.deploy.kit_files import load_attestation_keys, load_roster
+from medsilo.experiment import json_default
+from medsilo.governance.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointWriter,
+    checkpoint_path,
+    checkpoint_rounds,
+    load_checkpoint,
+)
+from medsilo.governance.config import CheckpointConfig
+from medsilo.governance.participation import Participation
+from medsilo.ledger.run_ledger import RunLedger
+from medsilo.models.weights import Layout, get_weights
+from medsilo.models.zoo import build_model
+from medsilo.runtime.factory import build_run_algorithm
+from medsilo.runtime.flower import enrolment_records as wire
+from medsilo.runtime.flower.server_app import (
+    CoordinatorOptions,
+    CoordinatorView,
+    FlowerRun,
+    FlowerRunError,
+    _Coordinator,
+    send_and_collect,
+)
+from medsilo.runtime.records import RoundRecord
+
+log = logging.getLogger(__name__)
+
+ROUNDS_FILE = "rounds.jsonl"
+ENROLMENT_FILE = "enrolment.json"
+
+
+@dataclass(frozen=True)
+class DeployedRunConfig:
+    """The ``flwr run --run-config`` keys this app reads (all set by the coordinator CLI)."""
+
+    experiment: Path
+    kit: Path
+    run_dir: Path
+    resume: bool = False
+    round_timeout_s: float = 600.0
+    connect_timeout_s: float = 300.0
+    poll_interval_s: float = 0.1
+    #: Sites that must be connected and admitted before round 1 (0: every roster site).
+    min_sites: int = 0
+
+    @staticmethod
+    def from_context(run_config: Any) -> DeployedRunConfig:
+        def need(key: str) -> str:
+            value = run_config.get(key)
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"run config key {key!r} is missing (got {dict(run_config)})")
+            return value
+
+        return DeployedRunConfig(
+            experiment=Path(need("experiment")),
+            kit=Path(need("kit")),
+            run_dir=Path(need("run-dir")),
+            resume=bool(run_config.get("resume", False)),
+            round_timeout_s=float(run_config.get("round-timeout", 600.0)),
+            connect_timeout_s=float(run_config.get("connect-timeout", 300.0)),
+            poll_interval_s=float(run_config.get("poll-interval", 0.1)),
+            min_sites=int(run_config.get("min-sites", 0)),
+        )
+
+    def as_run_config(self) -> dict[str, str | float | bool]:
+        return {
+            "experiment": str(self.experiment),
+            "kit": str(self.kit),
+            "run-dir": str(self.run_dir),
+            "resume": self.resume,
+            "round-timeout": self.round_timeout_s,
+            "connect-timeout": self.connect_timeout_s,
+            "poll-interval": self.poll_interval_s,
+            "min-sites": self.min_sites,
+        }
+
+
+def run_key(run_dir: Path, cfg: RunConfig) -> str:
+    """Names this run's site state on disk: the run folder and the config it runs."""
+    text = f"{run_dir.resolve()}\n{cfg.model_dump_json()}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _append(path: Path, record: RoundRecord) -> None:
+    with path.open("a") as out:
+        out.write(json.dumps(record, default=json_default) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def _records_up_to(path: Path, last_round: int) -> list[RoundRecord]:
+    """Round records of rounds <= ``last_round``; a torn last line is dropped."""
+    if not path.exists():
+        return []
+    kept: list[RoundRecord] = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and int(record.get("round", 0)) <= last_round:
+            kept.append(record)
+    return kept
+
+
+def resumable_checkpoint(
+    run_dir: Path, cfg: RunConfig, sites: list[str], resume: bool
+) -> Checkpoint | None:
+    """The checkpoint a run in ``run_dir`` continues from, checked; nothing is written.
+
+    Without ``resume`` a folder that already holds rounds is refused (never overwritten).
+    With it, the newest checkpoint must load (complete, SHA-256 intact) and belong to this
+    config and roster; a folder without any checkpoint starts at round 1 unless it has
+    rounds (then something is wrong and it is refused).
+    """
+    rounds = checkpoint_rounds(run_dir / "checkpoints")
+    if not resume:
+        if (run_dir / ROUNDS_FILE).exists() or rounds:
+            raise ConfigError(
+                f"{run_dir} already holds a run; resume it with --resume or choose another --out"
+            )
+        return None
+    if not rounds:
+        if (run_dir / ROUNDS_FILE).exists():
+            raise CheckpointError(f"{run_dir} has rounds but no checkpoint to resume from")
+        return None  # nothing completed yet: start from round 1
+    ckpt = load_checkpoint(checkpoint_path(run_dir / "checkpoints", rounds[-1]))
+    ckpt.check_resumable(cfg, sites, Participation.of(cfg.governance, sites).absent)
+    return ckpt
+
+
+def prepare_run_dir(
+    settings: DeployedRunConfig, cfg: RunConfig, sites: list[str]
+) -> Checkpoint | None:
+    """Create ``run_dir`` or, with ``resume``, load its newest checkpoint and drop the
+    records of later rounds (they are redone)."""
+    run_dir = settings.run_dir
+    ckpt = resumable_checkpoint(run_dir, cfg, sites, settings.resume)
+    if ckpt is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(dump_config(cfg))
+        (run_dir / ROUNDS_FILE).unlink(missing_ok=True)
+        return None
+    kept = _records_up_to(run_dir / ROUNDS_FILE, ckpt.round)
+    tmp = run_dir / f".{ROUNDS_FILE}.tmp"
+    tmp.write_text("".join(json.dumps(r, default=json_default) + "\n" for r in kept))
+    os.replace(tmp, run_dir / ROUNDS_FILE)
+    return ckpt
+
+
+class _Deployment:
+    def __init__(self, settings: DeployedRunConfig) -> None:
+        self.settings = settings
+        self.cfg = load_config(settings.experiment)
+        roster = load_roster(settings.kit)
+        self.names = list(roster.sites)
+        hospitals = getattr(self.cfg.data, "hospitals", None)
+        if hospitals is not None and list(hospitals) != self.names:
+            raise ConfigError(
+                f"the experiment's data.hospitals {list(hospitals)} differ from the "
+                f"federation's sites {self.names} (same names, same order)"
+            )
+        self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
+        self.keys = load_attestation_keys(settings.kit)
+        self.resume = prepare_run_dir(settings, self.cfg, self.names)
+        self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume)
+        self.nodes: dict[str, int] = {}
+        self.decisions: dict[str, dict[str, Any]] = {}
+
+    # --- set-up ---------------------------------------------------------------------------
+
+    def _poll(self) -> float:
+        return self.settings.poll_interval_s
+
+    def _floor(self) -> int:
+        """How many sites must be admitted before training starts."""
+        wanted = self.settings.min_sites or len(self.names)
+        return max(1, self.cfg.training.min_sites, min(wanted, len(self.names)))
+
+    def wait_for_sites(self, grid: Grid) -> list[int]:
+        need = len(self.names)
+        floor = self._floor()
+        deadline = time.monotonic() + self.settings.connect_timeout_s
+        while True:
+            nodes = sorted(grid.get_node_ids())
+            if len(nodes) >= need:
+                return nodes
+            if time.monotonic() > deadline:
+                if len(nodes) >= floor:
+                    log.warning(
+                        "%d of %d sites connected within %.0fs; going on with them",
+                        len(nodes),
+                        need,
+                        self.settings.connect_timeout_s,
+                    )
+                    return nodes
+                raise FlowerRunError(
+                    f"only {len(nodes)} of {need} sites connected within "
+                    f"{self.settings.connect_timeout_s:.0f}s; {floor} needed (--min-sites)"
+                )
+            time.sleep(self._poll())
+
+    def enrol_sites(self, grid: Grid) -> dict[str, wire.Enrolled]:
+        node_ids = self.wait_for_sites(grid)
+        nonces = {node: secrets.token_hex(32) for node in node_ids}
+        resume_round = self.resume.round if self.resume is not None else 0
+        key = run_key(self.settings.run_dir, self.cfg)
+        messages = [
+            Message(
+                wire.enrol_content(
+                    wire.EnrolRequest(
+                        nonce=nonces[node],
+                        config_json=self.cfg.model_dump_json(),
+                        roster=self.names,
+                        run_key=key,
+                        resume_round=resume_round,
+                    )
+                ),
+                dst_node_id=node,
+                message_type=wire.ACTIONS[wire.ENROL],
+                group_id="enrol",
+            )
+            for node in node_ids
+        ]
+        replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
+        admitted: dict[str, wire.Enrolled] = {}
+        answers: list[tuple[int, wire.Admission]] = []
+        book = NonceBook()
+        for reply in replies:
+            node = reply.metadata.src_node_id
+            if reply.has_error():
+                self._refuse(node, None, f"enrolment failed at the site: {reply.error.reason}")
+                continue
+            enrolled = wire.read_enrolled(reply.content)
+            decision = self._decide(node, enrolled, nonces[node], book)
+            answers.append(
+                (
+                    node,
+                    wire.Admission(decision.accepted, decision.reason, decision.exploit_indicator),
+                )
+            )
+            if decision.accepted:
+                admitted[enrolled.site] = enrolled
+                self.nodes[enrolled.site] = node
+        self._check_data(admitted)
+        standardize = self._standardize(grid, admitted)
+        admission = [
+            Message(
+                wire.admission_content(answer, standardize if answer.accepted else None),
+                dst_node_id=node,
+                message_type=wire.ACTIONS[wire.ADMISSION],
+                group_id="enrol",
+            )
+            for node, answer in answers
+        ]
+        send_and_collect(grid, admission, self.settings.round_timeout_s, self._poll())
+        (self.settings.run_dir / ENROLMENT_FILE).write_text(
+            json.dumps(self.decisions, indent=2, default=json_default)
+        )
+        floor = self._floor()
+        if len(admitted) < floor:
+            raise FlowerRunError(
+                f"only {len(admitted)} site(s) admitted ({sorted(admitted)}), {floor} needed "
+                f"(--min-sites); see {self.settings.run_dir / ENROLMENT_FILE}"
+            )
+        return admitted
+
+    def _refuse(self, node: int, site: str | None, reason: str) -> None:
+        log.error("enrolment REFUSED for node %s (site %s): %s", node, site, reason)
+        self.decisions[site or f"node-{node}"] = {"node": node, "accepted": False, "reason": reason}
+
+    def _decide(
+        self, node: int, enrolled: wire.Enrolled, nonce: str, book: NonceBook
+    ) -> EnrolmentDecision:
+        site = enrolled.site
+        problem = None
+        if site not in self.names:
+            problem = f"site {site!r} is not in the federation {self.names}"
+        elif site in self.nodes:
+            problem = f"a second node claims to be site {site!r}"
+        elif self.names.index(site) != enrolled.index:
+            problem = f"site {site!r} claims index {enrolled.index}"
+        try:
+            evidence = Evidence.model_validate_json(enrolled.evidence_json)
+        except ValueError as err:
+            problem = problem or f"malformed attestation evidence: {err}"
+        if problem is None and evidence.site != site:
+            problem = f"evidence is for site {evidence.site!r}, the node says {site!r}"
+        if problem is not None:
+            self._refuse(node, site, problem)
+            return EnrolmentDecision(site, False, problem, "", "", "", "")
+        book.expect(site, nonce)
+        decision = enrol(evidence, self.policy, book, self.keys, ledger=self.ledger.ledger)
+        entry = {"node": node, "accepted": decision.accepted, "reason": decision.reason}
+        self.decisions[site] = entry | decision.details()
+        if decision.accepted:
+            log.info("site %s admitted: %s", site, decision.reason)
+        else:
+            log.error("enrolment REFUSED for site %s (node %s): %s", site, node, decision.reason)
+        return decision
+
+    def _check_data(self, admitted: dict[str, wire.Enrolled]) -> None:
+        shapes = {(e.input_shape, e.num_classes, e.task) for e in admitted.values()}
+        if len(shapes) > 1:
+            raise FlowerRunError(
+                "sites disagree on the data layout (input shape, classes, task): "
+                + "; ".join(
+                    f"{s}: {e.input_shape}, {e.num_classes}, {e.task}" for s, e in admitted.items()
+                )
+            )
+
+    def _standardize(
+        self, grid: Grid, admitted: dict[str, wire.Enrolled]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        if self.cfg.data.standardize != "federated" or not admitted:
+            return None
+        messages = [
+            Message(
+                RecordDict(),
+                dst_node_id=self.nodes[site],
+                message_type=wire.ACTIONS[wire.MOMENTS],
+                group_id="enrol",
+            )
+            for site in admitted
+        ]
+        replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
+        by_site = {site: node for site, node in self.nodes.items()}
+        got: dict[str, Moments] = {}
+        for reply in replies:
+            site = next(s for s, n in by_site.items() if n == reply.metadata.src_node_id)
+            if reply.has_error():
+                raise FlowerRunError(f"site {site!r} failed to send its moments: {reply.error}")
+            count, total, total_sq = wire.read_moments(reply.content)
+            got[site] = Moments(count, total, total_sq)
+        missing = sorted(set(admitted) - set(got))
+        if missing:
+            raise FlowerRunError(f"no moments from site(s) {missing} within the round timeout")
+        # Summed in roster order, as the in-process engine does.
+        return combine([got[s] for s in self.names if s in got])
+
+    # --- rounds ---------------------------------------------------------------------------
+
+    def view(self, admitted: dict[str, wire.Enrolled]) -> CoordinatorView:
+        first = next(iter(admitted.values()))
+        model = build_model(
+            self.cfg.model.name, first.input_shape, first.num_classes, self.cfg.seed
+        )
+        return CoordinatorView(
+            names=self.names,
+            model=model,
+            layout=Layout.of(model),
+            initial_weights=get_weights(model),
+            train_sizes={n: admitted[n].n_train if n in admitted else 0 for n in self.names},
+            pooled_test=None,
+        )
+
+    def run(self, grid: Grid) -> FlowerRun:
+        admitted = self.enrol_sites(grid)
+        out = FlowerRun()
+        rounds_path = self.settings.run_dir / ROUNDS_FILE
+        start = time.perf_counter()
+
+        def on_round(record: RoundRecord) -> None:
+            _append(rounds_path, record)
+            self.ledger.round(record)
+            test = record.get("test") or {}
+            log.info(
+                "round %d/%d: %d update(s)%s%s",
+                record["round"],
+                self.cfg.training.rounds,
+                len(record.get("sites", [])) - len(record.get("dropped", [])),
+                f", dropped {record['dropped']}" if record.get("dropped") else "",
+                f", accuracy {test['accuracy']:.4f}" if "accuracy" in test else "",
+            )
+
+        every = self.cfg.governance.checkpoint
+        settings = every if every is not None else CheckpointConfig(every=1, keep=3)
+        options = CoordinatorOptions(
+            reply_timeout_s=self.settings.round_timeout_s,
+            connect_timeout_s=self.settings.connect_timeout_s,
+            tolerant=True,
+            poll_interval_s=self._poll(),
+            nodes=dict(self.nodes),
+            checkpoints=CheckpointWriter(self.settings.run_dir / "checkpoints", self.cfg, settings),
+            resume=self.resume,
+        )
+        algorithm = build_run_algorithm(self.cfg, len(self.names))
+        _Coordinator(self.cfg, self.view(admitted), algorithm, out, on_round, options).run(grid)
+        assert out.weights is not None
+        records = _records_up_to(rounds_path, self.cfg.training.rounds)
+        self._finish(out, records, time.perf_counter() - start, admitted)
+        return out
+
+    def _finish(
+        self, out: FlowerRun, records: list[RoundRecord], wall_s: float, admitted: dict[str, Any]
+    ) -> None:
+        assert out.weights is not None
+        last = records[-1] if records else {}
+        summary: dict[str, Any] = {
+            "name": self.cfg.name,
+            "runtime": "flower-deployment",
+            "algorithm": self.cfg.algorithm.name,
+            "dataset": self.cfg.data.dataset,
+            "sites": self.names,
+            "admitted": sorted(admitted),
+            "seed": self.cfg.seed,
+            "rounds": self.cfg.training.rounds,
+            "rounds_completed": len(records),
+            "resumed_after_round": self.resume.round if self.resume is not None else None,
+            "final": {k: last.get(k) for k in ("test", "per_site", "mean_site_accuracy")},
+            "bytes_up_total": sum(r.get("bytes_up", 0) for r in records),
+            "bytes_down_total": sum(r.get("bytes_down", 0) for r in records),
+            "wall_s": wall_s,
+            "seconds_per_round": [r.get("wall_s") for r in records],
+        }
+        run_dir = self.settings.run_dir
+        np.savez(run_dir / "final_weights.npz", *out.weights)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
+        self.ledger.end(out.weights, last)
+
+
+server_app = ServerApp()
+
+
+@server_app.main()
+def main(grid: Grid, context: Context) -> None:
+    settings = DeployedRunConfig.from_context(context.run_config)
+    logging.getLogger("medsilo").setLevel(logging.INFO)
+    _Deployment(settings).run(grid)

@@ -1,0 +1,266 @@
+"""The site half of a deployed federation: the ClientApp a hospital's SuperNode runs.
+
+``flwr run`` ships the app bundle; each hospital's ``flower-supernode`` (started by
+``medsilo site start KIT --data PATH``) runs :data:`client_app` on that hospital's own data
+only. Its ``node_config`` says who it is and where its files are:
+
+* ``site``: the site name (from the kit), ``kit``: the site kit folder (``attest.key``, and
+  ``state/`` where the site keeps its algorithm state per round), ``data``: its data path.
+
+Set-up (:mod:`.enrolment_records`): the coordinator's ``query.enrol`` carries the run config,
+the roster and an attestation nonce; the site loads its data
+(:func:`medsilo.data.own_site.load_own_site`), signs attestation evidence with its kit key
+and answers with the evidence and the shape of its data. ``query.moments`` returns the
+aggregate moments for federated standardisation, ``query.admission`` says whether the
+coordinator admitted it (a refusal is logged here too) and carries the federation-wide mean
+and std. Everything the site needs later is kept in ``context.state``, because Flower 1.41
+starts a fresh ``flwr-clientapp`` process for every message.
+
+Training and evaluation are :func:`medsilo.runtime.flower.client_app.add_site_handlers`,
+the very handlers of the simulation ClientApp, over a runtime built from this site's data.
+
+Resume: after each training step the site's algorithm state (SCAFFOLD's control variate,
+Ditto's personal model, error-feedback residuals) is written to
+``KIT/state/<run_key>/round-XXXX.npz``. When a restarted coordinator resumes after round R,
+the site reloads the newest state from a round <= R and deletes later ones, so it continues
+exactly where the coordinator's checkpoint did.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
+from flwr.clientapp import ClientApp
+
+from medsilo.attestation.measurement import package_measurement
+from medsilo.attestation.software import sign_evidence
+from medsilo.config import RunConfig
+from medsilo.data.base import FederatedData
+from medsilo.data.own_site import load_own_site
+from medsilo.data.standardize import Moments, apply_standardization
+from medsilo.runtime.flower import enrolment_records as wire
+from medsilo.runtime.flower import records as rec
+from medsilo.runtime.flower.client_app import (
+    _reply_errors,
+    _SiteRuntime,
+    add_site_handlers,
+    build_site_runtime,
+)
+from medsilo.runtime.prepared import PreparedFederation
+from medsilo.types import Weights
+
+log = logging.getLogger(__name__)
+
+SITE = "site"
+KIT = "kit"
+DATA = "data"
+#: Optional node-config claims for the software attestation backend.
+PLATFORM = "platform"
+TCB_VERSION = "tcb-version"
+
+_DEPLOYMENT = "medsilo.deployment"  # ConfigRecord in context.state
+_STANDARDIZE = "medsilo.standardize"  # ArrayRecord in context.state: mean, std
+STATE_DIR = "state"
+
+
+class SiteSetupError(RuntimeError):
+    """This site cannot take part as configured (missing kit file, data, ...)."""
+
+
+def _node_str(context: Context, key: str) -> str:
+    value = context.node_config.get(key)
+    if not isinstance(value, str) or not value:
+        raise SiteSetupError(
+            f"node_config has no {key!r}; start the site with `medsilo site start KIT --data "
+            f"PATH` (got node_config keys {sorted(context.node_config)})"
+        )
+    return value
+
+
+def _attestation_key(kit: Path) -> Ed25519PrivateKey:
+    path = kit / "attest.key"
+    if not path.is_file():
+        raise SiteSetupError(f"{path} is missing: re-run `medsilo provision` for this site")
+    key = load_pem_private_key(path.read_bytes(), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SiteSetupError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def _own_data(cfg: RunConfig, context: Context) -> FederatedData:
+    site = _node_str(context, SITE)
+    data = context.node_config.get(DATA)
+    path = Path(str(data)).expanduser().resolve() if data else None
+    return load_own_site(cfg.data, site, path, cfg.seed)
+
+
+# --- site state on disk (per round, for a coordinator's resume) ----------------------------
+
+
+def _state_dir(context: Context, run_key: str) -> Path:
+    return Path(_node_str(context, KIT)) / STATE_DIR / run_key
+
+
+def save_round_state(directory: Path, rnd: int, state: dict[str, Weights]) -> Path:
+    """Write ``state`` as ``round-XXXX.npz`` (temporary name, then rename)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{name}/{i}": np.asarray(a) for name, ws in state.items() for i, a in enumerate(ws)}
+    path = directory / f"round-{rnd:04d}.npz"
+    tmp = directory / f".round-{rnd:04d}.{os.getpid()}.npz"
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]
+    os.replace(tmp, path)
+    return path
+
+
+def restore_round_state(directory: Path, resume_round: int) -> tuple[int, dict[str, Weights]]:
+    """The newest saved state of a round <= ``resume_round`` (``(0, {})`` if none); later
+    rounds, which the coordinator's checkpoint does not cover, are deleted."""
+    rounds = sorted(int(p.stem.split("-")[1]) for p in directory.glob("round-*.npz"))
+    for later in [r for r in rounds if r > resume_round]:
+        (directory / f"round-{later:04d}.npz").unlink()
+    kept = [r for r in rounds if r <= resume_round]
+    if not kept:
+        return 0, {}
+    with np.load(directory / f"round-{kept[-1]:04d}.npz") as npz:
+        named: dict[str, dict[int, np.ndarray]] = {}
+        for key in npz.files:
+            name, index = key.rsplit("/", 1)
+            named.setdefault(name, {})[int(index)] = npz[key]
+    return kept[-1], {n: [v[i] for i in sorted(v)] for n, v in named.items()}
+
+
+# --- runtime per message ------------------------------------------------------------------
+
+_RUNTIMES: OrderedDict[tuple[int, str, str], _SiteRuntime] = OrderedDict()
+
+
+def _deployment(context: Context) -> ConfigRecord:
+    if _DEPLOYMENT not in context.state.config_records:
+        raise SiteSetupError("this site has not been enrolled in the run (no query.enrol seen)")
+    return context.state.config_records[_DEPLOYMENT]
+
+
+def _runtime(context: Context) -> _SiteRuntime:
+    """The site runtime for this run, rebuilt from ``context.state`` in a fresh process."""
+    deployment = _deployment(context)
+    if not bool(deployment.get("accepted", False)):
+        reason = deployment.get("reason")
+        raise SiteSetupError(f"the coordinator refused this site: {reason!s}")
+    key = (context.run_id, str(deployment["run_key"]), _node_str(context, SITE))
+    cached = _RUNTIMES.get(key)
+    if cached is not None:
+        return cached
+    cfg = RunConfig.model_validate_json(str(deployment["config"]))
+    roster = [str(n) for n in deployment["roster"]]  # type: ignore[union-attr]
+    fed = _own_data(cfg, context)
+    if _STANDARDIZE in context.state.array_records:
+        stats = context.state.array_records[_STANDARDIZE]
+        fed = apply_standardization(fed, stats["0"].numpy(), stats["1"].numpy())
+    site = _node_str(context, SITE)
+    runtime = build_site_runtime(
+        cfg,
+        PreparedFederation.build(cfg, fed),
+        roster,
+        indicators={site: int(deployment["exploit_indicator"])},  # type: ignore[arg-type]
+    )
+    directory = _state_dir(context, str(deployment["run_key"]))
+
+    def keep_state(ctx: Context, rnd: int) -> None:
+        save_round_state(directory, rnd, rec.load_state(ctx.state, rec.CONTEXT_STATE_PREFIX))
+
+    runtime.after_train = keep_state
+    _RUNTIMES[key] = runtime
+    while len(_RUNTIMES) > 8:
+        _RUNTIMES.popitem(last=False)
+    return runtime
+
+
+# --- the app --------------------------------------------------------------------------------
+
+client_app = ClientApp()
+
+
+@client_app.query(wire.ENROL)
+@_reply_errors
+def enrol(msg: Message, context: Context) -> Message:
+    request = wire.read_enrol(msg.content)
+    site = _node_str(context, SITE)
+    if site not in request.roster:
+        raise SiteSetupError(f"site {site!r} is not in the federation's roster {request.roster}")
+    cfg = RunConfig.model_validate_json(request.config_json)
+    fed = _own_data(cfg, context)
+    kit = Path(_node_str(context, KIT))
+    evidence = sign_evidence(
+        _attestation_key(kit),
+        site=site,
+        measurement=package_measurement(),
+        nonce=request.nonce,
+        platform=str(context.node_config.get(PLATFORM, "software")),  # type: ignore[arg-type]
+        tcb_version=str(context.node_config.get(TCB_VERSION, "")),
+    )
+    directory = _state_dir(context, request.run_key)
+    restored_round, state = restore_round_state(directory, request.resume_round)
+    rec.store_state(context.state, state, rec.CONTEXT_STATE_PREFIX)
+    if request.resume_round:
+        log.info(
+            "resuming after round %d with site state of round %d",
+            *(request.resume_round, restored_round),
+        )
+    context.state[_DEPLOYMENT] = ConfigRecord(
+        {
+            "config": request.config_json,
+            "roster": request.roster,
+            "run_key": request.run_key,
+            "accepted": False,
+            "reason": "awaiting admission",
+            "exploit_indicator": 0,
+        }
+    )
+    own = fed.sites[0]
+    reply = wire.Enrolled(
+        site=site,
+        index=request.roster.index(site),
+        evidence_json=evidence.model_dump_json(),
+        n_train=len(own.train),
+        n_test=len(own.test),
+        input_shape=tuple(fed.input_shape),
+        num_classes=fed.num_classes,
+        task=fed.task,
+    )
+    return Message(wire.enrolled_content(reply), reply_to=msg)
+
+
+@client_app.query(wire.MOMENTS)
+@_reply_errors
+def moments(msg: Message, context: Context) -> Message:
+    cfg = RunConfig.model_validate_json(str(_deployment(context)["config"]))
+    own = _own_data(cfg, context).sites[0]
+    m = Moments.of(own.train.x)
+    return Message(wire.moments_content(m.count, m.total, m.total_sq), reply_to=msg)
+
+
+@client_app.query(wire.ADMISSION)
+@_reply_errors
+def admission(msg: Message, context: Context) -> Message:
+    decision, standardize = wire.read_admission(msg.content)
+    deployment = _deployment(context)
+    deployment["accepted"] = decision.accepted
+    deployment["reason"] = decision.reason
+    deployment["exploit_indicator"] = decision.exploit_indicator
+    if standardize is not None:
+        context.state[_STANDARDIZE] = ArrayRecord([standardize[0], standardize[1]])
+    if decision.accepted:
+        log.info("admitted by the coordinator: %s", decision.reason)
+    else:
+        log.error("REFUSED by the coordinator: %s", decision.reason)
+    return Message(RecordDict(), reply_to=msg)
+
+
+add_site_handlers(client_app, _runtime)

@@ -1,0 +1,274 @@
+"""The deployed ServerApp and ClientApp driven in-process through a push/pull fake Grid.
+
+Fast checks of what ``tests/deploy/test_loopback.py`` proves with real processes: the
+deployed apps (enrolment with attestation, federated standardisation from moments, site data
+read by the sites themselves, pooled metrics from site reports, checkpoints, per-round site
+state on disk) give exactly the in-process engine's model; refusals and dead sites; a resumed
+SCAFFOLD run (site control variates restored from disk) equals the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from flwr.app import Context, Message, RecordDict
+from flwr.serverapp import Grid
+
+from medsilo.config import parse_config
+from medsilo.deploy.kits import provision
+from medsilo.deploy.loopback import SITES, heart_experiment
+from medsilo.deploy.spec import parse_federation
+from medsilo.runtime.flower.deployed_server import DeployedRunConfig, server_app
+from medsilo.runtime.flower.deployed_site import client_app
+from medsilo.runtime.simulation import run_federation
+
+from .test_apps_inprocess import one_thread, task_identity  # noqa: F401  (autouse fixtures)
+
+HEART = Path(__file__).resolve().parents[3] / "data" / "heart_disease"
+
+
+class Crash(RuntimeError):
+    """The coordinator 'dies' here."""
+
+
+class PushPullGrid(Grid):
+    """Each node runs the deployed ClientApp with its own node_config and context.
+
+    Messages and contexts are pickled on the way, as a real SuperNode would serialise them.
+    ``dead`` nodes vanish from ``get_node_ids`` and never answer; ``crash_at`` raises
+    :class:`Crash` when a message of that (type, group) is pushed.
+    """
+
+    def __init__(self, node_configs: dict[int, dict[str, Any]]) -> None:
+        self.contexts = {
+            node: Context(
+                run_id=7, node_id=node, node_config=cfg, state=RecordDict(), run_config={}
+            )
+            for node, cfg in node_configs.items()
+        }
+        self.pending: dict[str, Message] = {}
+        self.dead: set[int] = set()
+        self.received: Counter[tuple[int, str]] = Counter()
+        self.kill_after: tuple[str, int] | None = None  # (message type, node): dies after it
+        self.crash_at: tuple[str, str] | None = None
+
+    def set_run(self, run: object) -> None:  # type: ignore[override]
+        pass
+
+    @property
+    def run(self) -> object:  # type: ignore[override]
+        raise NotImplementedError
+
+    def create_message(self, *args: object, **kwargs: object) -> Message:  # type: ignore[override]
+        raise NotImplementedError
+
+    def get_node_ids(self) -> list[int]:
+        return [n for n in self.contexts if n not in self.dead]
+
+    def push_messages(self, messages: Iterable[Message]) -> list[str]:
+        ids = []
+        for msg in messages:
+            if self.crash_at == (msg.metadata.message_type, msg.metadata.group_id):
+                raise Crash(f"coordinator killed while sending {self.crash_at}")
+            mid = uuid.uuid4().hex
+            msg.metadata.__dict__["_message_id"] = mid
+            self.pending[mid] = msg
+            ids.append(mid)
+        return ids
+
+    def pull_messages(self, message_ids: Iterable[str]) -> list[Message]:
+        replies = []
+        for mid in list(message_ids):
+            msg = self.pending.pop(mid, None)
+            if msg is None:
+                continue
+            node = msg.metadata.dst_node_id
+            if node in self.dead:
+                continue  # never answers
+            kind = msg.metadata.message_type
+            self.received[(node, kind)] += 1
+            context = pickle.loads(pickle.dumps(self.contexts[node]))
+            reply = client_app(pickle.loads(pickle.dumps(msg)), context)
+            self.contexts[node] = context
+            replies.append(pickle.loads(pickle.dumps(reply)))
+            if self.kill_after == (kind, node):
+                self.dead.add(node)
+        return replies
+
+    def send_and_receive(  # type: ignore[override]
+        self, messages: Iterable[Message], *, timeout: float | None = None
+    ) -> list[Message]:
+        raise AssertionError("the deployed coordinator polls with push/pull")
+
+
+def experiment(algorithm: str = "fedavg", rounds: int = 2) -> dict[str, Any]:
+    """The loopback tests' heart-disease experiment, shorter, with another algorithm."""
+    exp = heart_experiment(rounds, local_steps=5, lr=0.05)
+    return exp | {"name": "deployed-inprocess", "algorithm": {"name": algorithm}}
+
+
+def spoil_attestation_key(kit: Path) -> None:
+    """Replace the site's attestation key: its evidence no longer verifies."""
+    (kit / "attest.key").write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+
+
+class Federation:
+    def __init__(self, root: Path, exp: dict[str, Any]) -> None:
+        self.root = root
+        spec = parse_federation(
+            {
+                "federation": "inprocess",
+                "coordinator": {"address": "127.0.0.1", "port": 9999},
+                "sites": [{"name": s} for s in SITES],
+                "enrolment": {"allowed_backends": ["software"]},
+            }
+        )
+        provision(spec, root / "kits")
+        self.exp = exp
+        self.exp_path = root / "experiment.yaml"
+        self.exp_path.write_text(yaml.safe_dump(exp))
+
+    def grid(self) -> PushPullGrid:
+        return PushPullGrid(
+            {
+                100 + 7 * i: {
+                    "site": site,
+                    "kit": str(self.root / "kits" / "sites" / site),
+                    "data": str(HEART),
+                }
+                for i, site in enumerate(SITES)
+            }
+        )
+
+    def run(self, grid: PushPullGrid, *, resume: bool = False, min_sites: int = 0) -> Path:
+        settings = DeployedRunConfig(
+            experiment=self.exp_path,
+            kit=self.root / "kits" / "coordinator",
+            run_dir=self.root / "run",
+            resume=resume,
+            round_timeout_s=2.0,
+            connect_timeout_s=1.0,
+            poll_interval_s=0.001,
+            min_sites=min_sites,
+        )
+        context = Context(run_id=7, node_id=0, node_config={}, state=RecordDict(), run_config={})
+        context.run_config.update(settings.as_run_config())
+        server_app(grid, context)
+        return self.root / "run"
+
+
+def final_weights(run_dir: Path) -> list[np.ndarray]:
+    with np.load(run_dir / "final_weights.npz") as npz:
+        return [npz[f"arr_{i}"] for i in range(len(npz.files))]
+
+
+def rounds(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
+
+
+def test_deployed_apps_give_the_engines_model_and_pooled_metrics(tmp_path: Path) -> None:
+    fed = Federation(tmp_path, experiment())
+    run_dir = fed.run(fed.grid())
+    engine = run_federation(parse_config(fed.exp))
+    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
+        assert np.array_equal(a, b)
+    records = rounds(run_dir)
+    assert [r["round"] for r in records] == [1, 2]
+    # The coordinator holds no test data: pooled metrics are the sites' reports, weighted.
+    for mine, theirs in zip(records, engine.rounds, strict=True):
+        assert mine["test"]["n"] == theirs["test"]["n"]
+        assert mine["test"]["accuracy"] == pytest.approx(theirs["test"]["accuracy"], abs=1e-12)
+        assert mine["test"]["loss"] == pytest.approx(theirs["test"]["loss"], rel=1e-5)
+        assert mine["global_model_sha256"] == theirs["global_model_sha256"]
+    enrolment = json.loads((run_dir / "enrolment.json").read_text())
+    assert sorted(enrolment) == sorted(SITES) and all(e["accepted"] for e in enrolment.values())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["admitted"] == sorted(SITES) and summary["rounds_completed"] == 2
+
+
+def test_a_site_whose_evidence_does_not_verify_is_refused_and_gets_no_work(
+    tmp_path: Path,
+) -> None:
+    fed = Federation(tmp_path, experiment())
+    spoil_attestation_key(tmp_path / "kits" / "sites" / "va")
+    grid = fed.grid()
+    run_dir = fed.run(grid, min_sites=2)
+    enrolment = json.loads((run_dir / "enrolment.json").read_text())
+    assert enrolment["va"]["accepted"] is False and "signature" in enrolment["va"]["reason"]
+    va = next(n for n, c in grid.contexts.items() if c.node_config["site"] == "va")
+    assert grid.received[(va, "train")] == 0
+    assert grid.received[(va, "query.admission")] == 1  # told, so it can log the refusal
+    assert all("va" in r["dropped"] for r in rounds(run_dir))
+
+
+def test_too_few_admitted_sites_stop_before_training(tmp_path: Path) -> None:
+    fed = Federation(tmp_path, experiment())
+    spoil_attestation_key(tmp_path / "kits" / "sites" / "va")
+    with pytest.raises(RuntimeError, match=r"only 2 site\(s\) admitted"):
+        fed.run(fed.grid())  # default: every roster site must be admitted
+    assert not (tmp_path / "run" / "rounds.jsonl").exists()
+
+
+def test_a_site_that_dies_mid_run_is_dropped_and_the_run_finishes(tmp_path: Path) -> None:
+    fed = Federation(tmp_path, experiment(rounds=3))
+    grid = fed.grid()
+    hungarian = next(n for n, c in grid.contexts.items() if c.node_config["site"] == "hungarian")
+    grid.kill_after = ("train", hungarian)  # answers round 1's training, then is gone
+    run_dir = fed.run(grid)
+    records = rounds(run_dir)
+    assert [r["round"] for r in records] == [1, 2, 3]
+    assert "hungarian" not in records[0].get("dropped", [])
+    assert all("hungarian" in r["dropped"] for r in records[1:])
+    assert records[0]["evaluation_missing"] == ["hungarian"]
+    assert (run_dir / "summary.json").exists()
+
+
+def test_resumed_scaffold_run_equals_the_uninterrupted_one(tmp_path: Path) -> None:
+    fed = Federation(tmp_path, experiment("scaffold", rounds=4))
+    crashing = fed.grid()
+    crashing.crash_at = ("train", "3")  # dies as it starts round 3
+    with pytest.raises(Crash):
+        fed.run(crashing)
+    run_dir = tmp_path / "run"
+    assert [r["round"] for r in rounds(run_dir)] == [1, 2]
+    # A new Flower run: fresh contexts (SCAFFOLD's control variates only on the sites' disks).
+    fed.run(fed.grid(), resume=True)
+    engine = run_federation(parse_config(fed.exp))
+    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
+        assert np.array_equal(a, b)
+    assert [r["round"] for r in rounds(run_dir)] == [1, 2, 3, 4]
+    assert json.loads((run_dir / "summary.json").read_text())["resumed_after_round"] == 2
+
+
+def test_resume_without_the_site_state_on_disk_would_differ(tmp_path: Path) -> None:
+    """The state files matter: delete them and the resumed SCAFFOLD run is another run."""
+    fed = Federation(tmp_path, experiment("scaffold", rounds=4))
+    crashing = fed.grid()
+    crashing.crash_at = ("train", "3")
+    with pytest.raises(Crash):
+        fed.run(crashing)
+    for state in (tmp_path / "kits" / "sites").glob("*/state/*/round-*.npz"):
+        state.unlink()
+    fed.run(fed.grid(), resume=True)
+    engine = run_federation(parse_config(fed.exp))
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(final_weights(tmp_path / "run"), engine.weights, strict=True)
+    )
