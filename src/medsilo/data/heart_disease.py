@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.model_selection import train_test_split
 
 from medsilo.data._util import frozen
 from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData
@@ -125,6 +124,8 @@ def split_indices(path: Path, labels: NDArray[np.int64]) -> tuple[NDArray[np.int
     levels, counts = np.unique(labels, return_counts=True)
     stratify = labels if len(levels) > 1 and bool(np.all(counts > 2)) else None
     try:
+        from sklearn.model_selection import train_test_split  # lazy: ~0.5 s of imports
+
         train, test = train_test_split(
             np.arange(n),
             test_size=1.0 - TRAIN_FRACTION,

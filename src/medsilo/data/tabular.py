@@ -5,8 +5,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from sklearn.datasets import load_breast_cancer
-from sklearn.model_selection import train_test_split
 
 from medsilo.data._util import frozen
 from medsilo.data.base import CentralData
@@ -21,6 +19,9 @@ def load_breast_cancer_data() -> CentralData:
 
     Standardised with train-split statistics only, so nothing about the test rows leaks in.
     """
+    from sklearn.datasets import load_breast_cancer  # lazy: sklearn costs ~0.5 s to import
+    from sklearn.model_selection import train_test_split
+
     x, y = load_breast_cancer(return_X_y=True)  # reads a CSV inside the wheel; no download
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=TEST_FRACTION, stratify=y, random_state=SPLIT_SEED

@@ -40,6 +40,7 @@ from medsilo.config import ConfigError
 from medsilo.deploy import processes as proc
 from medsilo.deploy.kit_files import load_site_identity
 
+SUPEREXEC_DEFAULT_POLL_S = 1.0
 INSECURE_WARNING = (
     "WARNING: --insecure: no TLS and no site authentication. Model updates travel in clear "
     "text and the coordinator cannot tell this site from an impostor. Never use this with "
@@ -117,7 +118,12 @@ def site_launch(
         "--port",
         str(runtime_port if runtime_port is not None else proc.free_port()),
     ]
-    env = proc.flower_env(kit / "flower-home")
+    # The SuperNode's SuperExec looks for a ClientApp to start every second (Flower's
+    # default, FLWR_SUPEREXEC_TASK_POLL_INTERVAL); a shorter site poll shortens that too.
+    extra = {}
+    if poll_interval_s is not None and poll_interval_s < SUPEREXEC_DEFAULT_POLL_S:
+        extra["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(max(poll_interval_s, 0.01))
+    env = proc.flower_env(kit / "flower-home", extra)
     return SiteLaunch(argv, env, identity.name, identity.coordinator)
 
 

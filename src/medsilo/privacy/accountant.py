@@ -25,9 +25,11 @@ from __future__ import annotations
 import logging
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import dp_accounting
-from dp_accounting import rdp
+if TYPE_CHECKING:  # imported on first use: dp-accounting takes ~0.6 s to import, and every
+    # deployed site message starts a fresh process (docs/deployment.md, Performance)
+    import dp_accounting
 
 #: Calibration never goes below this noise multiplier (a budget so loose that less noise
 #: would do is better served by no DP at all).
@@ -51,6 +53,8 @@ def gaussian_event(
     """``count`` compositions of a Gaussian of multiplier ``z``, Poisson-sampled at ``q``."""
     if not 0 < sampling_rate <= 1:
         raise ValueError(f"sampling rate must be in (0, 1], got {sampling_rate}")
+    import dp_accounting
+
     event: dp_accounting.DpEvent = dp_accounting.GaussianDpEvent(noise_multiplier)
     if sampling_rate < 1:
         event = dp_accounting.PoissonSampledDpEvent(sampling_rate, event)
@@ -58,6 +62,8 @@ def gaussian_event(
 
 
 def new_accountant() -> dp_accounting.PrivacyAccountant:
+    from dp_accounting import rdp
+
     return rdp.RdpAccountant()
 
 
@@ -95,6 +101,8 @@ def calibrate_noise_multiplier(
         raise ValueError(f"count must be >= 1, got {count}")
     if epsilon(_MIN_NOISE, sampling_rate, count, delta) <= target_epsilon:
         return _MIN_NOISE
+    import dp_accounting
+
     z = float(
         dp_accounting.calibrate_dp_mechanism(
             lambda: new_accountant(),

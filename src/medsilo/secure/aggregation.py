@@ -27,18 +27,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medsilo.algorithms.base import Algorithm, ServerState
 from medsilo.config import RunConfig
 from medsilo.models.weights import Layout
-from medsilo.secure.ckks_round import CKKSAggregation
 from medsilo.secure.config import EQUAL_WEIGHT_ALGORITHMS, SecureAggregationConfig
 from medsilo.secure.exchange import SecureSum, secure_sum
 from medsilo.secure.fixed_point import FixedPoint, Ring, reduce
 from medsilo.secure.protocol import SecAggAbort, SecAggParams
 from medsilo.secure.result import SecureRound, aggregation_weight, placeholder
+
+if TYPE_CHECKING:  # imported when CKKS is used: TenSEAL costs time at every start-up
+    from medsilo.secure.ckks_round import CKKSAggregation
 from medsilo.types import Update, Weights, flatten, unflatten
 
 log = logging.getLogger(__name__)
@@ -79,6 +82,8 @@ class SecureAggregation:
         self.seed = seed
         self.ckks: CKKSAggregation | None = None
         if cfg.mechanism == "ckks":
+            from medsilo.secure.ckks_round import CKKSAggregation  # lazy: TenSEAL is heavy
+
             self.ckks = CKKSAggregation()
             return
         # Fail at start-up, not mid-run, when the cohort cannot meet the threshold or ring.

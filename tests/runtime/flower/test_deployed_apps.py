@@ -26,11 +26,12 @@ from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
 
 from medsilo.config import parse_config
+from medsilo.data.own_site import load_own_site
 from medsilo.deploy.kits import provision
 from medsilo.deploy.loopback import SITES, heart_experiment
 from medsilo.deploy.spec import parse_federation
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, server_app
-from medsilo.runtime.flower.deployed_site import client_app
+from medsilo.runtime.flower.deployed_site import client_app, load_cached_own_data
 from medsilo.runtime.simulation import run_federation
 
 from .test_apps_inprocess import one_thread, task_identity  # noqa: F401  (autouse fixtures)
@@ -201,6 +202,18 @@ def test_deployed_apps_give_the_engines_model_and_pooled_metrics(tmp_path: Path)
     assert sorted(enrolment) == sorted(SITES) and all(e["accepted"] for e in enrolment.values())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["admitted"] == sorted(SITES) and summary["rounds_completed"] == 2
+    # Each site kept its prepared arrays beside its state (later messages read them back).
+    for site in SITES:
+        (cache,) = (tmp_path / "kits" / "sites" / site / "state").glob("*/own-data.npz")
+        stored = load_cached_own_data(cache.parent)
+        fresh = load_own_site(parse_config(fed.exp).data, site, HEART, 0)
+        assert stored is not None
+        for got, want in zip(
+            (stored.sites[0].train, stored.sites[0].test),
+            (fresh.sites[0].train, fresh.sites[0].test),
+            strict=True,
+        ):
+            assert np.array_equal(got.x, want.x) and np.array_equal(got.y, want.y)
 
 
 def test_a_site_whose_evidence_does_not_verify_is_refused_and_gets_no_work(

@@ -13,8 +13,9 @@ the roster and an attestation nonce; the site loads its data
 and answers with the evidence and the shape of its data. ``query.moments`` returns the
 aggregate moments for federated standardisation, ``query.admission`` says whether the
 coordinator admitted it (a refusal is logged here too) and carries the federation-wide mean
-and std. Everything the site needs later is kept in ``context.state``, because Flower 1.41
-starts a fresh ``flwr-clientapp`` process for every message.
+and std. Everything the site needs later is kept in ``context.state`` (and its prepared
+arrays in ``KIT/state/<run_key>/own-data.npz``), because Flower 1.41 starts a fresh
+``flwr-clientapp`` process for every message.
 
 Training and evaluation are :func:`medsilo.runtime.flower.client_app.add_site_handlers`,
 the very handlers of the simulation ClientApp, over a runtime built from this site's data.
@@ -42,7 +43,8 @@ from flwr.clientapp import ClientApp
 from medsilo.attestation.measurement import package_measurement
 from medsilo.attestation.software import sign_evidence
 from medsilo.config import RunConfig
-from medsilo.data.base import FederatedData
+from medsilo.data._util import frozen
+from medsilo.data.base import FederatedData, SiteData
 from medsilo.data.own_site import load_own_site
 from medsilo.data.standardize import Moments, apply_standardization
 from medsilo.runtime.flower import enrolment_records as wire
@@ -99,6 +101,41 @@ def _own_data(cfg: RunConfig, context: Context) -> FederatedData:
     data = context.node_config.get(DATA)
     path = Path(str(data)).expanduser().resolve() if data else None
     return load_own_site(cfg.data, site, path, cfg.seed)
+
+
+OWN_DATA = "own-data.npz"
+
+
+def cache_own_data(directory: Path, fed: FederatedData) -> None:
+    """Keep the site's prepared (unstandardised) arrays beside its state for this run.
+
+    Every message runs in a fresh process; reading them back is much cheaper than parsing
+    and splitting the source files (and importing what that needs) each time. The cache
+    is rewritten at every enrolment, so a run always starts from the data as it is then.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    own = fed.sites[0]
+    tmp = directory / f".{OWN_DATA}.{os.getpid()}.npz"
+    np.savez(
+        tmp,
+        train_x=own.train.x,
+        train_y=own.train.y,
+        test_x=own.test.x,
+        test_y=own.test.y,
+        meta=np.array([fed.name, own.name, str(fed.num_classes), fed.task]),
+    )
+    os.replace(tmp, directory / OWN_DATA)
+
+
+def load_cached_own_data(directory: Path) -> FederatedData | None:
+    path = directory / OWN_DATA
+    if not path.is_file():
+        return None
+    with np.load(path) as npz:
+        name, site, classes, task = (str(v) for v in npz["meta"])
+        train = frozen(npz["train_x"], npz["train_y"])
+        test = frozen(npz["test_x"], npz["test_y"])
+    return FederatedData(name, [SiteData(site, train, test)], test, int(classes), task)  # type: ignore[arg-type]
 
 
 # --- site state on disk (per round, for a coordinator's resume) ----------------------------
@@ -159,7 +196,8 @@ def _runtime(context: Context) -> _SiteRuntime:
         return cached
     cfg = RunConfig.model_validate_json(str(deployment["config"]))
     roster = [str(n) for n in deployment["roster"]]  # type: ignore[union-attr]
-    fed = _own_data(cfg, context)
+    stored = load_cached_own_data(_state_dir(context, str(deployment["run_key"])))
+    fed = stored if stored is not None else _own_data(cfg, context)
     if _STANDARDIZE in context.state.array_records:
         stats = context.state.array_records[_STANDARDIZE]
         fed = apply_standardization(fed, stats["0"].numpy(), stats["1"].numpy())
@@ -206,6 +244,7 @@ def enrol(msg: Message, context: Context) -> Message:
         tcb_version=str(context.node_config.get(TCB_VERSION, "")),
     )
     directory = _state_dir(context, request.run_key)
+    cache_own_data(directory, fed)
     restored_round, state = restore_round_state(directory, request.resume_round)
     rec.store_state(context.state, state, rec.CONTEXT_STATE_PREFIX)
     if request.resume_round:
@@ -240,9 +279,11 @@ def enrol(msg: Message, context: Context) -> Message:
 @client_app.query(wire.MOMENTS)
 @_reply_errors
 def moments(msg: Message, context: Context) -> Message:
-    cfg = RunConfig.model_validate_json(str(_deployment(context)["config"]))
-    own = _own_data(cfg, context).sites[0]
-    m = Moments.of(own.train.x)
+    deployment = _deployment(context)
+    fed = load_cached_own_data(_state_dir(context, str(deployment["run_key"])))
+    if fed is None:
+        fed = _own_data(RunConfig.model_validate_json(str(deployment["config"])), context)
+    m = Moments.of(fed.sites[0].train.x)
     return Message(wire.moments_content(m.count, m.total, m.total_sq), reply_to=msg)
 
 
