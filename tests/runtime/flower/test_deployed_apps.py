@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
 
+from medsilo.confidential.vulnerabilities import default_registry
 from medsilo.config import parse_config
 from medsilo.data.own_site import load_own_site
 from medsilo.deploy.kits import provision
@@ -131,14 +132,16 @@ def spoil_attestation_key(kit: Path) -> None:
 
 
 class Federation:
-    def __init__(self, root: Path, exp: dict[str, Any]) -> None:
+    def __init__(
+        self, root: Path, exp: dict[str, Any], enrolment: dict[str, Any] | None = None
+    ) -> None:
         self.root = root
         spec = parse_federation(
             {
                 "federation": "inprocess",
                 "coordinator": {"address": "127.0.0.1", "port": 9999},
                 "sites": [{"name": s} for s in SITES],
-                "enrolment": {"allowed_backends": ["software"]},
+                "enrolment": {"allowed_backends": ["software"]} | (enrolment or {}),
             }
         )
         provision(spec, root / "kits")
@@ -285,3 +288,64 @@ def test_resume_without_the_site_state_on_disk_would_differ(tmp_path: Path) -> N
         np.array_equal(a, b)
         for a, b in zip(final_weights(tmp_path / "run"), engine.weights, strict=True)
     )
+
+
+def test_an_attested_exploitable_tcb_sets_that_sites_ccpgd_indicator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The indicator CC-PGD uses comes from attestation: va claims SEV-SNP at a TCB that an
+    (installed, test) registry entry marks exploitable; with ``exploitable_tcb: flag`` it is
+    admitted with indicator 1, and the run equals the engine told the same platform record."""
+    home = tmp_path / "xdg"
+    (home / "medsilo").mkdir(parents=True)
+    (home / "medsilo" / "tee_vulnerabilities.json").write_text(
+        json.dumps(
+            {
+                "_comment": "test registry",
+                "entries": [
+                    {
+                        "cve": "CVE-2099-0001",
+                        "name": "test side channel",
+                        "platforms": ["sev-snp"],
+                        "exploitable": True,
+                        "fixed_tcb": {"sev-snp": "2.0"},
+                        "source": "test",
+                    }
+                ],
+            }
+        )
+    )
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    default_registry.cache_clear()
+    try:
+        exp = experiment("ccpgd") | {"algorithm": {"name": "ccpgd", "lam": 0.3, "kappa": 3.0}}
+        fed = Federation(tmp_path, exp, {"exploitable_tcb": "flag"})
+        grid = fed.grid()
+        for context in grid.contexts.values():
+            if context.node_config["site"] == "va":
+                context.node_config["platform"] = "sev-snp"
+                context.node_config["tcb-version"] = "1.5"
+        run_dir = fed.run(grid)
+        va = json.loads((run_dir / "enrolment.json").read_text())["va"]
+        assert va["accepted"] and va["exploit_indicator"] == 1
+        assert va["matched_cves"] == ["CVE-2099-0001"] and "flagged" in va["reason"]
+        told = exp | {
+            "sites": {
+                "overrides": {
+                    "va": {
+                        "platform": {
+                            "kind": "sev-snp",
+                            "tcb_version": "1.5",
+                            "known_vulnerabilities": ["CVE-2099-0001"],
+                        }
+                    }
+                }
+            }
+        }
+        same = run_federation(parse_config(told)).weights
+        unexposed = run_federation(parse_config(exp)).weights
+        deployed = final_weights(run_dir)
+        assert all(np.array_equal(a, b) for a, b in zip(deployed, same, strict=True))
+        assert not all(np.array_equal(a, b) for a, b in zip(deployed, unexposed, strict=True))
+    finally:
+        default_registry.cache_clear()
