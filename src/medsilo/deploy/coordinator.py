@@ -178,18 +178,20 @@ def start_coordinator(
 
 
 def _follow(runner: subprocess.Popen[bytes], run_log: Path, echo: bool) -> None:
-    """Wait for ``flwr run --stream`` to end, echoing the run's log lines as they come."""
-    shown = 0
+    """Wait for ``flwr run --stream`` to end, echoing the run's log as it grows (only the
+    bytes written since the last look are read)."""
+    offset = 0
     while True:
         finished = runner.poll() is not None
-        if echo:
-            try:
-                lines = run_log.read_text(errors="replace").splitlines()
-            except OSError:
-                lines = []
-            for line in lines[shown:]:
-                print(line, file=sys.stderr, flush=True)
-            shown = len(lines)
+        if echo and run_log.exists():
+            with run_log.open("rb") as log_file:
+                log_file.seek(offset)
+                new = log_file.read()
+            cut = len(new) if finished else new.rfind(b"\n") + 1  # whole lines only
+            if cut:
+                sys.stderr.write(new[:cut].decode(errors="replace"))
+                sys.stderr.flush()
+                offset += cut
         if finished:
             return
         time.sleep(0.5)

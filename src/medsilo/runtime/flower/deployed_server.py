@@ -73,6 +73,7 @@ from medsilo.runtime.flower.server_app import (
     FlowerRunError,
     _Coordinator,
     send_and_collect,
+    wait_for_nodes,
 )
 from medsilo.runtime.records import RoundRecord
 
@@ -230,31 +231,16 @@ class _Deployment:
         wanted = self.settings.min_sites or len(self.names)
         return max(1, self.cfg.training.min_sites, min(wanted, len(self.names)))
 
-    def wait_for_sites(self, grid: Grid) -> list[int]:
-        need = len(self.names)
-        floor = self._floor()
-        deadline = time.monotonic() + self.settings.connect_timeout_s
-        while True:
-            nodes = sorted(grid.get_node_ids())
-            if len(nodes) >= need:
-                return nodes
-            if time.monotonic() > deadline:
-                if len(nodes) >= floor:
-                    log.warning(
-                        "%d of %d sites connected within %.0fs; going on with them",
-                        len(nodes),
-                        need,
-                        self.settings.connect_timeout_s,
-                    )
-                    return nodes
-                raise FlowerRunError(
-                    f"only {len(nodes)} of {need} sites connected within "
-                    f"{self.settings.connect_timeout_s:.0f}s; {floor} needed (--min-sites)"
-                )
-            time.sleep(self._poll())
-
     def enrol_sites(self, grid: Grid) -> dict[str, wire.Enrolled]:
-        node_ids = self.wait_for_sites(grid)
+        floor = self._floor()
+        node_ids = wait_for_nodes(
+            grid,
+            len(self.names),
+            floor,
+            self.settings.connect_timeout_s,
+            self._poll(),
+            f"; {floor} needed (--min-sites)",
+        )
         nonces = {node: secrets.token_hex(32) for node in node_ids}
         resume_round = self.resume.round if self.resume is not None else 0
         key = run_key(self.settings.run_dir, self.cfg)
@@ -310,7 +296,6 @@ class _Deployment:
         (self.settings.run_dir / ENROLMENT_FILE).write_text(
             json.dumps(self.decisions, indent=2, default=json_default)
         )
-        floor = self._floor()
         if len(admitted) < floor:
             raise FlowerRunError(
                 f"only {len(admitted)} site(s) admitted ({sorted(admitted)}), {floor} needed "
@@ -377,10 +362,10 @@ class _Deployment:
             for site in admitted
         ]
         replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
-        by_site = {site: node for site, node in self.nodes.items()}
+        site_of = {node: site for site, node in self.nodes.items()}
         got: dict[str, Moments] = {}
         for reply in replies:
-            site = next(s for s, n in by_site.items() if n == reply.metadata.src_node_id)
+            site = site_of[reply.metadata.src_node_id]
             if reply.has_error():
                 raise FlowerRunError(f"site {site!r} failed to send its moments: {reply.error}")
             count, total, total_sq = wire.read_moments(reply.content)
@@ -478,5 +463,11 @@ server_app = ServerApp()
 @server_app.main()
 def main(grid: Grid, context: Context) -> None:
     settings = DeployedRunConfig.from_context(context.run_config)
-    logging.getLogger("medsilo").setLevel(logging.INFO)
+    medsilo_log = logging.getLogger("medsilo")
+    medsilo_log.setLevel(logging.INFO)
+    if not medsilo_log.handlers:  # else INFO (enrolment, per-round progress) is never shown:
+        # without a handler Python's last resort prints WARNING and above only
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        medsilo_log.addHandler(handler)
     _Deployment(settings).run(grid)

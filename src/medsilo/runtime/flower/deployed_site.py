@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -175,8 +174,6 @@ def restore_round_state(directory: Path, resume_round: int) -> tuple[int, dict[s
 
 # --- runtime per message ------------------------------------------------------------------
 
-_RUNTIMES: OrderedDict[tuple[int, str, str], _SiteRuntime] = OrderedDict()
-
 
 def _deployment(context: Context) -> ConfigRecord:
     if _DEPLOYMENT not in context.state.config_records:
@@ -184,20 +181,24 @@ def _deployment(context: Context) -> ConfigRecord:
     return context.state.config_records[_DEPLOYMENT]
 
 
+def _site_data(context: Context, deployment: ConfigRecord) -> FederatedData:
+    """This site's unstandardised data: the arrays cached at enrolment, else its files."""
+    stored = load_cached_own_data(_state_dir(context, str(deployment["run_key"])))
+    if stored is not None:
+        return stored
+    return _own_data(RunConfig.model_validate_json(str(deployment["config"])), context)
+
+
 def _runtime(context: Context) -> _SiteRuntime:
-    """The site runtime for this run, rebuilt from ``context.state`` in a fresh process."""
+    """The site runtime for this message, rebuilt from ``context.state`` (Flower 1.41 runs
+    every message in a fresh process, so there is nothing to keep between messages)."""
     deployment = _deployment(context)
     if not bool(deployment.get("accepted", False)):
         reason = deployment.get("reason")
         raise SiteSetupError(f"the coordinator refused this site: {reason!s}")
-    key = (context.run_id, str(deployment["run_key"]), _node_str(context, SITE))
-    cached = _RUNTIMES.get(key)
-    if cached is not None:
-        return cached
     cfg = RunConfig.model_validate_json(str(deployment["config"]))
     roster = [str(n) for n in deployment["roster"]]  # type: ignore[union-attr]
-    stored = load_cached_own_data(_state_dir(context, str(deployment["run_key"])))
-    fed = stored if stored is not None else _own_data(cfg, context)
+    fed = _site_data(context, deployment)
     if _STANDARDIZE in context.state.array_records:
         stats = context.state.array_records[_STANDARDIZE]
         fed = apply_standardization(fed, stats["0"].numpy(), stats["1"].numpy())
@@ -214,9 +215,6 @@ def _runtime(context: Context) -> _SiteRuntime:
         save_round_state(directory, rnd, rec.load_state(ctx.state, rec.CONTEXT_STATE_PREFIX))
 
     runtime.after_train = keep_state
-    _RUNTIMES[key] = runtime
-    while len(_RUNTIMES) > 8:
-        _RUNTIMES.popitem(last=False)
     return runtime
 
 
@@ -279,11 +277,7 @@ def enrol(msg: Message, context: Context) -> Message:
 @client_app.query(wire.MOMENTS)
 @_reply_errors
 def moments(msg: Message, context: Context) -> Message:
-    deployment = _deployment(context)
-    fed = load_cached_own_data(_state_dir(context, str(deployment["run_key"])))
-    if fed is None:
-        fed = _own_data(RunConfig.model_validate_json(str(deployment["config"])), context)
-    m = Moments.of(fed.sites[0].train.x)
+    m = Moments.of(_site_data(context, _deployment(context)).sites[0].train.x)
     return Message(wire.moments_content(m.count, m.total, m.total_sq), reply_to=msg)
 
 

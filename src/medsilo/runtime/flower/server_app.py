@@ -198,21 +198,11 @@ class _Coordinator:
 
     # --- messaging --------------------------------------------------------------------
 
-    def _wait_for_nodes(self, grid: Grid) -> list[int]:
-        deadline = time.monotonic() + self.connect_timeout_s
-        while True:
-            node_ids = sorted(grid.get_node_ids())
-            if len(node_ids) >= len(self.names):
-                return node_ids
-            if time.monotonic() > deadline:
-                raise FlowerRunError(
-                    f"only {len(node_ids)} of {len(self.names)} sites connected within "
-                    f"{self.connect_timeout_s:.0f}s (sites: {self.names})"
-                )
-            time.sleep(0.05)
-
     def _identify(self, grid: Grid) -> None:
-        node_ids = self._wait_for_nodes(grid)
+        need = len(self.names)
+        node_ids = wait_for_nodes(
+            grid, need, need, self.connect_timeout_s, 0.05, f" (sites: {self.names})"
+        )
         messages = [
             Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY, group_id="0")
             for n in node_ids
@@ -483,6 +473,32 @@ class _Coordinator:
         if view.pooled_test is None:
             return record
         return record | attack_fields(view.model, weights, view.pooled_test, self.cfg.attack)
+
+
+def wait_for_nodes(
+    grid: Grid, need: int, floor: int, timeout_s: float, poll_s: float, hint: str
+) -> list[int]:
+    """The connected node ids once ``need`` are connected; after ``timeout_s``, those
+    connected if at least ``floor`` (logged), else :class:`FlowerRunError` (``hint`` is
+    appended to its message)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        node_ids = sorted(grid.get_node_ids())
+        if len(node_ids) >= need:
+            return node_ids
+        if time.monotonic() > deadline:
+            if len(node_ids) >= floor:
+                log.warning(
+                    "%d of %d sites connected within %.0fs; going on with them",
+                    len(node_ids),
+                    need,
+                    timeout_s,
+                )
+                return node_ids
+            raise FlowerRunError(
+                f"only {len(node_ids)} of {need} sites connected within {timeout_s:.0f}s{hint}"
+            )
+        time.sleep(poll_s)
 
 
 def send_and_collect(
