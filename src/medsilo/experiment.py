@@ -7,6 +7,7 @@ crash or a Ctrl-C mid-run still leaves every completed round on disk.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,8 +117,10 @@ def run_experiment(
             log.write(json.dumps(rec, default=json_default) + "\n")
 
         def record(rec: RoundRecord) -> None:
+            # Durable (fsync, ledger) before the loop writes the round's checkpoint.
             log.write(json.dumps(rec, default=json_default) + "\n")
             log.flush()
+            os.fsync(log.fileno())
             ledger.round(rec)
             if on_round is not None:
                 on_round(rec)

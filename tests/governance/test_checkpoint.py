@@ -53,8 +53,8 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(
     cfg = stateful_config()
     straight = run_federation(cfg, fed)
     writer = CheckpointWriter(tmp_path, cfg, CheckpointConfig(every=1))
-    with pytest.raises(Crash):
-        run_federation(cfg, fed, on_round=crash_after(2), checkpoints=writer)
+    with pytest.raises(Crash):  # round 3's record never became durable: no checkpoint 3
+        run_federation(cfg, fed, on_round=crash_after(3), checkpoints=writer)
     assert checkpoint_rounds(tmp_path) == [1, 2]
     resumed = run_federation(cfg, fed, resume=load_checkpoint(checkpoint_path(tmp_path, 2)))
     assert [r["round"] for r in resumed.rounds] == [3, 4]
@@ -67,6 +67,21 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(
         for key, arrays in state.items():
             for a, b in zip(arrays, resumed.site_states[site][key], strict=True):
                 assert np.array_equal(a, b)
+
+
+def test_a_round_is_recorded_before_its_checkpoint(tmp_path: Path, fed: FederatedData) -> None:
+    """A crash between the two must never leave a checkpoint whose round has no record
+    (resuming from it would leave a permanent gap in rounds.jsonl and the ledger)."""
+    cfg = stateful_config()
+    writer = CheckpointWriter(tmp_path, cfg, CheckpointConfig(every=1))
+    seen: list[tuple[int, list[int]]] = []
+    run_federation(
+        cfg,
+        fed,
+        on_round=lambda r: seen.append((r["round"], checkpoint_rounds(tmp_path))),
+        checkpoints=writer,
+    )
+    assert seen == [(1, []), (2, [1]), (3, [1, 2]), (4, [1, 2, 3])]
 
 
 def test_keep_prunes_all_but_the_newest(tmp_path: Path, fed: FederatedData) -> None:

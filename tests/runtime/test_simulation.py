@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medsilo.runtime.simulation import run_federation, sample_sites
+from medsilo.runtime.federation import sample_sites
+from medsilo.runtime.simulation import run_federation
 
 from ..conftest import small_config, synthetic_federation
 

@@ -51,6 +51,8 @@ from medsilo.algorithms.dp_fedavg import DPFedAvg
 from medsilo.asynchrony import FedAsyncConfig, FedBuffConfig
 from medsilo.config import ConfigError, RunConfig
 from medsilo.privacy.ledger import PrivacyLedger
+from medsilo.runtime.federation import FederationResult, GlobalModel
+from medsilo.runtime.inprocess import InProcessSites
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
     RoundCallback,
@@ -60,8 +62,7 @@ from medsilo.runtime.records import (
     round_record,
     update_bytes,
 )
-from medsilo.runtime.rounds import RoundOutcome, cohort_size
-from medsilo.runtime.simulation import FederationResult, _Engine
+from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome, cohort_size
 from medsilo.types import Update, Weights, add, subtract
 
 log = logging.getLogger(__name__)
@@ -92,11 +93,19 @@ class _Event:
     task: _Task = field(compare=False)
 
 
-class AsyncEngine(_Engine):
-    """FedAsync / FedBuff over the same site and coordinator steps as :class:`_Engine`."""
+class AsyncEngine:
+    """FedAsync / FedBuff over the same sites (:class:`InProcessSites`), coordinator steps
+    and :class:`GlobalModel` as the synchronous :class:`~medsilo.runtime.federation.RoundLoop`."""
 
     def __init__(self, cfg: RunConfig, prep: PreparedFederation, algorithm: Algorithm) -> None:
-        super().__init__(cfg, prep, algorithm)
+        cfg.sites.check_names(prep.fed.site_names)
+        self.cfg = cfg
+        self.prep = prep
+        self.algorithm = algorithm
+        self.sites = InProcessSites(cfg, prep, algorithm)
+        self.names = self.sites.names
+        self.clock = self.sites.clock
+        self.coordinator = CoordinatorSteps(cfg, prep.layout, len(self.names))
         mode = cfg.asynchrony
         assert isinstance(mode, FedAsyncConfig | FedBuffConfig)
         self.mode = mode
@@ -108,8 +117,7 @@ class AsyncEngine(_Engine):
         self.queue: list[_Event] = []
         self.seq = 0
         self.dispatches = 0
-        sizes = {n: len(prep.train[n]) for n in self.names}
-        self.privacy = PrivacyLedger.build(cfg, algorithm, sizes)
+        self.privacy = PrivacyLedger.build(cfg, algorithm, self.sites.train_sizes)
         #: DP-FedAvg: a site contributes at most one update per buffer (its sensitivity).
         self.one_per_buffer = isinstance(algorithm, DPFedAvg)
         buffer_size = mode.buffer_size if isinstance(mode, FedBuffConfig) else 1
@@ -175,8 +183,9 @@ class AsyncEngine(_Engine):
 
     def run(self, on_round: RoundCallback | None) -> FederationResult:
         self.wall_start = time.perf_counter()
-        self.weights = [w.copy() for w in self.prep.initial_weights]
-        self.server_state = self.algorithm.init_server_state(self.weights, self.prep.layout)
+        self.model = GlobalModel.start(
+            self.cfg, self.algorithm, self.prep.initial_weights, self.prep.layout
+        )
         self.records: list[RoundRecord] = []
         self.on_round = on_round
         self.pending: RoundRecord | None = None
@@ -223,21 +232,22 @@ class AsyncEngine(_Engine):
             stop_reason = self._budget_reason()
         self._finish(stop_reason, now)
         return FederationResult(
-            weights=self.weights,
+            weights=self.model.weights,
             rounds=self.records,
-            site_states=self.states,
-            site_weights=self._site_weights(self.weights),
+            site_states=self.sites.states,
+            site_weights=self.sites.site_weights(self.model.weights),
             wall_s=time.perf_counter() - self.wall_start,
         )
 
     def _start(self, task: _Task, now: float) -> None:
         """The site downloads the current model, trains, and its arrival is scheduled."""
-        payload = self.algorithm.broadcast(self.server_state)
-        task.version, task.weights = self.version, self.weights
+        weights = self.model.weights
+        payload = self.algorithm.broadcast(self.model.server_state)
+        task.version, task.weights = self.version, weights
         if self.privacy is not None and not self.one_per_buffer:
             self.privacy.count_release(task.site)  # DP-SGD: this training is a release
-        task.update = self._site_update(task.number, task.site, self.weights, payload)
-        down = broadcast_bytes(self.weights, payload)
+        task.update = self.sites.site_update(task.number, task.site, weights, payload)
+        down = broadcast_bytes(weights, payload)
         self.bytes_down += down
         timing = self.clock.dispatch(
             task.site, now, down, self.clock.examples(task.update), update_bytes(task.update)
@@ -252,25 +262,26 @@ class AsyncEngine(_Engine):
             outcome = self.coordinator.process(
                 len(self.records) + 1,
                 self.algorithm,
-                self.weights,
+                self.model.weights,
                 [task.update],
-                self.server_state,
+                self.model.server_state,
                 len(self.names),
             )
             if outcome.delta is not None:
                 a = self.mode.alpha * staleness_weight(staleness, self.mode.staleness)
+                current = self.model.weights
                 site_model = add(task.weights, outcome.delta)
                 mixed = [
                     (a * d).astype(w.dtype)
-                    for d, w in zip(subtract(site_model, self.weights), self.weights, strict=True)
+                    for d, w in zip(subtract(site_model, current), current, strict=True)
                 ]
                 outcome = replace(outcome, delta=mixed)
             self._aggregated([(task.update, staleness)], outcome, now)
             return
-        decoded, rejected = self.coordinator.decode([task.update], self.weights)
+        decoded, rejected = self.coordinator.decode([task.update], self.model.weights)
         if rejected:
             skip = RoundOutcome(
-                None, self.server_state, [], rejected, skip_reason=rejected[0].reason
+                None, self.model.server_state, [], rejected, skip_reason=rejected[0].reason
             )
             self._aggregated([(task.update, staleness)], skip, now)
             return
@@ -293,9 +304,9 @@ class AsyncEngine(_Engine):
         outcome = self.coordinator.process(
             len(self.records) + 1,
             self.algorithm,
-            self.weights,
+            self.model.weights,
             [s for _, _, s in full],
-            self.server_state,
+            self.model.server_state,
             len(self.names),
         )
         self._aggregated([(u, tau) for u, tau, _ in full], outcome, now)
@@ -309,10 +320,9 @@ class AsyncEngine(_Engine):
             if self.one_per_buffer and outcome.delta is not None:
                 for update in outcome.accepted:  # averaged into this noisy aggregate
                     self.privacy.count_release(update.site)
-            self.privacy.annotate(record, self.server_state)
+            self.privacy.annotate(record, self.model.server_state)
+        self.model.apply(outcome)
         if outcome.delta is not None:
-            self.server_state = outcome.server_state
-            self.weights = self.server_opt.step(self.weights, outcome.delta, self.prep.layout)
             self.applied += len(outcome.accepted)
             self.version += 1
         self.last_aggregation_s = now
@@ -320,9 +330,9 @@ class AsyncEngine(_Engine):
         record["updates_target"] = self.target_updates
         record["updates_applied"] = self.applied
         record["model_version"] = self.version
-        record.update(model_hash_field(self.weights))
+        record.update(model_hash_field(self.model.weights))
         if self.applied - self.applied_at_eval >= self.eval_every_updates:
-            record.update(self._evaluate(self.weights))
+            record.update(self.sites.evaluate(record["round"], self.model.weights, False))
             self.applied_at_eval = self.applied
         self.records.append(record)
         self._emit()
@@ -343,7 +353,7 @@ class AsyncEngine(_Engine):
     ) -> RoundRecord:
         updates = [u for u, _ in sent]
         record = round_record(
-            number, [u.site for u in updates], updates, self.weights, {}, None, outcome
+            number, [u.site for u in updates], updates, self.model.weights, {}, None, outcome
         )
         stale = [tau for _, tau in sent]
         record.update(
@@ -378,12 +388,14 @@ class AsyncEngine(_Engine):
             self.records.append(record)
             self.pending = record
         if "test" not in self.pending:
-            self.pending.update(self._evaluate(self.weights))
-        self.pending.update(model_hash_field(self.weights))
+            self.pending.update(
+                self.sites.evaluate(self.pending["round"], self.model.weights, True)
+            )
+        self.pending.update(model_hash_field(self.model.weights))
         self.pending["stop_reason"] = reason
         self.pending["updates_received"] = self.received
         if self.privacy is not None:  # trainings started since the last aggregation count
-            self.privacy.annotate(self.pending, self.server_state)
+            self.privacy.annotate(self.pending, self.model.server_state)
         self._emit()
 
     def _budget_reason(self) -> str:

@@ -16,10 +16,10 @@ from medsilo.config import RunConfig
 from medsilo.data.base import ArrayData
 from medsilo.models.weights import get_weights, set_weights
 from medsilo.models.zoo import build_model
+from medsilo.runtime.federation import FederationResult
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import RoundCallback, RoundRecord, evaluate_weights, evaluation_fields
 from medsilo.runtime.rounds import site_seed
-from medsilo.runtime.simulation import FederationResult
 from medsilo.training.local import BatchSampler, LocalStats, make_optimizer, train_local
 from medsilo.training.tensors import TensorData
 from medsilo.types import Weights

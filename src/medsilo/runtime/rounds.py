@@ -63,7 +63,7 @@ log = logging.getLogger(__name__)
 
 
 def cohort_size(num_sites: int, fraction: float, min_sites: int) -> int:
-    """How many sites :func:`medsilo.runtime.simulation.sample_sites` picks each round."""
+    """How many sites :func:`medsilo.runtime.federation.sample_sites` picks each round."""
     return min(num_sites, max(min_sites, round(fraction * num_sites)))
 
 

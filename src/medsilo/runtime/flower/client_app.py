@@ -181,7 +181,7 @@ def _runtime(
 
 
 def _local_update(rt: _SiteRuntime, msg: Message, context: Context) -> Update:
-    """The site's update for a ``train`` broadcast, exactly as ``_Engine._site_update``
+    """The site's update for a ``train`` broadcast, exactly as ``InProcessSites.site_update``
     makes it; the site's algorithm state is kept in ``context.state``."""
     site, index = rt.site_of(context)
     rnd, weights, payload, _ = rec.read_broadcast(msg.content)

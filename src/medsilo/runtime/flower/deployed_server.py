@@ -16,7 +16,7 @@ Order of events:
    registry; every decision goes to the run's audit ledger and ``enrolment.json``, and the
    site is told (a refused site logs why and gets no training message);
 3. federated standardisation (moments in, mean/std out) when the config asks for it;
-4. the rounds: :class:`~medsilo.runtime.flower.server_app._Coordinator` in tolerant mode
+4. the rounds: :func:`~medsilo.runtime.flower.server_app.run_coordinator` in tolerant mode
    (a site that dies or stays silent past the round timeout is dropped from that round) with a
    short reply poll; after each round the record is appended to ``rounds.jsonl`` and the
    ledger, and only then the checkpoint is written, so a crash between the two redoes that
@@ -71,7 +71,7 @@ from medsilo.runtime.flower.server_app import (
     CoordinatorView,
     FlowerRun,
     FlowerRunError,
-    _Coordinator,
+    run_coordinator,
     send_and_collect,
     wait_for_nodes,
 )
@@ -423,7 +423,7 @@ class _Deployment:
             resume=self.resume,
         )
         algorithm = build_run_algorithm(self.cfg, len(self.names))
-        _Coordinator(self.cfg, self.view(admitted), algorithm, out, on_round, options).run(grid)
+        run_coordinator(grid, self.cfg, self.view(admitted), algorithm, out, on_round, options)
         assert out.weights is not None
         records = _records_up_to(rounds_path, self.cfg.training.rounds)
         self._finish(out, records, time.perf_counter() - start, admitted)

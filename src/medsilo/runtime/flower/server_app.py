@@ -1,15 +1,12 @@
 """The coordinator half of a federation as a Flower ServerApp.
 
-The main loop is the in-process engine's loop with messages in between: sample sites with
-:func:`sample_sites`, :meth:`Algorithm.broadcast`, one ``train`` message per sampled site,
-:class:`~medsilo.runtime.rounds.CoordinatorSteps` (decoding, validation, robust
-aggregation around :meth:`Algorithm.aggregate`) over the updates sorted by site index (so
-floating-point sums happen in the engine's order), then the server optimiser's step unless
-the round was skipped. With ``secure_aggregation`` (mechanism ``masking``) the ``train``
-exchange becomes the protocol's four exchanges (:mod:`.secure_server`) and the coordinator
-steps see masked payloads and the survivors' sums only, as in the engine. Evaluation rounds
-send an ``evaluate`` message to every site (each evaluates its own deployable model on its
-own test set) and evaluate the global model on the pooled test set here.
+The rounds are :class:`~medsilo.runtime.federation.RoundLoop`, the one loop every runtime
+shares; this module only supplies its transport, :class:`FlowerSites`: one ``train`` message
+per sampled site (with ``secure_aggregation`` mechanism ``masking``, the protocol's four
+exchanges, :mod:`.secure_server`), updates sorted by site index (so floating-point sums
+happen in the engine's order), and ``evaluate`` messages to every site (each evaluates its
+own deployable model on its own test set) while the global model is evaluated on the pooled
+test set here (or, deployed, from the sites' reports).
 
 Results go into a :class:`FlowerRun` passed in by the caller, which it reads once
 ``run_simulation`` (or a deployment's ``flwr run``) has returned.
@@ -32,11 +29,10 @@ from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
-from medsilo.governance.participation import Participation
 from medsilo.models.weights import Layout
-from medsilo.privacy.ledger import PrivacyLedger
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
-from medsilo.runtime.factory import build_run_algorithm, build_server_optimizer
+from medsilo.runtime.factory import build_run_algorithm
+from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower.secure_server import secure_train_round
 from medsilo.runtime.prepared import PreparedFederation
@@ -46,16 +42,13 @@ from medsilo.runtime.records import (
     attack_fields,
     broadcast_bytes,
     evaluate_weights,
-    model_hash_field,
-    round_record,
     update_bytes,
 )
-from medsilo.runtime.rounds import CoordinatorSteps, cohort_size
-from medsilo.runtime.simulation import sample_sites
+from medsilo.runtime.rounds import cohort_size
 from medsilo.secure.aggregation import secure_aggregation
-from medsilo.secure.result import EXTRA_SLOTS, SecureRound
+from medsilo.secure.result import EXTRA_SLOTS
 from medsilo.training.tensors import TensorData
-from medsilo.types import Update, Weights
+from medsilo.types import Weights
 
 log = logging.getLogger(__name__)
 
@@ -164,27 +157,31 @@ def pooled_from_sites(per_site: Mapping[str, Mapping[str, Any]]) -> dict[str, An
     }
 
 
-class _Coordinator:
+class FlowerSites:
+    """The Flower transport: the sites are SuperNodes reached through a :class:`Grid`.
+
+    Messages: ``query`` (identify), ``train`` (or secure aggregation's four exchanges,
+    :mod:`.secure_server`) and ``evaluate``. Updates come back sorted by site index so
+    floating-point sums happen in the engine's order.
+    """
+
     def __init__(
         self,
         cfg: RunConfig,
         view: CoordinatorView,
         algorithm: Algorithm,
         out: FlowerRun,
-        on_round: RoundCallback | None,
         options: CoordinatorOptions,
+        grid: Grid,
     ) -> None:
         self.cfg = cfg
         self.view = view
         self.algorithm = algorithm
         self.out = out
-        self.on_round = on_round
         self.options = options
+        self.grid = grid
         self.reply_timeout_s = options.reply_timeout_s
-        self.connect_timeout_s = options.connect_timeout_s
         self.names = view.names
-        cfg.sites.check_names(self.names)
-        self.networks = {n: cfg.sites.record(n).network for n in self.names}
         self.clock = SimClock(
             cfg.seed,
             self.names,
@@ -198,16 +195,24 @@ class _Coordinator:
 
     # --- messaging --------------------------------------------------------------------
 
-    def _identify(self, grid: Grid) -> None:
+    def identify(self) -> None:
+        """Learn which node is which site (unless enrolment already did)."""
+        if self.nodes:
+            return
         need = len(self.names)
         node_ids = wait_for_nodes(
-            grid, need, need, self.connect_timeout_s, 0.05, f" (sites: {self.names})"
+            self.grid,
+            need,
+            need,
+            self.options.connect_timeout_s,
+            0.05,
+            f" (sites: {self.names})",
         )
         messages = [
             Message(RecordDict(), dst_node_id=n, message_type=MessageType.QUERY, group_id="0")
             for n in node_ids
         ]
-        replies = send_and_collect(grid, messages, self.reply_timeout_s, None)
+        replies = send_and_collect(self.grid, messages, self.reply_timeout_s, None)
         failures = [
             f"node {r.metadata.src_node_id}: {r.error.reason}" for r in replies if r.has_error()
         ]
@@ -228,7 +233,7 @@ class _Coordinator:
             raise FlowerRunError(f"no node answered for site(s) {missing} within the reply timeout")
 
     def _exchange(
-        self, grid: Grid, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
+        self, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
     ) -> dict[str, RecordDict]:
         """Send one message per site and return each site's reply content.
 
@@ -236,29 +241,29 @@ class _Coordinator:
         it is logged and left out of the replies (the caller treats it as dropped).
         """
         if self.options.tolerant:
-            return self._exchange_tolerant(grid, rnd, message_type, contents)
-        got, problems = self._send(grid, rnd, message_type, contents)
+            return self._exchange_tolerant(rnd, message_type, contents)
+        got, problems = self._send(rnd, message_type, contents)
         if problems:
             raise FlowerRunError(f"round {rnd} ({message_type}): " + "; ".join(problems))
         return got
 
     def _exchange_tolerant(
-        self, grid: Grid, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
+        self, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
     ) -> dict[str, RecordDict]:
         """Like :meth:`_exchange`, but a site that fails or stays silent is only logged and
         left out of the replies (secure aggregation treats it as dropped)."""
-        got, problems = self._send(grid, rnd, message_type, contents)
+        got, problems = self._send(rnd, message_type, contents)
         for problem in problems:
             log.warning("round %d (%s): %s; treated as dropped", rnd, message_type, problem)
         return got
 
     def _send(
-        self, grid: Grid, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
+        self, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
     ) -> tuple[dict[str, RecordDict], list[str]]:
         """Send one message per site: ``(reply content per site, problems)``."""
         problems: list[str] = []
         if self.options.tolerant:  # a node the SuperLink no longer lists cannot answer
-            connected = set(grid.get_node_ids())
+            connected = set(self.grid.get_node_ids())
             gone = [s for s in contents if self.nodes.get(s) not in connected]
             problems += [f"site {s!r} is not connected" for s in gone]
             contents = {s: c for s, c in contents.items() if s not in gone}
@@ -272,7 +277,7 @@ class _Coordinator:
             for site, content in contents.items()
         ]
         replies = send_and_collect(
-            grid, messages, self.reply_timeout_s, self.options.poll_interval_s
+            self.grid, messages, self.reply_timeout_s, self.options.poll_interval_s
         )
         site_of = {node: site for site, node in self.nodes.items()}
         got: dict[str, RecordDict] = {}
@@ -291,112 +296,17 @@ class _Coordinator:
             problems.append(f"site(s) {missing} did not reply within {self.reply_timeout_s}s")
         return got, problems
 
-    # --- the loop ---------------------------------------------------------------------
+    # --- Transport ----------------------------------------------------------------------
 
-    def run(self, grid: Grid) -> None:
-        cfg, view, algo, out = self.cfg, self.view, self.algorithm, self.out
-        options = self.options
-        out.started_at = time.perf_counter()
-        if not self.nodes:
-            self._identify(grid)
-        out.ready_at = time.perf_counter()
-        server_opt = build_server_optimizer(cfg.server_optimizer)
-        steps = CoordinatorSteps(cfg, view.layout, len(self.names))
-        weights = [w.copy() for w in view.initial_weights]
-        server_state = algo.init_server_state(weights, view.layout)
-        total = cfg.training.rounds
-        sim_clock = 0.0
-        first_round = 1
-        contributed: set[str] = set()
-        assert isinstance(cfg.asynchrony, SyncConfig)  # make_server_app refuses the others
-
-        participation = Participation.of(cfg.governance, self.names)  # docs/governance.md
-        if options.resume is not None:  # continue exactly where the checkpoint's round ended
-            resume = options.resume
-            resume.check_resumable(cfg, self.names, participation.absent)
-            weights, server_state = resume.weights, resume.server_state
-            server_opt.load_state(resume.server_optimizer)
-            sim_clock, first_round = resume.sim_clock_s, resume.round + 1
-            contributed = set(resume.contributed)
-
-        def cohort(rnd: int) -> list[str]:
-            t = cfg.training
-            sampled = sample_sites(self.names, t.fraction, t.min_sites, cfg.seed, rnd)
-            return participation.present(sampled)  # withdrawn/expired sites are absent
-
-        privacy = PrivacyLedger.build(cfg, algo, view.train_sizes)
-        if privacy is not None:
-            privacy.check_first_round(cohort(1))
-        for rnd in range(first_round, total + 1):
-            t0 = time.perf_counter()
-            chosen = cohort(rnd)
-            payload = algo.broadcast(server_state)
-            updates, received, trained, timing, secure = self._train(
-                grid, rnd, chosen, weights, payload, sim_clock
-            )
-            sim_clock = timing.end_s
-            outcome = steps.process(
-                rnd, algo, weights, received, server_state, len(self.names), secure
-            )
-            record = round_record(
-                rnd,
-                chosen,
-                updates,
-                weights,
-                payload,
-                {n: self.networks[n] for n in chosen},
-                outcome,
-            )
-            record.update(timing.fields())
-            participation.annotate(record, chosen)
-            contributed.update(trained)
-            if secure is not None:
-                secure.annotate(record)
-            stop = privacy is not None and privacy.close_round(
-                record, rnd, trained, server_state, cohort, total
-            )
-            if outcome.delta is not None:
-                server_state = outcome.server_state
-                weights = server_opt.step(weights, outcome.delta, view.layout)
-            if rnd % cfg.evaluation.every == 0 or rnd == total or stop:
-                record.update(self._evaluate(grid, rnd, weights, last=rnd == total or stop))
-            record.update(model_hash_field(weights))
-            record["wall_s"] = time.perf_counter() - t0
-            out.rounds.append(record)
-            if self.on_round is not None:  # written before the checkpoint: see deployed_server
-                self.on_round(record)
-            if options.checkpoints is not None and (options.checkpoints.due(rnd) or stop):
-                options.checkpoints.save(
-                    Checkpoint(
-                        rnd,
-                        weights,
-                        server_state,
-                        server_opt.state(),
-                        # Site states stay at the sites (deployed_site keeps them per round).
-                        {n: {} for n in self.names},
-                        sim_clock,
-                        sorted(contributed),
-                        participation.absent,
-                        options.checkpoints.hash,
-                        self.names,
-                    )
-                )
-            if stop:  # the privacy budget allows no further round (record["stop_reason"])
-                break
-        out.weights = weights  # site states and weights came with the last round's evaluation
-        out.finished_at = time.perf_counter()
-
-    def _train(
+    def train(
         self,
-        grid: Grid,
         rnd: int,
         chosen: list[str],
         weights: Weights,
         payload: dict[str, Weights],
-        sim_clock: float,
-    ) -> tuple[list[Update], list[Update], list[str], RoundTiming, SecureRound | None]:
-        """The round's training exchange(s): ``(updates as the coordinator holds them, those
-        on time, sites that trained, timing, secure round or None)``."""
+        sim_clock_s: float,
+    ) -> TrainingExchange:
+        """The round's training exchange(s), on the simulated clock as in the engine."""
         assert isinstance(self.cfg.asynchrony, SyncConfig)
         timeout_s = self.cfg.asynchrony.round_timeout_s
         content = rec.broadcast_content(rnd, weights, payload)
@@ -405,13 +315,15 @@ class _Coordinator:
         def timing_of(
             dropped: list[str], up: Mapping[str, int], examples: Mapping[str, int]
         ) -> RoundTiming:
-            # The simulated clock as in the engine; ``dropped``: sites that really failed.
-            return self.clock.sync_round(sim_clock, chosen, dropped, down, up, examples, timeout_s)
+            # ``dropped``: sites that really failed.
+            return self.clock.sync_round(
+                sim_clock_s, chosen, dropped, down, up, examples, timeout_s
+            )
 
         if self.secure is not None:  # the coordinator gets masked payloads and sums only
             done = secure_train_round(
                 self.secure,
-                lambda kind, contents: self._exchange_tolerant(grid, rnd, kind, contents),
+                lambda kind, contents: self._exchange_tolerant(rnd, kind, contents),
                 rnd,
                 chosen,
                 content,
@@ -423,8 +335,8 @@ class _Coordinator:
                 ),
             )
             masked = done.secure.updates
-            return masked, masked, done.trained, done.timing, done.secure
-        replies = self._exchange(grid, rnd, MessageType.TRAIN, {site: content for site in chosen})
+            return TrainingExchange(masked, masked, done.trained, done.timing, done.secure)
+        replies = self._exchange(rnd, MessageType.TRAIN, {site: content for site in chosen})
         answered = [site for site in chosen if site in replies]
         updates = [rec.content_to_update(replies[site]) for site in answered]
         for site, update in zip(answered, updates, strict=True):
@@ -439,17 +351,15 @@ class _Coordinator:
             {u.site: self.clock.examples(u) for u in updates},
         )
         on_time = [u for u in updates if u.site in timing.on_time]
-        return updates, on_time, [u.site for u in updates], timing, None
+        return TrainingExchange(updates, on_time, [u.site for u in updates], timing)
 
-    def _evaluate(self, grid: Grid, rnd: int, weights: Weights, last: bool) -> RoundRecord:
+    def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundRecord:
         view = self.view
         pooled_here = view.pooled_test is not None
         content = rec.broadcast_content(
             rnd, weights, return_state=last and pooled_here, global_eval=not pooled_here
         )
-        replies = self._exchange(
-            grid, rnd, MessageType.EVALUATE, {site: content for site in self.names}
-        )
+        replies = self._exchange(rnd, MessageType.EVALUATE, {site: content for site in self.names})
         answered = [site for site in self.names if site in replies]
         per_site = {site: rec.read_eval(replies[site]) for site in answered}
         if view.pooled_test is not None:
@@ -473,6 +383,50 @@ class _Coordinator:
         if view.pooled_test is None:
             return record
         return record | attack_fields(view.model, weights, view.pooled_test, self.cfg.attack)
+
+    def site_states(self) -> dict[str, SiteState]:
+        # Site states stay at the sites (deployed_site keeps them per round).
+        return {n: {} for n in self.names}
+
+    def restore(self, states: dict[str, SiteState]) -> None:
+        """Nothing to do here: each site reloads its state of the resumed round."""
+
+
+def run_coordinator(
+    grid: Grid,
+    cfg: RunConfig,
+    view: CoordinatorView,
+    algorithm: Algorithm,
+    out: FlowerRun,
+    on_round: RoundCallback | None,
+    options: CoordinatorOptions,
+) -> None:
+    """Identify the sites, then run :class:`RoundLoop` over :class:`FlowerSites`; the
+    results go into ``out`` (a ServerApp's main returns nothing)."""
+    out.started_at = time.perf_counter()
+    sites = FlowerSites(cfg, view, algorithm, out, options, grid)
+    sites.identify()
+    out.ready_at = time.perf_counter()
+
+    def record_round(record: RoundRecord) -> None:
+        out.rounds.append(record)
+        if on_round is not None:
+            on_round(record)
+
+    loop = RoundLoop(
+        cfg,
+        algorithm,
+        view.names,
+        view.layout,
+        view.initial_weights,
+        view.train_sizes,
+        record_round,
+        options.checkpoints,
+        options.resume,
+    )
+    model, _ = loop.run(sites)
+    out.weights = model.weights  # site states and weights came with the last evaluation
+    out.finished_at = time.perf_counter()
 
 
 def wait_for_nodes(
@@ -564,11 +518,11 @@ def make_server_app(
     options = CoordinatorOptions(
         reply_timeout_s=reply_timeout_s, connect_timeout_s=connect_timeout_s
     )
-    coordinator_args = (cfg, CoordinatorView.of(prepared), algo, out, on_round, options)
+    view = CoordinatorView.of(prepared)
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        _Coordinator(*coordinator_args).run(grid)
+        run_coordinator(grid, cfg, view, algo, out, on_round, options)
 
     return app
