@@ -11,6 +11,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medsilo.data.sources import DicomSourceConfig, TabularSourceConfig
+from medsilo.imports import ImportPath, is_import_path
 
 BundledDatasetName = Literal[
     "heart_disease",
@@ -46,7 +47,10 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dataset: DatasetName
+    dataset: DatasetName | ImportPath = Field(
+        description="a bundled dataset, dicom/tabular (site-held), or the import path "
+        "'package.module:factory' of the user's own (medsilo.data.user_dataset)"
+    )
     partition: PartitionName = "natural"
     num_sites: int | None = Field(default=None, ge=1)
     alpha: float = Field(default=0.5, gt=0)
@@ -75,7 +79,14 @@ class DataConfig(BaseModel):
         self._check_hospitals()
         if self._check_site_held():
             return self
-        if self.partition == "natural":
+        user = is_import_path(self.dataset)
+        if self.partition == "natural" and user:
+            if self.max_train_samples is not None or self.max_test_samples is not None:
+                raise ValueError(
+                    "max_train_samples/max_test_samples cap a dataset medsilo splits; a user "
+                    "dataset with partition 'natural' brings its own sites: cap it there"
+                )
+        elif self.partition == "natural":
             if self.dataset not in NATURAL_SITES:
                 raise ValueError(
                     "partition 'natural' needs a dataset with hospitals (heart_disease); "
@@ -91,7 +102,11 @@ class DataConfig(BaseModel):
                 )
         elif self.num_sites is None:
             raise ValueError(f"partition {self.partition!r} needs num_sites")
-        if self.partition == "shards" and self.classes_per_site > NUM_CLASSES[self.dataset]:
+        if (
+            self.partition == "shards"
+            and not user
+            and self.classes_per_site > NUM_CLASSES[self.dataset]
+        ):
             raise ValueError(
                 f"classes_per_site={self.classes_per_site} but {self.dataset} has only "
                 f"{NUM_CLASSES[self.dataset]} classes"
