@@ -25,7 +25,7 @@ from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.weights import set_weights
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundRecord
+from medsilo.runtime.round_record import RoundRecord, json_line
 from medsilo.runtime.simulation import FederationResult, run_federation
 from medsilo.training.evaluate import evaluate
 from medsilo.training.tensors import TensorData
@@ -114,11 +114,11 @@ def run_experiment(
     prior = list(prior_rounds or [])
     with (run_dir / "rounds.jsonl").open("w") as log:
         for rec in prior:
-            log.write(json.dumps(rec, default=json_default) + "\n")
+            log.write(json_line(rec))
 
         def record(rec: RoundRecord) -> None:
             # Durable (fsync, ledger) before the loop writes the round's checkpoint.
-            log.write(json.dumps(rec, default=json_default) + "\n")
+            log.write(json_line(rec))
             log.flush()
             os.fsync(log.fileno())
             ledger.round(rec)

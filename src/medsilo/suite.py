@@ -13,6 +13,7 @@ from rich.progress import Progress
 
 from medsilo.config import RunConfig
 from medsilo.experiment import ExperimentResult, run_experiment
+from medsilo.runtime.round_record import RoundRecord
 
 
 @dataclass
@@ -73,15 +74,14 @@ def run_suite(
                 total = cfg.training.rounds
                 task = progress.add_task(f"  {folder}", total=total, status="")
 
-            def on_round(rec: dict[str, Any], task: Any = task) -> None:
+            def on_round(rec: RoundRecord, task: Any = task) -> None:
                 if progress is not None and task is not None:
-                    acc = (rec.get("test") or {}).get("accuracy")
-                    status = f"acc {acc:.3f}" if acc is not None else ""
-                    if "updates_target" in rec:  # asynchronous: progress in client updates
+                    status = f"acc {rec.test.accuracy:.3f}" if rec.test is not None else ""
+                    if rec.updates_target is not None:  # asynchronous: progress in updates
                         progress.update(
                             task,
-                            total=rec["updates_target"],
-                            completed=rec["updates_received"],
+                            total=rec.updates_target,
+                            completed=rec.updates_received,
                             status=status,
                         )
                     else:

@@ -18,6 +18,7 @@ from medsilo.ledger.events import RoundEntry
 from medsilo.ledger.keys import load_public_key
 from medsilo.ledger.store import open_readonly, read_records
 from medsilo.ledger.verify import verify_ledger
+from medsilo.runtime.round_record import RoundRecord
 
 from ..conftest import small_config
 from .conftest import flip_payload_byte, tamper
@@ -84,7 +85,7 @@ def test_round_entry_keeps_provenance_fields() -> None:
         "secure_aggregation": {"mechanism": "masking", "survivors": ["a", "b"], "threshold": 2},
         "train_loss": 0.3,
     }
-    payload = RoundEntry.from_round_record(record, "multi_krum").payload()
+    payload = RoundEntry.from_round_record(RoundRecord.from_fields(record), "multi_krum").payload()
     assert payload["rejected"] == record["rejected"] and payload["epsilon"] == 1.25
     assert payload["aggregation_rule"] == "multi_krum"
     assert payload["robust_selected"] == ["a", "b"]

@@ -38,6 +38,7 @@ from medsilo.config import BASELINES, ConfigError, RunConfig, load_config
 from medsilo.experiment import json_default
 from medsilo.governance.retire import warn_if_retired
 from medsilo.runtime.prepared import PreparedFederation
+from medsilo.runtime.round_record import read_rounds
 from medsilo.types import Weights
 
 AttackChoice = Literal["inversion", "membership", "all"]
@@ -154,12 +155,9 @@ def recorded_privacy(run_dir: Path) -> dict[str, Any]:
     found: dict[str, Any] = {}
     rounds = run_dir / "rounds.jsonl"
     if rounds.is_file():
-        lines = [ln for ln in rounds.read_text().splitlines() if ln.strip()]
-        if lines:
-            last = json.loads(lines[-1])
-            found.update({k: v for k, v in last.items() if "epsilon" in k or k == "delta"})
-            if isinstance(last.get("privacy"), dict):
-                found.update(last["privacy"])
+        records = read_rounds(rounds)
+        if records and records[-1].privacy is not None:
+            found.update(records[-1].privacy)
     summary = run_dir / "summary.json"
     if summary.is_file():
         s = json.loads(summary.read_text())

@@ -43,7 +43,7 @@ from rich.table import Table
 from medsilo.bench.mnist_setting import SETTING, MnistBudget
 from medsilo.config import RunConfig, parse_config
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundRecord
+from medsilo.runtime.round_record import RoundRecord
 from medsilo.runtime.simulation import run_federation
 
 SLOW_SITES = ("site-00", "site-01")

@@ -16,7 +16,7 @@ from medsilo.progress import progress_bars
 
 if TYPE_CHECKING:
     from medsilo.contribution.scores import Method
-    from medsilo.runtime.records import RoundRecord
+    from medsilo.runtime.round_record import RoundRecord
 
 
 def contribution(

@@ -28,7 +28,7 @@ from medsilo.config import RunConfig
 from medsilo.contribution.metric import Metric, Validator
 from medsilo.data.base import FederatedData
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundRecord
+from medsilo.runtime.round_record import RoundRecord
 from medsilo.runtime.simulation import run_federation
 from medsilo.training.tensors import TensorData
 

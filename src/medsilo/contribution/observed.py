@@ -25,7 +25,7 @@ from medsilo.contribution.metric import Metric, Validator
 from medsilo.models.weights import Layout
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundRecord
+from medsilo.runtime.round_record import RoundRecord
 from medsilo.runtime.simulation import FederationResult, run_federation
 from medsilo.types import Update, Weights
 

@@ -27,7 +27,7 @@ from medsilo.contribution.observed import run_with_shapley, unsupported_reason
 from medsilo.data.base import FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundRecord
+from medsilo.runtime.round_record import RoundRecord
 from medsilo.runtime.simulation import FederationResult, run_federation
 
 Method = Literal["loo", "shapley", "both"]

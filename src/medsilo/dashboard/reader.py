@@ -17,6 +17,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from medsilo.runtime.round_record import RoundRecord
+
 ROUNDS = "rounds.jsonl"
 SUMMARY = "summary.json"
 
@@ -41,7 +43,7 @@ class RunTail:
         self._offset = 0
         self._partial = b""
 
-    def poll(self) -> tuple[list[dict[str, Any]], bool]:
+    def poll(self) -> tuple[list[RoundRecord], bool]:
         """Records completed since the last poll, and whether the file restarted (so a
         consumer must drop what it built from the earlier records)."""
         if self.rounds_file is None:
@@ -63,7 +65,7 @@ class RunTail:
         self._offset += len(chunk)
         data = chunk if restarted else self._partial + chunk
         *complete, self._partial = data.split(b"\n")
-        records = [json.loads(line) for line in complete if line.strip()]
+        records = [RoundRecord.from_fields(json.loads(line)) for line in complete if line.strip()]
         return records, restarted
 
     def summary(self) -> dict[str, Any] | None:

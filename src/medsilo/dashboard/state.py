@@ -97,7 +97,7 @@ class DashboardState:
             if restarted:
                 self._reset()
             for rec in records:
-                self._ingest(rec)
+                self._ingest(rec.to_json())
             summary = self._tail.summary()
             spent = {s: self._releaser.releases_of(s) * self.policy.epsilon for s in self._sites}
             return {

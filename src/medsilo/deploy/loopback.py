@@ -9,7 +9,6 @@ coordinator with its SuperLink and ServerApp, or a site's SuperNode) as a crash 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -26,6 +25,7 @@ import yaml
 from medsilo.data.paths import data_root
 from medsilo.deploy.kits import provision
 from medsilo.deploy.spec import parse_federation
+from medsilo.runtime.round_record import RoundRecord, read_rounds
 
 SITES = ["cleveland", "hungarian", "va"]
 
@@ -146,15 +146,10 @@ class Loopback:
         path = self.root / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def rounds(self, run: str = "run") -> list[dict[str, Any]]:
+    def rounds(self, run: str = "run") -> list[RoundRecord]:
+        """The run's records so far (a line being written is not one yet)."""
         path = self.root / run / "rounds.jsonl"
-        if not path.exists():
-            return []
-        out = []
-        for line in path.read_text().splitlines():
-            with contextlib.suppress(json.JSONDecodeError):
-                out.append(json.loads(line))
-        return out
+        return read_rounds(path) if path.exists() else []
 
     def wait(self, process: subprocess.Popen[bytes], timeout_s: float) -> int:
         try:

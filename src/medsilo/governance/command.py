@@ -12,7 +12,7 @@ from medsilo.config import ConfigError, load_config
 from medsilo.data.base import DataFormatError
 from medsilo.governance.unlearn import Withdrawal, unlearn
 from medsilo.progress import progress_bars
-from medsilo.runtime.records import RoundRecord
+from medsilo.runtime.round_record import RoundRecord
 
 
 def unlearn_command(

@@ -33,7 +33,8 @@ from medsilo.governance.retire import retire, retirement
 from medsilo.ledger.keys import load_or_create_private_key
 from medsilo.ledger.run_ledger import LEDGER_FILE
 from medsilo.ledger.store import Ledger
-from medsilo.runtime.records import RoundCallback, RoundRecord
+from medsilo.runtime.round_record import RoundCallback, RoundRecord
+from medsilo.runtime.round_record import read_rounds as read_rounds_file
 
 GOVERNANCE_LOG = "governance.jsonl"
 UNLEARN_KIND = "unlearn"  # the audit-ledger record kind (medsilo.ledger.verify.KINDS)
@@ -82,12 +83,12 @@ def read_rounds(run_dir: Path) -> list[RoundRecord]:
     path = run_dir / "rounds.jsonl"
     if not path.is_file():
         raise ConfigError(f"{run_dir} has no rounds.jsonl: not a run directory")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_rounds_file(path)
 
 
 def first_contribution(records: list[RoundRecord], w: Withdrawal) -> int | None:
     for rec in records:
-        if w.site not in rec.get("sites", []):
+        if w.site not in rec.sites:
             continue
         cohort = rec.get("cohorts", {}).get(w.site)
         if w.cohort is None or cohort == w.cohort:

@@ -16,6 +16,7 @@ from typing import Any
 
 from medsilo.ledger.chain import LedgerRecord
 from medsilo.ledger.store import Ledger
+from medsilo.runtime.round_record import RoundRecord
 
 
 @dataclass(frozen=True)
@@ -72,29 +73,28 @@ class RoundEntry:
     stop_reason: str | None = None
 
     @classmethod
-    def from_round_record(cls, record: dict[str, Any], aggregation_rule: str) -> RoundEntry:
-        """The entry for a runtime's round record (:func:`medsilo.runtime.records
-        .round_record` plus what the runtime added: ``global_model_sha256``, ``privacy``,
-        ``secure_aggregation``, ``stop_reason``)."""
-        privacy = record.get("privacy") or {}
-        secure = record.get("secure_aggregation")
+    def from_round_record(cls, record: RoundRecord, aggregation_rule: str) -> RoundEntry:
+        """The entry for a runtime's round record: what was aggregated (or skipped, and
+        why), the global model's hash, the privacy spent and secure aggregation's outcome."""
+        privacy = record.privacy or {}
+        secure = record.secure_aggregation
         secure_fields = None
-        if isinstance(secure, dict):
+        if secure is not None:
             keep = ("mechanism", "survivors", "dropouts_recovered", "rejected", "abort")
             secure_fields = {k: secure[k] for k in keep if k in secure}
         return cls(
-            round=int(record["round"]),
-            global_model_sha256=record.get("global_model_sha256"),
-            sites=list(record.get("sites", [])),
+            round=record.round,
+            global_model_sha256=record.global_model_sha256,
+            sites=list(record.sites),
             aggregation_rule=aggregation_rule,
-            rejected=[dict(r) for r in record.get("rejected", [])],
-            skipped=bool(record.get("skipped", False)),
-            skip_reason=record.get("skip_reason"),
-            robust_selected=record.get("robust_selected"),
+            rejected=[{"site": r.site, "reason": r.reason} for r in record.rejected or []],
+            skipped=bool(record.skipped),
+            skip_reason=record.skip_reason,
+            robust_selected=record.robust_selected,
             epsilon=privacy.get("epsilon"),
             delta=privacy.get("delta"),
             secure_aggregation=secure_fields,
-            stop_reason=record.get("stop_reason"),
+            stop_reason=record.stop_reason,
         )
 
     def payload(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ and model hash; the rounds before it are in the original run's ledger.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from medsilo.ledger.digest import config_sha256, weights_sha256
 from medsilo.ledger.events import (
@@ -26,6 +26,7 @@ from medsilo.ledger.events import (
 )
 from medsilo.ledger.keys import load_or_create_private_key, write_public_key
 from medsilo.ledger.store import Ledger
+from medsilo.runtime.round_record import RoundRecord
 from medsilo.types import Weights
 
 if TYPE_CHECKING:
@@ -110,21 +111,20 @@ class RunLedger:
         )
         record_run_end(self.ledger, end)
 
-    def round(self, record: dict[str, Any]) -> None:
+    def round(self, record: RoundRecord) -> None:
         record_round(self.ledger, RoundEntry.from_round_record(record, self.rule))
         self.rounds += 1
 
-    def end(self, weights: Weights, last: dict[str, Any] | None) -> None:
+    def end(self, weights: Weights, last: RoundRecord | None) -> None:
         """Append ``run_end`` (final weights hashed as saved) and close the file."""
-        last = last or {}
-        test = last.get("test") or {}
-        accuracy = test.get("accuracy") if isinstance(test, dict) else None
+        test = last.test if last is not None else None
+        privacy = (last.privacy if last is not None else None) or {}
         end = RunEnd(
             rounds_completed=self.rounds,
             final_model_sha256=weights_sha256(weights),
-            stop_reason=last.get("stop_reason"),
-            epsilon=(last.get("privacy") or {}).get("epsilon"),
-            test_accuracy=float(accuracy) if accuracy is not None else None,
+            stop_reason=last.stop_reason if last is not None else None,
+            epsilon=privacy.get("epsilon"),
+            test_accuracy=test.accuracy if test is not None else None,
         )
         record_run_end(self.ledger, end)
         self.ledger.close()

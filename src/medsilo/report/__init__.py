@@ -14,9 +14,7 @@ from pathlib import Path
 from medsilo.report.html import write_html
 from medsilo.report.plots import PlotFile, write_plots
 from medsilo.report.runs import (
-    EvalMetrics,
     ReportError,
-    RoundRecord,
     RunResult,
     RunSummary,
     SuiteResult,
@@ -25,6 +23,7 @@ from medsilo.report.runs import (
     load_suite,
 )
 from medsilo.report.table import Column, ResultsTable, build_table, format_value
+from medsilo.runtime.round_record import EvalMetrics, RoundRecord
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.html"

@@ -24,7 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from medsilo.report.runs import EvalMetrics, RoundRecord, RunResult
+from medsilo.report.runs import RunResult
+from medsilo.runtime.round_record import EvalMetrics, RoundRecord
 
 DPI = 120
 COLORS = [

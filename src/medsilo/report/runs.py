@@ -1,5 +1,8 @@
 """Load run and suite directories written by a runtime into typed records.
 
+Round records are read through the one :class:`~medsilo.runtime.round_record.RoundRecord`
+type every runtime writes.
+
 A *run directory* holds ``summary.json``, ``rounds.jsonl`` (one JSON object per federated
 round) and, usually, ``config.yaml`` (the resolved config, kept as text). A *suite directory*
 holds several run directories as subfolders and optionally a ``suite.json``
@@ -16,6 +19,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from medsilo.runtime.round_record import (
+    EvalMetrics,
+    RoundRecord,
+    RoundRecordError,
+    parse_rounds,
+)
 
 SUMMARY_FILE = "summary.json"
 ROUNDS_FILE = "rounds.jsonl"
@@ -37,40 +47,6 @@ class ReportError(ValueError):
         super().__init__(where + message)
         self.path = path
         self.line = line
-
-
-@dataclass(frozen=True)
-class EvalMetrics:
-    """One evaluation: mean loss, accuracy and the number of examples (each may be absent)."""
-
-    loss: float | None = None
-    accuracy: float | None = None
-    n: int | None = None
-
-
-@dataclass(frozen=True)
-class RoundRecord:
-    """One line of ``rounds.jsonl``.
-
-    ``test`` and ``per_site`` are ``None`` when evaluation was skipped that round.
-    ``mean_site_accuracy`` is taken from the file, or else computed (unweighted) from
-    ``per_site``. ``extra`` keeps the numeric entries of the ``extra`` mapping only.
-    """
-
-    round: int
-    wall_s: float | None = None
-    sim_time_s: float | None = None
-    #: Simulated time since the run started: the file's ``sim_clock_s``, else the running
-    #: sum of ``sim_time_s`` (runs written before the simulated clock existed).
-    sim_clock_s: float | None = None
-    sites: list[str] = field(default_factory=list)
-    train_loss: float | None = None
-    test: EvalMetrics | None = None
-    per_site: dict[str, EvalMetrics] | None = None
-    mean_site_accuracy: float | None = None
-    bytes_up: int | None = None
-    bytes_down: int | None = None
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -247,22 +223,21 @@ def load_run(path: Path) -> RunResult:
 
 
 def load_rounds(path: Path) -> list[RoundRecord]:
-    """Parse ``rounds.jsonl`` (blank lines are skipped), sorted by round number."""
-    records: list[RoundRecord] = []
-    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ReportError(
-                f"not valid JSON ({exc.msg}, column {exc.colno})", path, lineno
-            ) from exc
-        if not isinstance(obj, dict):
-            raise ReportError(f"expected a JSON object, got {_kind(obj)}", path, lineno)
-        records.append(_parse_round(obj, _Where(path, lineno)))
+    """``rounds.jsonl`` through the shared :class:`RoundRecord` type, sorted by round number;
+    ``mean_site_accuracy`` is filled from ``per_site`` where the file has none."""
+    try:
+        records = parse_rounds(_read_text(path), path)
+    except RoundRecordError as err:
+        raise ReportError(err.reason, err.path, err.line) from None
+    records = [_with_site_mean(r) for r in records]
     records.sort(key=lambda r: r.round)
     return _with_clock(records)
+
+
+def _with_site_mean(record: RoundRecord) -> RoundRecord:
+    if record.mean_site_accuracy is not None or not record.per_site:
+        return record
+    return replace(record, mean_site_accuracy=_mean_accuracy(record.per_site))
 
 
 def _with_clock(records: list[RoundRecord]) -> list[RoundRecord]:
@@ -440,42 +415,6 @@ def _mean_accuracy(per_site: Mapping[str, EvalMetrics]) -> float | None:
         if m.accuracy is not None and not math.isnan(m.accuracy)
     ]
     return sum(accs) / len(accs) if accs else None
-
-
-def _parse_round(obj: Mapping[str, object], where: _Where) -> RoundRecord:
-    rnd = _opt_int(obj, "round", where)
-    if rnd is None:
-        raise where.error("missing field 'round'")
-    sites_value = obj.get("sites")
-    sites: list[str] = []
-    if sites_value is not None:
-        if not isinstance(sites_value, list) or not all(isinstance(s, str) for s in sites_value):
-            raise where.error("field 'sites' must be a list of site names")
-        sites = [str(s) for s in sites_value]
-    per_site = _site_metrics(obj, "per_site", where)
-    mean_site = _opt_float(obj, "mean_site_accuracy", where)
-    if mean_site is None and per_site:
-        mean_site = _mean_accuracy(per_site)
-    extra_raw = _opt_mapping(obj, "extra", where) or {}
-    extra = {
-        str(k): float(v)
-        for k, v in extra_raw.items()
-        if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-    return RoundRecord(
-        round=rnd,
-        wall_s=_opt_float(obj, "wall_s", where),
-        sim_time_s=_opt_float(obj, "sim_time_s", where),
-        sim_clock_s=_opt_float(obj, "sim_clock_s", where),
-        sites=sites,
-        train_loss=_opt_float(obj, "train_loss", where),
-        test=_metrics(obj, "test", where),
-        per_site=per_site,
-        mean_site_accuracy=mean_site,
-        bytes_up=_opt_int(obj, "bytes_up", where),
-        bytes_down=_opt_int(obj, "bytes_down", where),
-        extra=extra,
-    )
 
 
 def _parse_summary(obj: dict[str, object], path: Path, default_name: str) -> RunSummary:

@@ -54,14 +54,8 @@ from medsilo.privacy.ledger import PrivacyLedger
 from medsilo.runtime.federation import FederationResult, GlobalModel
 from medsilo.runtime.inprocess import InProcessSites
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import (
-    RoundCallback,
-    RoundRecord,
-    broadcast_bytes,
-    model_hash_field,
-    round_record,
-    update_bytes,
-)
+from medsilo.runtime.records import broadcast_bytes, model_hash_field, round_record, update_bytes
+from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
 from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome, cohort_size
 from medsilo.types import Update, Weights, add, subtract
 
@@ -188,7 +182,8 @@ class AsyncEngine:
         )
         self.records: list[RoundRecord] = []
         self.on_round = on_round
-        self.pending: RoundRecord | None = None
+        self.pending: RoundFields | None = None
+        self.aggregations = 0
         self.version = 0
         self.received = 0
         self.applied = 0
@@ -260,7 +255,7 @@ class AsyncEngine:
         staleness = self.version - task.version
         if isinstance(self.mode, FedAsyncConfig):
             outcome = self.coordinator.process(
-                len(self.records) + 1,
+                self.aggregations + 1,
                 self.algorithm,
                 self.model.weights,
                 [task.update],
@@ -302,7 +297,7 @@ class AsyncEngine:
             sites = [u.site for u, _, _ in full]
             assert len(set(sites)) == len(sites), f"a site sent twice to one buffer: {sites}"
         outcome = self.coordinator.process(
-            len(self.records) + 1,
+            self.aggregations + 1,
             self.algorithm,
             self.model.weights,
             [s for _, _, s in full],
@@ -315,7 +310,8 @@ class AsyncEngine:
         self, sent: list[tuple[Update, int]], outcome: RoundOutcome, now: float
     ) -> None:
         """Apply a server step (unless skipped) and make its record."""
-        record = self._aggregation_record(len(self.records) + 1, sent, outcome, now)
+        self.aggregations += 1
+        record = self._aggregation_record(self.aggregations, sent, outcome, now)
         if self.privacy is not None:
             if self.one_per_buffer and outcome.delta is not None:
                 for update in outcome.accepted:  # averaged into this noisy aggregate
@@ -334,23 +330,25 @@ class AsyncEngine:
         if self.applied - self.applied_at_eval >= self.eval_every_updates:
             record.update(self.sites.evaluate(record["round"], self.model.weights, False))
             self.applied_at_eval = self.applied
-        self.records.append(record)
         self._emit()
         self.pending = record
 
     def _emit(self) -> None:
-        """Hand the previous record on (one behind, so the last can still be completed)."""
+        """Close the previous aggregation's record and hand it on (one behind, so the last
+        can still be completed)."""
         if self.pending is None:
             return
         self.pending["wall_s"] = time.perf_counter() - self.wall_mark
         self.wall_mark = time.perf_counter()
+        record = RoundRecord.from_fields(self.pending)
+        self.records.append(record)
         if self.on_round is not None:
-            self.on_round(self.pending)
+            self.on_round(record)
         self.pending = None
 
     def _aggregation_record(
         self, number: int, sent: list[tuple[Update, int]], outcome: RoundOutcome, now: float
-    ) -> RoundRecord:
+    ) -> RoundFields:
         updates = [u for u, _ in sent]
         record = round_record(
             number, [u.site for u in updates], updates, self.model.weights, {}, None, outcome
@@ -373,7 +371,7 @@ class AsyncEngine:
     def _finish(self, reason: str, now: float) -> None:
         """End with an evaluated record that says why the run stopped, then emit it."""
         if self.pending is None:
-            record: RoundRecord = {
+            record: RoundFields = {
                 "round": 0,
                 "mode": self.mode.mode,
                 "sites": [],
@@ -385,7 +383,6 @@ class AsyncEngine:
                 "skipped": True,
                 "extra": {},
             }
-            self.records.append(record)
             self.pending = record
         if "test" not in self.pending:
             self.pending.update(

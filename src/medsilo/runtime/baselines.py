@@ -18,7 +18,8 @@ from medsilo.models.weights import get_weights, set_weights
 from medsilo.models.zoo import build_model
 from medsilo.runtime.federation import FederationResult
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundCallback, RoundRecord, evaluate_weights, evaluation_fields
+from medsilo.runtime.records import evaluate_weights, evaluation_fields
+from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
 from medsilo.runtime.rounds import site_seed
 from medsilo.training.local import BatchSampler, LocalStats, make_optimizer, train_local
 from medsilo.training.tensors import TensorData
@@ -71,7 +72,7 @@ def run_baseline(
     for rnd in range(1, cfg.training.rounds + 1):
         t0 = time.perf_counter()
         stats = {k: t.train_round() for k, t in trainers.items()}
-        record: RoundRecord = {
+        fields: RoundFields = {
             "round": rnd,
             "sites": names,
             "train_loss": float(np.mean([s.mean_loss for s in stats.values()])),
@@ -81,8 +82,9 @@ def run_baseline(
             "extra": {},
         }
         if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds:
-            record.update(_evaluate(cfg, prep, trainers))
-        record["wall_s"] = time.perf_counter() - t0
+            fields.update(_evaluate(cfg, prep, trainers))
+        fields["wall_s"] = time.perf_counter() - t0
+        record = RoundRecord.from_fields(fields)
         records.append(record)
         if on_round is not None:
             on_round(record)
@@ -105,7 +107,7 @@ def _site_weights(trainers: dict[str, _ContinuousTrainer], names: list[str]) -> 
 
 def _evaluate(
     cfg: RunConfig, prep: PreparedFederation, trainers: dict[str, _ContinuousTrainer]
-) -> RoundRecord:
+) -> RoundFields:
     names = prep.fed.site_names
     site_weights = _site_weights(trainers, names)
     if "pooled" in trainers:

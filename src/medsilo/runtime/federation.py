@@ -13,7 +13,8 @@ handed the network layer). Everything else happens here, once:
 4. the round record (:func:`~medsilo.runtime.records.round_record`), the privacy
    accountant's close of the round (which may stop the run), the server optimiser's step;
 5. evaluation every ``evaluation.every`` rounds, at the last round and when stopping;
-6. the record is handed to ``on_round`` (which makes it durable: ``rounds.jsonl`` with fsync,
+6. the round's fields become a typed :class:`~medsilo.runtime.round_record.RoundRecord`,
+   handed to ``on_round`` (which makes it durable: ``rounds.jsonl`` with fsync,
    the audit ledger) and only then is the checkpoint written, so a crash between the two
    redoes that round on resume and never leaves a gap in the history.
 
@@ -38,7 +39,8 @@ from medsilo.models.weights import Layout
 from medsilo.privacy.ledger import PrivacyLedger
 from medsilo.runtime.clock import RoundTiming
 from medsilo.runtime.factory import build_server_optimizer
-from medsilo.runtime.records import RoundCallback, RoundRecord, model_hash_field, round_record
+from medsilo.runtime.records import model_hash_field, round_record
+from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
 from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome, cohort_size
 from medsilo.secure.result import SecureRound
 from medsilo.types import Update, Weights
@@ -100,7 +102,7 @@ class Transport(Protocol):
         """Every site in ``chosen`` trains from ``weights`` (and the algorithm's payload)."""
         ...
 
-    def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundRecord:
+    def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
         """The evaluation fields of the round's record (pooled and per-site metrics)."""
         ...
 
@@ -214,7 +216,7 @@ class RoundLoop:
                 len(names),
                 exchange.secure,
             )
-            record = round_record(
+            fields = round_record(
                 rnd,
                 chosen,
                 exchange.sent,
@@ -223,19 +225,20 @@ class RoundLoop:
                 {n: self.networks[n] for n in chosen},
                 outcome,
             )
-            record.update(exchange.timing.fields())
-            self.participation.annotate(record, chosen)
+            fields.update(exchange.timing.fields())
+            self.participation.annotate(fields, chosen)
             contributed.update(exchange.trained)
             if exchange.secure is not None:
-                exchange.secure.annotate(record)
+                exchange.secure.annotate(fields)
             stop = privacy is not None and privacy.close_round(
-                record, rnd, exchange.trained, model.server_state, self.cohort, total
+                fields, rnd, exchange.trained, model.server_state, self.cohort, total
             )
             model.apply(outcome)
             if evaluation_due(cfg, rnd, stop):
-                record.update(transport.evaluate(rnd, model.weights, rnd == total or stop))
-            record.update(model_hash_field(model.weights))
-            record["wall_s"] = time.perf_counter() - t0
+                fields.update(transport.evaluate(rnd, model.weights, rnd == total or stop))
+            fields.update(model_hash_field(model.weights))
+            fields["wall_s"] = time.perf_counter() - t0
+            record = RoundRecord.from_fields(fields)
             records.append(record)
             if self.on_round is not None:  # durable before the checkpoint that depends on it
                 self.on_round(record)

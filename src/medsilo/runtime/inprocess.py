@@ -17,12 +17,12 @@ from medsilo.runtime.clock import SimClock
 from medsilo.runtime.federation import TrainingExchange
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
-    RoundRecord,
     attack_fields,
     broadcast_bytes,
     evaluation_fields,
     update_bytes,
 )
+from medsilo.runtime.round_record import RoundFields
 from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, cohort_size, site_round
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.types import Update, Weights
@@ -99,7 +99,7 @@ class InProcessSites:
             received = secure.updates
         return TrainingExchange(sent, received, [u.site for u in sent], timing, secure)
 
-    def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundRecord:
+    def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
         prep = self.prep
         fields = evaluation_fields(
             prep.model, weights, self.site_weights(weights), prep.pooled_test, prep.test

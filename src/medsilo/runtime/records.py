@@ -1,8 +1,12 @@
-"""The per-round record every runtime emits (one JSON line in ``rounds.jsonl``)."""
+"""The parts of a round's record that every runtime computes the same way.
+
+Each function returns :data:`~medsilo.runtime.round_record.RoundFields`; the round loop
+closes the round into a typed :class:`~medsilo.runtime.round_record.RoundRecord`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -14,14 +18,12 @@ from medsilo.config import AttackConfig, BackdoorAttack
 from medsilo.ledger.digest import weights_sha256
 from medsilo.models.weights import set_weights
 from medsilo.network import NetworkProfile, round_seconds
+from medsilo.runtime.round_record import RoundFields
 from medsilo.runtime.rounds import RoundOutcome
 from medsilo.training.evaluate import EvalResult, evaluate
 from medsilo.training.tensors import TensorData
 from medsilo.types import Update, Weights, global_norm
 from medsilo.wire import encoded_size
-
-RoundRecord = dict[str, Any]
-RoundCallback = Callable[[RoundRecord], None]
 
 
 def evaluate_weights(model: nn.Module, weights: Weights, data: TensorData) -> EvalResult:
@@ -58,7 +60,7 @@ def attack_fields(
     return {}
 
 
-def model_hash_field(weights: Weights) -> RoundRecord:
+def model_hash_field(weights: Weights) -> RoundFields:
     """``global_model_sha256``: SHA-256 of the wire bytes of the global weights after the
     round (:func:`medsilo.ledger.digest.weights_sha256`); the audit ledger records it."""
     return {"global_model_sha256": weights_sha256(weights)}
@@ -136,7 +138,7 @@ def round_record(
     payload: Mapping[str, Weights],
     networks: Mapping[str, NetworkProfile] | None = None,
     outcome: RoundOutcome | None = None,
-) -> RoundRecord:
+) -> RoundFields:
     """The training part of a round's record; every runtime builds it with this function.
 
     ``updates`` are what the sites sent and ``outcome`` what the coordinator made of them
@@ -149,7 +151,7 @@ def round_record(
     ups = {u.site: update_bytes(u) for u in updates}
     links = networks or {}
     accepted = outcome.accepted if outcome is not None else updates
-    record: RoundRecord = {
+    record: RoundFields = {
         "round": rnd,
         "sites": sites,
         "train_loss": _mean_train_loss(accepted),

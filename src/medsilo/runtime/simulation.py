@@ -22,7 +22,7 @@ from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.federation import FederationResult, RoundLoop
 from medsilo.runtime.inprocess import InProcessSites
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundCallback
+from medsilo.runtime.round_record import RoundCallback
 
 __all__ = ["FederationResult", "run_federation"]
 

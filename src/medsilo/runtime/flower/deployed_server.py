@@ -75,7 +75,7 @@ from medsilo.runtime.flower.server_app import (
     send_and_collect,
     wait_for_nodes,
 )
-from medsilo.runtime.records import RoundRecord
+from medsilo.runtime.round_record import RoundRecord, json_line, parse_rounds, read_rounds
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def run_key(run_dir: Path, cfg: RunConfig) -> str:
 
 def _append(path: Path, record: RoundRecord) -> None:
     with path.open("a") as out:
-        out.write(json.dumps(record, default=json_default) + "\n")
+        out.write(json_line(record))
         out.flush()
         os.fsync(out.fileno())
 
@@ -146,15 +146,17 @@ def _records_up_to(path: Path, last_round: int) -> list[RoundRecord]:
     """Round records of rounds <= ``last_round``; a torn last line is dropped."""
     if not path.exists():
         return []
-    kept: list[RoundRecord] = []
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and int(record.get("round", 0)) <= last_round:
-            kept.append(record)
-    return kept
+    return [r for r in read_rounds(path) if r.round <= last_round]
+
+
+def _lines_up_to(path: Path, last_round: int) -> list[str]:
+    """The lines of :func:`_records_up_to`, exactly as they were written."""
+    if not path.exists():
+        return []
+    text = path.read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    records = parse_rounds(text, path)  # checked; a torn last line is not a record
+    return [line for line, r in zip(lines, records, strict=False) if r.round <= last_round]
 
 
 def resumable_checkpoint(
@@ -195,9 +197,9 @@ def prepare_run_dir(
         (run_dir / "config.yaml").write_text(dump_config(cfg))
         (run_dir / ROUNDS_FILE).unlink(missing_ok=True)
         return None
-    kept = _records_up_to(run_dir / ROUNDS_FILE, ckpt.round)
+    kept = _lines_up_to(run_dir / ROUNDS_FILE, ckpt.round)
     tmp = run_dir / f".{ROUNDS_FILE}.tmp"
-    tmp.write_text("".join(json.dumps(r, default=json_default) + "\n" for r in kept))
+    tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, run_dir / ROUNDS_FILE)
     return ckpt
 
@@ -401,14 +403,14 @@ class _Deployment:
         def on_round(record: RoundRecord) -> None:
             _append(rounds_path, record)
             self.ledger.round(record)
-            test = record.get("test") or {}
+            dropped = record.dropped or []
             log.info(
                 "round %d/%d: %d update(s)%s%s",
-                record["round"],
+                record.round,
                 self.cfg.training.rounds,
-                len(record.get("sites", [])) - len(record.get("dropped", [])),
-                f", dropped {record['dropped']}" if record.get("dropped") else "",
-                f", accuracy {test['accuracy']:.4f}" if "accuracy" in test else "",
+                len(record.sites) - len(dropped),
+                f", dropped {dropped}" if dropped else "",
+                f", accuracy {record.test.accuracy:.4f}" if record.test is not None else "",
             )
 
         every = self.cfg.governance.checkpoint
@@ -433,7 +435,8 @@ class _Deployment:
         self, out: FlowerRun, records: list[RoundRecord], wall_s: float, admitted: dict[str, Any]
     ) -> None:
         assert out.weights is not None
-        last = records[-1] if records else {}
+        last = records[-1] if records else None
+        final = {} if last is None else last.to_json()
         summary: dict[str, Any] = {
             "name": self.cfg.name,
             "runtime": "flower-deployment",
@@ -445,11 +448,11 @@ class _Deployment:
             "rounds": self.cfg.training.rounds,
             "rounds_completed": len(records),
             "resumed_after_round": self.resume.round if self.resume is not None else None,
-            "final": {k: last.get(k) for k in ("test", "per_site", "mean_site_accuracy")},
-            "bytes_up_total": sum(r.get("bytes_up", 0) for r in records),
-            "bytes_down_total": sum(r.get("bytes_down", 0) for r in records),
+            "final": {k: final.get(k) for k in ("test", "per_site", "mean_site_accuracy")},
+            "bytes_up_total": sum(r.bytes_up for r in records),
+            "bytes_down_total": sum(r.bytes_down for r in records),
             "wall_s": wall_s,
-            "seconds_per_round": [r.get("wall_s") for r in records],
+            "seconds_per_round": [r.wall_s for r in records],
         }
         run_dir = self.settings.run_dir
         np.savez(run_dir / "final_weights.npz", *out.weights)

@@ -37,13 +37,12 @@ from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower.secure_server import secure_train_round
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
-    RoundCallback,
-    RoundRecord,
     attack_fields,
     broadcast_bytes,
     evaluate_weights,
     update_bytes,
 )
+from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
 from medsilo.runtime.rounds import cohort_size
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.secure.result import EXTRA_SLOTS
@@ -78,7 +77,7 @@ class FlowerRun:
 
 def evaluation_record(
     pooled: Mapping[str, Any], per_site: Mapping[str, Mapping[str, Any]]
-) -> RoundRecord:
+) -> RoundFields:
     """Combine pooled-test and per-site results as ``evaluation_fields`` does.
 
     (``evaluation_fields`` evaluates and combines in one go; split, the engine and this
@@ -353,7 +352,7 @@ class FlowerSites:
         on_time = [u for u in updates if u.site in timing.on_time]
         return TrainingExchange(updates, on_time, [u.site for u in updates], timing)
 
-    def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundRecord:
+    def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
         view = self.view
         pooled_here = view.pooled_test is not None
         content = rec.broadcast_content(

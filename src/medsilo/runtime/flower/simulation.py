@@ -22,7 +22,7 @@ from medsilo.data.base import FederatedData
 from medsilo.runtime.flower.client_app import make_client_app
 from medsilo.runtime.flower.server_app import FlowerRun, FlowerRunError, make_server_app
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.runtime.records import RoundCallback
+from medsilo.runtime.round_record import RoundCallback
 from medsilo.runtime.simulation import FederationResult
 
 
