@@ -509,13 +509,16 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
 
 
 def load_config(path: Path) -> RunConfig:
+    """The config in ``path``; its data paths are relative to the file's folder, so the same
+    file works from any working directory."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    return parse_config(raw, str(path))
+    cfg = parse_config(raw, str(path))
+    return cfg.model_copy(update={"data": cfg.data.anchored_at(path.absolute().parent)})
 
 
 def dump_config(cfg: RunConfig) -> str:

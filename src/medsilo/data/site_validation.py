@@ -34,9 +34,6 @@ from medsilo.data.units import UnitError, compatible_units, converter
 
 MAX_EXAMPLES = 5
 HINT_MIN_IN_RANGE = 0.95  # a unit suggestion must put this share of values in range
-# A wrong unit moves the whole column; a few stray values are cell errors, not a unit
-# mistake, so another unit is only suggested when at least this share is out of range.
-HINT_MIN_OUT_OF_RANGE = 0.5
 FILE = "<file>"  # Issue.column of a problem with the file as a whole
 BINARY_CODES = ["0", "1"]
 #: Spellings of a binary column's codes accepted besides 0/1 (matched case-insensitively).
@@ -370,11 +367,10 @@ def _numeric(
         out.out_of_range_examples.append(f"line {lines[i]}: {shown}")
     share = out.out_of_range / max(int(observed.sum()), 1)
     if out.out_of_range and share > schema.max_out_of_range:
-        hint = None
-        if share >= HINT_MIN_OUT_OF_RANGE:
-            hint = _unit_hint(values[observed], col, source, local)
-        fix = hint or "correct or blank these cells at the source" + (
-            f", or check the mapping's unit (now {source!r})" if m.unit is not None else ""
+        hint = _unit_hint(values[observed], col, source, local)
+        fix = hint or (
+            f"correct or blank these cells at the source, or check the mapping's unit "
+            f"(now {source!r})"
         )
         check.issues.append(
             Issue(
