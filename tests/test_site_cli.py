@@ -96,32 +96,6 @@ def test_report_refuses_invalid_epsilon(demo: Path) -> None:
     assert result.exit_code == 2
 
 
-def test_dicom_ingest_prints_the_report_then_uses_the_cache(demo: Path, tmp_path: Path) -> None:
-    site = demo / "dicom" / "site_0"
-    (site / "images" / "broken.dcm").write_bytes(b"not dicom")
-    args = [
-        "site",
-        "dicom",
-        "--folder",
-        str(site / "images"),
-        "--labels",
-        str(site / "labels.csv"),
-        "--classes",
-        "negative,positive",
-        "--site",
-        "s0",
-        "--image-size",
-        "16",
-        "--cache-dir",
-        str(tmp_path / "cache"),
-    ]
-    first = runner.invoke(app, args)
-    assert first.exit_code == 0, first.output
-    assert "broken.dcm" in first.output and "tensors: (6, 1, 16, 16)" in first.output
-    second = runner.invoke(app, args)
-    assert second.exit_code == 0 and "(from cache)" in second.output
-
-
 def _flat(text: str) -> str:
     return "".join(text.split())
 
@@ -142,6 +116,17 @@ def _dicom_args(site: Path, tmp_path: Path, *extra: str) -> list[str]:
         str(tmp_path / "cache"),
         *extra,
     ]
+
+
+def test_dicom_ingest_prints_the_report_then_uses_the_cache(demo: Path, tmp_path: Path) -> None:
+    site = demo / "dicom" / "site_0"
+    (site / "images" / "broken.dcm").write_bytes(b"not dicom")
+    args = _dicom_args(site, tmp_path, "--site", "s0")
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "broken.dcm" in first.output and "tensors: (6, 1, 16, 16)" in first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0 and "(from cache)" in second.output
 
 
 def test_dicom_binary_labels_file_is_an_error_naming_it(demo: Path, tmp_path: Path) -> None:
