@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from medsilo.bundled import bundled_names, resolve_config
 from medsilo.config import ConfigError, load_config, parse_config
@@ -56,3 +57,32 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
         load_config(bad)
     with pytest.raises(ConfigError, match="mapping"):
         parse_config([1, 2])
+
+
+def test_data_paths_are_read_from_the_config_files_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "configs"
+    folder.mkdir()
+    path = folder / "fed.yaml"
+    path.write_text(
+        "data:\n"
+        "  dataset: tabular\n"
+        "  tabular:\n"
+        "    schema: schema.yaml\n"
+        "    sites:\n"
+        "      - {name: a, csv: ../exports/a.csv, mapping: /abs/map_a.yaml}\n"
+        "      - {name: b, csv: ~/b.csv, mapping: maps/b.yaml}\n"
+        "training: {local_steps: 1}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the config's folder
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    tabular = load_config(Path("configs/fed.yaml")).data.tabular
+    assert tabular is not None
+    assert tabular.schema_path == folder / "schema.yaml"
+    a, b = tabular.sites
+    assert (a.csv, a.mapping) == (folder / "../exports/a.csv", Path("/abs/map_a.yaml"))
+    assert (b.csv, b.mapping) == (tmp_path / "home" / "b.csv", folder / "maps/b.yaml")
+    # A config built in code has no file: its paths stay relative to the working directory.
+    in_code = parse_config(yaml.safe_load(path.read_text())).data.tabular
+    assert in_code is not None and in_code.schema_path == Path("schema.yaml")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from medsilo.asynchrony import AsynchronyConfig, SyncConfig, asynchrony_problem
 from medsilo.confidential.platform import PlatformRecord
+from medsilo.config_errors import describe_invalid
 from medsilo.data.spec import DataConfig
 from medsilo.governance.config import GovernanceConfig
 from medsilo.models.zoo import ModelName
@@ -498,33 +499,26 @@ class RunConfig(_Strict):
         return RunConfig.model_validate(data)
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration in {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-after"))
-        value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        lines.append(f"  - {loc or '<root>'}: {e['msg']}{shown}")
-    return "\n".join(lines)
-
-
 def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid configuration in {source}: expected a mapping at the top")
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from None
+        raise ConfigError(describe_invalid(err, f"invalid configuration in {source}:")) from None
 
 
 def load_config(path: Path) -> RunConfig:
+    """The config in ``path``; its data paths are relative to the file's folder, so the same
+    file works from any working directory."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    return parse_config(raw, str(path))
+    cfg = parse_config(raw, str(path))
+    return cfg.model_copy(update={"data": cfg.data.anchored_at(path.absolute().parent)})
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -177,22 +177,40 @@ def dicom(
     name: Annotated[str, typer.Option("--site")] = "site",
     image_size: Annotated[int, typer.Option()] = 64,
     cache_dir: Annotated[Path, typer.Option()] = Path(".medsilo_cache/dicom"),
+    path_column: Annotated[
+        str, typer.Option(help="labels CSV column of each file's path (relative to --folder)")
+    ] = "path",
+    uid_column: Annotated[
+        str, typer.Option(help="labels CSV column of SOPInstanceUIDs (used without the path one)")
+    ] = "sop_instance_uid",
+    label_column: Annotated[str, typer.Option(help="labels CSV column of labels")] = "label",
 ) -> None:
     """Ingest a DICOM folder (decode, window, resize, cache) and print its ingestion report."""
+    from pydantic import ValidationError
+
+    from medsilo.config_errors import describe_invalid
     from medsilo.data.dicom_site import ingest_site
     from medsilo.data.sources import DicomSourceConfig
 
+    entry = {
+        "name": name,
+        "folder": folder,
+        "labels": labels,
+        "path_column": path_column,
+        "uid_column": uid_column,
+        "label_column": label_column,
+    }
     try:
         cfg = DicomSourceConfig.model_validate(
             {
-                "sites": [{"name": name, "folder": folder, "labels": labels}],
+                "sites": [entry],
                 "classes": [c.strip() for c in classes.split(",")],
                 "image_size": image_size,
                 "cache_dir": cache_dir,
             }
         )
-    except ValueError as err:
-        raise _fail(str(err)) from None
+    except ValidationError as err:
+        raise _fail(describe_invalid(err, "invalid options:")) from None
     with progress_bars() as bars:
 
         def start(total: int) -> Callable[[], None]:

@@ -216,6 +216,92 @@ def test_labels_file_needs_its_columns(tmp_path: Path) -> None:
         ingest_site(cfg.sites[0], cfg)
 
 
+def _labelled_site(root: Path, header: str = "path,label") -> tuple[Path, Path, list[str]]:
+    """Four good images and the rows of their labels CSV (header given, rows path,label)."""
+    folder, rng = root / "img", np.random.default_rng(3)
+    rows = []
+    for i in range(4):
+        write_dicom(folder / f"{i}.dcm", pattern_image(i % 2, 16, rng), f"1.2.8.{i + 1}")
+        rows.append(f"{i}.dcm,{CLASSES[i % 2]}")
+    labels = root / "labels.csv"
+    labels.write_text("\n".join([header, *rows]) + "\n")
+    return folder, labels, rows
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01" * 40, b"path,label\x00\x01\x02\n" * 5],
+    ids=["not-utf8", "nul-bytes"],
+)
+def test_binary_labels_file_is_refused_naming_the_file(tmp_path: Path, content: bytes) -> None:
+    folder, labels, _ = _labelled_site(tmp_path)
+    labels.write_bytes(content)
+    cfg = _cfg({"s": (folder, labels)}, tmp_path / "cache")
+    with pytest.raises(DataFormatError, match=f"site 's': labels file {labels} "):
+        ingest_site(cfg.sites[0], cfg)
+    assert not (tmp_path / "cache").exists()  # refused before anything was decoded or written
+
+
+def test_labels_rows_with_extra_fields_or_repeats_are_refused(tmp_path: Path) -> None:
+    folder, labels, rows = _labelled_site(tmp_path)
+    rows[1] = "1.dcm,positive,extra"  # line 3
+    rows.append("0.dcm,positive")  # line 6 repeats line 2 with another label
+    rows.append(",negative")  # line 7: no path
+    labels.write_text("\n".join(["path,label", *rows]) + "\n")
+    cfg = _cfg({"s": (folder, labels)}, tmp_path / "cache")
+    with pytest.raises(DataFormatError) as err:
+        ingest_site(cfg.sites[0], cfg)
+    assert str(err.value).splitlines() == [
+        f"site 's': labels file {labels} has 3 malformed row(s) (quote a field that contains "
+        "a comma; list each file once):",
+        "  - line 3 has 3 fields, the header 2",
+        "  - path '0.dcm' is listed on lines 2 and 6",
+        "  - line 7 has an empty 'path'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("header", "columns"),
+    [
+        ("file_name,diagnosis", {"path_column": "file_name", "label_column": "diagnosis"}),
+        ("uid,finding", {"uid_column": "uid", "label_column": "finding"}),
+    ],
+    ids=["path", "uid"],
+)
+def test_labels_columns_are_named_in_the_config(
+    tmp_path: Path, header: str, columns: dict[str, str]
+) -> None:
+    folder, labels, rows = _labelled_site(tmp_path, header)
+    if "uid_column" in columns:
+        rows = [f"1.2.8.{i + 1},{row.split(',')[1]}" for i, row in enumerate(rows)]
+        labels.write_text("\n".join([header, *rows]) + "\n")
+    entry = {"name": "s", "folder": folder, "labels": labels}
+    cfg = DicomSourceConfig.model_validate(
+        {"sites": [entry | columns], "classes": CLASSES, "image_size": 16, "cache_dir": tmp_path}
+    )
+    data, report = ingest_site(cfg.sites[0], cfg)
+    assert data.y.tolist() == [0, 1, 0, 1] and not report.rejected
+    default = _cfg({"s": (folder, labels)}, tmp_path / "other")
+    with pytest.raises(DataFormatError, match="set per site with label_column, path_column"):
+        ingest_site(default.sites[0], default)
+
+
+def test_png_and_jpeg_files_say_how_to_use_them(tmp_path: Path) -> None:
+    folder, labels, rows = _labelled_site(tmp_path)
+    (folder / "scan.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    (folder / "scan.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
+    labels.write_text("\n".join(["path,label", *rows, "scan.png,positive"]) + "\n")
+    cfg = _cfg({"s": (folder, labels)}, tmp_path / "cache")
+    _, report = ingest_site(cfg.sites[0], cfg)
+    reasons = {r.path: r.reason for r in report.rejected}
+    assert set(reasons) == {"scan.png", "scan.jpg"}
+    for name, kind in (("scan.png", "PNG"), ("scan.jpg", "JPEG")):
+        assert reasons[name].startswith(
+            f"a {kind} image, not DICOM: medsilo reads only DICOM files for now; convert it "
+            "to a grayscale DICOM file"
+        )
+
+
 def test_config_validation(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match=r"needs a data\.dicom section"):
         DataConfig.model_validate({"dataset": "dicom"})

@@ -40,21 +40,61 @@ def test_heart_non_numeric_value_names_file_row_column(tmp_path: Path) -> None:
     with pytest.raises(DataFormatError) as err:
         load_heart_disease(tmp_path)
     msg = str(err.value)
-    assert "processed.va.data" in msg and "row 7" in msg and "'chol'" in msg and "'abc'" in msg
+    assert "processed.va.data" in msg and "line 7" in msg and "'chol'" in msg and "'abc'" in msg
 
 
 def test_heart_wrong_column_count(tmp_path: Path) -> None:
     path = _heart_copy(tmp_path) / "processed.hungarian.data"
     _replace_line(path, 12, "40,1,2,130,200,0,0,150,0,0,?,?,?")
-    with pytest.raises(DataFormatError, match=r"processed\.hungarian\.data: row 12: .*14.*got 13"):
+    with pytest.raises(
+        DataFormatError, match=r"(?s)processed\.hungarian\.data: .*14 fields.*line 12 has 13"
+    ):
         load_heart_disease(tmp_path)
 
 
 def test_heart_unknown_category_code(tmp_path: Path) -> None:
     path = _heart_copy(tmp_path) / "processed.cleveland.data"
     _replace_line(path, 3, "67.0,1.0,7.0,120.0,229.0,0.0,2.0,129.0,1.0,2.6,2.0,2.0,7.0,1")
-    with pytest.raises(DataFormatError, match=r"cleveland\.data: row 3, column 'cp'"):
+    with pytest.raises(
+        DataFormatError, match=r"(?s)cleveland\.data: .*column 'cp': .*line 3: '7\.0'"
+    ):
         load_heart_disease(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("line", "column", "shown"),
+    [
+        ("6300.0,1.0,1.0,145.0,233.0,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0", "age", "6300 years"),
+        ("63.0,1.0,1.0,145.0,-5000,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0", "chol", "-5000 mg/dL"),
+        ("63.0,1.0,1.0,145.0,233.0,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,9", "num", "'9'"),
+        ("63.0,3.0,1.0,145.0,233.0,1.0,2.0,150.0,0.0,2.3,3.0,0.0,6.0,0", "sex", "'3.0'"),
+    ],
+    ids=["age-6300", "cholesterol-negative", "diagnosis-9", "sex-3"],
+)
+def test_heart_value_outside_the_schema_is_refused(
+    tmp_path: Path, line: str, column: str, shown: str
+) -> None:
+    """Physiologically impossible values and codes outside heart-disease.names are refused by
+    the tabular schema's own range and code checks, naming file, line and column."""
+    path = _heart_copy(tmp_path) / "processed.cleveland.data"
+    _replace_line(path, 5, line)
+    with pytest.raises(DataFormatError) as err:
+        load_heart_disease(tmp_path)
+    msg = str(err.value)
+    assert str(path) in msg and f"column {column!r}" in msg
+    assert "line 5" in msg and shown in msg
+
+
+def test_heart_reports_every_bad_value_at_once(tmp_path: Path) -> None:
+    path = _heart_copy(tmp_path) / "processed.va.data"
+    _replace_line(path, 2, "44,1,4,130,209,0,1,127,0,0,?,?,?,0")
+    _replace_line(path, 3, "6300,1,4,130,209,0,1,127,0,0,?,?,?,0")
+    _replace_line(path, 9, "60,1,4,130,-5000,0,1,127,0,0,?,?,?,0")
+    with pytest.raises(DataFormatError) as err:
+        load_heart_disease(tmp_path)
+    msg = str(err.value)
+    assert "column 'age'" in msg and "line 3: 6300 years" in msg
+    assert "column 'chol'" in msg and "line 9: -5000 mg/dL" in msg
 
 
 def test_heart_missing_file_names_full_path(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from medsilo.data.base import DataFormatError
 from medsilo.data.schema import FederationSchema, load_schema
-from medsilo.data.site_mapping import SiteMapping
+from medsilo.data.site_mapping import SiteMapping, load_mapping
 from medsilo.data.site_validation import SiteCheck, check_site
 from medsilo.data.synthetic_sites import write_cardio_sites
 from tests.data.site_fixtures import (
@@ -84,7 +84,7 @@ def test_incompatible_unit_is_named(csvs: dict[str, Path]) -> None:
     msg = result.message()
     assert "local unit 'years' cannot be converted to the schema unit 'mg/dL'" in msg
     assert "'years' is a time and 'mg/dL' is a mass concentration" in msg
-    assert "one of ['mg/dL', 'g/L', 'mg/L', 'mmol/L', 'umol/L']" in msg
+    assert "one of ['mg/dL', 'g/L', 'mg/L', 'g/dL', 'ug/dL', 'ng/mL', 'mmol/L', 'umol/L']" in msg
 
 
 def test_out_of_range_rows_are_listed_by_line(tmp_path: Path) -> None:
@@ -162,3 +162,59 @@ def test_schema_validation_names_the_column(tmp_path: Path) -> None:
     }
     with pytest.raises(DataFormatError, match="unknown unit 'furlong'"):
         load_schema(write_yaml(tmp_path / "s.yaml", raw))
+
+
+def test_binary_columns_accept_true_false_and_yes_no(tmp_path: Path) -> None:
+    header = [
+        "age",
+        "cholesterol",
+        "weight",
+        "systolic_bp",
+        "sex",
+        "chest_pain",
+        "smoker",
+        "disease",
+    ]
+    spelled = ["True", "false", "YES", "no", "1", "0.0", "yes", "FALSE"]
+    rows = [["50", "200", "70", "120", s, "typical", s, "0"] for s in spelled]
+    result = _check("hospital_a", write_csv(tmp_path / "a.csv", header, rows))
+    assert result.ok, result.message()
+    assert result.values is not None
+    assert result.values["sex"].tolist() == [1, 0, 1, 0, 1, 0, 1, 0]
+    assert result.values["smoker"].tolist() == [1, 0, 1, 0, 1, 0, 1, 0]
+
+
+def test_yes_no_spellings_are_for_binary_columns_only(tmp_path: Path) -> None:
+    header = ["age", "cholesterol", "weight", "systolic_bp", "sex", "chest_pain", "disease"]
+    rows = [["50", "200", "70", "120", "maybe", "yes", "0"] for _ in range(4)]
+    result = _check("hospital_a", write_csv(tmp_path / "a.csv", header, rows), smoker=None)
+    msg = result.message()
+    assert "column 'sex': 4 value(s) are not known codes (value: count) {'maybe': 4}" in msg
+    assert "e.g. [\"line 2: 'maybe'\"" in msg
+    assert "column 'chest_pain': 4 value(s) are not known codes (value: count) {'yes': 4}" in msg
+
+
+def test_unquoted_yes_no_codes_in_a_mapping_are_refused(tmp_path: Path) -> None:
+    """YAML reads `{yes: 1}` as `{True: 1}`; accepting it would match no CSV cell."""
+    path = tmp_path / "m.yaml"
+    path.write_text("columns:\n  dx: {to: disease, codes: {yes: 1, no: 0}}\n")
+    with pytest.raises(DataFormatError) as err:
+        load_mapping(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: invalid site mapping:\n  - columns.dx.codes: ")
+    assert 'quote the code as the CSV writes it, e.g. {"yes": 1, "no": 0}' in msg
+    assert "errors.pydantic.dev" not in msg
+
+
+def test_schema_errors_are_one_line_per_problem(tmp_path: Path) -> None:
+    raw = schema_dict()
+    raw["columns"][0] = {"name": "age", "type": "numeric", "unit": "years", "range": [9, 1]}
+    raw["max_missing"] = 2
+    with pytest.raises(DataFormatError) as err:
+        load_schema(write_yaml(tmp_path / "s.yaml", raw))
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"{tmp_path / 's.yaml'}: invalid federation schema:"
+    assert sorted(lines[1:]) == [
+        "  - columns.0: schema column 'age': range must be [lo, hi] with lo < hi, got (9.0, 1.0)",
+        "  - max_missing: Input should be less than or equal to 1 (got 2)",
+    ]

@@ -150,14 +150,27 @@ def test_three_dialects_train_end_to_end(csvs: dict[str, Path]) -> None:
 
 
 @pytest.mark.parametrize("example", ["tabular", "dicom"])
-def test_example_configs_load_and_round_trip(example: str) -> None:
+def test_example_configs_load_from_any_directory_and_round_trip(
+    example: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The examples' relative paths are read from their own folder, not the working one."""
     from medsilo.config import dump_config, load_config
 
+    monkeypatch.chdir(tmp_path)
     cfg = load_config(EXAMPLES.parent / example / "federation.yaml")
     assert cfg.data.dataset == example
-    text = dump_config(cfg)
+    demo = EXAMPLES.parents[1] / "runs" / "site-demo"
     if example == "tabular":
-        assert "schema: examples/tabular/schema.yaml" in text  # the key users write
+        assert cfg.data.tabular is not None
+        assert cfg.data.tabular.schema_path.resolve() == EXAMPLES / "schema.yaml"
+        assert all(s.mapping.is_file() for s in cfg.data.tabular.sites)
+        assert cfg.data.tabular.sites[0].csv.resolve() == demo / "tabular" / "hospital_a.csv"
+        assert f"schema: {EXAMPLES / 'schema.yaml'}" in dump_config(cfg)  # the key users write
+    else:
+        assert cfg.data.dicom is not None
+        assert cfg.data.dicom.cache_dir.resolve() == demo / "cache"
+        assert cfg.data.dicom.sites[2].labels.resolve() == demo / "dicom" / "site_2" / "labels.csv"
+    text = dump_config(cfg)
     assert RunConfig.model_validate(yaml.safe_load(text)) == cfg
 
 

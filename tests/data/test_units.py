@@ -21,6 +21,19 @@ from medsilo.data.units import UnitError, compatible_units, converter, lookup
         ("kPa", "mmHg", None, 16.0, 120.00992),
         ("umol/L", "mg/dL", "creatinine", 88.4, 88.4 * 1e-3 * 11.31),
         ("mg/dl", "MG/DL", None, 3.0, 3.0),
+        # Common clinical units: BMI, haemoglobin, troponin, ventilation, gestation, ...
+        ("kg/m^2", "kg/m2", None, 24.5, 24.5),
+        ("kg / m²", "KG/M2", None, 31.0, 31.0),
+        ("g/dL", "g/L", None, 14.0, 140.0),
+        ("µg/dL", "mg/dL", None, 100.0, 0.1),
+        ("ng/mL", "mg/dL", None, 1000.0, 0.1),
+        ("cmH2O", "mmHg", None, 10.0, 7.3555912),
+        ("weeks", "days", None, 2.0, 14.0),
+        ("hours", "days", None, 36.0, 1.5),
+        ("IU/L", "U/L", None, 40.0, 40.0),
+        ("beats/min", "bpm", None, 72.0, 72.0),
+        ("ft", "cm", None, 6.0, 182.88),
+        ("mL", "L", None, 500.0, 0.5),
     ],
 )
 def test_conversions(
@@ -55,3 +68,12 @@ def test_compatible_units_cover_both_concentration_kinds_only_with_analyte() -> 
     assert "mmol/L" in compatible_units("mg/dL", "glucose")
     assert "mmol/L" not in compatible_units("mg/dL")
     assert set(compatible_units("kg")) == {"kg", "g", "lb"}
+
+
+def test_bmi_is_a_schema_unit_of_its_own() -> None:
+    from medsilo.data.schema import SchemaColumn
+
+    column = SchemaColumn(name="bmi", type="numeric", unit="kg/m2", range=(10.0, 80.0))
+    assert compatible_units(column.unit or "") == ["kg/m2"]
+    with pytest.raises(UnitError, match="'kg' is a mass and 'kg/m2' is a body mass index"):
+        converter("kg", "kg/m2")

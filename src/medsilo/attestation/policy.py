@@ -41,6 +41,7 @@ from medsilo.attestation.tdx import TdxVerifier
 from medsilo.attestation.verifier import Clock, Verifier, utc_now
 from medsilo.confidential.platform import PlatformKind, PlatformRecord
 from medsilo.confidential.vulnerabilities import Registry, default_registry, exploit_indicator
+from medsilo.config_errors import describe_invalid
 from medsilo.ledger.events import Attestation, Enrolment, record_attestation, record_enrolment
 from medsilo.ledger.keys import fingerprint
 from medsilo.ledger.store import Ledger
@@ -64,7 +65,7 @@ def load_policy(path: Path) -> EnrolmentPolicy:
     try:
         return EnrolmentPolicy.model_validate(raw)
     except ValidationError as err:
-        raise ValueError(f"bad enrolment policy {path}: {err}") from err
+        raise ValueError(describe_invalid(err, f"bad enrolment policy {path}:")) from err
 
 
 @dataclass(frozen=True)

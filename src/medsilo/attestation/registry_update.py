@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from medsilo.attestation.tcb import parse_tcb
 from medsilo.confidential.platform import CVE_PATTERN, PlatformKind
 from medsilo.confidential.vulnerabilities import default_registry, user_registry_path
+from medsilo.config_errors import problem_lines
 
 
 class RegistryError(ValueError):
@@ -41,12 +42,6 @@ class RegistryEntry(BaseModel):
     exploitable: bool
     source: Annotated[str, StringConstraints(pattern=r"^https?://\S+$")]
     fixed_tcb: dict[PlatformKind, str] = Field(default_factory=dict)
-
-
-def _problem(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "entry"
-    return f"{where}: {first['msg']}"
 
 
 def validate_registry(raw: Any) -> list[RegistryEntry]:
@@ -67,7 +62,7 @@ def validate_registry(raw: Any) -> list[RegistryEntry]:
         try:
             entry = RegistryEntry.model_validate(item)
         except ValidationError as err:
-            raise RegistryError(f"{label}: {_problem(err)}") from err
+            raise RegistryError(f"{label}: {problem_lines(err)[0]}") from err
         if entry.cve in seen:
             raise RegistryError(f"{label}: duplicate CVE id")
         seen.add(entry.cve)

@@ -16,7 +16,8 @@ The pipeline, per file:
 5. Normalise: ``(x - normalize_mean) / normalize_std`` (defaults 0.5, 0.5 give [-1, 1]).
 
 A file that cannot be used comes back as a reason string, never as an exception: corrupt
-files are to be listed in the site's ingestion report, not to stop a federation.
+files are to be listed in the site's ingestion report, not to stop a federation. PNG and JPEG
+images are recognised by their signature and told how to become usable (converted to DICOM).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from numpy.typing import NDArray
 from medsilo.data.sources import DicomSourceConfig, WindowConfig
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
+#: Leading bytes of image formats a site is likely to drop into its folder instead of DICOM.
+IMAGE_SIGNATURES: dict[str, bytes] = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,23 @@ def resize(image: NDArray[np.float64], size: int) -> NDArray[np.float32]:
     return out[0, 0].numpy()
 
 
+def _other_image(path: Path) -> str | None:
+    """How to use a PNG/JPEG file found among the DICOM files, or None for anything else."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+    except OSError:
+        return None
+    for kind, signature in IMAGE_SIGNATURES.items():
+        if head.startswith(signature):
+            return (
+                f"a {kind} image, not DICOM: medsilo reads only DICOM files for now; convert it "
+                "to a grayscale DICOM file (e.g. with dcmtk's img2dcm or pydicom) and list that "
+                "file in the labels CSV instead"
+            )
+    return None
+
+
 def decode_file(path: Path, cfg: DicomSourceConfig) -> DecodedImage | str:
     """The preprocessed image, or why the file cannot be used."""
     import pydicom  # deferred: only DICOM federations need it
@@ -83,7 +103,7 @@ def decode_file(path: Path, cfg: DicomSourceConfig) -> DecodedImage | str:
     try:
         ds = pydicom.dcmread(path)
     except Exception as err:  # pydicom raises many types on corrupt input; all mean "unusable"
-        return f"not a readable DICOM file ({type(err).__name__}: {err})"
+        return _other_image(path) or f"not a readable DICOM file ({type(err).__name__}: {err})"
     if "PixelData" not in ds:
         return "no pixel data (PixelData element missing)"
     photometric = str(ds.get("PhotometricInterpretation", ""))

@@ -8,6 +8,10 @@ grayscale frame, a modality different from the expected one (``modality`` in the
 the site's most common one), a file without a label, a label that is invalid, and a label row
 whose file does not exist (or was unusable). A site with no usable image is refused.
 
+The labels CSV itself must be sound, or the site is refused before anything is decoded: UTF-8
+text with a header naming the entry's label column and its path (or SOPInstanceUID) column,
+every row with the header's number of fields, each file listed once.
+
 Cache: the decoded tensors and the report are stored in ``cache_dir/<site>/`` under a key
 ``sha256(version, folder, every file's (relative path, size, mtime_ns), the labels file's
 content, the preprocessing settings)``; a second load with nothing changed reads the cache
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import logging
 import os
@@ -99,31 +104,80 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+MAX_SHOWN = 5  # malformed label rows quoted in a refusal
+
+
 @dataclass(frozen=True)
 class _Labels:
     by_key: dict[str, str]  # relative path or SOPInstanceUID -> raw label text
-    column: str  # "path" or "sop_instance_uid"
+    column: str  # the labels CSV column the keys come from
+    by_path: bool  # keys are relative paths (else SOPInstanceUIDs)
+
+
+def _labels_text(entry: DicomSiteEntry, path: Path) -> str:
+    if not path.is_file():
+        raise DataFormatError(f"site {entry.name!r}: labels file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataFormatError(
+            f"site {entry.name!r}: labels file {path} is not UTF-8 text (byte {err.start}: "
+            f"{err.reason}); it must be a CSV file, exported as UTF-8"
+        ) from None
+    if "\0" in text:
+        raise DataFormatError(
+            f"site {entry.name!r}: labels file {path} holds NUL bytes: a binary file, not a CSV"
+        )
+    return text
 
 
 def _read_labels(entry: DicomSiteEntry) -> _Labels:
     path = Path(entry.labels)
-    if not path.is_file():
-        raise DataFormatError(f"site {entry.name!r}: labels file not found: {path}")
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.DictReader(fh)
-        fields = [f.strip() for f in (reader.fieldnames or [])]
-        key = "path" if "path" in fields else "sop_instance_uid"
-        if key not in fields or "label" not in fields:
+    reader = csv.reader(io.StringIO(_labels_text(entry, path), newline=""))
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        by_path = entry.path_column in header
+        key = entry.path_column if by_path else entry.uid_column
+        if key not in header or entry.label_column not in header:
             raise DataFormatError(
-                f"site {entry.name!r}: {path} needs a header with 'label' and either 'path' "
-                f"(relative to {entry.folder}) or 'sop_instance_uid'; found {fields}"
+                f"site {entry.name!r}: {path} needs a header with {entry.label_column!r} and "
+                f"either {entry.path_column!r} (relative to {entry.folder}) or "
+                f"{entry.uid_column!r}; found {header}. Other column names are set per site "
+                "with label_column, path_column and uid_column"
             )
+        key_at, label_at = header.index(key), header.index(entry.label_column)
         by_key: dict[str, str] = {}
+        first_line: dict[str, int] = {}
+        problems: list[str] = []
         for row in reader:
-            row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
-            if row.get(key):
-                by_key[Path(row[key]).as_posix() if key == "path" else row[key]] = row["label"]
-    return _Labels(by_key, key)
+            cells = [c.strip() for c in row]
+            if not any(cells):
+                continue
+            line = reader.line_num
+            if len(cells) != len(header):
+                problems.append(f"line {line} has {len(cells)} fields, the header {len(header)}")
+                continue
+            name = Path(cells[key_at]).as_posix() if by_path and cells[key_at] else cells[key_at]
+            if not name:
+                problems.append(f"line {line} has an empty {key!r}")
+            elif name in first_line:
+                problems.append(f"{key} {name!r} is listed on lines {first_line[name]} and {line}")
+            else:
+                first_line[name] = line
+                by_key[name] = cells[label_at]
+    except csv.Error as err:
+        raise DataFormatError(
+            f"site {entry.name!r}: labels file {path}, line {reader.line_num}: not a valid "
+            f"CSV ({err})"
+        ) from None
+    if problems:
+        shown = "\n".join(f"  - {p}" for p in problems[:MAX_SHOWN])
+        more = f"\n  ... and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
+        raise DataFormatError(
+            f"site {entry.name!r}: labels file {path} has {len(problems)} malformed row(s) "
+            f"(quote a field that contains a comma; list each file once):\n{shown}{more}"
+        )
+    return _Labels(by_key, key, by_path)
 
 
 def _files(entry: DicomSiteEntry) -> list[Path]:
@@ -157,6 +211,7 @@ def cache_key(entry: DicomSiteEntry, files: list[Path], cfg: DicomSourceConfig) 
             "folder": str(folder.resolve()),
             "files": stats,
             "labels": hashlib.sha256(Path(entry.labels).read_bytes()).hexdigest(),
+            "label_columns": [entry.path_column, entry.uid_column, entry.label_column],
             "settings": settings,
         },
         sort_keys=True,
@@ -198,7 +253,7 @@ def _decode_site(
     xs: list[NDArray[np.float32]] = []
     ys: list[int] = []
     for rel, img in decoded:
-        key = rel if labels.column == "path" else img.sop_instance_uid
+        key = rel if labels.by_path else img.sop_instance_uid
         seen_keys.add(key)
         if img.modality != expected:
             report.rejected.append(
@@ -224,7 +279,7 @@ def _decode_site(
             continue
         xs.append(img.pixels)
         ys.append(cls)
-    decoded_keys = {rel for rel, _ in decoded} if labels.column == "path" else seen_keys
+    decoded_keys = {rel for rel, _ in decoded} if labels.by_path else seen_keys
     rejected_paths = {r.path for r in report.rejected}
     for key in sorted(set(labels.by_key) - decoded_keys):
         if key in rejected_paths:

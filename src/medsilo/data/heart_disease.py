@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,9 @@ from numpy.typing import NDArray
 from medsilo.data._util import frozen
 from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData
 from medsilo.data.paths import require_file, resolve_root
+from medsilo.data.schema import FederationSchema
+from medsilo.data.site_mapping import ColumnMapping, SiteMapping
+from medsilo.data.site_validation import check_site
 
 HOSPITALS: tuple[str, ...] = ("cleveland", "hungarian", "switzerland", "va")
 COLUMNS: tuple[str, ...] = (
@@ -37,82 +39,79 @@ COLUMNS: tuple[str, ...] = (
 )  # fmt: skip
 DROPPED = ("slope", "ca", "thal")  # mostly missing outside Cleveland
 CATEGORICAL = ("cp", "restecg")  # one-hot encoded; the rest stay numeric, in file order
-# Documented code sets (heart-disease.names): a value outside them is a corrupt file, and
-# accepting it would silently change the number of one-hot features.
-CODES: dict[str, frozenset[int]] = {
-    "cp": frozenset({1, 2, 3, 4}),
-    "restecg": frozenset({0, 1, 2}),
-}
+TRAIN_FRACTION = 0.66
+SPLIT_SEED = 43
+
+# The UCI layout as a federation schema, so that a hospital file is checked by the same range
+# and code checks as a site's CSV (medsilo.data.site_validation), not by a second copy.
+# Codes are heart-disease.names'; a value outside them is a corrupt file, and accepting it
+# would silently change the number of one-hot features. Ranges are physiological bounds
+# that every value of the four UCI files falls in; 0 is kept for trestbps and chol because
+# the Switzerland and VA files record some unmeasured values as 0 and FLamby keeps those rows.
+SCHEMA = FederationSchema.model_validate(
+    {
+        "name": "uci_heart_disease",
+        "label": {"name": "num", "classes": [0, 1, 2, 3, 4]},  # diagnosis; > 0 is disease
+        "columns": [
+            {"name": "age", "type": "numeric", "unit": "years", "range": [0, 120]},
+            {"name": "sex", "type": "binary"},
+            {"name": "cp", "type": "categorical", "codes": [1, 2, 3, 4]},
+            {"name": "trestbps", "type": "numeric", "unit": "mmHg", "range": [0, 300]},
+            {"name": "chol", "type": "numeric", "unit": "mg/dL", "range": [0, 1000]},
+            {"name": "fbs", "type": "binary"},
+            {"name": "restecg", "type": "categorical", "codes": [0, 1, 2]},
+            {"name": "thalach", "type": "numeric", "unit": "bpm", "range": [30, 250]},
+            {"name": "exang", "type": "binary"},
+            {"name": "oldpeak", "type": "numeric", "unit": "mm", "range": [-10, 10]},
+        ],
+        # Incomplete rows are dropped after the check (FLamby's dropna), never imputed.
+        "max_missing": 1.0,
+    }
+)
+# Every kept column under its own name; "?" is the files' only missing-value marker.
+MAPPING = SiteMapping(
+    missing_values=["?"],
+    columns={c: ColumnMapping(to=c) for c in [*SCHEMA.column_names, SCHEMA.label.name]},
+)
 # One-hot levels per categorical column. FLamby takes them from the four hospitals pooled; on
 # the UCI files (complete rows) that union is exactly the documented code set, so using the
 # codes gives the same columns while letting each hospital encode its own file alone (a
 # deployed site, or a federation of a subset of the hospitals) with the federation's layout.
-CATEGORIES: dict[str, list[int]] = {c: sorted(CODES[c]) for c in CATEGORICAL}
-TRAIN_FRACTION = 0.66
-SPLIT_SEED = 43
+CATEGORIES: dict[str, list[int]] = {
+    c: sorted(int(code) for code in SCHEMA.column(c).codes or []) for c in CATEGORICAL
+}
 
-_KEPT = [c for c in COLUMNS if c not in DROPPED]  # incl. "num"
-_NUMERIC = [c for c in _KEPT if c not in CATEGORICAL and c != "num"]
-
-
-def _parse_value(path: Path, row: int, col: str, raw: str) -> float:
-    text = raw.strip()
-    if text == "?":
-        return math.nan
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-        ok = False
-    else:
-        ok = math.isfinite(value)
-    if not ok:
-        raise DataFormatError(
-            f"{path}: row {row}, column {col!r}: expected a number or '?' (missing), got {raw!r}"
-        )
-    if col in CODES and value not in CODES[col]:
-        raise DataFormatError(
-            f"{path}: row {row}, column {col!r}: {raw!r} is not one of the documented codes "
-            f"{sorted(CODES[col])}"
-        )
-    if col == "num" and (value < 0 or value != int(value)):
-        raise DataFormatError(
-            f"{path}: row {row}, column 'num': the diagnosis must be an integer 0-4, got {raw!r}"
-        )
-    return value
+_NUMERIC = [c for c in SCHEMA.column_names if c not in CATEGORICAL]
 
 
 def read_centre(path: Path) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.int64]]:
     """The kept columns of one hospital file (complete rows only) and the binary label.
 
     Missing values in the dropped columns do not remove a row, as in FLamby, which drops the
-    columns before ``dropna``.
+    columns before ``dropna``. Every problem of the file is reported at once, each naming the
+    file's line and the column.
     """
     require_file(path)
-    try:
-        lines = path.read_text(encoding="ascii").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataFormatError(f"{path}: not an ASCII CSV file ({err})") from err
-    rows: list[list[float]] = []
-    for row_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue  # pandas skips blank lines too
-        fields = line.split(",")
-        if len(fields) != len(COLUMNS):
-            raise DataFormatError(
-                f"{path}: row {row_no}: expected {len(COLUMNS)} comma-separated columns "
-                f"({', '.join(COLUMNS)}), got {len(fields)}"
+    check = check_site(SCHEMA, MAPPING, path, site=path.name, columns=COLUMNS)
+    if check.values is None or check.labels is None:
+        raise DataFormatError(
+            "\n".join(
+                [
+                    f"{path}: not a usable UCI heart-disease file (columns "
+                    f"{', '.join(COLUMNS)}; '?' marks a missing value):",
+                    *[f"  - {issue.where}: {issue.problem}" for issue in check.issues],
+                    "Correct these cells, or mark an unknown value '?'.",
+                ]
             )
-        values = dict(zip(COLUMNS, fields, strict=True))
-        parsed = [_parse_value(path, row_no, c, values[c]) for c in _KEPT]
-        if not any(math.isnan(v) for v in parsed):
-            rows.append(parsed)
-    if not rows:
+        )
+    complete = ~np.any(np.isnan(np.stack(list(check.values.values()))), axis=0)
+    if not complete.any():
         raise DataFormatError(f"{path}: no complete rows (after dropping {', '.join(DROPPED)})")
-    table = np.array(rows, dtype=np.float64)
-    columns = {c: table[:, i] for i, c in enumerate(_KEPT)}
-    labels = (columns.pop("num") > 0).astype(np.int64)
-    return columns, labels
+    columns = {c: v[complete] for c, v in check.values.items()}
+    for c in CATEGORICAL:  # validation gives the index of the code; the encoding wants the code
+        codes = np.array([float(code) for code in SCHEMA.column(c).codes or []])
+        columns[c] = codes[columns[c].astype(np.int64)]
+    return columns, (check.labels[complete] > 0).astype(np.int64)
 
 
 def split_indices(path: Path, labels: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:

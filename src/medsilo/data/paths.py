@@ -33,6 +33,13 @@ def resolve_root(root: Path | str | None) -> Path:
     return data_root() if root is None else Path(root).expanduser().resolve()
 
 
+def anchored(path: Path, folder: Path) -> Path:
+    """``path`` read relative to ``folder`` (a config file's folder) unless it is absolute;
+    ``~`` is expanded first."""
+    path = path.expanduser()
+    return path if path.is_absolute() else folder / path
+
+
 def require_file(path: Path) -> Path:
     """Fail early with the full expected path, rather than with a bare ``FileNotFoundError``."""
     if not path.is_file():

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from medsilo.config_errors import describe_invalid
 from medsilo.data.base import DataFormatError
 from medsilo.data.units import ANALYTE_FACTORS, UnitError, lookup
 
@@ -135,7 +136,8 @@ class FederationSchema(_Strict):
         return [f for c in self.columns for f in c.feature_names()]
 
 
-def _read_yaml(path: Path, what: str) -> Any:
+def read_yaml(path: Path, what: str) -> Any:
+    """The parsed file, or a DataFormatError naming it (missing, or not YAML)."""
     if not path.is_file():
         raise DataFormatError(f"{what} not found: {path}")
     try:
@@ -145,8 +147,8 @@ def _read_yaml(path: Path, what: str) -> Any:
 
 
 def load_schema(path: Path) -> FederationSchema:
-    raw = _read_yaml(Path(path), "federation schema")
+    raw = read_yaml(Path(path), "federation schema")
     try:
         return FederationSchema.model_validate(raw)
     except ValidationError as err:
-        raise DataFormatError(f"{path}: invalid federation schema:\n{err}") from err
+        raise DataFormatError(describe_invalid(err, f"{path}: invalid federation schema:")) from err

@@ -22,8 +22,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from medsilo.config_errors import describe_invalid
 from medsilo.data.base import DataFormatError
-from medsilo.data.schema import _read_yaml
+from medsilo.data.schema import read_yaml
 
 DEFAULT_MISSING = ("", "NA", "N/A", "NaN", "nan", "?", "null", "NULL")
 
@@ -41,6 +42,14 @@ class ColumnMapping(_Strict):
     @classmethod
     def _text(cls, value: Any) -> Any:
         if isinstance(value, dict):
+            if any(isinstance(k, bool) for k in value):
+                # YAML reads unquoted yes/no/true/false/on/off as booleans: which word the
+                # CSV holds is lost, and a silent "True" would match none of them.
+                raise ValueError(
+                    "a local code was read as true/false: YAML turns unquoted yes, no, true, "
+                    "false, on and off into booleans; quote the code as the CSV writes it, "
+                    'e.g. {"yes": 1, "no": 0}'
+                )
             return {str(k): str(v) for k, v in value.items()}
         return value
 
@@ -59,8 +68,8 @@ class SiteMapping(_Strict):
 
 
 def load_mapping(path: Path) -> SiteMapping:
-    raw = _read_yaml(Path(path), "site mapping")
+    raw = read_yaml(Path(path), "site mapping")
     try:
         return SiteMapping.model_validate(raw)
     except ValidationError as err:
-        raise DataFormatError(f"{path}: invalid site mapping:\n{err}") from err
+        raise DataFormatError(describe_invalid(err, f"{path}: invalid site mapping:")) from err

@@ -4,8 +4,12 @@ Everything a site can get wrong is collected, not raised one at a time: a mappin
 column the CSV lacks, a unit that cannot be converted, text in a numeric column, values
 outside the allowed range, unknown category codes, too many missing values. Each problem is an
 :class:`Issue` naming the schema column, the local column and what to fix, and the per-column
-statistics (missing share, out-of-range count with example line numbers) go in the report
-that ``medsilo site check`` prints. Line numbers are the CSV file's (the header is line 1).
+statistics (missing share, out-of-range count and unknown codes with example line numbers)
+go in the report that ``medsilo site check`` prints. Line numbers are the CSV file's (the
+header is line 1; a file read with given ``columns`` has no header, its first row is line 1).
+
+Binary columns take 0/1 (also written 0.0/1.0) and, case-insensitively, true/false and yes/no
+(:data:`BINARY_SPELLINGS`), after the mapping's own ``codes``.
 
 The same check runs before training; a site with any issue is refused (see
 ``medsilo.data.tabular_sites``). The values that pass come back converted to schema units,
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +34,10 @@ from medsilo.data.units import UnitError, compatible_units, converter
 
 MAX_EXAMPLES = 5
 HINT_MIN_IN_RANGE = 0.95  # a unit suggestion must put this share of values in range
+FILE = "<file>"  # Issue.column of a problem with the file as a whole
+BINARY_CODES = ["0", "1"]
+#: Spellings of a binary column's codes accepted besides 0/1 (matched case-insensitively).
+BINARY_SPELLINGS: dict[str, str] = {"false": "0", "no": "0", "true": "1", "yes": "1"}
 
 
 @dataclass(frozen=True)
@@ -38,9 +47,15 @@ class Issue:
     problem: str
     fix: str
 
+    @property
+    def where(self) -> str:
+        if self.column == FILE:
+            return "file"
+        renamed = self.local and self.local != self.column
+        return f"column {self.column!r}" + (f" (local {self.local!r})" if renamed else "")
+
     def text(self) -> str:
-        where = f"column {self.column!r}" + (f" (local {self.local!r})" if self.local else "")
-        return f"{where}: {self.problem}. Fix: {self.fix}"
+        return f"{self.where}: {self.problem}. Fix: {self.fix}"
 
 
 @dataclass
@@ -55,6 +70,7 @@ class ColumnCheck:
     out_of_range_examples: list[str] = field(default_factory=list)
     type_errors: int = 0
     unknown: dict[str, int] = field(default_factory=dict)
+    unknown_examples: list[str] = field(default_factory=list)
     status: str = "ok"
 
     @property
@@ -115,21 +131,23 @@ class _Csv:
     lines: list[int]
 
 
-def _read_csv(path: Path, check: SiteCheck) -> _Csv | None:
+def _read_csv(path: Path, check: SiteCheck, columns: Sequence[str] | None) -> _Csv | None:
+    """The rows of ``path``; with ``columns`` the file has no header row and those are its
+    column names."""
     if not path.is_file():
-        check.issues.append(Issue("<file>", None, f"CSV not found: {path}", "fix the csv path"))
+        check.issues.append(Issue(FILE, None, f"CSV not found: {path}", "fix the csv path"))
         return None
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         check.issues.append(
-            Issue("<file>", None, f"{path} is not UTF-8 text ({err})", "export the CSV as UTF-8")
+            Issue(FILE, None, f"{path} is not UTF-8 text ({err})", "export the CSV as UTF-8")
         )
         return None
     reader = csv.reader(text.splitlines())
-    header = next(reader, None)
+    header = list(columns) if columns is not None else next(reader, None)
     if not header:
-        check.issues.append(Issue("<file>", None, f"{path} is empty", "export a header row"))
+        check.issues.append(Issue(FILE, None, f"{path} is empty", "export a header row"))
         return None
     header = [h.strip() for h in header]
     rows, lines, ragged = [], [], []
@@ -137,17 +155,17 @@ def _read_csv(path: Path, check: SiteCheck) -> _Csv | None:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
-            ragged.append(reader.line_num)
+            ragged.append(f"line {reader.line_num} has {len(row)}")
             continue
         rows.append([cell.strip() for cell in row])
         lines.append(reader.line_num)
     if ragged:
         check.issues.append(
             Issue(
-                "<file>",
+                FILE,
                 None,
-                f"{len(ragged)} row(s) do not have {len(header)} fields, e.g. line(s) "
-                f"{ragged[:MAX_EXAMPLES]}",
+                f"{len(ragged)} row(s) do not have the {len(header)} fields "
+                f"({', '.join(header)}), e.g. {'; '.join(ragged[:MAX_EXAMPLES])}",
                 "quote fields that contain commas, or remove the broken rows",
             )
         )
@@ -233,15 +251,23 @@ def _codes_problem(m: ColumnMapping, allowed: list[str], column: str, local: str
 
 
 def _as_codes(
-    raw: list[str | None], m: ColumnMapping, allowed: list[str], out: ColumnCheck
+    raw: list[str | None],
+    m: ColumnMapping,
+    allowed: list[str],
+    out: ColumnCheck,
+    lines: list[int],
+    spellings: dict[str, str] | None = None,
 ) -> NDArray[np.float64]:
-    """Index of each value's schema code (NaN when missing); unknown codes are counted."""
+    """Index of each value's schema code (NaN when missing); unknown codes are counted, with
+    example lines. ``spellings`` (lower case) are tried after the mapping's codes."""
     index = {c: i for i, c in enumerate(allowed)}
     values = np.full(len(raw), math.nan)
     for i, text in enumerate(raw):
         if text is None:
             continue
         code = m.codes.get(text, text) if m.codes else text
+        if code not in index and spellings:
+            code = spellings.get(code.lower(), code)
         if code not in index:
             try:  # "1.0" is the code "1"
                 as_num = float(code)
@@ -252,6 +278,8 @@ def _as_codes(
             values[i] = index[code]
         else:
             out.unknown[text] = out.unknown.get(text, 0) + 1
+            if len(out.unknown_examples) < MAX_EXAMPLES:
+                out.unknown_examples.append(f"line {lines[i]}: {text!r}")
     return values
 
 
@@ -364,12 +392,20 @@ def _numeric(
 
 
 def check_site(
-    schema: FederationSchema, mapping: SiteMapping, csv_path: Path, site: str | None = None
+    schema: FederationSchema,
+    mapping: SiteMapping,
+    csv_path: Path,
+    site: str | None = None,
+    columns: Sequence[str] | None = None,
 ) -> SiteCheck:
-    """Validate ``csv_path`` through ``mapping``; never raises for problems in the data."""
+    """Validate ``csv_path`` through ``mapping``; never raises for problems in the data.
+
+    ``columns`` names the columns of a file without a header row (the bundled UCI heart
+    files); by default the first row is the header.
+    """
     name = site or mapping.site or Path(csv_path).stem
     check = SiteCheck(site=name, csv=str(csv_path), schema=schema.name)
-    data = _read_csv(Path(csv_path), check)
+    data = _read_csv(Path(csv_path), check, columns)
     if data is None:
         return check
     used = _check_mapping(schema, mapping, data, check)
@@ -390,14 +426,14 @@ def check_site(
         if problem:
             check.issues.append(problem)
         raw = cells(label_local)
-        idx = _as_codes(raw, m, schema.label.classes, lab)
+        idx = _as_codes(raw, m, schema.label.classes, lab, data.lines)
         lab.missing = int(np.isnan(idx).sum()) - sum(lab.unknown.values())
         keep = ~np.isnan(idx)
         labels = np.where(keep, idx, 0).astype(np.int64)
         if lab.unknown:
             lab.status = "error"
             check.issues.append(
-                _unknown_issue(schema.label.name, label_local, lab.unknown, schema.label.classes, m)
+                _unknown_issue(schema.label.name, label_local, lab, schema.label.classes, m)
             )
         check.unlabelled_rows = lab.missing
         check.columns.append(lab)
@@ -444,14 +480,16 @@ def check_site(
         if col.type == "numeric":
             values[col.name] = _numeric(raw, col, m, local, lines, schema, out, check)
         else:
-            allowed = col.codes if col.type == "categorical" else ["0", "1"]
+            binary = col.type == "binary"
+            allowed = BINARY_CODES if binary else col.codes
             assert allowed is not None
             problem = _codes_problem(m, allowed, col.name, local)
             if problem:
                 check.issues.append(problem)
-            values[col.name] = _as_codes(raw, m, allowed, out)
+            spellings = BINARY_SPELLINGS if binary else None
+            values[col.name] = _as_codes(raw, m, allowed, out, lines, spellings)
             if out.unknown:
-                check.issues.append(_unknown_issue(col.name, local, out.unknown, allowed, m))
+                check.issues.append(_unknown_issue(col.name, local, out, allowed, m))
         if col.required and out.missing_share > schema.max_missing:
             check.issues.append(
                 Issue(
@@ -471,14 +509,14 @@ def check_site(
 
 
 def _unknown_issue(
-    column: str, local: str, unknown: dict[str, int], allowed: list[str], m: ColumnMapping
+    column: str, local: str, out: ColumnCheck, allowed: list[str], m: ColumnMapping
 ) -> Issue:
-    shown = dict(sorted(unknown.items(), key=lambda kv: -kv[1])[:MAX_EXAMPLES])
+    shown = dict(sorted(out.unknown.items(), key=lambda kv: -kv[1])[:MAX_EXAMPLES])
     how = "extend the mapping's `codes`" if m.codes else "add `codes:` to the mapping"
     return Issue(
         column,
         local,
-        f"{sum(unknown.values())} value(s) are not known codes (value: count) {shown}; "
-        f"schema codes are {allowed}",
+        f"{sum(out.unknown.values())} value(s) are not known codes (value: count) {shown}, "
+        f"e.g. {out.unknown_examples}; schema codes are {allowed}",
         f"{how} so that every local value maps to one of {allowed}",
     )

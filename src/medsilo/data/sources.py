@@ -3,9 +3,10 @@
 Bundled datasets are named; site-held data is described: which folder or CSV each site
 reads, how images are preprocessed, which federation schema tabular columns must follow.
 These models only hold paths and settings (no I/O), so a config can be validated on a
-machine that does not hold the data. Relative paths are resolved against the working
-directory of the process that builds the federation (each site's own machine in a real
-deployment).
+machine that does not hold the data. A config file's relative paths are relative to the file's
+own folder: :func:`medsilo.config.load_config` anchors them there (``anchored_at``), so a config
+works from any working directory. A config built in code keeps them relative to the working
+directory.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from medsilo.data.paths import anchored
 
 SITE_NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
 
@@ -33,9 +36,24 @@ class DicomSiteEntry(_Strict):
     name: str = Field(pattern=SITE_NAME_PATTERN)
     folder: Path = Field(description="folder tree holding the site's DICOM files")
     labels: Path = Field(
-        description="CSV with a header: 'path,label' (path relative to folder) or "
-        "'sop_instance_uid,label'; label is a class name from `classes` or its index"
+        description="CSV with a header naming a label column and a path column (path "
+        "relative to folder) or a SOPInstanceUID column; a label is a class name from "
+        "`classes` or its index"
     )
+    path_column: str = Field(
+        "path", min_length=1, description="labels CSV column of each file's relative path"
+    )
+    uid_column: str = Field(
+        "sop_instance_uid",
+        min_length=1,
+        description="labels CSV column of each file's SOPInstanceUID (used without path_column)",
+    )
+    label_column: str = Field("label", min_length=1, description="labels CSV column of labels")
+
+    def anchored_at(self, folder: Path) -> DicomSiteEntry:
+        """The entry with relative paths read from ``folder``."""
+        update = {"folder": anchored(self.folder, folder), "labels": anchored(self.labels, folder)}
+        return self.model_copy(update=update)
 
 
 class DicomSourceConfig(_Strict):
@@ -61,6 +79,13 @@ class DicomSourceConfig(_Strict):
         description="decoded tensors and ingestion reports, one set per site",
     )
 
+    def anchored_at(self, folder: Path) -> DicomSourceConfig:
+        """The section with relative paths (the cache's too) read from ``folder``."""
+        sites = [s.anchored_at(folder) for s in self.sites]
+        return self.model_copy(
+            update={"sites": sites, "cache_dir": anchored(self.cache_dir, folder)}
+        )
+
     @model_validator(mode="after")
     def _unique(self) -> DicomSourceConfig:
         _check_unique("data.dicom.sites", [s.name for s in self.sites])
@@ -74,6 +99,11 @@ class TabularSiteEntry(_Strict):
     csv: Path = Field(description="the site's CSV export (header row, comma-separated)")
     mapping: Path = Field(description="the site's mapping YAML (local columns -> schema)")
 
+    def anchored_at(self, folder: Path) -> TabularSiteEntry:
+        """The entry with relative paths read from ``folder``."""
+        update = {"csv": anchored(self.csv, folder), "mapping": anchored(self.mapping, folder)}
+        return self.model_copy(update=update)
+
 
 class TabularSourceConfig(_Strict):
     """``data.tabular``: per-site CSVs mapped onto one federation schema."""
@@ -86,6 +116,12 @@ class TabularSourceConfig(_Strict):
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
     )
+
+    def anchored_at(self, folder: Path) -> TabularSourceConfig:
+        """The section with relative paths read from ``folder``."""
+        sites = [s.anchored_at(folder) for s in self.sites]
+        schema = anchored(self.schema_path, folder)
+        return self.model_copy(update={"sites": sites, "schema_path": schema})
 
     @model_validator(mode="after")
     def _unique(self) -> TabularSourceConfig:

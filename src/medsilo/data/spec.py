@@ -6,6 +6,7 @@ not minutes into a run.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -73,6 +74,16 @@ class DataConfig(BaseModel):
     tabular: TabularSourceConfig | None = Field(
         default=None, description="dataset tabular: federation schema and per-site CSVs"
     )
+
+    def anchored_at(self, folder: Path) -> DataConfig:
+        """The section with the site-held data's relative paths read from ``folder`` (the
+        config file's folder); bundled datasets have no paths."""
+        update: dict[str, object] = {}
+        if self.dicom is not None:
+            update["dicom"] = self.dicom.anchored_at(folder)
+        if self.tabular is not None:
+            update["tabular"] = self.tabular.anchored_at(folder)
+        return self.model_copy(update=update)
 
     @model_validator(mode="after")
     def _check_combination(self) -> DataConfig:

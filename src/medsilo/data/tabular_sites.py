@@ -124,8 +124,8 @@ def write_validation_reports(cfg: TabularSourceConfig, dest: Path) -> list[Path]
     for check in checks:
         report = check.to_json()
         for column in report["columns"]:
-            column.pop("out_of_range_examples")
-            column.pop("unknown")
+            for cells in ("out_of_range_examples", "unknown", "unknown_examples"):
+                column.pop(cells)
         path = dest / f"{check.site}_validation.json"
         path.write_text(json.dumps(report, indent=2))
         written.append(path)

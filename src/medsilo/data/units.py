@@ -9,7 +9,9 @@ the analyte's molar mass, so it is only allowed when the schema column names its
     mg/dL = mmol/L * factor    cholesterol 38.67, glucose 18.0, triglycerides 88.57,
                                creatinine 11.31 (= 88.4 umol/L per mg/dL)
 
-Unit names are matched case-insensitively ("mg/dl" is "mg/dL"); "ug"/"umol" spell micro.
+Unit names are matched case-insensitively ("mg/dl" is "mg/dL"), ignoring spaces; "ug"/"umol"
+spell micro (so do "µ" and "μ"), "m^2" and "m²" are "m2", and a few common spellings are
+aliases of one unit ("IU/L" is "U/L", "beats/min" is "bpm").
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Unit:
     dimension: str
     scale: float  # base = value * scale + offset
     offset: float = 0.0
+    aliases: tuple[str, ...] = ()
 
 
 _UNITS: tuple[Unit, ...] = (
@@ -39,25 +42,44 @@ _UNITS: tuple[Unit, ...] = (
     Unit("m", "length", 100.0),
     Unit("mm", "length", 0.1),
     Unit("in", "length", 2.54),
+    Unit("ft", "length", 30.48),
     Unit("C", "temperature", 1.0),
     Unit("F", "temperature", 5.0 / 9.0, -32.0 * 5.0 / 9.0),
     Unit("K", "temperature", 1.0, -273.15),
     Unit("mmHg", "pressure", 1.0),
     Unit("kPa", "pressure", 7.50062),
-    Unit("years", "time", 1.0),
+    Unit("cmH2O", "pressure", 0.73555912),
+    Unit("years", "time", 1.0, aliases=("y", "yr")),
     Unit("months", "time", 1.0 / 12.0),
+    Unit("weeks", "time", 7.0 / 365.25),
     Unit("days", "time", 1.0 / 365.25),
-    Unit("bpm", "rate", 1.0),
+    Unit("hours", "time", 1.0 / (365.25 * 24.0), aliases=("h",)),
+    Unit("bpm", "rate", 1.0, aliases=("/min", "beats/min", "breaths/min")),
     Unit("mg/dL", "mass concentration", 1.0),
     Unit("g/L", "mass concentration", 100.0),
     Unit("mg/L", "mass concentration", 0.1),
+    Unit("g/dL", "mass concentration", 1000.0),
+    Unit("ug/dL", "mass concentration", 1e-3),
+    Unit("ng/mL", "mass concentration", 1e-4),
     Unit("mmol/L", "molar concentration", 1.0),
     Unit("umol/L", "molar concentration", 1e-3),
+    Unit("U/L", "enzyme activity", 1.0, aliases=("IU/L",)),
+    Unit("kg/m2", "body mass index", 1.0),
+    Unit("L", "volume", 1.0),
+    Unit("mL", "volume", 1e-3),
     Unit("%", "ratio", 1.0),
     Unit("fraction", "ratio", 100.0),
     Unit("mm/h", "velocity", 1.0),
 )
-UNITS: dict[str, Unit] = {u.name.lower(): u for u in _UNITS}
+
+
+def _spelling(name: str) -> str:
+    """The form units are matched in: lower case, no spaces, ASCII micro and squares."""
+    text = name.strip().lower().replace(" ", "")
+    return text.replace("µ", "u").replace("μ", "u").replace("^2", "2").replace("²", "2")
+
+
+UNITS: dict[str, Unit] = {_spelling(n): u for u in _UNITS for n in (u.name, *u.aliases)}
 #: mg/dL per mmol/L, by analyte (molar mass / 10).
 ANALYTE_FACTORS: dict[str, float] = {
     "cholesterol": 38.67,
@@ -77,7 +99,7 @@ def known_units() -> list[str]:
 
 
 def lookup(name: str) -> Unit:
-    unit = UNITS.get(name.strip().lower().replace("µ", "u"))
+    unit = UNITS.get(_spelling(name))
     if unit is None:
         raise UnitError(f"unknown unit {name!r}; known units: {', '.join(known_units())}")
     return unit

@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medsilo.attestation.policy import EnrolmentPolicy, load_policy
 from medsilo.config import ConfigError
+from medsilo.config_errors import problem_lines
 from medsilo.deploy.spec import SiteSpec
 
 ROSTER_FILE = "federation.json"
@@ -117,11 +118,7 @@ def load_roster(coordinator_kit: Path) -> Roster:
     except json.JSONDecodeError as err:
         raise _bad(path, f"not JSON ({err})") from err
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in item['loc']) or '<top>'}: {item['msg']}"
-            for item in err.errors()
-        )
-        raise _bad(path, problems) from err
+        raise _bad(path, "; ".join(problem_lines(err))) from err
 
 
 def load_enrolment_policy(coordinator_kit: Path) -> EnrolmentPolicy:

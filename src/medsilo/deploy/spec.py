@@ -29,6 +29,7 @@ from medsilo.attestation.evidence import Backend
 from medsilo.attestation.measurement import package_measurement
 from medsilo.attestation.policy import EnrolmentPolicy
 from medsilo.config import ConfigError
+from medsilo.config_errors import describe_invalid
 
 # A site name becomes a folder and a file name; keep it to a safe portable alphabet.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -150,21 +151,13 @@ class FederationSpec(_Strict):
         return value
 
 
-def _format_errors(err: ValidationError, source: str) -> str:
-    lines = [f"invalid federation file {source}:"]
-    for item in err.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "<top>"
-        lines.append(f"  {where}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def parse_federation(raw: Any, source: str = "<federation>") -> FederationSpec:
     if not isinstance(raw, dict):
         raise ConfigError(f"invalid federation file {source}: expected a mapping at the top")
     try:
         return FederationSpec.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, source)) from None
+        raise ConfigError(describe_invalid(err, f"invalid federation file {source}:")) from None
 
 
 def load_federation(path: Path) -> FederationSpec:
