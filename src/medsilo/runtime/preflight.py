@@ -19,7 +19,7 @@ from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, ConfigError, RunConfig
 from medsilo.data.base import DataFormatError, FederatedData
 from medsilo.data.registry import build_federation
-from medsilo.governance.participation import Participation
+from medsilo.governance.participation import Participation, absent_sites
 from medsilo.privacy.ledger import PrivacyLedger
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.prepared import PreparedFederation
@@ -75,7 +75,8 @@ def _checked(cfg: RunConfig, fed: FederatedData) -> PreparedFederation:
         if isinstance(cfg.asynchrony, SyncConfig):
             t = cfg.training
             first = sample_sites(names, t.fraction, t.min_sites, cfg.seed, 1)
-            privacy.check_first_round(Participation.of(cfg.governance, names).present(first))
+            present = Participation(absent_sites(cfg.governance, names), {}).present(first)
+            privacy.check_first_round(present)  # the engine's first cohort, unlogged
         else:
             privacy.check_first_release()
     return prepared
