@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -60,33 +60,28 @@ def json_default(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def leave_one_hospital_out_results(
-    cfg: RunConfig, fed: FederatedData
-) -> Iterator[tuple[str, dict[str, float | int]]]:
-    """Train without each hospital in turn and test on that unseen hospital's whole data,
-    yielding ``(site, metrics)`` as each finishes (an interruption keeps those done)."""
+def leave_one_hospital_out(
+    cfg: RunConfig,
+    fed: FederatedData,
+    on_site: Callable[[str], None] | None = None,
+    results: dict[str, dict[str, float | int]] | None = None,
+) -> dict[str, dict[str, float | int]]:
+    """Train without each hospital in turn and test on that unseen hospital's whole data.
+
+    Each site's metrics go into ``results`` (a new dict by default) as soon as they exist,
+    so a caller interrupted part-way still holds the sites already done."""
     problem = loho_problem(cfg, fed)
     if problem is not None:
         raise ValueError(problem)
+    out = results if results is not None else {}
     for site in fed.sites:
         prep = PreparedFederation.build(cfg, fed.without(site.name))
         result = run_federation(held_out_config(cfg, site.name), prepared=prep)
         unseen = TensorData.of(ArrayData.concat([site.train, site.test]), fed.task == "binary")
         set_weights(prep.model, result.weights)
-        yield site.name, evaluate(prep.model, unseen).as_dict()
-
-
-def leave_one_hospital_out(
-    cfg: RunConfig,
-    fed: FederatedData,
-    on_site: Callable[[str], None] | None = None,
-) -> dict[str, dict[str, float | int]]:
-    """Every site's leave-one-hospital-out metrics (:func:`leave_one_hospital_out_results`)."""
-    out: dict[str, dict[str, float | int]] = {}
-    for site, metrics in leave_one_hospital_out_results(cfg, fed):
-        out[site] = metrics
+        out[site.name] = evaluate(prep.model, unseen).as_dict()
         if on_site is not None:
-            on_site(site)
+            on_site(site.name)
     return out
 
 
@@ -150,10 +145,7 @@ def run_experiment(
         ledger.end(result.weights, rounds[-1] if rounds else None)  # LOHO trains other models
         phase = "leave-one-hospital-out"
         if cfg.evaluation.loho:
-            for site, metrics in leave_one_hospital_out_results(cfg, fed):
-                loho[site] = metrics
-                if on_loho_site is not None:
-                    on_loho_site(site)
+            leave_one_hospital_out(cfg, fed, on_loho_site, results=loho)
     except BaseException as err:  # Ctrl-C too: keep what is known, then stop as asked
         summary = run_summary(cfg, fed.site_names, rounds, loho, time.perf_counter() - start)
         mark_incomplete(summary, phase, err)
