@@ -12,15 +12,17 @@ from rich.table import Table
 
 from medsilo.attestation.command import attest_app, registry_app
 from medsilo.audit.command import audit_app
-from medsilo.bundled import bundled_names, resolve_config
+from medsilo.bundled import bundled_names, bundled_text, resolve_config
 from medsilo.config import ConfigError, RunConfig
 from medsilo.contribution.command import contribution as contribution_command
 from medsilo.dashboard.command import dashboard as dashboard_command
 from medsilo.data.base import DataFormatError
 from medsilo.deploy.command import provision_command
 from medsilo.deploy.run_commands import coordinator_app, site_start
+from medsilo.experiment import RunDirError
 from medsilo.governance.command import unlearn_command
 from medsilo.progress import progress_bars
+from medsilo.report.runs import ReportError
 from medsilo.site_cli import site_app
 from medsilo.suite import SuiteRow, run_suite
 
@@ -71,16 +73,24 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _parse_seeds(text: str) -> list[int]:
+    """``"0-2,7"`` -> ``[0, 1, 2, 7]``; anything else is refused with the part at fault."""
     seeds: list[int] = []
+    example = "give seeds as 0 or 0-4 or 0,3,7"
     for part in text.split(","):
         part = part.strip()
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            seeds.extend(range(int(lo), int(hi) + 1))
-        elif part:
-            seeds.append(int(part))
+        lo, dash, hi = part.partition("-")
+        if not part:
+            continue
+        if not (lo.isdigit() and (hi.isdigit() if dash else True)):
+            raise typer.BadParameter(
+                f"{part!r} is not a seed or a range; {example}", None, None, "--seeds"
+            )
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
+            raise typer.BadParameter(f"range {part!r} is empty; {example}", None, None, "--seeds")
+        seeds.extend(range(first, last + 1))
     if not seeds:
-        raise typer.BadParameter("give at least one seed, e.g. 0 or 0-4 or 0,3,7")
+        raise typer.BadParameter(f"give at least one seed; {example}", None, None, "--seeds")
     return seeds
 
 
@@ -95,12 +105,14 @@ def print_table(rows: list[SuiteRow], title: str) -> None:
     dicts = [r.as_dict() for r in rows]
     sites = sorted({s for d in dicts for s in d["per_site"]})
     table = Table(title=title)
-    extra = ["LOHO mean", "uplink kB/round", "leakage R", "DP epsilon"]
+    extra = ["LOHO mean", "uplink kB/round", "leakage R", "DP epsilon", "rejected updates"]
     for col in ["run", "seeds", "pooled test acc", "mean per-site acc", *sites, *extra]:
         table.add_column(col, justify="left" if col == "run" else "right")
     for d in dicts:
+        flags = [f"FAILED x{len(d['failures'])}"] if d["failures"] else []
+        flags += [f"incomplete x{len(d['incomplete'])}"] if d["incomplete"] else []
         table.add_row(
-            d["name"],
+            " ".join([d["name"], *flags]),
             str(len(d["seeds"])),
             _fmt(d["pooled_accuracy"]),
             _fmt(d["mean_site_accuracy"]),
@@ -109,8 +121,15 @@ def print_table(rows: list[SuiteRow], title: str) -> None:
             _fmt(d["uplink_kb_per_round"], 1),
             _fmt(d["leakage"]),
             _fmt(d.get("epsilon"), 2),
+            _fmt(d["rejected_fraction"], 2),
+            style="bold red" if d["failures"] else "yellow" if d["incomplete"] else None,
         )
     out.print(table)
+
+
+def _failed_runs(rows: list[SuiteRow]) -> dict[str, str]:
+    """Run folder -> why it failed, over the suite."""
+    return {folder: why for row in rows for folder, why in row.failures.items()}
 
 
 def _run_and_report(
@@ -123,18 +142,40 @@ def _run_and_report(
     print_table(rows, title)
     html = build_report(suite_dir)
     out.print(f"results: [bold]{suite_dir}[/]   report: [bold]{html}[/]")
+    failed = _failed_runs(rows)
+    for folder, why in failed.items():
+        Console(stderr=True).print(f"[bold red]run {folder} failed:[/] {why}")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
 def simulate(
     configs: Annotated[list[str], typer.Argument(help="config files or bundled config names")],
     seeds: Annotated[str, typer.Option(help="seeds, e.g. 0 or 0-4 or 0,3,7")] = "",
-    out_dir: Annotated[Path | None, typer.Option("--out", help="suite/run directory")] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="suite directory (new, or an earlier suite to add runs to)"),
+    ] = None,
+    rounds: Annotated[
+        int | None, typer.Option(help="override training.rounds of every config")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="override any config key, e.g. --set training.lr=0.05 (repeatable); "
+            "applied before validation and recorded in each run's config.yaml",
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
-    """Run one or more federations in-process and write a run directory with a report."""
+    """Run one or more federations in-process and write a suite directory with a report."""
+    changes = list(overrides or [])
+    if rounds is not None:
+        changes.append(f"training.rounds={rounds}")
     try:
-        cfgs = [resolve_config(c) for c in configs]
+        cfgs = [resolve_config(c, changes) for c in configs]
     except (ConfigError, DataFormatError) as err:
         raise _fail(str(err)) from None
     seed_list = _parse_seeds(seeds) if seeds else [cfgs[0].seed]
@@ -149,8 +190,8 @@ def simulate(
             f"{len(cfgs)} config(s) x {len(seed_list)} seed(s)",
             progress,
         )
-    except (DataFormatError, ConfigError) as err:  # ConfigError: e.g. a too-small DP budget
-        raise _fail(str(err)) from None
+    except (DataFormatError, ConfigError, RunDirError, ReportError) as err:
+        raise _fail(str(err)) from None  # found before anything was written (but ReportError)
 
 
 @app.command()
@@ -191,11 +232,29 @@ def report(
     out.print(f"report: [bold]{html}[/]")
 
 
-@app.command("configs")
-def list_configs() -> None:
-    """List the bundled configs."""
-    for name in bundled_names():
-        out.print(name)
+configs_app = typer.Typer(
+    help="List the bundled configs; 'medsilo configs show NAME' prints one.",
+    invoke_without_command=True,
+)
+app.add_typer(configs_app, name="configs")
+
+
+@configs_app.callback()
+def list_configs(ctx: typer.Context) -> None:
+    """List the bundled configs; 'medsilo configs show NAME' prints one."""
+    if ctx.invoked_subcommand is None:
+        for name in bundled_names():
+            out.print(name)
+
+
+@configs_app.command("show")
+def show_config(name: Annotated[str, typer.Argument(help="a bundled config name")]) -> None:
+    """Print a bundled config's YAML (save it as a starting point for your own)."""
+    try:
+        text = bundled_text(name)
+    except ConfigError as err:
+        raise _fail(str(err)) from None
+    typer.echo(text, nl=False)
 
 
 @app.command()

@@ -165,6 +165,13 @@ class TrainingConfig(_Strict):
     weight_decay: float = Field(0.0, ge=0)
     fraction: float = Field(1.0, gt=0, le=1, description="share of sites sampled per round")
     min_sites: int = Field(1, ge=1)
+    max_rejected_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a run whose share of rejected updates exceeds this is marked failed "
+        "(summary.json 'failed', non-zero exit of medsilo simulate)",
+    )
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> TrainingConfig:
@@ -508,17 +515,25 @@ def parse_config(raw: Any, source: str = "<config>") -> RunConfig:
         raise ConfigError(describe_invalid(err, f"invalid configuration in {source}:")) from None
 
 
-def load_config(path: Path) -> RunConfig:
-    """The config in ``path``; its data paths are relative to the file's folder, so the same
-    file works from any working directory."""
+def load_raw_config(path: Path) -> Any:
+    """The YAML of a config file, not yet validated (overrides apply to it first)."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    cfg = parse_config(raw, str(path))
+
+
+def config_of_file(raw: Any, path: Path, source: str | None = None) -> RunConfig:
+    """Validate ``raw``, read from ``path``; its data paths are relative to the file's
+    folder, so the same file works from any working directory."""
+    cfg = parse_config(raw, source or str(path))
     return cfg.model_copy(update={"data": cfg.data.anchored_at(path.absolute().parent)})
+
+
+def load_config(path: Path) -> RunConfig:
+    return config_of_file(load_raw_config(path), path)
 
 
 def dump_config(cfg: RunConfig) -> str:

@@ -1,7 +1,8 @@
 """Run a configured experiment and keep everything it produces in a run directory.
 
 Each round's record is appended and flushed to ``rounds.jsonl`` as soon as it exists, so a
-crash or a Ctrl-C mid-run still leaves every completed round on disk.
+crash or a Ctrl-C mid-run still leaves every completed round on disk, and ``summary.json``
+is written either way (marked incomplete when the run stopped early, :mod:`medsilo.run_summary`).
 """
 
 from __future__ import annotations
@@ -20,15 +21,20 @@ import torch
 
 from medsilo.config import RunConfig, dump_config
 from medsilo.data.base import ArrayData, FederatedData
-from medsilo.data.registry import build_federation
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.weights import set_weights
+from medsilo.run_summary import mark_incomplete, run_summary
+from medsilo.runtime.preflight import held_out_config, loho_problem, preflight
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundRecord, json_line
 from medsilo.runtime.simulation import FederationResult, run_federation
 from medsilo.training.evaluate import evaluate
 from medsilo.training.tensors import TensorData
+
+
+class RunDirError(ValueError):
+    """The folder a run or suite would write to is taken (nothing was written)."""
 
 
 @dataclass
@@ -59,22 +65,19 @@ def leave_one_hospital_out(
     cfg: RunConfig,
     fed: FederatedData,
     on_site: Callable[[str], None] | None = None,
+    results: dict[str, dict[str, float | int]] | None = None,
 ) -> dict[str, dict[str, float | int]]:
-    """Train without each hospital in turn and test on that unseen hospital's whole data."""
-    if cfg.algorithm.name == "local":
-        raise ValueError("leave-one-hospital-out needs a shared model; 'local' has none")
-    if len(fed.sites) < 2:
-        raise ValueError("leave-one-hospital-out needs at least two sites")
-    out: dict[str, dict[str, float | int]] = {}
+    """Train without each hospital in turn and test on that unseen hospital's whole data.
+
+    Each site's metrics go into ``results`` (a new dict by default) as soon as they exist,
+    so a caller interrupted part-way still holds the sites already done."""
+    problem = loho_problem(cfg, fed)
+    if problem is not None:
+        raise ValueError(problem)
+    out = results if results is not None else {}
     for site in fed.sites:
         prep = PreparedFederation.build(cfg, fed.without(site.name))
-        held_out = cfg.model_copy(
-            update={
-                "sites": cfg.sites.without(site.name),
-                "governance": cfg.governance.without(site.name),
-            }
-        )
-        result = run_federation(held_out, prepared=prep)
+        result = run_federation(held_out_config(cfg, site.name), prepared=prep)
         unseen = TensorData.of(ArrayData.concat([site.train, site.test]), fed.task == "binary")
         set_weights(prep.model, result.weights)
         out[site.name] = evaluate(prep.model, unseen).as_dict()
@@ -92,12 +95,20 @@ def run_experiment(
     prior_rounds: list[RoundRecord] | None = None,
 ) -> ExperimentResult:
     """Run ``cfg`` into ``run_dir``; with ``resume``, continue after that checkpoint's round,
-    ``prior_rounds`` being the records of the rounds before it (docs/governance.md)."""
+    ``prior_rounds`` being the records of the rounds before it (docs/governance.md).
+
+    Every check that can run before training (:func:`~medsilo.runtime.preflight.preflight`)
+    runs before ``run_dir`` is created, so a config mistake leaves nothing behind. A run
+    stopped part-way (an exception or Ctrl-C, in training or in leave-one-hospital-out)
+    still writes a ``summary.json`` marked incomplete before the error propagates."""
     torch.set_num_threads(cfg.threads)
     run_dir = run_dir or new_run_dir(cfg.output_dir, cfg.name)
-    run_dir.mkdir(parents=True, exist_ok=False)
+    if run_dir.exists():
+        raise RunDirError(f"{run_dir} already exists; a run never overwrites another")
+    prepared = preflight(cfg)
+    fed = prepared.fed
+    run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
-    fed = build_federation(cfg.data, cfg.seed)
     if cfg.data.dicom is not None:  # what ingestion left out, per site (docs/data-ingestion.md)
         from medsilo.data.dicom_site import copy_ingestion_reports
 
@@ -111,48 +122,42 @@ def run_experiment(
     checkpoints = None
     if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)
         checkpoints = CheckpointWriter(run_dir / "checkpoints", cfg, cfg.governance.checkpoint)
-    prior = list(prior_rounds or [])
-    with (run_dir / "rounds.jsonl").open("w") as log:
-        for rec in prior:
-            log.write(json_line(rec))
+    rounds = list(prior_rounds or [])
+    loho: dict[str, dict[str, float | int]] = {}
+    phase = "training"
+    try:
+        with (run_dir / "rounds.jsonl").open("w") as log:
+            for rec in rounds:
+                log.write(json_line(rec))
 
-        def record(rec: RoundRecord) -> None:
-            # Durable (fsync, ledger) before the loop writes the round's checkpoint.
-            log.write(json_line(rec))
-            log.flush()
-            os.fsync(log.fileno())
-            ledger.round(rec)
-            if on_round is not None:
-                on_round(rec)
+            def record(rec: RoundRecord) -> None:
+                # Durable (fsync, ledger) before the loop writes the round's checkpoint.
+                log.write(json_line(rec))
+                log.flush()
+                os.fsync(log.fileno())
+                ledger.round(rec)
+                rounds.append(rec)
+                if on_round is not None:
+                    on_round(rec)
 
-        result = run_federation(cfg, fed, on_round=record, checkpoints=checkpoints, resume=resume)
-    result.rounds = prior + result.rounds
-    last = result.rounds[-1]
-    summary: dict[str, Any] = {
-        "name": cfg.name,
-        "algorithm": cfg.algorithm.name,
-        "server_optimizer": cfg.server_optimizer.name,
-        "dataset": cfg.data.dataset,
-        "partition": cfg.data.partition,
-        "sites": fed.site_names,
-        "seed": cfg.seed,
-        "rounds": cfg.training.rounds,
-        "final": {k: last.get(k) for k in ("test", "per_site", "mean_site_accuracy")},
-        "bytes_up_total": sum(r["bytes_up"] for r in result.rounds),
-        "bytes_down_total": sum(r["bytes_down"] for r in result.rounds),
-        "asynchrony": cfg.asynchrony.mode,
-        "sim_clock_s": last.get("sim_clock_s"),
-    }
-    if "privacy" in last:  # docs/privacy.md: epsilon spent, and why training stopped early
-        summary["privacy"] = last["privacy"]
-        summary["rounds_completed"] = len(result.rounds)
-        summary["stop_reason"] = last.get("stop_reason")
-    if cfg.evaluation.loho:
-        loho = leave_one_hospital_out(cfg, fed, on_loho_site)
-        summary["loho"] = loho
-        summary["loho_mean_accuracy"] = float(np.mean([v["accuracy"] for v in loho.values()]))
-    summary["wall_s"] = time.perf_counter() - start
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
-    np.savez(run_dir / "final_weights.npz", *result.weights)
-    ledger.end(result.weights, last)
+            result = run_federation(
+                cfg, on_round=record, prepared=prepared, checkpoints=checkpoints, resume=resume
+            )
+        result.rounds = rounds
+        np.savez(run_dir / "final_weights.npz", *result.weights)
+        ledger.end(result.weights, rounds[-1] if rounds else None)  # LOHO trains other models
+        phase = "leave-one-hospital-out"
+        if cfg.evaluation.loho:
+            leave_one_hospital_out(cfg, fed, on_loho_site, results=loho)
+    except BaseException as err:  # Ctrl-C too: keep what is known, then stop as asked
+        summary = run_summary(cfg, fed.site_names, rounds, loho, time.perf_counter() - start)
+        mark_incomplete(summary, phase, err)
+        _write_summary(run_dir, summary)
+        raise
+    summary = run_summary(cfg, fed.site_names, rounds, loho, time.perf_counter() - start)
+    _write_summary(run_dir, summary)
     return ExperimentResult(run_dir, summary, result)
+
+
+def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))

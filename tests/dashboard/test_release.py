@@ -115,3 +115,5 @@ def test_state_grows_with_the_run_and_keeps_earlier_releases(tmp_path: Path) -> 
     later = client.get("/api/state").json()
     assert later["latest_round"] == 2 and later["status"] == "done"
     assert later["sites"]["alpha"][0] == first["sites"]["alpha"][0]
+    (tmp_path / "summary.json").write_text('{"complete": false}')  # an interrupted run's
+    assert client.get("/api/state").json()["status"] == "stopped"

@@ -138,3 +138,23 @@ def test_asynchronous_runs_refuse_checkpoints(fed: FederatedData) -> None:
     )
     with pytest.raises(ConfigError, match="synchronous engine only"):
         run_federation(cfg, fed)
+
+
+def test_a_save_removes_what_interrupted_saves_and_prunes_left(
+    tmp_path: Path, fed: FederatedData
+) -> None:
+    cfg = stateful_config(rounds=2)
+    # What a crash can leave: a temporary file of a save that never got renamed, the
+    # arrays of a save that died before its manifest, those of a prune that died after
+    # deleting the manifest.
+    leftovers = [
+        tmp_path / ".round-0001.npz.tmp",
+        tmp_path / ".round-0001.json.tmp",
+        tmp_path / "round-0007.npz",
+        tmp_path / "round-0000.npz",
+    ]
+    for path in leftovers:
+        path.write_bytes(b"partial")
+    run_federation(cfg, fed, checkpoints=CheckpointWriter(tmp_path, cfg, CheckpointConfig(keep=1)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["round-0002.json", "round-0002.npz"]
+    assert load_checkpoint(checkpoint_path(tmp_path, 2)).round == 2

@@ -103,9 +103,7 @@ class DashboardState:
             return {
                 "run": str(self.run),
                 "following": str(self._tail.rounds_file) if self._tail.rounds_file else None,
-                "status": "done"
-                if summary is not None
-                else ("running" if self._rounds else "waiting"),
+                "status": run_status(summary, bool(self._rounds)),
                 "latest_round": self._rounds[-1]["round"] if self._rounds else 0,
                 "rounds": list(self._rounds),
                 "sites": {s: list(rows) for s, rows in self._sites.items()},
@@ -114,3 +112,12 @@ class DashboardState:
                 "privacy": {**self.policy.describe(), "epsilon_spent_per_site": spent},
                 "drift": asdict(self._drift_policy),
             }
+
+
+def run_status(summary: dict[str, Any] | None, has_rounds: bool) -> str:
+    """``done``, or ``stopped`` when the summary says the run did not finish (an interrupted
+    run writes one, marked ``"complete": false``); before any summary ``running`` or
+    ``waiting``."""
+    if summary is not None:
+        return "stopped" if summary.get("complete") is False else "done"
+    return "running" if has_rounds else "waiting"

@@ -4,7 +4,8 @@
 server-optimiser moments, every site's persistent state) as ``arr_0, arr_1, ...``; the manifest
 ``round-XXXX.json`` says which array is which, the round, the SHA-256 of the ``.npz`` and a
 hash of the config. Both files are written to a temporary name and renamed (the manifest
-last), so a crash never leaves a half-written checkpoint that looks complete.
+last), so a crash never leaves a half-written checkpoint that looks complete; what such a
+crash does leave (a ``.tmp`` file, arrays without a manifest) is removed by the next save.
 
 Loading refuses a checkpoint whose manifest or arrays are missing, whose ``.npz`` does not
 match its hash (corrupted), or whose config hash differs from the run's (foreign). The config
@@ -220,3 +221,20 @@ class CheckpointWriter:
                 path = checkpoint_path(self.directory, old)
                 path.unlink()  # manifest first: a half-deleted checkpoint is never "complete"
                 path.with_suffix(".npz").unlink(missing_ok=True)
+        remove_leftovers(self.directory)
+
+
+def remove_leftovers(directory: Path) -> list[Path]:
+    """Delete what an interrupted save or prune left in ``directory`` and return it: the
+    temporary files of a write that never got renamed, and arrays whose manifest is gone
+    (a prune stopped between its two deletions) or was never written (a save stopped
+    between its two renames). Call it right after a save, when no write is under way."""
+    leftovers = sorted(directory.glob(".round-*.tmp"))
+    leftovers += [
+        npz
+        for npz in sorted(directory.glob("round-*.npz"))
+        if not npz.with_suffix(".json").is_file()
+    ]
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return leftovers

@@ -2,10 +2,11 @@
 
 :func:`medsilo.experiment.run_experiment` opens one per run, appends ``run_start`` before
 training, one ``round`` record as each round record is written to ``rounds.jsonl`` (same
-moment, so a crash leaves the two in step) and ``run_end`` once the summary and final
-weights are saved. The round's model hash is the record's ``global_model_sha256`` (the
-runtimes add it, :func:`medsilo.runtime.records.model_hash_field`); ``run_end`` hashes the
-final weights saved to ``final_weights.npz``. A run resumed from a checkpoint
+moment, so a crash leaves the two in step) and ``run_end`` once the final weights are
+saved (before any leave-one-hospital-out evaluation, which trains other models). The
+round's model hash is the record's ``global_model_sha256`` (the runtimes add it,
+:func:`medsilo.runtime.records.model_hash_field`); ``run_end`` hashes the final weights
+saved to ``final_weights.npz``. A run resumed from a checkpoint
 (docs/governance.md) starts a new ledger whose ``run_start`` names the checkpoint's round
 and model hash; the rounds before it are in the original run's ledger.
 """

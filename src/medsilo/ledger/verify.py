@@ -12,7 +12,9 @@ answer; nothing after it is trusted):
 5. the payload is a JSON object in canonical form (:mod:`~medsilo.ledger.canonical`);
 6. structure: seq 1 is the ``genesis`` record and names the verifying key, no other
    genesis, known kinds only, ``round`` and ``run_end`` only inside a run, a ``run_start``
-   only after the previous run ended.
+   only after the previous run ended;
+7. rounds: no round is missing from a run, resumed runs included
+   (:mod:`~medsilo.ledger.round_sequence`).
 
 With ``require_end`` a ledger whose last run has no ``run_end`` fails too: that is the
 only way a removed *tail* shows (the chain up to the cut is intact). What verification
@@ -35,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from medsilo.ledger.canonical import parse_canonical
 from medsilo.ledger.chain import GENESIS_PREV, LedgerRecord
 from medsilo.ledger.keys import fingerprint, raw_public
+from medsilo.ledger.round_sequence import RoundSequence
 from medsilo.ledger.store import GENESIS, open_readonly, read_records
 
 KINDS = frozenset(
@@ -123,6 +126,7 @@ def verify_records(
     result = VerifyResult(records=0, verified=0, public_key_sha256=fingerprint(key))
     prev, open_run = GENESIS_PREV, None
     last: LedgerRecord | None = None
+    rounds = RoundSequence()  # no round left out (medsilo.ledger.round_sequence)
     for record in records:
         result.records += 1
         if result.problem is not None:
@@ -135,6 +139,7 @@ def verify_records(
                 reason = str(err)
             else:
                 reason = _structure_problem(record, payload, key, open_run)
+                reason = reason or rounds.problem(record.kind, payload)
         if reason is not None:
             missing = result.verified + 1 if record.seq > result.verified + 1 else None
             result.problem = Problem(record.seq, record.kind, reason, _round_of(record), missing)

@@ -64,6 +64,7 @@ from medsilo.governance.participation import Participation
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.weights import Layout, get_weights
 from medsilo.models.zoo import build_model
+from medsilo.run_summary import rejection_fields
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower.server_app import (
@@ -202,6 +203,11 @@ def prepare_run_dir(
     tmp.write_text("".join(line + "\n" for line in kept))
     os.replace(tmp, run_dir / ROUNDS_FILE)
     return ckpt
+
+
+def last_stopped(records: list[RoundRecord]) -> bool:
+    """Whether the run ended early on purpose (the privacy budget), not by interruption."""
+    return bool(records) and records[-1].stop_reason is not None
 
 
 class _Deployment:
@@ -453,7 +459,9 @@ class _Deployment:
             "bytes_down_total": sum(r.bytes_down for r in records),
             "wall_s": wall_s,
             "seconds_per_round": [r.wall_s for r in records],
+            "complete": len(records) == self.cfg.training.rounds or last_stopped(records),
         }
+        summary.update(rejection_fields(records, self.cfg.training.max_rejected_fraction))
         run_dir = self.settings.run_dir
         np.savez(run_dir / "final_weights.npz", *out.weights)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
