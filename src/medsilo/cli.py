@@ -22,7 +22,7 @@ from medsilo.deploy.run_commands import coordinator_app, site_start
 from medsilo.governance.command import unlearn_command
 from medsilo.progress import progress_bars
 from medsilo.site_cli import site_app
-from medsilo.suite import SuiteRow, run_suite
+from medsilo.suite import SuiteRow, run_suite, suite_title
 
 app = typer.Typer(
     help="medsilo: federated learning across hospitals, no patient record leaves its site.",
@@ -146,7 +146,7 @@ def simulate(
             cfgs,
             seed_list,
             suite_dir,
-            f"{len(cfgs)} config(s) x {len(seed_list)} seed(s)",
+            suite_title(cfgs, seed_list),
             progress,
         )
     except (DataFormatError, ConfigError) as err:  # ConfigError: e.g. a too-small DP budget
