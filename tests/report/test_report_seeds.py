@@ -10,8 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matplotlib.figure import Figure
 
-from medsilo.report import build_report
+from medsilo.report import build_report, load_suite, plots
+from medsilo.report.plots import mean_band, site_bars
+from medsilo.report.seeds import group_by_config
 from tests.report.conftest import write_run
 from tests.report.test_report_html import parse
 
@@ -139,3 +142,27 @@ def test_unreadable_data_report_is_named_not_fatal(tmp_path: Path) -> None:
     (run / "data" / "cleveland_validation.json").write_text("{not json")
     text = build_report(run).read_text()
     assert "cleveland_validation: unreadable:" in text
+
+
+def test_plots_draw_each_configs_mean_over_seeds(
+    seeds_suite: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs = load_suite(seeds_suite).runs
+    lucky, steady = group_by_config(runs)
+    band = mean_band(lucky.runs, lambda r: float(r.round), lambda r: r.test and r.test.accuracy)
+    assert band.xs == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]  # the x of a round: the seeds' mean
+    assert band.mean[-1] == pytest.approx(statistics.fmean(ACCURACIES["lucky"]))
+    assert band.std[-1] == pytest.approx(statistics.pstdev(ACCURACIES["lucky"]))
+    bars = site_bars(steady, ["cleveland", "va"], lambda run: run.final_per_site)
+    va = [acc - 0.09 for acc in ACCURACIES["steady"]]  # the fixture's va: final - 3 x 0.03
+    assert bars.values[1] == pytest.approx(statistics.fmean(va))
+    assert bars.errors is not None and bars.errors[1] == pytest.approx(statistics.pstdev(va))
+
+    figures: list[Figure] = []
+    close = plots.plt.close
+    monkeypatch.setattr(plots.plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    plots.plot_accuracy(runs, seeds_suite / "accuracy.png")
+    (figure,) = figures
+    labels = [line.get_label() for ax in figure.axes for line in ax.get_lines()]
+    one_axes = ["lucky (mean ± std of 3 seeds)", "steady (mean ± std of 3 seeds)"]
+    assert labels == one_axes * 2  # pooled and mean per-site panels: one line per config
