@@ -31,7 +31,12 @@ def test_simulate_writes_runs_table_and_report(tmp_path: Path) -> None:
     assert (out / "tiny-s0" / "summary.json").is_file()
     assert (out / "tiny-s1" / "summary.json").is_file()
     html = (out / "report" / "report.html").read_text()
-    assert "tiny-s0" in html or "tiny" in html
+    # A title naming what was compared; one row for the config (mean ± std over the two
+    # seeds, as the terminal table shows), the seeds folded underneath.
+    assert "<title>tiny on heart_disease (seeds 0, 1)</title>" in html
+    assert '<details class="seeds"><summary>tiny: 2 seeds</summary>' in html
+    assert "tiny-s0" in html and "tiny-s1" in html
+    assert " ± " in html
 
 
 def test_bad_config_fails_before_training_naming_the_field(tmp_path: Path) -> None:

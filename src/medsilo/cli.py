@@ -24,7 +24,7 @@ from medsilo.governance.command import unlearn_command
 from medsilo.progress import progress_bars
 from medsilo.report.runs import ReportError
 from medsilo.site_cli import site_app
-from medsilo.suite import SuiteRow, run_suite
+from medsilo.suite import SuiteRow, run_suite, suite_title
 
 app = typer.Typer(
     help="medsilo: federated learning across hospitals, no patient record leaves its site.",
@@ -187,7 +187,7 @@ def simulate(
             cfgs,
             seed_list,
             suite_dir,
-            f"{len(cfgs)} config(s) x {len(seed_list)} seed(s)",
+            suite_title(cfgs, seed_list),
             progress,
         )
     except (DataFormatError, ConfigError, RunDirError, ReportError) as err:

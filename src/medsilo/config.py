@@ -222,7 +222,7 @@ class SiteOverride(_Strict):
 class SitesConfig(_Strict):
     default: SiteRecord = SiteRecord()
     overrides: dict[str, SiteOverride] = Field(
-        default_factory=dict, description="keyed by site name (e.g. hungary, site_3)"
+        default_factory=dict, description="keyed by site name (e.g. hungarian, site_3)"
     )
 
     def record(self, site: str) -> SiteRecord:

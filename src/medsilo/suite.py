@@ -254,3 +254,13 @@ def _bytes(value: object) -> float:
 
 def _epsilon(privacy: object) -> object:
     return privacy.get("epsilon") if isinstance(privacy, dict) else None
+
+
+def suite_title(configs: list[RunConfig], seeds: list[int]) -> str:
+    """A title that says what was compared: ``"heart_fedavg vs heart_fedprox on
+    heart_disease (seeds 0, 1, 2)"``; more than four configs are counted, not listed."""
+    names = [c.name for c in configs]
+    compared = " vs ".join(names) if len(names) <= 4 else f"{len(names)} configs"
+    datasets = ", ".join(dict.fromkeys(c.data.dataset for c in configs))
+    label = "seed" if len(seeds) == 1 else "seeds"
+    return f"{compared} on {datasets} ({label} {', '.join(str(s) for s in seeds)})"

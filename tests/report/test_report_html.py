@@ -63,15 +63,16 @@ def test_suite_html_table(suite_report: Path, suite_runs: SuiteRuns) -> None:
     header, *rows = page.tables["results"]
     labels = [text for text, _ in header]
     assert labels == [
-        "Run",
+        "Config",
+        "Seeds",
         "Algorithm",
         "Rounds",
-        "Pooled test acc.",
+        "Pooled test acc. (n=185)",
         "Mean per-site acc.",
-        "cleveland",
-        "hungarian",
-        "switzerland",
-        "va",
+        "cleveland (n=61)",  # each site's test-set size, from the records' per-site n
+        "hungarian (n=59)",
+        "switzerland (n=25)",
+        "va (n=40)",
         "LOHO mean acc.",
         "Simulated time (s)",  # two of the runs have a simulated clock
         "Wall time (s)",
@@ -81,26 +82,27 @@ def test_suite_html_table(suite_report: Path, suite_runs: SuiteRuns) -> None:
     assert list(by_run) == ["heart-fedavg", "heart-fedadam", "heart-pooled", "heart-local"]
     for _, (name, algo, acc, wall, loho) in suite_runs.items():
         cells = [text for text, _ in by_run[name]]
-        assert cells[1] == algo
-        assert cells[2] == "6"
-        assert cells[3] == f"{acc:.3f}"
+        assert cells[1] == "1"  # one seed each: plain values, no spread
+        assert cells[2] == algo
+        assert cells[3] == "6"
+        assert cells[4] == f"{acc:.3f}"
         site_accs = [acc - 0.03 * i for i in range(4)]
-        assert cells[4] == f"{sum(site_accs) / 4:.3f}"
-        assert cells[5:9] == [f"{a:.3f}" for a in site_accs]
+        assert cells[5] == f"{sum(site_accs) / 4:.3f}"
+        assert cells[6:10] == [f"{a:.3f}" for a in site_accs]
         loho_mean = sum(acc - 0.1 - 0.02 * i for i in range(4)) / 4
-        assert cells[9] == (f"{loho_mean:.3f}" if loho else "–")
+        assert cells[10] == (f"{loho_mean:.3f}" if loho else "–")
         clock = sum(10.0 * r for r in range(1, 7))  # running sum of sim_time_s = 10 r
-        assert cells[10] == (f"{clock:.2f}" if name in ("heart-fedavg", "heart-fedadam") else "–")
-        assert cells[11] == f"{wall:.2f}"
+        assert cells[11] == (f"{clock:.2f}" if name in ("heart-fedavg", "heart-fedadam") else "–")
+        assert cells[12] == f"{wall:.2f}"
 
     bold = {labels[j]: row[0][0] for row in rows for j, (_, b) in enumerate(row) if b}
     assert bold == {
-        "Pooled test acc.": "heart-pooled",
+        "Pooled test acc. (n=185)": "heart-pooled",
         "Mean per-site acc.": "heart-pooled",
-        "cleveland": "heart-pooled",
-        "hungarian": "heart-pooled",
-        "switzerland": "heart-pooled",
-        "va": "heart-pooled",
+        "cleveland (n=61)": "heart-pooled",
+        "hungarian (n=59)": "heart-pooled",
+        "switzerland (n=25)": "heart-pooled",
+        "va (n=40)": "heart-pooled",
         "LOHO mean acc.": "heart-fedadam",
         "Simulated time (s)": "heart-fedadam",  # a tie with heart-fedavg; the later row wins
         "Wall time (s)": "heart-pooled",

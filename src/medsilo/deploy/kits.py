@@ -203,6 +203,11 @@ def _attest_key_pem(key: Ed25519PrivateKey) -> bytes:
     )
 
 
+#: The commands the kits' README.txt tell operators to run (``medsilo.deploy.run_commands``).
+COORDINATOR_START = "medsilo coordinator start"
+SITE_START = "medsilo site start"
+
+
 def _coordinator_readme(spec: FederationSpec) -> str:
     sites = ", ".join(site.name for site in spec.sites)
     return f"""medsilo federation {spec.federation}: coordinator kit
@@ -210,7 +215,15 @@ def _coordinator_readme(spec: FederationSpec) -> str:
 Run on the coordinator machine (the Flower SuperLink). Sites dial {coordinator_endpoint(spec)}
 over TLS; open that port to the sites only.
 
-  ./start-coordinator.sh                start flower-superlink with TLS and SuperNode auth
+Run a federation (starts the SuperLink, registers every site's key, enrols the sites with
+attestation and runs the rounds; docs/deployment.md):
+
+  {COORDINATOR_START} KIT --config EXPERIMENT.yaml --out RUN_FOLDER
+
+where KIT is this folder. The two scripts are the bare Flower steps the command performs,
+for operators who run Flower by hand (extra arguments are passed to Flower):
+
+  ./start-coordinator.sh                flower-superlink with TLS and SuperNode auth
   ./register-sites.sh CONNECTION        register every site's SuperNode key
                                         (site-keys/<site>.pub)
                                         via `flwr supernode register`; CONNECTION is the name
@@ -237,7 +250,16 @@ Run on the site's machine (the Flower SuperNode). It only makes outbound connect
 the coordinator at {coordinator_endpoint(spec)} (see coordinator.txt); no inbound port needs
 to be opened.
 
-  ./start-site.sh        start flower-supernode with TLS and SuperNode authentication
+Take part in the federation (runs the SuperNode with this kit's keys, attests at enrolment,
+trains on DATA only, restarts the SuperNode when the coordinator restarts):
+
+  {SITE_START} KIT --data DATA
+
+where KIT is this folder and DATA this site's own data (docs/site-data.md).
+./start-site.sh is the bare flower-supernode command line (TLS and SuperNode authentication
+only; extra arguments are passed to Flower). It does not tell medsilo's ClientApp where the
+kit and the data are, so in a medsilo run that site stops at enrolment with an error naming
+the command above; use the script to test the connection, or with your own Flower app.
 
 Files
   ca.crt           certificate authority that signed the coordinator's TLS certificate

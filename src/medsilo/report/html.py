@@ -11,9 +11,17 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from medsilo import __version__
+from medsilo.report.data_quality import DataReport, data_reports
 from medsilo.report.plots import PlotFile
 from medsilo.report.runs import RunResult, SuiteResult
-from medsilo.report.table import ResultsTable, build_table, format_value
+from medsilo.report.seeds import group_by_config
+from medsilo.report.table import (
+    FLAGS,
+    ResultsTable,
+    build_config_table,
+    build_table,
+    format_value,
+)
 
 if TYPE_CHECKING:
     from medsilo.contribution.report_section import ContributionSection
@@ -35,10 +43,24 @@ class _Header:
 
 
 @dataclass(frozen=True)
+class _Row:
+    cells: list[_Cell]
+    flagged: bool
+
+
+@dataclass(frozen=True)
 class _Table:
     columns: list[_Header]
-    rows: list[list[_Cell]]
+    rows: list[_Row]
     has_loho: bool
+
+
+@dataclass(frozen=True)
+class _Folded:
+    """The per-seed rows of one config, shown in a ``<details>`` under the results."""
+
+    name: str
+    table: _Table
 
 
 @dataclass(frozen=True)
@@ -61,9 +83,11 @@ def load_template() -> jinja2.Template:
     return env.from_string(source)
 
 
-def _table_view(table: ResultsTable) -> _Table:
-    best = {col.key: table.best_rows(col.key) for col in table.columns}
-    rows: list[list[_Cell]] = []
+def _table_view(table: ResultsTable, mark_best: bool = True) -> _Table:
+    """Cells as text; with ``mark_best``, the best value per column is bolded (off for the
+    seeds of one config: bolding the luckiest seed is the comparison to avoid)."""
+    best = {col.key: table.best_rows(col.key) if mark_best else set() for col in table.columns}
+    rows: list[_Row] = []
     for i, row in enumerate(table.rows):
         cells = []
         for col in table.columns:
@@ -72,8 +96,10 @@ def _table_view(table: ResultsTable) -> _Table:
             classes = " ".join(
                 c for c, on in (("num", numeric), ("best", is_best), (col.kind, True)) if on
             )
+            if col.key == FLAGS:
+                classes += " warning"
             cells.append(_Cell(format_value(col, row.get(col.key)), is_best, classes))
-        rows.append(cells)
+        rows.append(_Row(cells, bool(row.get(FLAGS))))
     headers = [_Header(col.label, col.kind != "text") for col in table.columns]
     has_loho = any(col.key == "loho_mean_accuracy" for col in table.columns)
     return _Table(headers, rows, has_loho)
@@ -111,6 +137,14 @@ def _site_table(run: RunResult) -> _SiteTable | None:
     return _SiteTable(columns, rows)
 
 
+def _run_title(run: RunResult) -> str:
+    """``"heart_fedavg: fedavg on heart_disease"``, or the name alone when unknown."""
+    s = run.summary
+    if s.algorithm and s.dataset:
+        return f"{run.name}: {s.algorithm} on {s.dataset}"
+    return run.name
+
+
 def _run_meta(run: RunResult) -> list[tuple[str, str]]:
     s = run.summary
     items: list[tuple[str, str | int | float | None]] = [
@@ -130,31 +164,45 @@ def render_html(
 ) -> str:
     """The report page as a string. ``plots`` are referenced by file name only, so the page
     must sit in the same folder as the PNGs."""
+    folded: list[_Folded] = []
     if isinstance(result, SuiteResult):
         runs = result.runs
         title = result.title
+        groups = group_by_config(runs)
         datasets = sorted({r.summary.dataset for r in runs if r.summary.dataset})
-        meta = [("Runs", str(len(runs)))]
+        seeds = sorted({r.summary.seed for r in runs if r.summary.seed is not None})
+        meta = [("Configs", str(len(groups))), ("Runs", str(len(runs)))]
+        if seeds:
+            meta.append(("Seeds", ", ".join(str(s) for s in seeds)))
         if datasets:
             meta.append(("Dataset", ", ".join(datasets)))
+        table = _table_view(build_config_table(groups))
+        folded = [
+            _Folded(g.name, _table_view(build_table(g.runs), mark_best=False))
+            for g in groups
+            if len(g.runs) > 1
+        ]
         site_table = None
-        source = result.path.name
     else:
         runs = [result]
-        title = result.name
+        title = _run_title(result)
         meta = _run_meta(result)
+        table = _table_view(build_table(runs))
         site_table = _site_table(result)
-        source = result.path.name
     configs = [_Config(r.name, str(r.path), r.config_text) for r in runs]
+    data_quality: list[DataReport] = data_reports(runs)
     return load_template().render(
         title=title,
         meta=meta,
-        table=_table_view(build_table(runs)),
+        table=table,
+        folded=folded,
+        data_quality=data_quality,
+        runs_count=len(runs),
         site_table=site_table,
         plots=list(plots),
         configs=configs,
         version=__version__,
-        source=source,
+        source=result.path.name,
         contribution=contribution,
     )
 

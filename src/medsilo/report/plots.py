@@ -2,8 +2,10 @@
 
 Every ``plot_*`` function takes a sequence of runs: with one run it draws that run's curves
 (e.g. pooled and mean per-site accuracy together), with several it draws one line (or bar)
-per run. Each returns the written path, or ``None`` when there was nothing to plot. Figures
-are always closed, so building many reports in one process does not leak memory.
+per config: a config run with several seeds is drawn as its mean with a ±1 std band (error
+bars on bars), as the results table shows it, never as one line per seed. Each returns the
+written path, or ``None`` when there was nothing to plot. Figures are always closed, so
+building many reports in one process does not leak memory.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
 from medsilo.report.runs import RunResult
+from medsilo.report.seeds import ConfigGroup, group_by_config, mean_std
 from medsilo.runtime.round_record import EvalMetrics, RoundRecord
 
 DPI = 120
@@ -103,6 +106,36 @@ def _series(run: RunResult, x: Getter, y: Getter) -> tuple[list[float], list[flo
     return xs, ys
 
 
+@dataclass(frozen=True)
+class Band:
+    """A config's curve over its seeds: per round, the mean x, mean y and std of y."""
+
+    xs: list[float]
+    mean: list[float]
+    std: list[float]
+
+
+def mean_band(runs: Sequence[RunResult], x: Getter, y: Getter) -> Band:
+    """Average the runs round by round (x too: the simulated clock differs per seed); a round
+    counts the runs that have both values there."""
+    by_round: dict[int, list[tuple[float, float]]] = {}
+    for run in runs:
+        for rec in run.rounds:
+            xv, yv = x(rec), y(rec)
+            if xv is None or yv is None or math.isnan(xv) or math.isnan(yv):
+                continue
+            by_round.setdefault(rec.round, []).append((xv, yv))
+    band = Band([], [], [])
+    for rnd in sorted(by_round):
+        points = by_round[rnd]
+        ys = mean_std([p[1] for p in points])
+        assert ys is not None  # every round in by_round has a point
+        band.xs.append(sum(p[0] for p in points) / len(points))
+        band.mean.append(ys.mean)
+        band.std.append(ys.std)
+    return band
+
+
 # --- figure helpers ---------------------------------------------------------------------
 
 
@@ -148,7 +181,8 @@ def _curves(
     """Line chart of ``panels`` (name, getter) against ``x``.
 
     One run: a single axes with one line per panel. Several runs: one axes per panel that
-    has data, one line per run (same colour per run everywhere), a shared legend below.
+    has data, one line per config (same colour per config everywhere; the seeds' mean with a
+    ±1 std band when it has several), a shared legend below.
     """
     by_round = x is _round_no
     if len(runs) == 1:
@@ -179,14 +213,19 @@ def _curves(
     with _figure(path, ncols=len(active), size=(width, height)) as (fig, axes):
         handles: dict[str, Any] = {}
         for ax, (name, getter) in zip(axes, active, strict=True):
-            for i, run in enumerate(runs):
-                xs, ys = _series(run, x, getter)
-                if not xs:
+            for i, group in enumerate(group_by_config(runs)):
+                band = mean_band(group.runs, x, getter)
+                if not band.xs:
                     continue
+                color, label = COLORS[i % 10], _group_label(group)
                 (line,) = ax.plot(
-                    xs, ys, color=COLORS[i % 10], marker=MARKERS[i % 10], ms=4, label=run.name
+                    band.xs, band.mean, color=color, marker=MARKERS[i % 10], ms=4, label=label
                 )
-                handles.setdefault(run.name, line)
+                if len(group.runs) > 1:
+                    low = [m - d for m, d in zip(band.mean, band.std, strict=True)]
+                    high = [m + d for m, d in zip(band.mean, band.std, strict=True)]
+                    ax.fill_between(band.xs, low, high, color=color, alpha=0.18, linewidth=0)
+                handles.setdefault(label, line)
             _style(ax, name if len(active) > 1 else title, xlabel, ylabel)
             if by_round:
                 _integer_xaxis(ax)
@@ -201,9 +240,19 @@ def _curves(
     return path
 
 
+@dataclass(frozen=True)
+class BarSeries:
+    """One bar per group: ``values`` (None: no bar) and, for a config's mean over seeds,
+    ``errors`` (the std, drawn as error bars)."""
+
+    name: str
+    values: Sequence[float | None]
+    errors: Sequence[float | None] | None = None
+
+
 def _bars(
     groups: Sequence[str],
-    series: Sequence[tuple[str, Sequence[float | None]]],
+    series: Sequence[BarSeries],
     *,
     title: str,
     xlabel: str,
@@ -212,9 +261,7 @@ def _bars(
 ) -> Path | None:
     """Grouped bar chart: one group per ``groups`` entry, one bar per series in each."""
     series = [
-        (name, values)
-        for name, values in series
-        if any(v is not None and not math.isnan(v) for v in values)
+        bars for bars in series if any(v is not None and not math.isnan(v) for v in bars.values)
     ]
     if not groups or not series:
         return None
@@ -224,10 +271,21 @@ def _bars(
     with _figure(path, size=(width, 4.8)) as (fig, axes):
         ax = axes[0]
         label_bars = len(groups) * n <= 32
-        for i, (name, values) in enumerate(series):
-            heights = [math.nan if v is None else v for v in values]
+        for i, bars in enumerate(series):
+            heights = [math.nan if v is None else v for v in bars.values]
             xs = [g + (i - (n - 1) / 2) * bar_w for g in range(len(groups))]
-            container = ax.bar(xs, heights, bar_w * 0.95, color=COLORS[i % 10], label=name)
+            errors = None
+            if bars.errors is not None:
+                errors = [0.0 if e is None else e for e in bars.errors]
+            container = ax.bar(
+                xs,
+                heights,
+                bar_w * 0.95,
+                color=COLORS[i % 10],
+                label=bars.name,
+                yerr=errors,
+                capsize=3 if errors else 0,
+            )
             if label_bars:
                 labels = ["" if math.isnan(h) else f"{h:.2f}" for h in heights]
                 ax.bar_label(container, labels=labels, fontsize=7, padding=2)
@@ -236,7 +294,9 @@ def _bars(
         ax.set_xticklabels(groups, rotation=30 if rotate else 0, ha="right" if rotate else "center")
         _style(ax, title, xlabel, ylabel)
         ax.grid(False, axis="x")
-        values_all = [v for _, vs in series for v in vs if v is not None and not math.isnan(v)]
+        values_all = [
+            v for bars in series for v in bars.values if v is not None and not math.isnan(v)
+        ]
         if values_all and min(values_all) >= 0 and max(values_all) <= 1:
             ax.set_ylim(0, 1.12)
         fig.legend(loc="outside lower center", ncols=min(n, 5))
@@ -307,29 +367,35 @@ def plot_extra(runs: Sequence[RunResult], key: str, path: Path) -> Path | None:
 
 
 def plot_site_accuracy(runs: Sequence[RunResult], path: Path) -> Path | None:
-    """Final per-site accuracy. One run: final vs LOHO bars per site; several: one bar per run."""
+    """Final per-site accuracy. One run: final vs LOHO bars per site; several: one bar per
+    config (several seeds: their mean with the std as error bar)."""
     sites = _union(run.site_names for run in runs)
     if len(runs) == 1:
         run = runs[0]
         final = run.final_per_site
         loho = run.summary.loho or {}
-        series: list[tuple[str, list[float | None]]] = [
-            ("Final (model each site would use)", [_acc(final, s) for s in sites])
-        ]
+        series = [BarSeries("Final (model each site would use)", [_acc(final, s) for s in sites])]
         if loho:
-            series.append(("Leave-one-hospital-out", [_acc(loho, s) for s in sites]))
+            series.append(BarSeries("Leave-one-hospital-out", [_acc(loho, s) for s in sites]))
         title = f"Final accuracy per site — {run.name}"
     else:
-        series = [(run.name, [_acc(run.final_per_site, s) for s in sites]) for run in runs]
+        series = [
+            site_bars(group, sites, lambda run: run.final_per_site)
+            for group in group_by_config(runs)
+        ]
         title = "Final accuracy per site"
     return _bars(sites, series, title=title, xlabel="Site", ylabel="Accuracy", path=path)
 
 
 def plot_loho(runs: Sequence[RunResult], path: Path) -> Path | None:
-    """Leave-one-hospital-out accuracy per held-out site, one bar per run (runs with LOHO)."""
+    """Leave-one-hospital-out accuracy per held-out site, one bar per config (runs with LOHO;
+    several seeds: their mean with the std as error bar)."""
     with_loho = [run for run in runs if run.summary.loho]
     sites = _union(list(run.summary.loho or {}) for run in with_loho)
-    series = [(run.name, [_acc(run.summary.loho or {}, s) for s in sites]) for run in with_loho]
+    series = [
+        site_bars(group, sites, lambda run: run.summary.loho or {})
+        for group in group_by_config(with_loho)
+    ]
     return _bars(
         sites,
         series,
@@ -393,6 +459,27 @@ def _remove_stale(out_dir: Path, written: set[str]) -> None:
 
 
 # --- small helpers ----------------------------------------------------------------------
+
+
+def site_bars(
+    group: ConfigGroup,
+    sites: Sequence[str],
+    metrics: Callable[[RunResult], Mapping[str, EvalMetrics]],
+) -> BarSeries:
+    """A config's bars per site: the accuracy of its one run, or its seeds' mean and std."""
+    if len(group.runs) == 1:
+        return BarSeries(group.name, [_acc(metrics(group.runs[0]), s) for s in sites])
+    stats = [mean_std([_acc(metrics(run), s) for run in group.runs]) for s in sites]
+    return BarSeries(
+        _group_label(group),
+        [None if st is None else st.mean for st in stats],
+        [None if st is None else st.std for st in stats],
+    )
+
+
+def _group_label(group: ConfigGroup) -> str:
+    n = len(group.runs)
+    return group.name if n == 1 else f"{group.name} (mean ± std of {n} seeds)"
 
 
 def _acc(per_site: Mapping[str, EvalMetrics], site: str) -> float | None:
