@@ -4,8 +4,9 @@ Reads ``RUN/config.yaml`` and ``RUN/final_weights.npz``, rebuilds the federation
 the run did (:class:`~medsilo.runtime.prepared.PreparedFederation`, same seed, same split),
 and writes ``RUN/audit/privacy.json`` plus ``inversion.png`` and ``membership_roc.png``.
 
-* Gradient inversion attacks one site's transmitted update in a FedSGD-style round at the
-  run's *initial* global weights by default (``weights_at="final"`` attacks a round at the
+* Gradient inversion attacks one site's transmitted update in a round with the run's own
+  batch size and local steps (unless overridden) at the run's *initial* global weights by
+  default (``weights_at="final"`` attacks a round at the
   trained model instead); see :mod:`medsilo.audit.inversion_audit` for what is observed.
 * Membership inference attacks the *final* global model (:mod:`medsilo.audit.membership`,
   :mod:`medsilo.audit.lira`).
@@ -181,6 +182,9 @@ def audit_privacy(
     names = prep.fed.site_names
     if options.site is not None and options.site not in names:
         raise AuditError(f"no site named {options.site!r}; the run's sites are {names}")
+    if options.attack in ("inversion", "all") and cfg.algorithm.name not in BASELINES:
+        site = options.site or names[0]
+        options.inversion.victim_round(cfg, len(prep.train[site]))  # refuse before writing
     out_dir = loaded.run_dir / "audit"
     out_dir.mkdir(exist_ok=True)
     start = time.perf_counter()
@@ -220,7 +224,7 @@ def _inversion(
     cfg = loaded.cfg
     site = options.site or prep.fed.site_names[0]
     weights = prep.initial_weights if options.weights_at == "initial" else loaded.final_weights
-    total = min(options.inversion.images, len(prep.train[site]))
+    total = options.inversion.victim_round(cfg, len(prep.train[site])).images
 
     def on_batch(done: int) -> None:
         if progress is not None:
@@ -235,7 +239,7 @@ def _inversion(
         "learning rate, weight decay and step count, and the batch labels "
         f"({'inferred with iDLG' if options.inversion.labels == 'idlg' else 'given'}); "
         "sees the site's transmitted update for one round in which the site trained only "
-        "on the victim batch (FedSGD-style worst case)"
+        f"on the victim batch for the round's local steps ({summary['setting_source']})"
     )
     summary["attack"] = asdict(options.inversion.attack)
     png = result.out_dir / "inversion.png"
