@@ -38,6 +38,7 @@ from medsilo.audit.membership import AttackScores, loss_threshold_attack, member
 from medsilo.config import BASELINES, ConfigError, RunConfig, load_config
 from medsilo.experiment import json_default
 from medsilo.governance.retire import warn_if_retired
+from medsilo.models.weights import shape_mismatch
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.types import Weights
 
@@ -100,13 +101,9 @@ def load_run(run_dir: Path) -> LoadedRun:
 
 
 def _check_weights(loaded: LoadedRun, prep: PreparedFederation) -> None:
-    shapes = [w.shape for w in prep.initial_weights]
-    got = [w.shape for w in loaded.final_weights]
-    if shapes != got:
-        raise AuditError(
-            f"final_weights.npz does not fit the model of config.yaml "
-            f"({len(got)} tensors vs {len(shapes)} expected)"
-        )
+    mismatch = shape_mismatch(prep.initial_weights, loaded.final_weights)
+    if mismatch is not None:
+        raise AuditError(f"final_weights.npz does not fit the model of config.yaml: {mismatch}")
 
 
 def observed_update_note(cfg: RunConfig) -> str:
