@@ -29,15 +29,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from medsilo.ledger.user_config import user_config_file
+
 TRUST_ENV = "MEDSILO_TRUST_STORE"
 
 
 def default_trust_path() -> Path:
-    explicit = os.environ.get(TRUST_ENV)
-    if explicit:
-        return Path(explicit)
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config_home) / "medsilo" / "trusted_ledger_keys.json"
+    return user_config_file(TRUST_ENV, "trusted_ledger_keys.json")
 
 
 @dataclass(frozen=True)
