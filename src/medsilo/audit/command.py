@@ -46,7 +46,8 @@ def print_privacy_table(report: dict[str, Any]) -> None:
             guess += " (the attack does no better than this guess)"
         table.add_row("gradient inversion", "PSNR mean (dB)", _num(inv["psnr_mean"], 2), guess)
         table.add_row("", "attacked round", "", setting)
-        table.add_row("", "SSIM mean", _num(inv["ssim_mean"]), "1 = identical")
+        if inv["ssim_mean"] is not None:  # images only
+            table.add_row("", "SSIM mean", _num(inv["ssim_mean"]), "1 = identical")
         table.add_row("", "label accuracy", _num(inv["label_accuracy"], 2), inv["labels"])
     mem = report.get("membership")
     if mem:
