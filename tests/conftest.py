@@ -55,6 +55,15 @@ def small_config(**overrides: object) -> RunConfig:
     return parse_config(raw)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _trust_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Ledger key pins (docs/audit-ledger.md) go to a temp file, never ~/.config; session
+    scoped so that module-scoped runs are pinned there too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDSILO_TRUST_STORE", str(tmp_path_factory.getbasetemp() / "trust.json"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _coordinator_key(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch

@@ -89,6 +89,19 @@ def test_report_and_compare(demo: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["site", "compare", *paths])
     assert result.exit_code == 0, result.output
     assert "label JS div." in result.output and "age SMD" in result.output
+    assert "not exported" in result.output  # smoker: sites b and c do not map it
+    for row in ("age SMD", "weight SMD", "cholesterol SMD"):
+        assert "not exported" not in next(ln for ln in result.output.splitlines() if row in ln)
+    # hospital_c's ages as an empty column releases them: every value missing, mean noise
+    rep = json.loads(Path(paths[2]).read_text())
+    rep["features"]["age"].update(missing_share=1.0, mean=83.1)
+    Path(paths[2]).write_text(json.dumps(rep))
+    result = runner.invoke(app, ["site", "compare", *paths, "--out", str(tmp_path / "view.json")])
+    assert result.exit_code == 0, result.output
+    age_row = next(line for line in result.output.splitlines() if "age SMD" in line)
+    assert age_row.count("not exported") == 1
+    view = json.loads((tmp_path / "view.json").read_text())
+    assert view["features"]["age"]["not_exported"] == ["hospital_c"]
 
 
 def test_report_refuses_invalid_epsilon(demo: Path) -> None:

@@ -137,6 +137,11 @@ def report(
         out.print(f"wrote {output} (epsilon={epsilon})")
 
 
+def _shown(value: float | None, spec: str) -> str:
+    """A statistic, or "not exported" where the site has no values for the column."""
+    return "not exported" if value is None else format(value, spec)
+
+
 @site_app.command()
 def compare(
     reports: Annotated[list[Path], typer.Argument(help="site report JSON files")],
@@ -161,9 +166,9 @@ def compare(
     table.add_row("label JS div.", *[f"{view['label']['js_divergence'][s]:.3f}" for s in sites])
     for name, f in view["features"].items():
         if f["type"] == "categorical":
-            table.add_row(f"{name} JS div.", *[f"{f['js_divergence'][s]:.3f}" for s in sites])
+            table.add_row(f"{name} JS div.", *[_shown(f["js_divergence"][s], ".3f") for s in sites])
         else:
-            table.add_row(f"{name} SMD", *[f"{f['smd'][s]:+.2f}" for s in sites])
+            table.add_row(f"{name} SMD", *[_shown(f["smd"][s], "+.2f") for s in sites])
     out.print(table)
     if output is not None:
         output.write_text(json.dumps(view, indent=2))

@@ -106,7 +106,44 @@ def test_projection_holds_after_every_step(
     hooks = CCPGDHooks(pairs, lam=lam, mu=mu, rho=rho, lr=lr, record=True)
     train_local(task.model, task.data, training, task.generator, hooks)
     assert len(hooks.radii) == 12
-    assert max(hooks.radii) <= rho * (1 + 1e-5) + 1e-7
+    assert max(hooks.radii) <= rho
+
+
+def test_projection_in_float64_never_exceeds_rho() -> None:
+    """The ball is a sensitivity bound: the float32 update, measured in float64, is <= rho."""
+    rng = np.random.default_rng(5)
+    rho = 0.05
+    for trial in range(200):
+        shapes = [(int(rng.integers(1, 40)), int(rng.integers(1, 9))), (int(rng.integers(1, 9)),)]
+        anchors = [torch.tensor(rng.normal(size=s), dtype=torch.float32) for s in shapes]
+        params = [
+            torch.nn.Parameter(
+                a + torch.tensor(rng.normal(scale=0.1, size=a.shape), dtype=torch.float32)
+            )
+            for a in anchors
+        ]
+        pairs = list(zip(params, anchors, strict=True))
+        mu = float(rng.choice([0.0, 0.01]))
+        hooks = CCPGDHooks(pairs, lam=0.0, mu=mu, rho=rho, lr=0.1)
+        hooks.after_step(torch.nn.Module())
+        delta = [(p.detach() - a).numpy() for p, a in pairs]  # what make_update transmits
+        assert global_norm(delta) <= rho, (trial, global_norm(delta) - rho)
+    assert hooks.projected_steps == 1
+
+
+def test_ccpgd_without_penalties_is_fedavg_bit_for_bit() -> None:
+    fed = synthetic_federation(num_sites=3)
+    setting: dict[str, object] = {
+        "model": {"name": "mlp"},
+        "training": {"rounds": 3, "local_steps": 10, "batch_size": 8, "lr": 0.5},
+    }
+    plain = run_federation(small_config(**setting), fed)
+    noop = run_federation(
+        small_config(algorithm={"name": "ccpgd", "lam": 0.0, "mu": 0.0, "rho": 1e9}, **setting),
+        fed,
+    )
+    for x, y in zip(plain.weights, noop.weights, strict=True):
+        np.testing.assert_array_equal(x, y)
 
 
 def test_prox_gives_exact_zeros_and_fewer_bytes() -> None:

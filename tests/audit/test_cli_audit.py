@@ -61,6 +61,25 @@ def test_audit_privacy_writes_json_figures_and_table(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no site named 'mars'" in res.output
 
 
+def test_inversion_attacks_the_runs_own_round_and_says_so(tmp_path: Path) -> None:
+    run = _heart_run(tmp_path / "run")
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["audit", "privacy", str(run), "--attack", "inversion", "--labels", "idlg"]
+    )
+    assert res.exit_code == 2 and "trained with batch size 8" in " ".join(res.output.split())
+    assert not (run / "audit").exists()  # refused before anything was written
+    args = ["--attack", "inversion", "--iterations", "5", "--no-progress"]
+    res = runner.invoke(app, ["audit", "privacy", str(run), *args])
+    assert res.exit_code == 0, res.output
+    assert "batch 8, 5 step(s): the run's own batch size and local steps" in res.output
+    assert "mean test row guess" in res.output and "image" not in res.output
+    inv = json.loads((run / "audit" / "privacy.json").read_text())["inversion"]
+    assert (inv["images"], inv["batch_size"], inv["local_steps"]) == (8, 8, 5)
+    res = runner.invoke(app, ["audit", "privacy", str(run), *args, "--batch-size", "1"])
+    assert "batch 1, 5 step(s): set by --batch-size, the rest from the run" in res.output
+
+
 def test_the_report_says_what_the_coordinator_actually_sees() -> None:
     from medsilo.audit.privacy import observed_update_note
     from tests.audit.conftest import audit_config

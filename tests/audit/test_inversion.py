@@ -10,6 +10,7 @@ import torch
 from medsilo.audit.image_metrics import psnr
 from medsilo.audit.inversion import GradientInverter, InversionSettings, total_variation
 from medsilo.audit.inversion_audit import (
+    RUN_SETTINGS,
     InversionAuditSettings,
     data_bounds,
     run_inversion_audit,
@@ -165,3 +166,22 @@ def test_restarts_keep_the_best_candidate() -> None:
         runs[restarts] = inverter.reconstruct(observed, batch.y, (1, 8, 8), 1, settings, gen)
     assert runs[3].objective <= runs[1].objective
     assert runs[1].images.shape == (1, 1, 8, 8)
+
+
+def test_the_attacked_round_defaults_to_the_runs_batch_and_steps() -> None:
+    prep, cfg = _prep(training={"rounds": 1, "local_steps": 3, "batch_size": 2, "lr": 0.1})
+    quick = InversionSettings(iterations=5)
+    audit = run_inversion_audit(
+        cfg, prep, "s0", prep.initial_weights, InversionAuditSettings(attack=quick)
+    )
+    summary = audit.summary()
+    assert (summary["images"], summary["batch_size"], summary["local_steps"]) == (4, 2, 3)
+    assert summary["setting_source"] == RUN_SETTINGS
+    assert summary["baseline"] == "mean test image"
+    mine = InversionAuditSettings(batch_size=1).victim_round(cfg, 12)
+    assert (mine.batch_size, mine.local_steps) == (1, 3)
+    assert mine.source == "set by --batch-size, the rest from the run"
+    by_epochs = audit_config(training={"rounds": 1, "local_epochs": 1, "batch_size": 2})
+    assert InversionAuditSettings().victim_round(by_epochs, 12).local_steps == 6
+    with pytest.raises(ValueError, match="run trained with batch size 2"):
+        InversionAuditSettings(labels="idlg").victim_round(cfg, 12)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -40,6 +41,35 @@ def test_cli_writes_scores_chart_and_report_section(heart_run: Path) -> None:
     html = build_report(heart_run).read_text()
     assert 'id="contribution"' in html and "contribution.png" in html
     assert (heart_run / "report" / "contribution.png").exists()
+
+
+def _save_final(run: Path, weights: list[np.ndarray]) -> None:
+    np.savez(run / "final_weights.npz", *weights)
+
+
+def _final(run: Path) -> list[np.ndarray]:
+    with np.load(run / "final_weights.npz") as saved:
+        return [saved[f"arr_{i}"] for i in range(len(saved.files))]
+
+
+def test_cli_refuses_a_run_whose_model_was_swapped(heart_run: Path) -> None:
+    # another architecture: a two-layer network's weights where the config builds a logistic
+    _save_final(heart_run, [np.zeros((16, 30), np.float32), np.zeros(16, np.float32)] * 2)
+    result = runner.invoke(app, ["contribution", str(heart_run), "--no-progress"])
+    assert result.exit_code == 1
+    assert "the run's model was swapped" in " ".join(result.output.split())
+    assert not (heart_run / "contribution.json").exists()
+
+
+def test_cli_refuses_weights_the_config_does_not_reproduce(heart_run: Path) -> None:
+    # same shapes, other values: trained some other way, or replaced afterwards
+    _save_final(heart_run, [w + np.float32(0.01) for w in _final(heart_run)])
+    result = runner.invoke(
+        app, ["contribution", str(heart_run), "--method", "shapley", "--no-progress"]
+    )
+    assert result.exit_code == 1
+    assert "does not reproduce final_weights.npz" in " ".join(result.output.split())
+    assert not (heart_run / "contribution.json").exists()
 
 
 def test_report_without_scores_has_no_contribution_section(heart_run: Path) -> None:

@@ -6,7 +6,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from medsilo.dashboard.app import create_app
-from medsilo.dashboard.release import HealthReleaser, ReleasePolicy
+from medsilo.dashboard.release import HealthReleaser, ReleasePolicy, into_domain
+from medsilo.dashboard.release_store import RELEASES
 from medsilo.dashboard.state import DashboardState
 
 
@@ -25,7 +26,7 @@ def test_noise_scale_matches_the_laplace_calibration(epsilon: float) -> None:
         assert np.mean(np.abs(noise)) == pytest.approx(expected_b, rel=0.04)
         assert np.std(noise) == pytest.approx(np.sqrt(2) * expected_b, rel=0.06)
         assert abs(np.mean(noise)) < 0.05 * expected_b + 0.01
-    counts = np.array([row["num_examples"] for row in rows], dtype=float)
+    counts = np.array([into_domain(row, policy)["num_examples"] for row in rows], dtype=float)
     assert np.mean(np.abs(counts - 500)) == pytest.approx(
         np.mean(np.abs(np.round(np.random.default_rng(1).laplace(0, 3 / epsilon, 20000)))),
         rel=0.08,
@@ -117,3 +118,63 @@ def test_state_grows_with_the_run_and_keeps_earlier_releases(tmp_path: Path) -> 
     assert later["sites"]["alpha"][0] == first["sites"]["alpha"][0]
     (tmp_path / "summary.json").write_text('{"complete": false}')  # an interrupted run's
     assert client.get("/api/state").json()["status"] == "stopped"
+
+
+def _write_rounds(run: Path, rounds: range, raw: dict[str, dict[str, float]] = RAW) -> None:
+    records = [{**_record(r), "site_health": raw} for r in rounds]
+    (run / "rounds.jsonl").write_text("".join(json.dumps(rec) + "\n" for rec in records))
+
+
+def test_a_restarted_dashboard_shows_the_same_releases_and_keeps_the_budget(
+    tmp_path: Path,
+) -> None:
+    _write_rounds(tmp_path, range(1, 4))
+    first = DashboardState(tmp_path).snapshot()  # OS-entropy noise
+    restarted = DashboardState(tmp_path).snapshot()
+    assert restarted["sites"] == first["sites"]  # no fresh noise to average over restarts
+    assert restarted["privacy"]["epsilon_spent_per_site"] == {"alpha": 30.0, "beta": 30.0}
+    seeded = DashboardState(tmp_path, seed=7).snapshot()  # another seed changes nothing stored
+    assert seeded["sites"] == first["sites"]
+    _write_rounds(tmp_path, range(1, 5))
+    grown = DashboardState(tmp_path).snapshot()
+    assert grown["sites"]["alpha"][:3] == first["sites"]["alpha"]
+    assert grown["privacy"]["epsilon_spent_per_site"] == {"alpha": 40.0, "beta": 40.0}
+    stored = (tmp_path / RELEASES).read_text().splitlines()
+    assert len(stored) == 8  # 4 rounds x 2 sites, each drawn once
+
+
+def test_a_different_run_in_the_same_directory_is_released_anew_and_costs_budget(
+    tmp_path: Path,
+) -> None:
+    _write_rounds(tmp_path, range(1, 3))
+    before = DashboardState(tmp_path).snapshot()
+    other = {site: {**values, "train_loss": 0.25} for site, values in RAW.items()}
+    _write_rounds(tmp_path, range(1, 3), other)
+    after = DashboardState(tmp_path).snapshot()
+    assert after["sites"]["alpha"] != before["sites"]["alpha"]
+    assert after["privacy"]["epsilon_spent_per_site"] == {"alpha": 40.0, "beta": 40.0}
+
+
+def test_a_seeded_restart_draws_no_noise_twice() -> None:
+    raw = {"train_loss": 0.5, "update_norm": 0.5, "num_examples": 40}
+    before, after = HealthReleaser(ReleasePolicy(), seed=3), HealthReleaser(ReleasePolicy(), seed=3)
+    assert before.release(1, "a", raw) == after.release(1, "a", raw)  # the seed fixes a release
+    # restarted after round 2 with the same seed: rounds 3 and 4 must not reuse 1 and 2's noise
+    noise = [
+        float(h.release(r, "a", raw)["train_loss"])  # type: ignore[arg-type]
+        for h, rounds in ((before, (1, 2)), (after, (3, 4)))
+        for r in rounds
+    ]
+    assert len(set(noise)) == 4
+
+
+def test_released_values_are_shown_inside_their_domain(tmp_path: Path) -> None:
+    raw = {"alpha": {"train_loss": 0.0, "update_norm": 0.0, "num_examples": 0}}
+    _write_rounds(tmp_path, range(1, 41), raw)
+    policy = ReleasePolicy(epsilon=0.5, loss_clip=2.0, norm_clip=1.5)
+    rows = DashboardState(tmp_path, policy).snapshot()["sites"]["alpha"]
+    assert len(rows) == 40
+    assert all(0.0 <= row["train_loss"] <= 2.0 for row in rows)
+    assert all(0.0 <= row["update_norm"] <= 1.5 for row in rows)
+    assert all(row["num_examples"] >= 0 for row in rows)
+    assert any(row["update_norm"] == 0.0 for row in rows)  # noise below 0 was clamped

@@ -3,13 +3,14 @@ coordinator's heterogeneity view built from reports only."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from medsilo.data.data_report import private_report, query_count
-from medsilo.data.heterogeneity import heterogeneity, js_divergence
+from medsilo.data.heterogeneity import heterogeneity, is_exported, js_divergence
 from medsilo.data.schema import load_schema
 from medsilo.data.site_mapping import load_mapping
 from medsilo.data.site_validation import SiteCheck, check_site
@@ -115,6 +116,53 @@ def test_heterogeneity_sees_the_age_shift(checks: dict[str, SiteCheck]) -> None:
     assert smd["hospital_b"] > smd["hospital_a"] > smd["hospital_c"]
     assert set(view["label"]["js_divergence"]) == set(SITES)
     assert all(0 <= v < 0.05 for v in view["label"]["js_divergence"].values())
+
+
+def _without(check: SiteCheck, column: str) -> SiteCheck:
+    """The site as if its mapping did not export ``column``: every value missing."""
+    assert check.values is not None
+    values = dict(check.values, **{column: np.full_like(check.values[column], np.nan)})
+    return dataclasses.replace(check, values=values)
+
+
+@pytest.mark.parametrize("epsilon", [4.0, 50.0])
+def test_a_column_a_site_does_not_export_is_not_compared(
+    checks: dict[str, SiteCheck], epsilon: float
+) -> None:
+    sites = {
+        **checks,
+        "hospital_c": _without(
+            _without(_without(checks["hospital_c"], "age"), "sex"), "chest_pain"
+        ),
+    }
+    exported = [private_report(SCHEMA, checks[s], epsilon, seed=2) for s in SITES]
+    reports = [private_report(SCHEMA, sites[s], epsilon, seed=2) for s in SITES]
+    view = heterogeneity(reports)
+    for column in ("age", "sex", "chest_pain"):
+        assert view["features"][column]["not_exported"] == ["hospital_c"]
+    age = view["features"]["age"]
+    assert age["smd"]["hospital_c"] is None and age["site_means"]["hospital_c"] is None
+    assert all(age["smd"][s] is not None for s in ("hospital_a", "hospital_b"))
+    assert view["features"]["chest_pain"]["js_divergence"]["hospital_c"] is None
+    # the federation's age comes from the sites that have ages, not from c's noise
+    two_sites = heterogeneity(exported[:2])["features"]["age"]["federation_mean"]
+    assert age["federation_mean"] == pytest.approx(two_sites, abs=0.5)
+    assert all(not view["features"][c]["not_exported"] for c in ("cholesterol", "weight"))
+
+
+def test_an_empty_column_is_told_from_a_full_one_over_many_noise_draws(
+    checks: dict[str, SiteCheck],
+) -> None:
+    empty_site = _without(_without(checks["hospital_c"], "age"), "chest_pain")
+    draws, passed_as_exported, full_as_empty = 300, 0, 0
+    for seed in range(draws):
+        empty = private_report(SCHEMA, empty_site, 4.0, seed=seed)
+        full = private_report(SCHEMA, checks["hospital_c"], 4.0, seed=seed)
+        for column in ("age", "chest_pain"):
+            passed_as_exported += is_exported(empty["features"][column], empty["count"])
+            full_as_empty += not is_exported(full["features"][column], full["count"])
+    assert full_as_empty == 0
+    assert passed_as_exported <= 0.02 * 2 * draws  # measured 6 of 600 (1 %)
 
 
 def test_heterogeneity_refuses_mixed_schemas(checks: dict[str, SiteCheck]) -> None:

@@ -12,6 +12,7 @@ from medsilo.cli import app
 from medsilo.ledger.keys import load_public_key
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.ledger.verify import VerifyResult, verify_ledger
+from medsilo.runtime.round_record import RoundRecord
 from medsilo.types import Weights
 
 from ..conftest import small_config
@@ -33,7 +34,7 @@ def _run(
     resumed = Checkpoint(resumed_after, WEIGHTS) if resumed_after is not None else None
     ledger = RunLedger(run_dir, small_config(), SITES, resumed)
     for rnd in rounds:
-        ledger.round({"round": rnd, "sites": SITES})
+        ledger.round(RoundRecord(round=rnd, sites=SITES))
     if end:
         ledger.end(WEIGHTS, None)
     else:

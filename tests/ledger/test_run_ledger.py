@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
 from medsilo.cli import app
@@ -15,13 +16,14 @@ from medsilo.config import parse_config
 from medsilo.experiment import run_experiment
 from medsilo.ledger.digest import config_sha256, weights_sha256
 from medsilo.ledger.events import RoundEntry
-from medsilo.ledger.keys import load_public_key
+from medsilo.ledger.keys import fingerprint, load_public_key, write_public_key
 from medsilo.ledger.store import open_readonly, read_records
+from medsilo.ledger.trust import TrustStore
 from medsilo.ledger.verify import verify_ledger
 from medsilo.runtime.round_record import RoundRecord
 
 from ..conftest import small_config
-from .conftest import flip_payload_byte, tamper
+from .conftest import flip_payload_byte, tamper, write_ledger
 
 runner = CliRunner()
 
@@ -174,3 +176,43 @@ def test_cli_verify_checks_every_run_of_a_suite(run_dir: Path, tmp_path: Path) -
     assert "BROKEN at record seq 2 (kind run_start)" in res.output
     res = runner.invoke(app, ["audit", "show", str(suite)])
     assert res.exit_code == 2 and "holds 2 ledgers (a, b)" in res.output
+
+
+def _re_sign_in_place(run: Path) -> None:
+    """The attack: replace the ledger with one signed by a new key, and ledger.pub with it."""
+    forger = Ed25519PrivateKey.generate()
+    (run / "ledger.sqlite").unlink()
+    write_ledger(run / "ledger.sqlite", forger)
+    write_public_key(forger.public_key(), run / "ledger.pub")
+
+
+def test_cli_verify_pins_the_key_on_first_use_and_refuses_a_replaced_ledger_pub(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    copy = _copy(run_dir, tmp_path)
+    first = runner.invoke(app, ["audit", "verify", str(copy)])
+    assert first.exit_code == 0, first.output
+    assert "WARNING" in first.output and "pinned (first use)" in first.output
+    again = runner.invoke(app, ["audit", "verify", str(copy)])
+    assert again.exit_code == 0 and "key matches the one pinned" in again.output
+    _re_sign_in_place(copy)
+    forged = runner.invoke(app, ["audit", "verify", str(copy)])
+    assert forged.exit_code == 1
+    assert "UNTRUSTED KEY" in forged.output and "NOT the key pinned" in forged.output
+    explicit = ["audit", "verify", str(copy), "--public-key", str(copy / "ledger.pub")]
+    assert runner.invoke(app, explicit).exit_code == 1  # a pin is not overridden silently
+    repinned = runner.invoke(app, [*explicit, "--repin"])
+    assert repinned.exit_code == 0 and "re-pinned" in repinned.output
+
+
+def test_a_run_pins_its_key_at_provisioning_so_the_first_verify_catches_a_re_signing(
+    tmp_path: Path,
+) -> None:
+    small = small_config(training={"rounds": 1, "local_steps": 1, "batch_size": 8, "lr": 0.1})
+    run = run_experiment(small, tmp_path / "run").run_dir
+    pin = TrustStore().pin_for(run / "ledger.sqlite")
+    assert pin is not None and "provisioning" in pin.source
+    assert pin.public_key_sha256 == fingerprint(load_public_key(run / "ledger.pub"))
+    _re_sign_in_place(run)
+    res = runner.invoke(app, ["audit", "verify", str(run)])
+    assert res.exit_code == 1 and "NOT the key pinned" in res.output

@@ -77,6 +77,14 @@ class CCPGDHooks(TrainHooks):
     def _update(self) -> torch.Tensor:
         return torch.cat([(p - a).reshape(-1) for p, a in self.pairs])
 
+    def _sent_norm(self) -> float:
+        """``||w - w0||_2`` of the update as it is sent: float32 differences, summed in float64.
+
+        ``make_update`` subtracts in float32 exactly as ``p - a`` does here, so this is the
+        norm a sensitivity argument about the transmitted update would rely on.
+        """
+        return float(torch.sqrt(sum((p - a).double().pow(2).sum() for p, a in self.pairs)))  # type: ignore[arg-type]
+
     def extra_loss(self, model: nn.Module) -> torch.Tensor | None:
         if self.lam == 0:
             return None
@@ -86,21 +94,40 @@ class CCPGDHooks(TrainHooks):
     def after_step(self, model: nn.Module) -> None:
         self.steps += 1
         threshold = self.lr * self.mu
+        if threshold > 0 or self._sent_norm() > self.rho:
+            self._prox_and_project(threshold)
+        # else: nothing to shrink or project, so the weights are left exactly as SGD wrote
+        # them; with lam = mu = 0 and an inactive ball CC-PGD is FedAvg bit for bit.
+        if self.record:
+            self.radii.append(self._sent_norm())
+
+    def _prox_and_project(self, threshold: float) -> None:
+        """Soft-threshold ``u`` by ``threshold``, then scale it into the ball of radius ``rho``.
+
+        The arithmetic is done in float64 on the exact differences; writing back to float32
+        rounds, which can push the sent norm a few ulps above ``rho``. The scale is then
+        shrunk until the norm of the update as sent is at most ``rho``, so the ball can serve
+        as a sensitivity bound.
+        """
         deltas = []
         for p, a in self.pairs:
-            u = p - a
+            u = p.double() - a.double()  # exact: both are float32
             if threshold > 0:
                 u = torch.sign(u) * torch.clamp(u.abs() - threshold, min=0.0)
             deltas.append(u)
-        norm = float(torch.sqrt(sum((u.double() ** 2).sum() for u in deltas)))  # type: ignore[arg-type]
+        norm = float(torch.sqrt(sum(u.pow(2).sum() for u in deltas)))  # type: ignore[arg-type]
         scale = 1.0
         if norm > self.rho:
             scale = self.rho / norm
             self.projected_steps += 1
-        for (p, a), u in zip(self.pairs, deltas, strict=True):
-            p.copy_(a + u * scale)
-        if self.record:
-            self.radii.append(float(torch.sqrt(self._update().double().pow(2).sum())))
+        for _ in range(64):
+            for (p, a), u in zip(self.pairs, deltas, strict=True):
+                p.copy_(a.double() + u * scale)
+            sent = self._sent_norm()
+            if sent <= self.rho:
+                return
+            scale *= (self.rho / sent) * (1.0 - 2.0**-23)
+        raise RuntimeError(f"CC-PGD could not round the update into the ball of radius {self.rho}")
 
 
 class CCPGD(Algorithm):

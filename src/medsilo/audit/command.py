@@ -37,14 +37,17 @@ def print_privacy_table(report: dict[str, Any]) -> None:
         table.add_column(col, justify="left" if col != "value" else "right")
     inv = report.get("inversion")
     if inv and "skipped" not in inv:
-        setting = f"site {inv['site']}, batch {inv['batch_size']}, {inv['local_steps']} step(s)"
-        table.add_row(
-            "gradient inversion",
-            "PSNR mean (dB)",
-            _num(inv["psnr_mean"], 2),
-            f"mean-image guess {_num(inv['baseline_psnr_mean'], 2)} dB; {setting}",
+        setting = (
+            f"site {inv['site']}, batch {inv['batch_size']}, {inv['local_steps']} step(s): "
+            f"{inv['setting_source']}"
         )
-        table.add_row("", "SSIM mean", _num(inv["ssim_mean"]), "1 = identical")
+        guess = f"{inv['baseline']} guess {_num(inv['baseline_psnr_mean'], 2)} dB"
+        if (inv["psnr_mean"] or 0.0) <= (inv["baseline_psnr_mean"] or 0.0):
+            guess += " (the attack does no better than this guess)"
+        table.add_row("gradient inversion", "PSNR mean (dB)", _num(inv["psnr_mean"], 2), guess)
+        table.add_row("", "attacked round", "", setting)
+        if inv["ssim_mean"] is not None:  # images only
+            table.add_row("", "SSIM mean", _num(inv["ssim_mean"]), "1 = identical")
         table.add_row("", "label accuracy", _num(inv["label_accuracy"], 2), inv["labels"])
     mem = report.get("membership")
     if mem:
@@ -77,9 +80,15 @@ def privacy(
         str | None,
         typer.Option(help="site attacked (default: first site for inversion, all for MIA)"),
     ] = None,
-    images: Annotated[int, typer.Option(help="images to reconstruct")] = 4,
-    batch_size: Annotated[int, typer.Option(help="victim batch size (1..8 is realistic)")] = 1,
-    local_steps: Annotated[int, typer.Option(help="site's local steps on the batch")] = 1,
+    images: Annotated[
+        int | None, typer.Option(help="rows to reconstruct (default: one batch, at least 4)")
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="victim batch size (default: the run's)")
+    ] = None,
+    local_steps: Annotated[
+        int | None, typer.Option(help="site's local steps on the batch (default: the run's)")
+    ] = None,
     iterations: Annotated[int, typer.Option(help="attacker's optimisation steps")] = 400,
     restarts: Annotated[int, typer.Option(help="random restarts per batch")] = 1,
     tv_weight: Annotated[float, typer.Option(help="total-variation prior weight")] = 1e-2,

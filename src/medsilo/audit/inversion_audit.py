@@ -9,8 +9,13 @@ scored with PSNR/SSIM (:mod:`medsilo.audit.image_metrics`).
 The data range ``[lo, hi]`` (the attacker's box constraint and PSNR's peak) is the min/max of
 the pooled test inputs: the value domain is public knowledge (pixels in [0, 1] before the
 loader's normalisation). Reference point: ``baseline_psnr`` is the PSNR of the mean test
-input, the best constant guess of an attacker who saw no update at all; a reconstruction is a
-leak only where it beats that clearly. SSIM is reported for image inputs only.
+input (image or tabular row), the best constant guess of an attacker who saw no update at all;
+a reconstruction is a leak only where it beats that clearly. SSIM is reported for image
+inputs only.
+
+The attacked round uses the run's own batch size and local steps unless the caller sets them
+(:meth:`InversionAuditSettings.victim_round`): a batch-1, one-step round is the easiest case
+and says little about a run that trained with larger batches and many steps.
 """
 
 from __future__ import annotations
@@ -33,19 +38,63 @@ from medsilo.types import Weights
 LabelSource = Literal["known", "idlg"]
 
 
+RUN_SETTINGS = "the run's own batch size and local steps"
+
+
 @dataclass(frozen=True)
 class InversionAuditSettings:
-    images: int = 4
-    batch_size: int = 1
-    local_steps: int = 1
+    """What to attack; ``None`` takes the run's value (see :meth:`victim_round`)."""
+
+    images: int | None = None
+    batch_size: int | None = None
+    local_steps: int | None = None
     labels: LabelSource = "known"
     attack: InversionSettings = field(default_factory=InversionSettings)
 
     def __post_init__(self) -> None:
-        if self.images < 1 or self.batch_size < 1 or self.local_steps < 1:
-            raise ValueError("images, batch_size and local_steps must be >= 1")
-        if self.labels == "idlg" and self.batch_size != 1:
+        for name in ("images", "batch_size", "local_steps"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError("images, batch_size and local_steps must be >= 1")
+        if self.labels == "idlg" and self.batch_size not in (None, 1):
             raise ValueError("iDLG label inference works for batch_size 1 only; use labels=known")
+
+    def victim_round(self, cfg: RunConfig, site_rows: int) -> VictimRound:
+        """The attacked round: by default the batch size and local steps the site used in the
+        run (a batch-1, one-step round is far easier to invert than the run's, and would
+        report a leak the run never had). ``images`` defaults to one full batch, at least 4.
+        """
+        batch = self.batch_size or cfg.training.batch_size
+        steps = self.local_steps or cfg.training.local().steps_for(site_rows)
+        if self.labels == "idlg" and batch != 1:
+            raise ValueError(
+                f"iDLG label inference works for batch size 1 only, and the run trained with "
+                f"batch size {batch}: pass --batch-size 1 or --labels known"
+            )
+        images = min(self.images or max(4, batch), site_rows)
+        overridden = [
+            flag
+            for flag, value in (
+                ("--batch-size", self.batch_size),
+                ("--local-steps", self.local_steps),
+            )
+            if value is not None
+        ]
+        source = RUN_SETTINGS if not overridden else "set by " + " and ".join(overridden)
+        if len(overridden) == 1:
+            source += ", the rest from the run"
+        return VictimRound(images, min(batch, images), steps, source)
+
+
+@dataclass(frozen=True)
+class VictimRound:
+    """The round the coordinator inverts: how many rows, in batches of which size, how many
+    local steps, and whether those are the run's own settings or overrides."""
+
+    images: int
+    batch_size: int
+    local_steps: int
+    source: str
 
 
 @dataclass(frozen=True)
@@ -63,7 +112,9 @@ class ImageScore:
 class InversionAudit:
     site: str
     settings: InversionAuditSettings
+    victim: VictimRound
     data_range: float
+    image_inputs: bool
     scores: list[ImageScore] = field(default_factory=list)
     truths: list[np.ndarray] = field(default_factory=list)
     reconstructions: list[np.ndarray] = field(default_factory=list)
@@ -74,8 +125,9 @@ class InversionAudit:
         return {
             "site": self.site,
             "images": len(self.scores),
-            "batch_size": self.settings.batch_size,
-            "local_steps": self.settings.local_steps,
+            "batch_size": self.victim.batch_size,
+            "local_steps": self.victim.local_steps,
+            "setting_source": self.victim.source,
             "labels": self.settings.labels,
             "iterations": self.settings.attack.iterations,
             "restarts": self.settings.attack.restarts,
@@ -84,6 +136,7 @@ class InversionAudit:
             "psnr_median": float(np.median(p)) if p else None,
             "ssim_mean": float(np.mean(q)) if q else None,
             "baseline_psnr_mean": _finite_mean([s.baseline_psnr for s in self.scores]),
+            "baseline": "mean test image" if self.image_inputs else "mean test row",
             "cosine_mean": float(np.mean([s.cosine for s in self.scores])),
             "label_accuracy": float(np.mean([s.label == s.label_used for s in self.scores])),
             "per_image": [asdict(s) for s in self.scores],
@@ -114,9 +167,10 @@ def run_inversion_audit(
     if site not in prep.train:
         raise ValueError(f"no site named {site!r}; sites are {list(prep.train)}")
     train = prep.train[site]
+    victim = settings.victim_round(cfg, len(train))
     lo, hi = data_bounds(prep)
     rng = np.random.default_rng([cfg.seed, 0xA0D17])
-    count = min(settings.images, len(train))
+    count = victim.images
     rows = rng.choice(len(train), size=count, replace=False)
     inverter = GradientInverter(
         prep.model,
@@ -128,14 +182,14 @@ def run_inversion_audit(
         bounds=(lo, hi),
     )
     prior = prep.pooled_test.x.mean(dim=0).numpy()
-    audit = InversionAudit(site, settings, hi - lo)
-    generator = torch.Generator().manual_seed(cfg.seed)
     input_shape = tuple(int(s) for s in train.x.shape[1:])
-    for start in range(0, count, settings.batch_size):
-        idx = torch.as_tensor(np.sort(rows[start : start + settings.batch_size]))
+    audit = InversionAudit(site, settings, victim, hi - lo, image_inputs=len(input_shape) == 3)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    for start in range(0, count, victim.batch_size):
+        idx = torch.as_tensor(np.sort(rows[start : start + victim.batch_size]))
         batch = TensorData(train.x[idx], train.y[idx], train.binary)
         observed = observe_update(
-            cfg, prep, site, batch, global_weights, local_steps=settings.local_steps
+            cfg, prep, site, batch, global_weights, local_steps=victim.local_steps
         )
         if settings.labels == "idlg":
             labels = torch.tensor(
@@ -147,7 +201,7 @@ def run_inversion_audit(
             inverter.observed_vector(observed, prep.layout),
             labels,
             input_shape,
-            settings.local_steps,
+            victim.local_steps,
             settings.attack,
             generator,
         )
@@ -161,7 +215,7 @@ def run_inversion_audit(
                     label=int(batch.y[i]),
                     label_used=int(labels[order[i]]),
                     psnr=psnr(recon, truth[i], hi - lo),
-                    ssim=ssim(recon, truth[i], hi - lo) if len(input_shape) == 3 else None,
+                    ssim=ssim(recon, truth[i], hi - lo) if audit.image_inputs else None,
                     baseline_psnr=psnr(prior, truth[i], hi - lo),
                     cosine=result.cosine,
                 )
@@ -188,7 +242,10 @@ def benchmark_inversion_psnr(
     if cfg.algorithm.name in BASELINES:
         return None
     settings = InversionAuditSettings(
-        images=images, local_steps=local_steps, attack=InversionSettings(iterations=iterations)
+        images=images,
+        batch_size=1,
+        local_steps=local_steps,
+        attack=InversionSettings(iterations=iterations),
     )
     site = prep.fed.site_names[0]
     audit = run_inversion_audit(cfg, prep, site, prep.initial_weights, settings)

@@ -4,8 +4,9 @@ Reads ``RUN/config.yaml`` and ``RUN/final_weights.npz``, rebuilds the federation
 the run did (:class:`~medsilo.runtime.prepared.PreparedFederation`, same seed, same split),
 and writes ``RUN/audit/privacy.json`` plus ``inversion.png`` and ``membership_roc.png``.
 
-* Gradient inversion attacks one site's transmitted update in a FedSGD-style round at the
-  run's *initial* global weights by default (``weights_at="final"`` attacks a round at the
+* Gradient inversion attacks one site's transmitted update in a round with the run's own
+  batch size and local steps (unless overridden) at the run's *initial* global weights by
+  default (``weights_at="final"`` attacks a round at the
   trained model instead); see :mod:`medsilo.audit.inversion_audit` for what is observed.
 * Membership inference attacks the *final* global model (:mod:`medsilo.audit.membership`,
   :mod:`medsilo.audit.lira`).
@@ -37,6 +38,7 @@ from medsilo.audit.membership import AttackScores, loss_threshold_attack, member
 from medsilo.config import BASELINES, ConfigError, RunConfig, load_config
 from medsilo.experiment import json_default
 from medsilo.governance.retire import warn_if_retired
+from medsilo.models.weights import shape_mismatch
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import read_rounds
 from medsilo.types import Weights
@@ -100,13 +102,9 @@ def load_run(run_dir: Path) -> LoadedRun:
 
 
 def _check_weights(loaded: LoadedRun, prep: PreparedFederation) -> None:
-    shapes = [w.shape for w in prep.initial_weights]
-    got = [w.shape for w in loaded.final_weights]
-    if shapes != got:
-        raise AuditError(
-            f"final_weights.npz does not fit the model of config.yaml "
-            f"({len(got)} tensors vs {len(shapes)} expected)"
-        )
+    mismatch = shape_mismatch(prep.initial_weights, loaded.final_weights)
+    if mismatch is not None:
+        raise AuditError(f"final_weights.npz does not fit the model of config.yaml: {mismatch}")
 
 
 def observed_update_note(cfg: RunConfig) -> str:
@@ -179,6 +177,9 @@ def audit_privacy(
     names = prep.fed.site_names
     if options.site is not None and options.site not in names:
         raise AuditError(f"no site named {options.site!r}; the run's sites are {names}")
+    if options.attack in ("inversion", "all") and cfg.algorithm.name not in BASELINES:
+        site = options.site or names[0]
+        options.inversion.victim_round(cfg, len(prep.train[site]))  # refuse before writing
     out_dir = loaded.run_dir / "audit"
     out_dir.mkdir(exist_ok=True)
     start = time.perf_counter()
@@ -218,7 +219,7 @@ def _inversion(
     cfg = loaded.cfg
     site = options.site or prep.fed.site_names[0]
     weights = prep.initial_weights if options.weights_at == "initial" else loaded.final_weights
-    total = min(options.inversion.images, len(prep.train[site]))
+    total = options.inversion.victim_round(cfg, len(prep.train[site])).images
 
     def on_batch(done: int) -> None:
         if progress is not None:
@@ -233,7 +234,7 @@ def _inversion(
         "learning rate, weight decay and step count, and the batch labels "
         f"({'inferred with iDLG' if options.inversion.labels == 'idlg' else 'given'}); "
         "sees the site's transmitted update for one round in which the site trained only "
-        "on the victim batch (FedSGD-style worst case)"
+        f"on the victim batch for the round's local steps ({summary['setting_source']})"
     )
     summary["attack"] = asdict(options.inversion.attack)
     png = result.out_dir / "inversion.png"

@@ -1,7 +1,8 @@
 """Compute a run's contribution scores and keep them as ``contribution.json``.
 
 One full run (re-run from the run directory's ``config.yaml``; deterministic for the seed,
-and checked against ``final_weights.npz`` when present) gives ``metric(w_N)`` and, with the
+and required to reproduce ``final_weights.npz`` when present, :mod:`~medsilo.contribution
+.run_model`) gives ``metric(w_N)`` and, with the
 GTG observer attached, the round-wise Shapley values; leave-one-out adds one run per site.
 The JSON is what the report (:mod:`medsilo.report`) and the bar chart read.
 """
@@ -15,7 +16,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from medsilo.config import RunConfig, load_config
@@ -24,28 +24,22 @@ from medsilo.contribution.loo import leave_one_out
 from medsilo.contribution.metric import Metric, Validator
 from medsilo.contribution.noise import site_order_noise
 from medsilo.contribution.observed import run_with_shapley, unsupported_reason
+from medsilo.contribution.run_model import (
+    require_configured_model,
+    require_reproduced,
+    saved_final_weights,
+)
 from medsilo.data.base import FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundRecord
-from medsilo.runtime.simulation import FederationResult, run_federation
+from medsilo.runtime.simulation import run_federation
 
 Method = Literal["loo", "shapley", "both"]
 CONTRIBUTION_FILE = "contribution.json"
 
 #: ``on_round(phase, record)``: phase is ``"full"`` or the name of the site left out.
 PhaseCallback = Callable[[str, RoundRecord], None]
-
-
-def _matches(result: FederationResult, run_dir: Path | None) -> bool | None:
-    path = run_dir / "final_weights.npz" if run_dir is not None else None
-    if path is None or not path.exists():
-        return None
-    with np.load(path) as saved:
-        stored = [saved[k] for k in saved.files]
-    if len(stored) != len(result.weights):
-        return False
-    return all(np.allclose(a, b, atol=1e-6) for a, b in zip(stored, result.weights, strict=True))
 
 
 def contribution_scores(
@@ -73,6 +67,9 @@ def contribution_scores(
     start = time.perf_counter()
     fed = fed if fed is not None else build_federation(cfg.data, cfg.seed)
     prep = PreparedFederation.build(cfg, fed)
+    saved = saved_final_weights(run_dir)
+    if saved is not None:
+        require_configured_model(prep.initial_weights, saved)
 
     def full_round(record: RoundRecord) -> None:
         if on_round is not None:
@@ -83,6 +80,8 @@ def contribution_scores(
         result, gtg = run_with_shapley(cfg, prep, metric, settings, full_round)
     else:
         result = run_federation(cfg, prepared=prep, on_round=full_round)
+    if saved is not None:
+        require_reproduced(result.weights, saved)
     full = Validator(prep.model, prep.pooled_test, metric)(result.weights)
     out: dict[str, Any] = {
         "run": cfg.name,
@@ -91,7 +90,7 @@ def contribution_scores(
         "validation_n": len(fed.test),
         "sites": fed.site_names,
         "full": full,
-        "reproduces_run": _matches(result, run_dir),
+        "reproduces_run": True if saved is not None else None,
     }
     if gtg is not None:
         values = gtg.totals(fed.site_names)

@@ -2,8 +2,9 @@
 
 The coordinator holds each site's raw round health (``site_health`` in the round record:
 local ``train_loss``, L2 ``update_norm`` of its delta, ``num_examples``). The dashboard never
-shows those; it shows a release made here once per (round, site) and cached, so polling the
-page again draws no fresh noise that could be averaged away.
+shows those; it shows a release made here once per (round, site) and stored with the run
+(:mod:`medsilo.dashboard.release_store`), so neither polling the page again nor restarting
+the dashboard draws fresh noise that could be averaged away.
 
 Mechanism: Laplace, ``x + Lap(b)`` with ``b = sensitivity / epsilon_q``; the release budget
 ``epsilon`` (``--epsilon``, default 10) is split evenly over the three quantities
@@ -19,16 +20,20 @@ composition. Sensitivities:
 
 Sites hold disjoint data, so releases of different sites compose in parallel; rounds compose
 sequentially: after ``T`` rounds a site's dashboard budget is ``T * epsilon`` (shown on the
-page). Rounding, clipping to the range and the norm histogram are post-processing of the
-released values and cost nothing more.
+page), summed over every release stored with the run, so restarts are accounted for too.
+Rounding, clamping into ``[0, clip]`` (no negative norm or loss is shown) and the norm
+histogram are post-processing of the released values and cost nothing more.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from medsilo.dashboard.release_store import Released, ReleaseStore
 
 QUANTITIES = ("train_loss", "update_norm", "num_examples")
 
@@ -66,37 +71,69 @@ class ReleasePolicy:
 
 
 class HealthReleaser:
-    """Releases each (round, site) once with Laplace noise from a seeded generator."""
+    """Releases each (round, site) once with Laplace noise from a seeded generator.
 
-    def __init__(self, policy: ReleasePolicy, seed: int | None = None) -> None:
+    Releases live in a :class:`~medsilo.dashboard.release_store.ReleaseStore`; given one on
+    disk, they outlive the process, so restarting the dashboard shows the same numbers.
+    """
+
+    def __init__(
+        self, policy: ReleasePolicy, seed: int | None = None, store: ReleaseStore | None = None
+    ) -> None:
         self.policy = policy
-        self._rng = np.random.default_rng(seed)  # None: fresh OS entropy
-        self._released: dict[tuple[int, str], dict[str, float | int | None]] = {}
+        self.store = store or ReleaseStore()
+        self._seed = seed
+        self._entropy = np.random.default_rng()  # when no seed: fresh OS entropy
 
-    def release(self, rnd: int, site: str, raw: dict[str, Any]) -> dict[str, float | int | None]:
-        key = (rnd, site)
-        if key not in self._released:
-            self._released[key] = self._noised(raw)
-        return self._released[key]
+    def release(self, rnd: int, site: str, raw: dict[str, Any]) -> Released:
+        """The mechanism's output for this (round, site): unbiased, possibly out of range."""
+        return self.store.get_or_draw(
+            rnd, site, raw, self.policy.epsilon, lambda: self._noised(raw, self._rng_for(rnd, site))
+        )
 
-    def _noised(self, raw: dict[str, Any]) -> dict[str, float | int | None]:
+    def _rng_for(self, rnd: int, site: str) -> np.random.Generator:
+        """With a seed, one generator per (round, site): a restarted dashboard with the same
+        seed never reuses one release's noise for another (a shared stream restarted would)."""
+        if self._seed is None:
+            return self._entropy
+        site_key = int(hashlib.sha256(site.encode("utf-8")).hexdigest()[:15], 16)
+        return np.random.default_rng([self._seed, rnd, site_key])
+
+    def shown(self, rnd: int, site: str, raw: dict[str, Any]) -> Released:
+        """The release moved into each quantity's domain, as the page shows it."""
+        return into_domain(self.release(rnd, site, raw), self.policy)
+
+    def _noised(self, raw: dict[str, Any], rng: np.random.Generator) -> Released:
         p = self.policy
-        out: dict[str, float | int | None] = {}
+        out: Released = {}
         for quantity, upper in (("train_loss", p.loss_clip), ("update_norm", p.norm_clip)):
             value = raw.get(quantity)
             if value is None or not np.isfinite(value):
                 out[quantity] = None
                 continue
             clipped = float(np.clip(value, 0.0, upper))
-            noisy = clipped + self._rng.laplace(0.0, p.scale(quantity))
-            out[quantity] = round(float(noisy), 4)
+            out[quantity] = clipped + float(rng.laplace(0.0, p.scale(quantity)))
         count = raw.get("num_examples")
         if count is None:
             out["num_examples"] = None
         else:
-            noisy_count = float(count) + self._rng.laplace(0.0, p.scale("num_examples"))
-            out["num_examples"] = max(0, round(noisy_count))
+            out["num_examples"] = float(count) + float(rng.laplace(0.0, p.scale("num_examples")))
         return out
 
-    def releases_of(self, site: str) -> int:
-        return sum(1 for _, s in self._released if s == site)
+    def epsilon_spent(self) -> dict[str, float]:
+        return self.store.epsilon_spent()
+
+
+def into_domain(released: Released, policy: ReleasePolicy) -> Released:
+    """Post-process a release into what it can be: free under DP, and no negative norms.
+
+    Loss and norm are clamped to the clipping range ``[0, clip]`` the mechanism was applied
+    to and rounded to 4 decimals; the count is rounded to an integer, at least 0.
+    """
+    out: Released = {}
+    for quantity, upper in (("train_loss", policy.loss_clip), ("update_norm", policy.norm_clip)):
+        value = released.get(quantity)
+        out[quantity] = None if value is None else round(float(np.clip(value, 0.0, upper)), 4)
+    count = released.get("num_examples")
+    out["num_examples"] = None if count is None else max(0, round(float(count)))
+    return out

@@ -21,6 +21,7 @@ import numpy as np
 from medsilo.dashboard.drift import DriftDetector, DriftPolicy
 from medsilo.dashboard.reader import RunTail
 from medsilo.dashboard.release import HealthReleaser, ReleasePolicy
+from medsilo.dashboard.release_store import RELEASES, ReleaseStore
 
 NORM_BINS = 10
 DRIFT_METRICS = ("train_loss", "update_norm")
@@ -57,21 +58,31 @@ class DashboardState:
         self._drift_policy = drift or DriftPolicy()
         self._lock = threading.Lock()
         self._tail = RunTail(run)
+        self._releaser: HealthReleaser | None = None
         self._reset()
 
     def _reset(self) -> None:
-        self._releaser = HealthReleaser(self.policy, self._seed)
+        """Forget what was built from the records (the releases stay: they are the run's)."""
         noise = {m: 2 * self.policy.scale(m) ** 2 for m in DRIFT_METRICS}
         self._drift = DriftDetector(self._drift_policy, noise)
         self._rounds: list[dict[str, Any]] = []
         self._sites: dict[str, list[dict[str, Any]]] = {}
         self._alerts: list[dict[str, Any]] = []
 
+    def _releases(self) -> HealthReleaser:
+        """The releaser whose store sits beside the followed ``rounds.jsonl`` (found by now)."""
+        if self._releaser is None:
+            assert self._tail.rounds_file is not None, "records come from a rounds file"
+            store = ReleaseStore(self._tail.rounds_file.parent / RELEASES)
+            store.load()
+            self._releaser = HealthReleaser(self.policy, self._seed, store)
+        return self._releaser
+
     def _ingest(self, rec: dict[str, Any]) -> None:
         rnd = int(rec["round"])
         self._rounds.append(_public_round(rec))
         for site, raw in sorted((rec.get("site_health") or {}).items()):
-            released = self._releaser.release(rnd, site, raw)
+            released = self._releases().shown(rnd, site, raw)
             self._sites.setdefault(site, []).append({"round": rnd, **released})
             for metric in DRIFT_METRICS:
                 value = released.get(metric)
@@ -82,13 +93,13 @@ class DashboardState:
                     self._alerts.append(alert.as_dict())
 
     def _histogram(self) -> dict[str, Any]:
-        """Released update norms per site over fixed bins on ``[0, norm_clip]``."""
+        """Released update norms per site over fixed bins on ``[0, norm_clip]`` (where
+        :func:`~medsilo.dashboard.release.into_domain` put them)."""
         edges = np.linspace(0.0, self.policy.norm_clip, NORM_BINS + 1)
         counts = {}
         for site, rows in self._sites.items():
             norms = [r["update_norm"] for r in rows if r.get("update_norm") is not None]
-            clipped = np.clip(np.asarray(norms, dtype=float), 0.0, self.policy.norm_clip)
-            counts[site] = np.histogram(clipped, bins=edges)[0].astype(int).tolist()
+            counts[site] = np.histogram(norms, bins=edges)[0].astype(int).tolist()
         return {"edges": [round(float(e), 4) for e in edges], "counts": counts}
 
     def snapshot(self) -> dict[str, Any]:
@@ -99,7 +110,7 @@ class DashboardState:
             for rec in records:
                 self._ingest(rec.to_json())
             summary = self._tail.summary()
-            spent = {s: self._releaser.releases_of(s) * self.policy.epsilon for s in self._sites}
+            spent = self._releaser.epsilon_spent() if self._releaser is not None else {}
             return {
                 "run": str(self.run),
                 "following": str(self._tail.rounds_file) if self._tail.rounds_file else None,

@@ -1,8 +1,9 @@
 """``medsilo audit verify`` and ``medsilo audit show``: check and list a run's audit ledger.
 
 Registered on the ``audit`` group in :mod:`medsilo.audit.command`. ``verify`` exits 0 when
-the chain is intact, 1 naming the first broken record (seq, kind, round) and why, 2 when
-the ledger or key cannot be read.
+the chain is intact and signed by the key pinned for the ledger (:mod:`medsilo.ledger.trust`),
+1 naming the first broken record (seq, kind, round) and why or a key other than the pinned
+one, 2 when the ledger, key or trust store cannot be read.
 """
 
 from __future__ import annotations
@@ -57,17 +58,24 @@ def verify(
         bool,
         typer.Option(help="fail when the last run has no run_end (a cut tail shows only so)"),
     ] = True,
+    repin: Annotated[
+        bool,
+        typer.Option(help="replace the pinned key with this one (after a real key change)"),
+    ] = False,
 ) -> None:
-    """Check every record's chain link, hash and signature; name the first broken record
-    (a suite directory: every run's ledger)."""
+    """Check every record's chain link, hash and signature, and that the key is the one
+    pinned for the ledger; name the first broken record (a suite directory: every run's
+    ledger)."""
     broken = [
-        path for path in ledger_paths(target) if not _verify_one(path, public_key, require_end)
+        path
+        for path in ledger_paths(target)
+        if not _verify_one(path, public_key, require_end, repin)
     ]
     if broken:
         raise typer.Exit(1)
 
 
-def _verify_one(path: Path, public_key: Path | None, require_end: bool) -> bool:
+def _verify_one(path: Path, public_key: Path | None, require_end: bool, repin: bool) -> bool:
     from medsilo.ledger.keys import load_public_key
     from medsilo.ledger.verify import verify_ledger
 
@@ -83,6 +91,8 @@ def _verify_one(path: Path, public_key: Path | None, require_end: bool) -> bool:
     )
     for note in result.warnings:
         out.print(f"[yellow]warning:[/] {note}", soft_wrap=True)
+    if not _key_is_trusted(path, public_key, result.public_key_sha256, result.ok, repin):
+        return False
     if result.problem is not None:
         out.print(f"[bold red]BROKEN[/] at {result.problem.describe()}", soft_wrap=True)
         out.print(f"{result.verified} record(s) before it verified", soft_wrap=True)
@@ -92,6 +102,29 @@ def _verify_one(path: Path, public_key: Path | None, require_end: bool) -> bool:
         soft_wrap=True,
     )
     return True
+
+
+def _key_is_trusted(
+    path: Path, public_key: Path | None, fingerprint: str, chain_ok: bool, repin: bool
+) -> bool:
+    """Check the verifying key against the ledger's pin (docs/audit-ledger.md, trust)."""
+    from medsilo.ledger.trust import TrustStore, check_and_pin
+
+    source = f"--public-key {public_key}" if public_key else f"{PUBLIC_KEY_FILE} beside the ledger"
+    try:
+        check = check_and_pin(
+            TrustStore(), path, fingerprint, source,
+            beside=public_key is None, chain_ok=chain_ok, repin=repin,
+        )  # fmt: skip
+    except (OSError, ValueError) as err:
+        raise _fail(f"cannot use the trust store: {err}") from None
+    if not check.ok:
+        out.print(f"[bold red]UNTRUSTED KEY[/]: {check.message}", soft_wrap=True)
+    elif check.loud:
+        out.print(f"[bold yellow]WARNING:[/] {check.message}", soft_wrap=True)
+    else:
+        out.print(f"trust: {check.message}", soft_wrap=True)
+    return check.ok
 
 
 def show(

@@ -19,15 +19,13 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from medsilo.ledger.user_config import user_config_file
+
 KEY_ENV = "MEDSILO_COORDINATOR_KEY"
 
 
 def default_key_path() -> Path:
-    explicit = os.environ.get(KEY_ENV)
-    if explicit:
-        return Path(explicit)
-    config_home = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(config_home) / "medsilo" / "coordinator_ed25519.pem"
+    return user_config_file(KEY_ENV, "coordinator_ed25519.pem")
 
 
 def load_or_create_private_key(path: Path | None = None) -> Ed25519PrivateKey:

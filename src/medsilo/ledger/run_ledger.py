@@ -13,6 +13,7 @@ and model hash; the rounds before it are in the original run's ledger.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -25,13 +26,16 @@ from medsilo.ledger.events import (
     record_run_end,
     record_run_start,
 )
-from medsilo.ledger.keys import load_or_create_private_key, write_public_key
+from medsilo.ledger.keys import fingerprint, load_or_create_private_key, write_public_key
 from medsilo.ledger.store import Ledger
+from medsilo.ledger.trust import TrustStore
 from medsilo.runtime.round_record import RoundRecord
 from medsilo.types import Weights
 
 if TYPE_CHECKING:
     from medsilo.config import RunConfig
+
+log = logging.getLogger(__name__)
 
 LEDGER_FILE = "ledger.sqlite"
 PUBLIC_KEY_FILE = "ledger.pub"
@@ -50,6 +54,16 @@ def privacy_mechanism(cfg: RunConfig) -> str | None:
     return "dp_sgd" if cfg.privacy.dp_sgd is not None else None
 
 
+def pin_at_provisioning(ledger: Path, key_sha256: str) -> None:
+    """Pin the coordinator's key for the ledger it creates (:mod:`medsilo.ledger.trust`), so
+    a later ``audit verify`` on this machine refuses a chain re-signed under another key.
+    A trust store that cannot be written costs the pin, not the run: logged and skipped."""
+    try:
+        TrustStore().pin(ledger, key_sha256, "pinned at provisioning by the coordinator")
+    except (OSError, ValueError) as err:
+        log.warning("could not pin the ledger key in the trust store: %s", err)
+
+
 class RunLedger:
     """The coordinator's ledger of one run (key: :func:`~medsilo.ledger.keys
     .default_key_path` unless ``key_path`` is given)."""
@@ -65,6 +79,7 @@ class RunLedger:
         key = load_or_create_private_key(key_path)
         write_public_key(key.public_key(), run_dir / PUBLIC_KEY_FILE)
         self.ledger = Ledger(run_dir / LEDGER_FILE, key)
+        pin_at_provisioning(run_dir / LEDGER_FILE, fingerprint(key.public_key()))
         self.rule = cfg.robust.rule
         if resumed is not None:
             self._close_interrupted(resumed)

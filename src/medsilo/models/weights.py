@@ -56,3 +56,18 @@ def set_weights(model: nn.Module, weights: Weights) -> None:
             if tuple(target.shape) != tuple(value.shape):
                 raise ValueError(f"shape mismatch: model {tuple(target.shape)} vs {value.shape}")
             target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+
+
+def shape_mismatch(expected: Weights, got: Weights) -> str | None:
+    """Why ``got`` cannot be weights of the model whose weights are ``expected``, or ``None``.
+
+    Used where saved weights are about to be read as the configured model's (an audit, a
+    contribution re-run): a model swapped after the config was written shows here."""
+    if len(got) != len(expected):
+        return f"{len(got)} weight tensors where the model has {len(expected)}"
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
+        if tuple(want.shape) != tuple(have.shape):
+            return (
+                f"tensor {i} is shaped {tuple(have.shape)} where the model has {tuple(want.shape)}"
+            )
+    return None
