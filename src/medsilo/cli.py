@@ -131,10 +131,20 @@ def simulate(
     seeds: Annotated[str, typer.Option(help="seeds, e.g. 0 or 0-4 or 0,3,7")] = "",
     out_dir: Annotated[Path | None, typer.Option("--out", help="suite/run directory")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow", help="also log each run to MLflow (docs/tracking.md)")
+    ] = False,
+    mlflow_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI, implies --mlflow (docs/tracking.md)")
+    ] = None,
 ) -> None:
     """Run one or more federations in-process and write a run directory with a report."""
     try:
         cfgs = [resolve_config(c) for c in configs]
+        if mlflow or mlflow_uri is not None:
+            from medsilo.tracking.sinks import with_mlflow
+
+            cfgs = [with_mlflow(c, mlflow_uri) for c in cfgs]
     except (ConfigError, DataFormatError) as err:
         raise _fail(str(err)) from None
     seed_list = _parse_seeds(seeds) if seeds else [cfgs[0].seed]

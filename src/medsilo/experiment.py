@@ -27,6 +27,7 @@ from medsilo.models.weights import set_weights
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import RoundRecord
 from medsilo.runtime.simulation import FederationResult, run_federation
+from medsilo.tracking.sinks import start_tracking
 from medsilo.training.evaluate import evaluate
 from medsilo.training.tensors import TensorData
 
@@ -112,6 +113,7 @@ def run_experiment(
     if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)
         checkpoints = CheckpointWriter(run_dir / "checkpoints", cfg, cfg.governance.checkpoint)
     prior = list(prior_rounds or [])
+    tracking = start_tracking(cfg, run_dir, fed.site_names, prior)  # docs/tracking.md
     with (run_dir / "rounds.jsonl").open("w") as log:
         for rec in prior:
             log.write(json.dumps(rec, default=json_default) + "\n")
@@ -122,6 +124,7 @@ def run_experiment(
             log.flush()
             os.fsync(log.fileno())
             ledger.round(rec)
+            tracking.round(rec)
             if on_round is not None:
                 on_round(rec)
 
@@ -155,4 +158,5 @@ def run_experiment(
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
     np.savez(run_dir / "final_weights.npz", *result.weights)
     ledger.end(result.weights, last)
+    tracking.end(summary, last)
     return ExperimentResult(run_dir, summary, result)
