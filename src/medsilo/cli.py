@@ -169,6 +169,12 @@ def simulate(
         ),
     ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    mlflow: Annotated[
+        bool, typer.Option("--mlflow", help="also log each run to MLflow (docs/tracking.md)")
+    ] = False,
+    mlflow_uri: Annotated[
+        str | None, typer.Option(help="MLflow tracking URI, implies --mlflow (docs/tracking.md)")
+    ] = None,
 ) -> None:
     """Run one or more federations in-process and write a suite directory with a report."""
     changes = list(overrides or [])
@@ -176,6 +182,10 @@ def simulate(
         changes.append(f"training.rounds={rounds}")
     try:
         cfgs = [resolve_config(c, changes) for c in configs]
+        if mlflow or mlflow_uri is not None:
+            from medsilo.tracking.sinks import with_mlflow
+
+            cfgs = [with_mlflow(c, mlflow_uri) for c in cfgs]
     except (ConfigError, DataFormatError) as err:
         raise _fail(str(err)) from None
     seed_list = _parse_seeds(seeds) if seeds else [cfgs[0].seed]

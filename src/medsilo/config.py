@@ -26,6 +26,7 @@ from medsilo.privacy.config import (
     privacy_problem,
 )
 from medsilo.secure.config import SecureAggregationConfig, incompatibility
+from medsilo.tracking.config import TrackingConfig
 from medsilo.training.local import LocalTraining
 
 
@@ -431,6 +432,10 @@ class RunConfig(_Strict):
     governance: GovernanceConfig = Field(
         default_factory=GovernanceConfig,
         description="checkpoints, cohorts, consent window, withdrawals (docs/governance.md)",
+    )
+    tracking: TrackingConfig = Field(
+        default_factory=TrackingConfig,
+        description="also log the run to MLflow (docs/tracking.md)",
     )
     output_dir: Path = Path("runs")
     threads: int = Field(

@@ -29,6 +29,7 @@ from medsilo.runtime.preflight import held_out_config, loho_problem, preflight
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundRecord, json_line
 from medsilo.runtime.simulation import FederationResult, run_federation
+from medsilo.tracking.sinks import start_tracking
 from medsilo.training.evaluate import evaluate
 from medsilo.training.tensors import TensorData
 
@@ -123,6 +124,7 @@ def run_experiment(
     if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)
         checkpoints = CheckpointWriter(run_dir / "checkpoints", cfg, cfg.governance.checkpoint)
     rounds = list(prior_rounds or [])
+    tracking = start_tracking(cfg, run_dir, fed.site_names, rounds)  # docs/tracking.md
     loho: dict[str, dict[str, float | int]] = {}
     phase = "training"
     try:
@@ -136,6 +138,7 @@ def run_experiment(
                 log.flush()
                 os.fsync(log.fileno())
                 ledger.round(rec)
+                tracking.round(rec)
                 rounds.append(rec)
                 if on_round is not None:
                     on_round(rec)
@@ -156,6 +159,7 @@ def run_experiment(
         raise
     summary = run_summary(cfg, fed.site_names, rounds, loho, time.perf_counter() - start)
     _write_summary(run_dir, summary)
+    tracking.end(summary, rounds[-1])
     return ExperimentResult(run_dir, summary, result)
 
 
