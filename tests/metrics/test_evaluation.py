@@ -97,3 +97,14 @@ def test_replicates_from_a_model() -> None:
     replicates = evaluate_replicates(model, get_weights(model), data, suite, 4, 0, "h0")
     assert len(replicates) == 4
     assert all(float(r["brier"]["count"]) == len(data) for r in replicates)
+
+
+def test_a_site_without_test_rows_sends_states_that_still_merge() -> None:
+    fed = synthetic_federation(classes=3)
+    model = build_model("logistic", fed.input_shape, 3, seed=0)
+    suite = MetricSuite.build(ALL)
+    full = TensorData.of(fed.sites[0].test, binary=False)
+    empty = TensorData(full.x[:0], full.y[:0], binary=False)
+    weights = get_weights(model)
+    states = [evaluate_states(model, weights, d, suite).states for d in (full, empty)]
+    assert suite.values(suite.merge(states)) == suite.values(states[0])

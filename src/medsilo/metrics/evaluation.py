@@ -31,10 +31,8 @@ def predict_probabilities(
     probabilities ``(N, C)`` otherwise (softmax); computed in float64 from the logits, so
     confident predictions keep their order near 0 and 1."""
     model.eval()
-    parts = [model(data.x[s : s + batch_size]).double() for s in range(0, len(data), batch_size)]
-    if not parts:
-        return np.zeros(0) if data.binary else np.zeros((0, 2))
-    logits = torch.cat(parts)
+    starts = range(0, max(len(data), 1), batch_size)  # an empty set still gives (0, C)
+    logits = torch.cat([model(data.x[s : s + batch_size]).double() for s in starts])
     if data.binary:
         return torch.sigmoid(logits.squeeze(1)).numpy()
     return torch.softmax(logits, dim=1).numpy()

@@ -14,21 +14,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medsilo.metrics.base import FloatArray, Metric, MetricState, OperatingPoint, Predictions
-from medsilo.metrics.score_histogram import STATE_KEY, histogram_state, macro
+from medsilo.metrics.base import FloatArray, MetricState, OperatingPoint
+from medsilo.metrics.score_histogram import HistogramMetric, macro
 
 WeightedScore = Callable[..., float]
 
 
-class RankingMetric(Metric):
+class RankingMetric(HistogramMetric):
     """A threshold-free area under a curve built from the score histogram."""
-
-    @property
-    def state_key(self) -> str:
-        return STATE_KEY
-
-    def state(self, predictions: Predictions) -> MetricState:
-        return histogram_state(predictions)
 
     def value(self, state: MetricState, operating_point: OperatingPoint | None = None) -> float:
         areas = [

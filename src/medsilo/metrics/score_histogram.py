@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medsilo.metrics.base import FloatArray, MetricState, OperatingPoint, Predictions
+from medsilo.metrics.base import FloatArray, Metric, MetricState, OperatingPoint, Predictions
 
 BINS = 1000
 LOGIT_RANGE = 16.0  # p from 1.1e-7 to 1 - 1.1e-7 is resolved; beyond shares the end bins
@@ -102,3 +102,14 @@ def ratio(num: FloatArray, den: FloatArray) -> FloatArray:
     out = np.full(np.shape(num), np.nan)
     np.divide(num, den, out=out, where=den > 0)
     return out
+
+
+class HistogramMetric(Metric):
+    """A metric read from the score histogram; all of them share the one state a site sends."""
+
+    @property
+    def state_key(self) -> str:
+        return STATE_KEY
+
+    def state(self, predictions: Predictions) -> MetricState:
+        return histogram_state(predictions)

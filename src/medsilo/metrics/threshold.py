@@ -10,18 +10,11 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
-from medsilo.metrics.base import FloatArray, Metric, MetricState, OperatingPoint, Predictions
-from medsilo.metrics.score_histogram import STATE_KEY, confusion_at, histogram_state, macro
+from medsilo.metrics.base import FloatArray, MetricState, OperatingPoint
+from medsilo.metrics.score_histogram import HistogramMetric, confusion_at, macro
 
 
-class ThresholdMetric(Metric):
-    @property
-    def state_key(self) -> str:
-        return STATE_KEY
-
-    def state(self, predictions: Predictions) -> MetricState:
-        return histogram_state(predictions)
-
+class ThresholdMetric(HistogramMetric):
     def value(self, state: MetricState, operating_point: OperatingPoint | None = None) -> float:
         return macro(self.per_column(*confusion_at(state, operating_point)))
 
