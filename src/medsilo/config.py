@@ -17,6 +17,7 @@ from medsilo.confidential.platform import PlatformRecord
 from medsilo.config_errors import describe_invalid
 from medsilo.data.spec import SUBGROUP_COLUMNS, DataConfig
 from medsilo.governance.config import GovernanceConfig
+from medsilo.imports import is_import_path
 from medsilo.metrics.operating_point import OperatingRule, YoudenRule
 from medsilo.metrics.registry import builtin_metrics
 from medsilo.models.zoo import ModelName
@@ -515,7 +516,8 @@ class RunConfig(_Strict):
     def _check_subgroup(self) -> None:
         column = self.evaluation.subgroup
         available = SUBGROUP_COLUMNS.get(self.data.dataset, ())
-        if column is not None and column not in available:
+        # A user's own dataset declares its columns in its arrays: checked when it is built.
+        if column is not None and column not in available and not is_import_path(self.data.dataset):
             raise ValueError(
                 f"evaluation.subgroup {column!r}: dataset {self.data.dataset!r} has no such "
                 f"subgroup column (its subgroup columns: {', '.join(available) or 'none'})"

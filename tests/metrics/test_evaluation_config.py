@@ -60,3 +60,8 @@ def test_subgroup_needs_a_dataset_with_that_column() -> None:
             data={"dataset": "mnist", "partition": "iid", "num_sites": 2},
             evaluation={"subgroup": "sex"},
         )
+
+
+def test_a_user_dataset_declares_its_subgroup_columns_itself() -> None:
+    user = {"dataset": "tests.fixtures_user:factory", "partition": "iid", "num_sites": 2}
+    assert small_config(data=user, evaluation={"subgroup": "ward"}).evaluation.subgroup == "ward"

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from medsilo.metrics.subgroups import merge_subgroups, subgroup_report, subgroup_states
+from medsilo.data.base import ArrayData
+from medsilo.metrics.subgroups import (
+    merge_subgroups,
+    subgroup_column,
+    subgroup_report,
+    subgroup_states,
+)
 from medsilo.metrics.suite import MetricSuite
 from tests.metrics.helpers import binary_predictions
 
@@ -47,3 +53,14 @@ def test_subgroup_column_must_match_the_rows() -> None:
     suite = MetricSuite.build(["auroc"])
     with pytest.raises(ValueError, match="subgroup column has shape"):
         subgroup_states(suite, np.array([0.1, 0.2]), np.array([0, 1]), np.array(["a"]))
+
+
+def test_subgroup_column_is_read_from_the_data_with_a_clear_error() -> None:
+    data = ArrayData(
+        np.zeros((2, 1), np.float32), np.zeros(2, np.int64), {"sex": np.array(["f", "m"])}
+    )
+    assert subgroup_column(data, "sex").tolist() == ["f", "m"]
+    with pytest.raises(
+        ValueError, match=r"no subgroup column 'age_band' in the data \(its columns: sex\)"
+    ):
+        subgroup_column(data, "age_band")

@@ -18,8 +18,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from medsilo.data.base import ArrayData
 from medsilo.metrics.base import OperatingPoint
 from medsilo.metrics.suite import MetricSuite, StateSet
+
+
+def subgroup_column(data: ArrayData, column: str) -> NDArray[np.str_]:
+    """The subgroup values of ``data``'s rows, with an error naming the columns it has (a
+    user's own dataset declares its columns in ``ArrayData.groups``)."""
+    if column not in data.groups:
+        have = ", ".join(sorted(data.groups)) or "none"
+        raise ValueError(f"no subgroup column {column!r} in the data (its columns: {have})")
+    return data.groups[column]
 
 
 def subgroup_states(
