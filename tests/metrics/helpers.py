@@ -19,12 +19,12 @@ ALL = [
 
 
 def binary_predictions(
-    n: int, seed: int, spread: float = 1.5
+    n: int, seed: int, spread: float = 1.5, scale: float = 1.0
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """P(class 1) from logits ``N(+-spread, 1)`` around the label (30% positives)."""
+    """P(class 1) from logits ``N(+-spread, scale)`` around the label (30% positives)."""
     rng = np.random.default_rng(seed)
     y = (rng.random(n) < 0.3).astype(np.int64)
-    z = rng.normal(loc=np.where(y == 1, spread, -spread), scale=1.0)
+    z = rng.normal(loc=np.where(y == 1, spread, -spread), scale=scale)
     return 1.0 / (1.0 + np.exp(-z)), y
 
 

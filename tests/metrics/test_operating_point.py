@@ -8,7 +8,7 @@ from sklearn.metrics import recall_score, roc_curve
 
 from medsilo.metrics.base import OperatingPoint
 from medsilo.metrics.operating_point import TargetSensitivityRule, YoudenRule
-from medsilo.metrics.score_histogram import BINS, cut_of, edge_probability
+from medsilo.metrics.score_histogram import BINS, bin_index, cut_of, edge_probability
 from medsilo.metrics.suite import MetricSuite
 from tests.metrics.helpers import binary_predictions, multiclass_predictions
 
@@ -70,8 +70,13 @@ def test_column_without_both_classes_keeps_default_threshold() -> None:
     assert suite.operating_point(None) is None
 
 
-def test_bin_edges_round_trip() -> None:
-    assert [cut_of(edge_probability(c)) for c in (0, 1, 437, 500, BINS - 1, BINS)] == [
-        0, 1, 437, 500, BINS - 1, BINS
-    ]  # fmt: skip
+def test_a_threshold_flags_exactly_the_bins_from_its_cut_on() -> None:
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(scale=3, size=2000), rng.uniform(-60, 60, size=2000)])
+    p = np.concatenate([1 / (1 + np.exp(-z)), [0.0, 1.0, 0.5]])
+    bins = bin_index(p)
+    for cut in [0, 1, 250, 437, 500, 501, 800, 990, BINS - 1, BINS]:
+        threshold = edge_probability(cut)
+        assert np.array_equal(p >= threshold, bins >= cut_of(threshold))
     assert edge_probability(BINS // 2) == 0.5
+    assert [cut_of(edge_probability(c)) for c in (0, 1, 437, 500, 900)] == [0, 1, 437, 500, 900]
