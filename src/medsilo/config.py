@@ -15,8 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from medsilo.asynchrony import AsynchronyConfig, SyncConfig, asynchrony_problem
 from medsilo.confidential.platform import PlatformRecord
 from medsilo.config_errors import describe_invalid
-from medsilo.data.spec import DataConfig
+from medsilo.data.spec import SUBGROUP_COLUMNS, DataConfig
 from medsilo.governance.config import GovernanceConfig
+from medsilo.imports import is_import_path
+from medsilo.metrics.operating_point import OperatingRule, YoudenRule
+from medsilo.metrics.registry import builtin_metrics
 from medsilo.models.zoo import ModelName
 from medsilo.network import Availability, ComputeProfile, NetworkProfile
 from medsilo.privacy.config import (
@@ -192,9 +195,55 @@ class TrainingConfig(_Strict):
         )
 
 
+def _all_builtin_metrics() -> list[str]:
+    return list(builtin_metrics().names)
+
+
 class EvaluationConfig(_Strict):
+    """When to evaluate, and which clinical metrics to report (docs/metrics.md)."""
+
     every: int = Field(1, ge=1, description="evaluate every N rounds (and always the last)")
     loho: bool = Field(False, description="also run leave-one-hospital-out")
+    metrics: list[str] = Field(
+        default_factory=_all_builtin_metrics,
+        min_length=1,
+        description="metric names (default: every built-in metric)",
+    )
+    lead_metric: str | None = Field(
+        None,
+        description="the metric the tables lead with; default auroc for binary tasks and "
+        "accuracy otherwise (when listed; else the first listed)",
+    )
+    operating_point: OperatingRule = Field(
+        default_factory=YoudenRule,
+        description="threshold rule on validation data: {rule: youden} or "
+        "{rule: target_sensitivity, value: 0.9}",
+    )
+    subgroup: str | None = Field(
+        None, description="subgroup column to report metrics by (heart_disease: sex, age_band)"
+    )
+    bootstrap_replicates: int = Field(
+        200, ge=0, description="bootstrap resamples for 95% intervals at the end (0: none)"
+    )
+
+    @model_validator(mode="after")
+    def _known_metrics(self) -> EvaluationConfig:
+        problem = builtin_metrics().problem(self.metrics)
+        if problem is not None:
+            raise ValueError(f"evaluation.metrics: {problem}")
+        if self.lead_metric is not None and self.lead_metric not in self.metrics:
+            raise ValueError(
+                f"evaluation.lead_metric {self.lead_metric!r} is not in evaluation.metrics "
+                f"{self.metrics}"
+            )
+        return self
+
+    def lead_for(self, task: str) -> str:
+        """The lead metric for a ``binary`` or ``multiclass`` task."""
+        if self.lead_metric is not None:
+            return self.lead_metric
+        default = "auroc" if task == "binary" else "accuracy"
+        return default if default in self.metrics else self.metrics[0]
 
 
 # --- sites: network links and platform records --------------------------------------------
@@ -462,11 +511,22 @@ class RunConfig(_Strict):
         problem = asynchrony_problem(self)
         if problem is not None:
             raise ValueError(problem)
+        self._check_subgroup()
         self._check_secure_aggregation(algo)
         problem = privacy_problem(self)
         if problem is not None:
             raise ValueError(problem)
         return self
+
+    def _check_subgroup(self) -> None:
+        column = self.evaluation.subgroup
+        available = SUBGROUP_COLUMNS.get(self.data.dataset, ())
+        # A user's own dataset declares its columns in its arrays: checked when it is built.
+        if column is not None and column not in available and not is_import_path(self.data.dataset):
+            raise ValueError(
+                f"evaluation.subgroup {column!r}: dataset {self.data.dataset!r} has no such "
+                f"subgroup column (its subgroup columns: {', '.join(available) or 'none'})"
+            )
 
     def _check_secure_aggregation(self, algo: str) -> None:
         # Asynchronous modes refuse secure aggregation in asynchrony_problem.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,14 +14,18 @@ from medsilo.data.base import ArrayData, DataFormatError
 from medsilo.data.paths import require_file
 
 
-def frozen(x: NDArray[Any], y: NDArray[Any]) -> ArrayData:
-    """Read-only float32/int64 arrays: loaders cache their results, so a caller that edits an
-    array in place would silently corrupt every later load in the process."""
+def frozen(
+    x: NDArray[Any], y: NDArray[Any], groups: Mapping[str, NDArray[Any]] | None = None
+) -> ArrayData:
+    """Read-only float32/int64 arrays (and subgroup columns): loaders cache their results, so
+    a caller that edits an array in place would silently corrupt every later load."""
     xs = np.ascontiguousarray(x, dtype=np.float32)
     ys = np.ascontiguousarray(y, dtype=np.int64)
-    xs.flags.writeable = False
-    ys.flags.writeable = False
-    return ArrayData(xs, ys)
+    columns = {k: np.array(v, dtype=np.str_) for k, v in (groups or {}).items()}
+    arrays: list[NDArray[Any]] = [xs, ys, *columns.values()]
+    for array in arrays:
+        array.flags.writeable = False
+    return ArrayData(xs, ys, columns)
 
 
 def read_npz(path: Path, keys: list[str]) -> dict[str, NDArray[Any]]:

@@ -6,7 +6,8 @@ loaders free of torch so that data checks run without a model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -24,24 +25,42 @@ class DataFormatError(ValueError):
 
 @dataclass(frozen=True)
 class ArrayData:
-    """Features ``x`` (float32, N x ...) and integer labels ``y`` (int64, N)."""
+    """Features ``x`` (float32, N x ...) and integer labels ``y`` (int64, N).
+
+    ``groups`` holds subgroup columns for reporting metrics per subgroup (e.g. ``sex`` and
+    ``age_band`` of heart disease, :mod:`medsilo.metrics.subgroups`): one text value per row,
+    kept beside the features rather than taken out of them, and carried through subsets,
+    concatenation and standardisation.
+    """
 
     x: NDArray[np.float32]
     y: NDArray[np.int64]
+    groups: Mapping[str, NDArray[np.str_]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.x) != len(self.y):
             raise ValueError(f"x has {len(self.x)} rows but y has {len(self.y)}")
+        for name, column in self.groups.items():
+            if len(column) != len(self.y):
+                raise ValueError(
+                    f"subgroup column {name!r} has {len(column)} rows, not {len(self.y)}"
+                )
 
     def __len__(self) -> int:
         return len(self.y)
 
     def subset(self, indices: NDArray[np.int64]) -> ArrayData:
-        return ArrayData(self.x[indices], self.y[indices])
+        groups = {k: v[indices] for k, v in self.groups.items()}
+        return ArrayData(self.x[indices], self.y[indices], groups)
 
     @staticmethod
     def concat(parts: list[ArrayData]) -> ArrayData:
-        return ArrayData(np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]))
+        """Rows of ``parts`` in order; a subgroup column is kept if every part has it."""
+        shared = set.intersection(*(set(p.groups) for p in parts)) if parts else set()
+        groups = {k: np.concatenate([p.groups[k] for p in parts]) for k in sorted(shared)}
+        return ArrayData(
+            np.concatenate([p.x for p in parts]), np.concatenate([p.y for p in parts]), groups
+        )
 
 
 @dataclass(frozen=True)

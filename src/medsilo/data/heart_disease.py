@@ -80,6 +80,11 @@ MAPPING = SiteMapping(
 CATEGORIES: dict[str, list[int]] = {
     c: sorted(int(code) for code in SCHEMA.column(c).codes or []) for c in CATEGORICAL
 }
+# Subgroup columns for per-subgroup metrics (evaluation.subgroup); taken from the raw file
+# values, so standardising the features (which keep age and sex) does not change them.
+AGE_BAND_EDGES = (50.0, 60.0)  # years; a band holds ages from its lower edge up to the next
+AGE_BANDS = ("<50", "50-59", "60+")
+SUBGROUPS: tuple[str, ...] = ("sex", "age_band")
 
 _NUMERIC = [c for c in SCHEMA.column_names if c not in CATEGORICAL]
 
@@ -153,6 +158,13 @@ def _encode(
     return np.stack(parts, axis=1)
 
 
+def subgroup_columns(columns: dict[str, NDArray[np.float64]]) -> dict[str, NDArray[np.str_]]:
+    """``sex`` (female/male, coded 0/1 in the files) and ``age_band`` (<50, 50-59, 60+)."""
+    sex = np.where(columns["sex"] == 1, "male", "female")
+    band = np.array(AGE_BANDS)[np.searchsorted(AGE_BAND_EDGES, columns["age"], side="right")]
+    return {"sex": sex.astype(np.str_), "age_band": band.astype(np.str_)}
+
+
 def check_hospitals(hospitals: list[str] | tuple[str, ...], where: str = "hospitals") -> None:
     """Refuse an empty list, unknown names and repeats; ``where`` names the config field."""
     if not hospitals:
@@ -175,8 +187,13 @@ def load_hospital(path: Path, name: str) -> SiteData:
     """
     cols, y = read_centre(path)
     x = _encode(cols, CATEGORIES)
+    groups = subgroup_columns(cols)
     train, test = split_indices(path, y)
-    return SiteData(name, frozen(x[train], y[train]), frozen(x[test], y[test]))
+    return SiteData(
+        name,
+        frozen(x[train], y[train], {k: v[train] for k, v in groups.items()}),
+        frozen(x[test], y[test], {k: v[test] for k, v in groups.items()}),
+    )
 
 
 def load_heart_disease(
@@ -199,5 +216,5 @@ def _load(root: Path, hospitals: tuple[str, ...] = HOSPITALS) -> FederatedData:
     folder = root / "heart_disease"
     sites = [load_hospital(folder / f"processed.{h}.data", h) for h in hospitals]
     pooled = ArrayData.concat([s.test for s in sites])
-    pooled_test = frozen(pooled.x, pooled.y)
+    pooled_test = frozen(pooled.x, pooled.y, pooled.groups)
     return FederatedData("heart_disease", sites, pooled_test, num_classes=2, task="binary")

@@ -45,7 +45,9 @@ def load_central(name: str, root: Path | None = None) -> CentralData:
     if name == "heart_disease":
         fed = heart_disease.load_heart_disease(root)
         train = fed.pooled_train()
-        return CentralData(name, frozen(train.x, train.y), fed.test, fed.num_classes, fed.task)
+        return CentralData(
+            name, frozen(train.x, train.y, train.groups), fed.test, fed.num_classes, fed.task
+        )
     if name == "breast_cancer":
         return tabular.load_breast_cancer_data()
     if name in _IMAGE_LOADERS:
@@ -163,7 +165,7 @@ def _split(cfg: DataConfig, seed: int, root: Path | None) -> FederatedData:
 
 
 def _freeze(data: ArrayData) -> ArrayData:
-    return frozen(data.x, data.y)
+    return frozen(data.x, data.y, data.groups)
 
 
 def _capped(data: ArrayData, limit: int | None, rng: np.random.Generator) -> ArrayData:

@@ -11,6 +11,7 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from medsilo.data import heart_disease
 from medsilo.data.sources import DicomSourceConfig, TabularSourceConfig
 from medsilo.imports import ImportPath, is_import_path
 
@@ -41,6 +42,8 @@ NUM_CLASSES: dict[str, int] = {
     "breast_cancer": 2,
 }
 NATURAL_SITES: dict[str, int] = {"heart_disease": 4}  # datasets with real hospitals
+#: Subgroup columns a dataset carries beside its features (``evaluation.subgroup``).
+SUBGROUP_COLUMNS: dict[str, tuple[str, ...]] = {"heart_disease": heart_disease.SUBGROUPS}
 
 
 class DataConfig(BaseModel):

@@ -79,7 +79,7 @@ def _affine(data: ArrayData, mean: NDArray[np.float64], std: NDArray[np.float64]
     shape = data.x.shape
     x = ((data.x.reshape(len(data.x), -1) - mean) / std).astype(np.float32).reshape(shape)
     x.flags.writeable = False
-    return ArrayData(x, data.y)
+    return ArrayData(x, data.y, data.groups)
 
 
 def standardize_federation(fed: FederatedData) -> FederatedData:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -115,6 +116,11 @@ def cache_own_data(directory: Path, fed: FederatedData) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     own = fed.sites[0]
     tmp = directory / f".{OWN_DATA}.{os.getpid()}.npz"
+    groups: dict[str, Any] = {
+        f"{split}_group/{name}": column
+        for split, data in (("train", own.train), ("test", own.test))
+        for name, column in data.groups.items()
+    }  # subgroup columns (e.g. sex) for per-subgroup metrics
     np.savez(
         tmp,
         train_x=own.train.x,
@@ -122,6 +128,7 @@ def cache_own_data(directory: Path, fed: FederatedData) -> None:
         test_x=own.test.x,
         test_y=own.test.y,
         meta=np.array([fed.name, own.name, str(fed.num_classes), fed.task]),
+        **groups,
     )
     os.replace(tmp, directory / OWN_DATA)
 
@@ -132,8 +139,13 @@ def load_cached_own_data(directory: Path) -> FederatedData | None:
         return None
     with np.load(path) as npz:
         name, site, classes, task = (str(v) for v in npz["meta"])
-        train = frozen(npz["train_x"], npz["train_y"])
-        test = frozen(npz["test_x"], npz["test_y"])
+        groups: dict[str, dict[str, np.ndarray]] = {"train": {}, "test": {}}
+        for key in npz.files:
+            split, _, column = key.partition("_group/")
+            if column:
+                groups[split][column] = npz[key]
+        train = frozen(npz["train_x"], npz["train_y"], groups["train"])
+        test = frozen(npz["test_x"], npz["test_y"], groups["test"])
     return FederatedData(name, [SiteData(site, train, test)], test, int(classes), task)  # type: ignore[arg-type]
 
 
