@@ -50,6 +50,8 @@ def small_config(**overrides: object) -> RunConfig:
         "model": {"name": "logistic"},
         "algorithm": {"name": "fedavg"},
         "training": {"rounds": 3, "local_steps": 10, "batch_size": 8, "lr": 0.1},
+        # enough resamples to exercise the intervals; runs for people use the default 200
+        "evaluation": {"bootstrap_replicates": 20},
     }
     raw.update(overrides)
     return parse_config(raw)

@@ -16,6 +16,7 @@ from medsilo.config import RunConfig
 from medsilo.data.base import ArrayData
 from medsilo.models.weights import get_weights, set_weights
 from medsilo.models.zoo import build_model
+from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.federation import FederationResult
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights, evaluation_fields
@@ -82,7 +83,7 @@ def run_baseline(
             "extra": {},
         }
         if rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds:
-            fields.update(_evaluate(cfg, prep, trainers))
+            fields.update(_evaluate(cfg, prep, trainers, rnd == cfg.training.rounds))
         fields["wall_s"] = time.perf_counter() - t0
         record = RoundRecord.from_fields(fields)
         records.append(record)
@@ -106,17 +107,19 @@ def _site_weights(trainers: dict[str, _ContinuousTrainer], names: list[str]) -> 
 
 
 def _evaluate(
-    cfg: RunConfig, prep: PreparedFederation, trainers: dict[str, _ContinuousTrainer]
+    cfg: RunConfig, prep: PreparedFederation, trainers: dict[str, _ContinuousTrainer], last: bool
 ) -> RoundFields:
     names = prep.fed.site_names
     site_weights = _site_weights(trainers, names)
-    if "pooled" in trainers:
-        return evaluation_fields(
-            prep.model, site_weights[names[0]], site_weights, prep.pooled_test, prep.test
-        )
     fields = evaluation_fields(
         prep.model, site_weights[names[0]], site_weights, prep.pooled_test, prep.test
     )
+    clinical = ClinicalMetrics.of(cfg, prep.fed.task)
+    if clinical is not None:  # pooled: the one model; local: each hospital's own model
+        reports = {n: clinical.report_for(prep, n, site_weights[n], last) for n in names}
+        fields |= clinical.fields(reports)
+    if "pooled" in trainers:
+        return fields
     # Local-only has no single global model: report the mean pooled-test performance of
     # the sites' own models (how well a random hospital's model serves everyone).
     pooled = [evaluate_weights(prep.model, site_weights[n], prep.pooled_test) for n in names]

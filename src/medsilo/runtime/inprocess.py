@@ -13,6 +13,7 @@ from medsilo.asynchrony import SyncConfig
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.privacy.ledger import site_training
+from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import SimClock
 from medsilo.runtime.federation import TrainingExchange
 from medsilo.runtime.prepared import PreparedFederation
@@ -43,6 +44,7 @@ class InProcessSites:
         self.site_steps = SiteSteps(cfg, self.names, prep.fed.num_classes)
         self.train_data = {n: self.site_steps.training_data(n, prep.train[n]) for n in self.names}
         self.clock = SimClock(cfg.seed, self.names, self.site_records, cfg.training.batch_size)
+        self.clinical = ClinicalMetrics.of(cfg, prep.fed.task)
         self.secure = secure_aggregation(
             cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
         )
@@ -104,6 +106,9 @@ class InProcessSites:
         fields = evaluation_fields(
             prep.model, weights, self.site_weights(weights), prep.pooled_test, prep.test
         )
+        if self.clinical is not None:
+            reports = {n: self.clinical.report_for(prep, n, weights, last) for n in self.names}
+            fields |= self.clinical.fields(reports)
         return fields | attack_fields(prep.model, weights, prep.pooled_test, self.cfg.attack)
 
     def site_states(self) -> dict[str, SiteState]:

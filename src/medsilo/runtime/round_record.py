@@ -146,6 +146,12 @@ class RoundRecord(Mapping[str, Any]):
     mean_site_accuracy: float | None = None
     evaluation_missing: list[str] | None = None
     backdoor: BackdoorSuccess | None = None
+    #: Clinical metrics of the global model from the sites' merged states: ``lead``,
+    #: ``operating_point``, ``pooled``, ``per_site``, ``loho``, ``subgroups``
+    #: (:mod:`medsilo.runtime.clinical`); null where a state cannot define a metric.
+    metrics: dict[str, Any] | None = None
+    #: 95% bootstrap intervals (last evaluation): scope -> metric -> [low, high].
+    metric_intervals: dict[str, Any] | None = None
     # --- the model and the clock on the wall -----------------------------------------------
     global_model_sha256: str | None = None
     wall_s: float | None = None

@@ -33,6 +33,7 @@ from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
 from medsilo.privacy.ledger import site_training
+from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import SimClock
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import records as rec
@@ -100,6 +101,8 @@ class _SiteRuntime:
     #: clock, whose processed-example count a secure site reports instead of its update.
     secure: SecureAggregation | None
     clock: SimClock
+    #: The clinical metrics this site reports states of (``None``: the config lists none).
+    clinical: ClinicalMetrics | None = None
     #: Called with ``(context, round)`` after a training step stored the site's state in
     #: ``context.state`` (a deployed site also keeps it on disk, per round, for resume).
     after_train: Callable[[Context, int], None] | None = None
@@ -162,6 +165,7 @@ def build_site_runtime(
         clock=SimClock(
             cfg.seed, names, {n: cfg.sites.record(n) for n in names}, cfg.training.batch_size
         ),
+        clinical=ClinicalMetrics.of(cfg, prep.fed.task),
     )
 
 
@@ -288,6 +292,9 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], _SiteRuntime]
         if rec.wants_global_eval(msg.content):  # the coordinator has no test data to pool
             global_metrics = evaluate_weights(rt.prep.model, weights, test).as_dict()
         content = rec.eval_content(site, index, result.as_dict(), global_metrics)
+        if rt.clinical is not None:  # the global model's metric states on this site's data
+            report = rt.clinical.report_for(rt.prep, site, weights, rec.is_final(msg.content))
+            rec.add_clinical(content, report)
         if return_state:
             rec.named_weights_to_records(content, rec.STATE_PREFIX, state)
         return Message(content, reply_to=msg)

@@ -398,6 +398,7 @@ class _Deployment:
             initial_weights=get_weights(model),
             train_sizes={n: admitted[n].n_train if n in admitted else 0 for n in self.names},
             pooled_test=None,
+            task=first.task,
         )
 
     def run(self, grid: Grid) -> FlowerRun:

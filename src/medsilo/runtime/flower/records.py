@@ -15,18 +15,35 @@ Message layout:
   ``num_steps``), ``metrics``.
 * server -> site, ``evaluate``: ``weights`` and ``round`` (with ``return_state``).
 * site -> server, ``evaluate``: ``eval`` (MetricRecord: ``loss``, ``accuracy``, ``n``),
+  ``clinical`` (ConfigRecord: the JSON report of metric states, :mod:`medsilo.runtime.clinical`),
   ``site`` (ConfigRecord) and, when asked, ``state.<name>`` (the site's persistent state).
 * server -> site, ``query``: empty; the reply's ``site`` ConfigRecord names the site.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from medsilo.types import Update, Weights
+
+#: What a ConfigRecord holds (``flwr.common.typing.ConfigRecordValues``).
+ConfigValue = (
+    int
+    | float
+    | str
+    | bytes
+    | bool
+    | list[int]
+    | list[float]
+    | list[str]
+    | list[bytes]
+    | list[bool]
+)
 
 WEIGHTS = "weights"
 DELTA = "delta"
@@ -41,6 +58,8 @@ EVAL = "eval"
 #: The global model's metrics on the site's test set, asked for by a coordinator that holds
 #: no test data (a deployment) so it can pool them.
 GLOBAL_EVAL = "eval.global"
+#: The site's clinical-metric report (metric states only, :mod:`medsilo.runtime.clinical`).
+CLINICAL = "clinical"
 SITE = "site"
 
 #: Where a ClientApp keeps its site's persistent algorithm state in ``context.state``.
@@ -97,13 +116,19 @@ def broadcast_content(
     *,
     return_state: bool = False,
     global_eval: bool = False,
+    final: bool = False,
 ) -> RecordDict:
+    config: dict[str, ConfigValue] = {
+        "round": rnd,
+        "return_state": return_state,
+        "global_eval": global_eval,
+    }
+    if final:  # the run's last evaluation: sites add bootstrap replicates
+        config["final"] = True
     content = RecordDict(
         {
             WEIGHTS: weights_to_record(weights),
-            ROUND: ConfigRecord(
-                {"round": rnd, "return_state": return_state, "global_eval": global_eval}
-            ),
+            ROUND: ConfigRecord(config),
         }
     )
     named_weights_to_records(content, PAYLOAD_PREFIX, payload or {})
@@ -198,6 +223,24 @@ def eval_content(
     if global_metrics is not None:
         content[GLOBAL_EVAL] = _metric_record(global_metrics)
     return content
+
+
+def is_final(content: RecordDict) -> bool:
+    """Whether an ``evaluate`` broadcast is the run's last evaluation."""
+    _require(content, ROUND)
+    return bool(content.config_records[ROUND].get("final", False))
+
+
+def add_clinical(content: RecordDict, report: Mapping[str, Any]) -> None:
+    content[CLINICAL] = ConfigRecord({"report": json.dumps(report)})
+
+
+def read_clinical(content: RecordDict) -> dict[str, Any]:
+    _require(content, CLINICAL)
+    report = json.loads(str(content.config_records[CLINICAL]["report"]))
+    if not isinstance(report, dict):
+        raise ValueError("a site's clinical report is not a JSON object")
+    return report
 
 
 def wants_global_eval(content: RecordDict) -> bool:

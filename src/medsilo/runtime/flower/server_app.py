@@ -30,6 +30,7 @@ from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.models.weights import Layout
+from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.federation import RoundLoop, TrainingExchange
@@ -107,6 +108,8 @@ class CoordinatorView:
     initial_weights: Weights
     train_sizes: dict[str, int]
     pooled_test: TensorData | None
+    #: ``binary`` or ``multiclass`` (which metric the tables lead with).
+    task: str = "binary"
 
     @staticmethod
     def of(prep: PreparedFederation) -> CoordinatorView:
@@ -117,6 +120,7 @@ class CoordinatorView:
             initial_weights=prep.initial_weights,
             train_sizes={n: len(prep.train[n]) for n in prep.fed.site_names},
             pooled_test=prep.pooled_test,
+            task=prep.fed.task,
         )
 
 
@@ -191,6 +195,7 @@ class FlowerSites:
         self.secure = secure_aggregation(
             cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
         )
+        self.clinical = ClinicalMetrics.of(cfg, view.task)
 
     # --- messaging --------------------------------------------------------------------
 
@@ -356,7 +361,11 @@ class FlowerSites:
         view = self.view
         pooled_here = view.pooled_test is not None
         content = rec.broadcast_content(
-            rnd, weights, return_state=last and pooled_here, global_eval=not pooled_here
+            rnd,
+            weights,
+            return_state=last and pooled_here,
+            global_eval=not pooled_here,
+            final=last,
         )
         replies = self._exchange(rnd, MessageType.EVALUATE, {site: content for site in self.names})
         answered = [site for site in self.names if site in replies]
@@ -377,6 +386,8 @@ class FlowerSites:
                 for site, state in self.out.site_states.items()
             }
         record = evaluation_record(pooled, per_site)
+        if self.clinical is not None:  # merged here from the sites' metric states
+            record |= self.clinical.fields({s: rec.read_clinical(replies[s]) for s in answered})
         if len(answered) < len(self.names):
             record["evaluation_missing"] = [s for s in self.names if s not in replies]
         if view.pooled_test is None:

@@ -1,0 +1,179 @@
+"""Clinical metrics in every runtime: sites send mergeable states, the coordinator merges.
+
+Each evaluation round, every site scores the *global* model on its own data and sends a
+report of metric states only (:mod:`medsilo.metrics`: binned score histograms, confusion and
+calibration counts; never a per-patient prediction):
+
+* ``test``: its test set, and per subgroup value when ``evaluation.subgroup`` names a column;
+* ``validation``: up to :data:`VALIDATION_ROWS` rows of its *training* set, drawn with a
+  generator seeded by the run seed and the site. The sites hold no separate validation split,
+  so the operating threshold (Youden's J or a target sensitivity) is chosen on training data:
+  never on test data, but optimistic for a model that overfits (docs/metrics.md);
+* at the last evaluation, ``evaluation.bootstrap_replicates`` resamples of its test states,
+  for 95% intervals.
+
+The coordinator (:meth:`ClinicalMetrics.fields`) merges the validation states of all sites
+into one operating point, then reads pooled, per-site, leave-one-hospital-out and subgroup
+values at that point, and intervals from the merged replicates. The in-process engine and the
+Flower apps call the same two halves, so their records are identical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medsilo.config import RunConfig
+from medsilo.data.base import ArrayData
+from medsilo.metrics.bootstrap import confidence_intervals
+from medsilo.metrics.evaluation import evaluate_replicates, evaluate_states
+from medsilo.metrics.subgroups import merge_subgroups, subgroup_column, subgroup_report
+from medsilo.metrics.suite import MetricSuite, StateSet, state_set_from_wire, state_set_to_wire
+from medsilo.runtime.prepared import PreparedFederation
+from medsilo.runtime.round_record import RoundFields
+from medsilo.training.tensors import TensorData
+from medsilo.types import Weights
+
+#: Training rows per site scored to choose the operating threshold (bounds the cost).
+VALIDATION_ROWS = 2000
+VALIDATION_TAG = 0x7A11D
+
+
+def validation_rows(train: TensorData, seed: int, site_index: int) -> TensorData:
+    """A seeded subset of a site's training rows (all of them when few)."""
+    n = len(train)
+    if n <= VALIDATION_ROWS:
+        return train
+    rng = np.random.default_rng([seed, site_index, VALIDATION_TAG])
+    keep = torch.as_tensor(np.sort(rng.choice(n, size=VALIDATION_ROWS, replace=False)))
+    return TensorData(train.x[keep], train.y[keep], train.binary)
+
+
+@dataclass(frozen=True)
+class ClinicalMetrics:
+    """The run's metric suite and how it is evaluated (``evaluation`` in the config)."""
+
+    suite: MetricSuite
+    subgroup: str | None
+    replicates: int
+    seed: int
+
+    @staticmethod
+    def of(cfg: RunConfig, task: str) -> ClinicalMetrics | None:
+        """``None`` when the config lists no metrics."""
+        ev = cfg.evaluation
+        if not ev.metrics:
+            return None
+        suite = MetricSuite.build(ev.metrics, ev.lead_for(task), ev.operating_point)
+        return ClinicalMetrics(suite, ev.subgroup, ev.bootstrap_replicates, cfg.seed)
+
+    # --- site side ------------------------------------------------------------------------
+
+    def site_report(
+        self,
+        model: nn.Module,
+        weights: Weights,
+        site: str,
+        site_index: int,
+        test: TensorData,
+        test_rows: ArrayData,
+        train: TensorData,
+        last: bool,
+    ) -> dict[str, Any]:
+        """What one site sends (JSON-ready; states only)."""
+        groups = subgroup_column(test_rows, self.subgroup) if self.subgroup else None
+        tested = evaluate_states(model, weights, test, self.suite, groups)
+        validation = evaluate_states(
+            model, weights, validation_rows(train, self.seed, site_index), self.suite
+        )
+        report: dict[str, Any] = {
+            "test": tested.to_wire(),
+            "validation": state_set_to_wire(validation.states),
+        }
+        if last and self.replicates > 0:
+            reps = evaluate_replicates(
+                model, weights, test, self.suite, self.replicates, self.seed, site
+            )
+            report["replicates"] = [state_set_to_wire(r) for r in reps]
+        return report
+
+    def report_for(
+        self, prep: PreparedFederation, site: str, weights: Weights, last: bool
+    ) -> dict[str, Any]:
+        """:meth:`site_report` of ``site`` in a prepared federation (engine and Flower)."""
+        index = prep.fed.site_names.index(site)
+        return self.site_report(
+            prep.model,
+            weights,
+            site,
+            index,
+            prep.test[site],
+            prep.fed.sites[index].test,
+            prep.train[site],
+            last,
+        )
+
+    # --- coordinator side -----------------------------------------------------------------
+
+    def fields(self, reports: dict[str, dict[str, Any]]) -> RoundFields:
+        """The round record's ``metrics`` (and, at the end, ``metric_intervals``) from the
+        sites' reports, merged in the order given (roster order)."""
+        suite = self.suite
+        if not reports:
+            return {}
+        tests = {s: state_set_from_wire(r["test"]["states"]) for s, r in reports.items()}
+        point = suite.operating_point(
+            suite.merge(state_set_from_wire(r["validation"]) for r in reports.values())
+        )
+        metrics: dict[str, Any] = {
+            "lead": suite.lead,
+            "operating_point": None if point is None else list(point.thresholds),
+            "pooled": _defined(suite.values(suite.merge(tests.values()), point)),
+            "per_site": {s: _defined(suite.values(v, point)) for s, v in tests.items()},
+        }
+        if len(tests) > 1:
+            metrics["loho"] = {
+                s: _defined(suite.values(suite.merge(_others(tests, s)), point)) for s in tests
+            }
+        if self.subgroup:
+            merged = merge_subgroups(
+                suite,
+                (
+                    {g: state_set_from_wire(v) for g, v in r["test"]["subgroups"].items()}
+                    for r in reports.values()
+                ),
+            )
+            report = subgroup_report(suite, merged, point)
+            metrics["subgroups"] = {
+                "column": self.subgroup,
+                "values": {g: _defined(v) for g, v in report.values.items()},
+                "largest_gap": _defined(report.largest_gap),
+            }
+        out: RoundFields = {"metrics": metrics}
+        if all("replicates" in r for r in reports.values()):
+            reps = {
+                s: [state_set_from_wire(x) for x in r["replicates"]] for s, r in reports.items()
+            }
+            intervals = confidence_intervals(suite, reps, point)
+            out["metric_intervals"] = {
+                scope: {m: [_finite(ci[0]), _finite(ci[1])] for m, ci in values.items()}
+                for scope, values in intervals.items()
+            }
+        return out
+
+
+def _finite(value: float) -> float | None:
+    """NaN (a metric a state cannot define, e.g. AUROC of one class) is written as null."""
+    return float(value) if np.isfinite(value) else None
+
+
+def _defined(values: dict[str, float]) -> dict[str, float | None]:
+    return {name: _finite(v) for name, v in values.items()}
+
+
+def _others(tests: dict[str, StateSet], left_out: str) -> list[StateSet]:
+    return [states for site, states in tests.items() if site != left_out]
