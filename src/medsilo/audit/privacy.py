@@ -111,9 +111,9 @@ def observed_update_note(cfg: RunConfig) -> str:
     """What the coordinator sees of one site's update under ``cfg`` (plain words)."""
     parts: list[str] = []
     algo = cfg.algorithm
-    if algo.name == "dp_fedavg":
-        clip = getattr(algo, "clip", None)
-        noise = getattr(algo, "noise", "central")
+    client = cfg.client_dp()
+    if client is not None:
+        clip, noise = client.clip, client.noise
         if noise == "local":
             parts.append(
                 f"clipped to l2 norm {clip} and noised by the site with its share of the "
@@ -126,6 +126,8 @@ def observed_update_note(cfg: RunConfig) -> str:
                 "added by the coordinator after aggregation, so it does not hide an "
                 "individual update from the coordinator"
             )
+        if algo.name != "dp_fedavg":
+            parts.append(f"of the {algo.name} update")
     elif algo.name == "ccpgd":
         parts.append("CC-PGD's proximal local steps (soft-threshold, l2-ball projection)")
     else:

@@ -47,16 +47,17 @@ import numpy as np
 
 from medsilo.aggregation.staleness import fedbuff_weight, staleness_weight
 from medsilo.algorithms.base import Algorithm
-from medsilo.algorithms.dp_fedavg import DPFedAvg
 from medsilo.asynchrony import FedAsyncConfig, FedBuffConfig
 from medsilo.config import ConfigError, RunConfig
-from medsilo.privacy.ledger import PrivacyLedger
+from medsilo.privacy.accounting import PrivacyAccounting as PrivacyLedger
+from medsilo.privacy.client_dp import ClientDP as DPFedAvg
+from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.federation import FederationResult, GlobalModel
 from medsilo.runtime.inprocess import InProcessSites
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import broadcast_bytes, model_hash_field, round_record, update_bytes
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
-from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome, cohort_size
+from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome
 from medsilo.types import Update, Weights, add, subtract
 
 log = logging.getLogger(__name__)

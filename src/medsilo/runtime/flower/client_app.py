@@ -32,15 +32,15 @@ from medsilo.algorithms.base import Algorithm
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
-from medsilo.privacy.ledger import site_training
 from medsilo.runtime.clock import SimClock
-from medsilo.runtime.factory import build_run_algorithm
+from medsilo.runtime.cohorts import cohort_size
+from medsilo.runtime.factory import build_run_algorithm, site_training
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import secure_records as wire
 from medsilo.runtime.flower import secure_site
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
-from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, cohort_size, site_round
+from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
 from medsilo.secure.aggregation import SecureAggregation, secure_aggregation
 from medsilo.training.local import LocalTraining
 from medsilo.training.tensors import TensorData

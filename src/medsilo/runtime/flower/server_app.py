@@ -31,6 +31,7 @@ from medsilo.config import BASELINES, RunConfig
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.models.weights import Layout
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
+from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
@@ -43,7 +44,6 @@ from medsilo.runtime.records import (
     update_bytes,
 )
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
-from medsilo.runtime.rounds import cohort_size
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.secure.result import EXTRA_SLOTS
 from medsilo.training.tensors import TensorData
