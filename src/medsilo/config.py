@@ -557,6 +557,7 @@ class RunConfig(_Strict):
                 ("attack", self.attack is not None),
                 ("compression", self.compression.codec != "none"),
                 ("privacy.client_dp", self.privacy.client_dp is not None),
+                ("secure_aggregation", self.secure_aggregation.enabled),
             )
             if on
         ]
