@@ -53,15 +53,15 @@ def algorithm_problem(caps: Capabilities, run: RunFeatures) -> str | None:
             )
         caps = with_client_dp(caps)
     return (
-        training_problem(caps, run)
-        or robust_problem(caps, run)
-        or asynchrony_problem(caps, run)
-        or secure_problem(caps, run)
-        or dp_sgd_problem(caps, run)
+        training_refusal(caps, run)
+        or robust_refusal(caps, run)
+        or asynchrony_refusal(caps, run)
+        or secure_refusal(caps, run)
+        or dp_sgd_refusal(caps, run)
     )
 
 
-def training_problem(caps: Capabilities, run: RunFeatures) -> str | None:
+def training_refusal(caps: Capabilities, run: RunFeatures) -> str | None:
     algo = run.algorithm
     if caps.requires_sgd and run.optimizer != "sgd":
         return f"algorithm {algo!r} assumes plain local SGD; set training.optimizer: sgd"
@@ -72,7 +72,7 @@ def training_problem(caps: Capabilities, run: RunFeatures) -> str | None:
     return None
 
 
-def robust_problem(caps: Capabilities, run: RunFeatures) -> str | None:
+def robust_refusal(caps: Capabilities, run: RunFeatures) -> str | None:
     rule = run.robust_rule
     if rule in COORDINATE_WISE_RULES and not caps.coordinate_wise_robust:
         return (
@@ -83,7 +83,7 @@ def robust_problem(caps: Capabilities, run: RunFeatures) -> str | None:
     return None
 
 
-def asynchrony_problem(caps: Capabilities, run: RunFeatures) -> str | None:
+def asynchrony_refusal(caps: Capabilities, run: RunFeatures) -> str | None:
     if run.asynchrony != "sync" and caps.asynchrony_unsound is not None:
         return (
             f"asynchrony.mode {run.asynchrony!r} cannot run algorithm {run.algorithm!r}: "
@@ -92,7 +92,7 @@ def asynchrony_problem(caps: Capabilities, run: RunFeatures) -> str | None:
     return None
 
 
-def secure_problem(caps: Capabilities, run: RunFeatures) -> str | None:
+def secure_refusal(caps: Capabilities, run: RunFeatures) -> str | None:
     if run.secure_aggregation and not caps.secure_aggregation:
         return (
             f"secure_aggregation reveals only the weighted sum of the deltas, but algorithm "
@@ -102,7 +102,7 @@ def secure_problem(caps: Capabilities, run: RunFeatures) -> str | None:
     return None
 
 
-def dp_sgd_problem(caps: Capabilities, run: RunFeatures) -> str | None:
+def dp_sgd_refusal(caps: Capabilities, run: RunFeatures) -> str | None:
     if not run.dp_sgd:
         return None
     if run.client_dp:

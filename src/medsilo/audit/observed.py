@@ -16,7 +16,7 @@ measured: DP-FedAvg with ``noise: local`` (each site adds its share ``N(0, (z C)
 built by :func:`medsilo.runtime.factory.build_run_algorithm` as in the engine, so one update
 seen in the clear carries noise multiplier ``z / sqrt(m)``) and sample-level DP-SGD
 (``privacy.dp_sgd``, per-example clipping and Gaussian noise in every local step) runs
-through :func:`medsilo.privacy.ledger.site_training`, exactly as the engine's sites do. With
+through :func:`medsilo.runtime.factory.site_training`, exactly as the engine's sites do. With
 ``noise_multiplier: auto`` the site's noise multiplier is the one it uses in the real run
 (calibrated from its real row count, batch size and steps per round), not one recalibrated
 for the tiny victim batch.

@@ -114,6 +114,8 @@ def observed_update_note(cfg: RunConfig) -> str:
     client = cfg.client_dp()
     if client is not None:
         clip, noise = client.clip, client.noise
+        if algo.name != "dp_fedavg":
+            parts.append(f"the {algo.name} update inside client-level DP")
         if noise == "local":
             parts.append(
                 f"clipped to l2 norm {clip} and noised by the site with its share of the "
@@ -126,8 +128,6 @@ def observed_update_note(cfg: RunConfig) -> str:
                 "added by the coordinator after aggregation, so it does not hide an "
                 "individual update from the coordinator"
             )
-        if algo.name != "dp_fedavg":
-            parts.append(f"of the {algo.name} update")
     elif algo.name == "ccpgd":
         parts.append("CC-PGD's proximal local steps (soft-threshold, l2-ball projection)")
     else:
