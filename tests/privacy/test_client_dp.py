@@ -81,3 +81,17 @@ def test_dp_scaffold_is_refused_because_its_control_variate_carries_the_update()
         ClientDP(Scaffold())
     with pytest.raises(ConfigError, match="delta_c_i = -c - delta_i"):
         small_config(algorithm={"name": "scaffold"}, privacy={"client_dp": CLIENT_DP})
+
+
+def test_dp_fedprox_under_fedbuff_takes_one_update_per_site_per_buffer() -> None:
+    """The asynchronous engine treats any algorithm inside the layer as client-level DP:
+    a buffer larger than the federation is refused, a smaller one is accounted per site."""
+    fed = synthetic_federation()
+    dp = {"algorithm": {"name": "fedprox"}, "privacy": {"client_dp": CLIENT_DP}}
+    too_big = {"mode": "fedbuff", "buffer_size": len(fed.sites) + 1}
+    with pytest.raises(ConfigError, match="at most one update per site per buffer"):
+        run_federation(small_config(training=TRAINING, asynchrony=too_big, **dp), fed)
+    fits = {"mode": "fedbuff", "buffer_size": 2, "updates": 6}
+    result = run_federation(small_config(training=TRAINING, asynchrony=fits, **dp), fed)
+    privacy = result.rounds[-1]["privacy"]
+    assert privacy["noise_group"] == 2 and sum(privacy["releases_per_site"].values()) == 6
