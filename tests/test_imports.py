@@ -14,18 +14,6 @@ import medsilo
 
 PACKAGE = Path(medsilo.__file__).parent
 
-#: Left for the lead's rewrite of the round loop (reserved files, see the capabilities
-#: branch report): ``run_federation`` in ``runtime/simulation.py`` imports
-#: ``runtime/asynchronous.py``, whose ``AsyncEngine`` subclasses ``simulation._Engine``; and
-#: ``deployed_server`` imports ``server_app._Coordinator``. Empty these once they are moved.
-PENDING_CYCLES = [
-    ["medsilo.runtime.asynchronous", "medsilo.runtime.baselines", "medsilo.runtime.simulation"]
-]
-PENDING_PRIVATE_IMPORTS = [
-    ("medsilo.runtime.asynchronous", "medsilo.runtime.simulation", "_Engine"),
-    ("medsilo.runtime.flower.deployed_server", "medsilo.runtime.flower.server_app", "_Coordinator"),
-]
-
 #: Imports each module in a forked child of one interpreter that has loaded only the
 #: third-party libraries, so every medsilo module starts from an empty medsilo import state.
 FRESH_IMPORTS = """
@@ -135,8 +123,8 @@ def test_every_module_imports_in_a_fresh_interpreter() -> None:
 
 
 def test_no_import_cycles() -> None:
-    assert cycles(import_graph()[0]) == PENDING_CYCLES
+    assert cycles(import_graph()[0]) == []
 
 
 def test_no_private_name_is_imported_across_modules() -> None:
-    assert sorted(import_graph()[1]) == PENDING_PRIVATE_IMPORTS
+    assert import_graph()[1] == []
