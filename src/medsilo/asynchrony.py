@@ -19,30 +19,16 @@ downloaded and the one its update lands on. Both asynchronous modes keep
 updates (default: as many local trainings as the synchronous run would do) or at
 ``max_sim_time_s``.
 
-This module has no import from :mod:`medsilo.config`, which imports it.
+Which combinations are refused is checked by :func:`medsilo.config.asynchrony_problem` and,
+for what each algorithm allows, by its capabilities
+(:attr:`~medsilo.algorithms.capabilities.Capabilities.asynchrony_unsound`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-from medsilo.aggregation.robust import bulyan_min_updates, krum_min_updates
-
-if TYPE_CHECKING:
-    from medsilo.config import RunConfig
-
-#: Algorithms whose site state or coordinator maths assumes a fixed, synchronous cohort.
-ASYNC_UNSOUND = {
-    "scaffold": "SCAFFOLD's control variates c and c_i are corrected once per synchronous "
-    "round from the whole cohort; stale c_i updates arriving one at a time break the "
-    "variance-reduction identity",
-    "fednova": "FedNova normalises every update by the cohort's local step counts in one "
-    "round; asynchronous arrivals have no common round to normalise over",
-    "ditto": "Ditto's personal models are regularised toward the global model of the same "
-    "round; with asynchronous versions that anchor is not defined",
-}
 
 _MODEL = ConfigDict(extra="forbid", frozen=True)
 
@@ -103,63 +89,3 @@ class FedBuffConfig(_AsyncBase):
 AsynchronyConfig = Annotated[
     SyncConfig | FedAsyncConfig | FedBuffConfig, Field(discriminator="mode")
 ]
-
-
-def asynchrony_problem(cfg: RunConfig) -> str | None:
-    """Why ``cfg``'s asynchronous mode cannot run as configured, or ``None`` when it can."""
-    mode = cfg.asynchrony
-    if isinstance(mode, SyncConfig):
-        return None
-    algo = cfg.algorithm.name
-    if algo in ("pooled", "local"):
-        return f"baseline {algo!r} exchanges no updates; asynchrony applies to federated runs"
-    if algo in ASYNC_UNSOUND:
-        return (
-            f"asynchrony.mode {mode.mode!r} cannot run algorithm {algo!r}: " + ASYNC_UNSOUND[algo]
-        )
-    secure = getattr(cfg, "secure_aggregation", None)
-    if secure is not None and getattr(secure, "enabled", False):
-        return (
-            f"asynchrony.mode {mode.mode!r} cannot use secure aggregation: pairwise masks "
-            "cancel only when the coordinator sums the masked updates of the fixed cohort that "
-            "agreed on the masks in one round; asynchronous updates arrive one by one from "
-            "changing sets of sites"
-        )
-    rule = cfg.robust
-    if isinstance(mode, FedAsyncConfig):
-        if rule.rule not in ("none", "norm_bound"):
-            return (
-                f"robust.rule {rule.rule!r} compares several updates, but fedasync applies each "
-                "update alone; use norm_bound (per update) or asynchrony.mode fedbuff"
-            )
-        if cfg.training.min_sites > 1:
-            return (
-                f"fedasync applies each update alone, but training.min_sites is "
-                f"{cfg.training.min_sites}; set it to 1 or use asynchrony.mode fedbuff"
-            )
-        opt = cfg.server_optimizer
-        if opt.name != "sgd" or opt.lr != 1.0:
-            return (
-                "fedasync's server step is the mixing x <- (1 - a_t) x + a_t x_site; leave "
-                "server_optimizer as sgd with lr 1.0 and tune asynchrony.alpha (or use fedbuff, "
-                "which applies its buffer through the server optimiser)"
-            )
-        return None
-    assert isinstance(mode, FedBuffConfig)
-    f = getattr(rule, "f", 0)
-    needed = {
-        "krum": krum_min_updates(f),
-        "multi_krum": max(krum_min_updates(f), getattr(rule, "m", None) or 0),
-        "bulyan": bulyan_min_updates(f),
-    }.get(rule.rule, 1)
-    if mode.buffer_size < needed:
-        return (
-            f"robust.rule {rule.rule!r} needs at least {needed} updates per aggregation, but "
-            f"fedbuff aggregates asynchrony.buffer_size = {mode.buffer_size}"
-        )
-    if cfg.training.min_sites > mode.buffer_size:
-        return (
-            f"training.min_sites ({cfg.training.min_sites}) exceeds asynchrony.buffer_size "
-            f"({mode.buffer_size}): no buffer could ever be aggregated"
-        )
-    return None

@@ -101,7 +101,38 @@ def _fmt(stat: dict[str, float] | None, digits: int = 3) -> str:
     return f"{mean} ± {stat['std']:.{digits}f}" if stat["std"] else mean
 
 
+#: Clinical metrics shown after the lead metric when the runs report them.
+CLINICAL_COLUMNS = ("sensitivity", "specificity", "ece")
+
+
+def _lead(d: dict[str, Any]) -> str:
+    """The lead metric, mean ± std over seeds; with one seed, its 95% bootstrap interval."""
+    text = _fmt(d["clinical"].get(d["lead_metric"]))
+    if len(d["lead_interval"]) == 1 and text != "-":
+        low, high = d["lead_interval"][0]
+        text += f" [{low:.3f}, {high:.3f}]"
+    return text
+
+
+def print_clinical_table(rows: list[SuiteRow], title: str) -> None:
+    """The final model's pooled clinical metrics, led by ``evaluation.lead_metric``."""
+    dicts = [r.as_dict() for r in rows if r.lead_metric]
+    if not dicts:
+        return
+    leads = sorted({d["lead_metric"] for d in dicts})
+    clinical = [
+        c for c in CLINICAL_COLUMNS if c not in leads and any(d["clinical"].get(c) for d in dicts)
+    ]
+    table = Table(title=f"{title}: clinical metrics, pooled from the sites' states")
+    for col in ["run", f"{'/'.join(leads)} [95% CI]", *clinical]:
+        table.add_column(col, justify="left" if col == "run" else "right")
+    for d in dicts:
+        table.add_row(d["name"], _lead(d), *[_fmt(d["clinical"].get(c)) for c in clinical])
+    out.print(table)
+
+
 def print_table(rows: list[SuiteRow], title: str) -> None:
+    print_clinical_table(rows, title)
     dicts = [r.as_dict() for r in rows]
     sites = sorted({s for d in dicts for s in d["per_site"]})
     table = Table(title=title)

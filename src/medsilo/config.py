@@ -12,22 +12,21 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from medsilo.asynchrony import AsynchronyConfig, SyncConfig, asynchrony_problem
+from medsilo.aggregation.robust import bulyan_min_updates, krum_min_updates
+from medsilo.algorithms.capabilities import Capabilities, with_client_dp
+from medsilo.algorithms.compatibility import RunFeatures, algorithm_problem
+from medsilo.algorithms.registry import capabilities_of
+from medsilo.asynchrony import AsynchronyConfig, FedAsyncConfig, FedBuffConfig, SyncConfig
 from medsilo.confidential.platform import PlatformRecord
 from medsilo.config_errors import describe_invalid
 from medsilo.data.spec import SUBGROUP_COLUMNS, DataConfig
 from medsilo.governance.config import GovernanceConfig
 from medsilo.imports import is_import_path
 from medsilo.metrics.operating_point import OperatingRule, YoudenRule
-from medsilo.metrics.registry import builtin_metrics
-from medsilo.models.zoo import ModelName
+from medsilo.metrics.registry import builtin_metrics, resolve_metrics
+from medsilo.models.zoo import ModelName, has_batch_norm
 from medsilo.network import Availability, ComputeProfile, NetworkProfile
-from medsilo.privacy.config import (
-    AdaptiveClipConfig,
-    NoiseMultiplier,
-    PrivacyConfig,
-    privacy_problem,
-)
+from medsilo.privacy.config import ClientDPConfig, PrivacyConfig, privacy_problem
 from medsilo.secure.config import SecureAggregationConfig, incompatibility
 from medsilo.tracking.config import TrackingConfig
 from medsilo.training.local import LocalTraining
@@ -85,19 +84,11 @@ class CCPGDConfig(_Strict):
     eps: float = Field(1e-8, gt=0, description="magnitude smoothing of the leakage risk")
 
 
-class DPFedAvgConfig(_Strict):
-    """DP-FedAvg (docs/privacy.md): client-level clipping to ``clip`` (fixed, or the start of
-    adaptive clipping), Gaussian noise at the coordinator (``central``) or at the sites."""
+class DPFedAvgConfig(ClientDPConfig):
+    """DP-FedAvg (docs/privacy.md): FedAvg with client-level DP, configured in place (the
+    same as ``algorithm: fedavg`` with ``privacy.client_dp``)."""
 
     name: Literal["dp_fedavg"]
-    clip: float = Field(1.0, gt=0)
-    noise_multiplier: NoiseMultiplier = Field(
-        1.0, description="noise std / clip; 'auto' calibrates to privacy.target_epsilon"
-    )
-    noise: Literal["central", "local"] = Field(
-        "central", description="local: each site adds its share (needs secure aggregation)"
-    )
-    adaptive_clip: AdaptiveClipConfig | None = None
 
 
 class PooledConfig(_Strict):
@@ -228,7 +219,8 @@ class EvaluationConfig(_Strict):
 
     @model_validator(mode="after")
     def _known_metrics(self) -> EvaluationConfig:
-        problem = builtin_metrics().problem(self.metrics)
+        registry, names = resolve_metrics(self.metrics)  # import paths name outside metrics
+        problem = registry.problem(names)
         if problem is not None:
             raise ValueError(f"evaluation.metrics: {problem}")
         if self.lead_metric is not None and self.lead_metric not in self.metrics:
@@ -361,11 +353,6 @@ RobustConfig = Annotated[
     Field(discriminator="rule"),
 ]
 
-#: Rules that replace the algorithm's mean by a coordinate-wise statistic.
-COORDINATE_WISE_RULES = ("median", "trimmed_mean", "bulyan")
-#: Algorithms whose coordinator half is more than the sample-weighted mean of the deltas.
-CUSTOM_AGGREGATION = ("scaffold", "fednova", "dp_fedavg")
-
 
 class _Attack(_Strict):
     sites: list[str] = Field(min_length=1, description="names of the attacking sites")
@@ -497,22 +484,23 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _compatible(self) -> RunConfig:
         algo = self.algorithm.name
-        if algo in ("scaffold", "fednova", "ccpgd") and self.training.optimizer != "sgd":
+        if algo in BASELINES:
+            self._check_baseline(algo)
+        elif algo == "dp_fedavg" and self.privacy.client_dp is not None:
             raise ValueError(
-                f"algorithm {algo!r} assumes plain local SGD; set training.optimizer: sgd"
+                "algorithm 'dp_fedavg' is FedAvg with client-level DP already; remove "
+                "privacy.client_dp, or use algorithm 'fedavg' with it"
             )
-        if algo == "ccpgd" and self.training.momentum != 0:
-            raise ValueError("algorithm 'ccpgd' takes proximal SGD steps; set training.momentum: 0")
-        if algo == "fedbn" and self.model.name != "cnn_bn":
-            raise ValueError("algorithm 'fedbn' needs a model with BatchNorm: model.name: cnn_bn")
-        if algo in BASELINES and self.server_optimizer.name != "sgd":
-            raise ValueError(f"baseline {algo!r} has no server optimiser; remove server_optimizer")
-        self._check_robustness(algo)
-        problem = asynchrony_problem(self)
-        if problem is not None:
-            raise ValueError(problem)
+        else:
+            problem = algorithm_problem(self.declared_capabilities(), self.features())
+            if problem is not None:
+                raise ValueError(problem)
+        if self.attack is not None and len(set(self.attack.sites)) != len(self.attack.sites):
+            raise ValueError(f"attack.sites lists a site twice: {self.attack.sites}")
         self._check_subgroup()
-        self._check_secure_aggregation(algo)
+        for problem in (asynchrony_problem(self), self._secure_aggregation_problem()):
+            if problem is not None:
+                raise ValueError(problem)
         problem = privacy_problem(self)
         if problem is not None:
             raise ValueError(problem)
@@ -528,41 +516,67 @@ class RunConfig(_Strict):
                 f"subgroup column (its subgroup columns: {', '.join(available) or 'none'})"
             )
 
-    def _check_secure_aggregation(self, algo: str) -> None:
+    def client_dp(self) -> ClientDPConfig | None:
+        """Client-level DP of the run: ``algorithm: dp_fedavg`` or ``privacy.client_dp``."""
+        if isinstance(self.algorithm, DPFedAvgConfig):
+            return self.algorithm
+        return self.privacy.client_dp
+
+    def declared_capabilities(self) -> Capabilities:
+        """What the named (federated) algorithm declares, without a ``privacy.client_dp``
+        layer."""
+        return capabilities_of(self.algorithm.name)
+
+    def capabilities(self) -> Capabilities:
+        """What the run's algorithm supports, with ``privacy.client_dp`` around it."""
+        caps = self.declared_capabilities()
+        return with_client_dp(caps) if self.privacy.client_dp is not None else caps
+
+    def features(self) -> RunFeatures:
+        """What this run asks of its algorithm (:mod:`medsilo.algorithms.compatibility`)."""
+        return RunFeatures(
+            algorithm=self.algorithm.name,
+            optimizer=self.training.optimizer,
+            momentum=self.training.momentum,
+            model=self.model.name,
+            model_has_batch_norm=has_batch_norm(self.model.name),
+            asynchrony=self.asynchrony.mode,
+            secure_aggregation=self.secure_aggregation.enabled,
+            robust_rule=self.robust.rule,
+            dp_sgd=self.privacy.dp_sgd is not None,
+            client_dp=self.client_dp() is not None,
+            wraps_client_dp=self.privacy.client_dp is not None,
+        )
+
+    def _check_baseline(self, algo: str) -> None:
+        if self.server_optimizer.name != "sgd":
+            raise ValueError(f"baseline {algo!r} has no server optimiser; remove server_optimizer")
+        used = [
+            name
+            for name, on in (
+                ("robust", self.robust.rule != "none"),
+                ("attack", self.attack is not None),
+                ("compression", self.compression.codec != "none"),
+                ("privacy.client_dp", self.privacy.client_dp is not None),
+                ("secure_aggregation", self.secure_aggregation.enabled),
+            )
+            if on
+        ]
+        if used:
+            raise ValueError(f"baseline {algo!r} exchanges no updates; remove {', '.join(used)}")
+        if not isinstance(self.asynchrony, SyncConfig):
+            raise ValueError(
+                f"baseline {algo!r} exchanges no updates; asynchrony applies to federated runs"
+            )
+
+    def _secure_aggregation_problem(self) -> str | None:
         # Asynchronous modes refuse secure aggregation in asynchrony_problem.
         v = self.validation
         # The default relative check does not apply (documented); a chosen one is refused.
         default_factor = ValidationConfig.model_fields["max_norm_factor"].default
         factor_set = v.max_norm_factor not in (None, default_factor)
         secure, codec = self.secure_aggregation, self.compression.codec
-        problem = incompatibility(secure, algo, self.robust.rule, codec, v.max_norm, factor_set)
-        if problem is not None:
-            raise ValueError(problem)
-
-    def _check_robustness(self, algo: str) -> None:
-        rule = self.robust.rule
-        if algo in BASELINES:
-            used = [
-                name
-                for name, on in (
-                    ("robust", rule != "none"),
-                    ("attack", self.attack is not None),
-                    ("compression", self.compression.codec != "none"),
-                )
-                if on
-            ]
-            if used:
-                raise ValueError(
-                    f"baseline {algo!r} exchanges no updates; remove {', '.join(used)}"
-                )
-        if rule in COORDINATE_WISE_RULES and algo in CUSTOM_AGGREGATION:
-            raise ValueError(
-                f"robust.rule {rule!r} replaces the weighted mean of the deltas, but algorithm "
-                f"{algo!r} aggregates its own way; use krum, multi_krum or norm_bound, which "
-                "filter or rescale updates before the algorithm's own aggregation"
-            )
-        if self.attack is not None and len(set(self.attack.sites)) != len(self.attack.sites):
-            raise ValueError(f"attack.sites lists a site twice: {self.attack.sites}")
+        return incompatibility(secure, self.robust.rule, codec, v.max_norm, factor_set)
 
     def with_overrides(self, **changes: Any) -> RunConfig:
         """A copy with top-level fields replaced, re-validated."""
@@ -603,3 +617,55 @@ def load_config(path: Path) -> RunConfig:
 
 def dump_config(cfg: RunConfig) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def asynchrony_problem(cfg: RunConfig) -> str | None:
+    """Why ``cfg``'s asynchronous mode cannot run as configured, or ``None`` when it can
+    (what the algorithm allows is checked from its capabilities)."""
+    mode = cfg.asynchrony
+    if isinstance(mode, SyncConfig):
+        return None
+    if cfg.secure_aggregation.enabled:
+        return (
+            f"asynchrony.mode {mode.mode!r} cannot use secure aggregation: pairwise masks "
+            "cancel only when the coordinator sums the masked updates of the fixed cohort that "
+            "agreed on the masks in one round; asynchronous updates arrive one by one from "
+            "changing sets of sites"
+        )
+    rule = cfg.robust
+    if isinstance(mode, FedAsyncConfig):
+        if rule.rule not in ("none", "norm_bound"):
+            return (
+                f"robust.rule {rule.rule!r} compares several updates, but fedasync applies each "
+                "update alone; use norm_bound (per update) or asynchrony.mode fedbuff"
+            )
+        if cfg.training.min_sites > 1:
+            return (
+                f"fedasync applies each update alone, but training.min_sites is "
+                f"{cfg.training.min_sites}; set it to 1 or use asynchrony.mode fedbuff"
+            )
+        opt = cfg.server_optimizer
+        if opt.name != "sgd" or opt.lr != 1.0:
+            return (
+                "fedasync's server step is the mixing x <- (1 - a_t) x + a_t x_site; leave "
+                "server_optimizer as sgd with lr 1.0 and tune asynchrony.alpha (or use fedbuff, "
+                "which applies its buffer through the server optimiser)"
+            )
+        return None
+    assert isinstance(mode, FedBuffConfig)
+    needed = 1
+    if isinstance(rule, KrumConfig):
+        needed = max(krum_min_updates(rule.f), rule.m or 0)
+    elif isinstance(rule, BulyanConfig):
+        needed = bulyan_min_updates(rule.f)
+    if mode.buffer_size < needed:
+        return (
+            f"robust.rule {rule.rule!r} needs at least {needed} updates per aggregation, but "
+            f"fedbuff aggregates asynchrony.buffer_size = {mode.buffer_size}"
+        )
+    if cfg.training.min_sites > mode.buffer_size:
+        return (
+            f"training.min_sites ({cfg.training.min_sites}) exceeds asynchrony.buffer_size "
+            f"({mode.buffer_size}): no buffer could ever be aggregated"
+        )
+    return None

@@ -19,6 +19,14 @@ from medsilo.config import RunConfig
 from medsilo.runtime.round_record import RoundRecord
 
 
+def final_fields(last: RoundRecord | None) -> dict[str, Any]:
+    """``final`` (the last round's evaluation: pooled and per-site test metrics and the
+    clinical metrics) and ``metric_intervals`` (95% bootstrap intervals) of a summary."""
+    record = {} if last is None else last.to_json()
+    final = {k: record.get(k) for k in ("test", "per_site", "mean_site_accuracy", "metrics")}
+    return {"final": final, "metric_intervals": record.get("metric_intervals")}
+
+
 def rejection_fields(rounds: list[RoundRecord], max_fraction: float) -> dict[str, Any]:
     """``updates_sent``, ``updates_rejected``, ``rejected_fraction`` and ``failed`` (with a
     ``failure_reason`` when the fraction exceeds ``max_fraction``)."""
@@ -60,12 +68,12 @@ def run_summary(
         "rounds": cfg.training.rounds,
         "rounds_completed": len(rounds),
         "complete": True,
-        "final": {k: last.get(k) for k in ("test", "per_site", "mean_site_accuracy")},
         "bytes_up_total": sum(r["bytes_up"] for r in rounds),
         "bytes_down_total": sum(r["bytes_down"] for r in rounds),
         "asynchrony": cfg.asynchrony.mode,
         "sim_clock_s": last.get("sim_clock_s"),
     }
+    summary.update(final_fields(rounds[-1] if rounds else None))
     summary.update(rejection_fields(rounds, cfg.training.max_rejected_fraction))
     if "privacy" in last:  # docs/privacy.md: epsilon spent, and why training stopped early
         summary["privacy"] = last["privacy"]

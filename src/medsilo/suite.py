@@ -48,6 +48,12 @@ class SuiteRow:
     failures: dict[str, str] = field(default_factory=dict)
     #: Run folder -> why it did not finish (``summary.json`` ``incomplete_reason``).
     incomplete: dict[str, str] = field(default_factory=dict)
+    #: The metric the table leads with (``evaluation.lead_metric``; AUROC for binary tasks).
+    lead_metric: str | None = None
+    #: Pooled clinical metrics of the final model per run: metric -> values over seeds.
+    clinical: dict[str, list[float]] = field(default_factory=dict)
+    #: The lead metric's 95% bootstrap interval of each run, pooled over the sites.
+    lead_interval: list[tuple[float, float]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         def ms(values: list[float]) -> dict[str, float] | None:
@@ -68,6 +74,9 @@ class SuiteRow:
             "rejected_fraction": ms(self.rejected_fraction),
             "failures": self.failures,
             "incomplete": self.incomplete,
+            "lead_metric": self.lead_metric,
+            "clinical": {k: ms(v) for k, v in self.clinical.items()},
+            "lead_interval": [list(ci) for ci in self.lead_interval],
         }
 
 
@@ -215,6 +224,13 @@ def _row(name: str, runs: list[RunResult]) -> SuiteRow:
             if m.accuracy is not None:
                 per_site[site].append(m.accuracy)
     raw = [r.summary.raw for r in runs]
+    finals = [_clinical(s) for s in raw]
+    leads = [str(f["lead"]) for f in finals if f.get("lead")]
+    lead = leads[0] if leads else None
+    clinical: dict[str, list[float]] = defaultdict(list)
+    for final in finals:
+        for metric, value in (final.get("pooled") or {}).items():
+            clinical[metric] += _numbers([value])
     return SuiteRow(
         name=name,
         seeds=[r.summary.seed for r in runs if r.summary.seed is not None],
@@ -245,7 +261,25 @@ def _row(name: str, runs: list[RunResult]) -> SuiteRow:
             for r, s in zip(runs, raw, strict=True)
             if s.get("complete") is False
         },
+        lead_metric=lead,
+        clinical=dict(clinical),
+        lead_interval=[ci for s in raw if (ci := _interval(s, lead)) is not None],
     )
+
+
+def _clinical(summary: dict[str, object]) -> dict[str, Any]:
+    """The final clinical metrics of a summary (``final.metrics``), or an empty mapping."""
+    final = summary.get("final")
+    metrics = final.get("metrics") if isinstance(final, dict) else None
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _interval(summary: dict[str, object], metric: str | None) -> tuple[float, float] | None:
+    intervals = summary.get("metric_intervals")
+    if metric is None or not isinstance(intervals, dict):
+        return None
+    low, high = (intervals.get("pooled") or {}).get(metric, (None, None))
+    return (float(low), float(high)) if low is not None and high is not None else None
 
 
 def _bytes(value: object) -> float:

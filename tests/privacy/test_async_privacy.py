@@ -13,7 +13,7 @@ from medsilo.algorithms.base import SiteTask
 from medsilo.algorithms.fedavg import FedAvg
 from medsilo.config import ConfigError
 from medsilo.privacy.accountant import epsilon
-from medsilo.privacy.ledger import PrivacyBudgetError
+from medsilo.privacy.accounting import PrivacyBudgetError
 from medsilo.runtime.simulation import run_federation
 from medsilo.types import Update, Weights
 

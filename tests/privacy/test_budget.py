@@ -10,7 +10,7 @@ import pytest
 
 from medsilo.data.base import FederatedData
 from medsilo.privacy.accountant import epsilon
-from medsilo.privacy.ledger import PrivacyBudgetError
+from medsilo.privacy.accounting import PrivacyBudgetError
 from medsilo.runtime.simulation import run_federation
 
 from ..conftest import small_config, synthetic_federation

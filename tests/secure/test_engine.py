@@ -102,7 +102,7 @@ def test_too_many_dropouts_abort_the_round_and_apply_nothing() -> None:
         ({"validation": {"max_norm": 5.0}}, "cannot see under secure_aggregation"),
         ({"validation": {"max_norm_factor": 10.0}}, "cannot see under secure_aggregation"),
         ({"asynchrony": {"mode": "fedasync"}}, "cannot use secure aggregation"),
-        ({"algorithm": {"name": "pooled"}}, "algorithm 'pooled' needs more"),
+        ({"algorithm": {"name": "pooled"}}, "baseline 'pooled' exchanges no updates"),
     ],
 )
 def test_incompatible_combinations_are_refused_at_load(override: dict, message: str) -> None:

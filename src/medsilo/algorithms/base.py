@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medsilo.algorithms.capabilities import Capabilities
 from medsilo.models.weights import Layout, get_weights, set_weights
 from medsilo.training.local import LocalStats, LocalTraining, TrainHooks, train_local
 from medsilo.training.tensors import TensorData
@@ -45,8 +46,10 @@ class SiteTask:
 
 class Algorithm(ABC):
     name: ClassVar[str]
-    #: Whether the algorithm's maths assumes plain local SGD (SCAFFOLD, FedNova).
-    requires_sgd: ClassVar[bool] = False
+    #: What the algorithm supports (:mod:`medsilo.algorithms.capabilities`); every
+    #: compatibility refusal is derived from it. Declared on the class; a wrapper such as
+    #: client-level DP sets its own per instance.
+    capabilities: Capabilities = Capabilities()
 
     def init_server_state(self, weights: Weights, layout: Layout) -> ServerState:
         return {}

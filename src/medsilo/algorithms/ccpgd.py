@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from medsilo.algorithms.base import Algorithm, SiteTask, make_update, train_from, trainable_pairs
+from medsilo.algorithms.capabilities import Capabilities
 from medsilo.confidential.leakage import leakage_risk, smooth_leakage_risk, sparsity
 from medsilo.models.weights import set_weights
 from medsilo.training.local import TrainHooks
@@ -132,7 +133,7 @@ class CCPGDHooks(TrainHooks):
 
 class CCPGD(Algorithm):
     name: ClassVar[str] = "ccpgd"
-    requires_sgd: ClassVar[bool] = True
+    capabilities: Capabilities = Capabilities(requires_sgd=True, requires_no_momentum=True)
 
     def __init__(
         self,

@@ -20,12 +20,18 @@ from medsilo.algorithms.base import (
     train_from,
     trainable_pairs,
 )
+from medsilo.algorithms.capabilities import Capabilities
 from medsilo.models.weights import Layout, set_weights
 from medsilo.types import Update, Weights
 
 
 class Ditto(Algorithm):
     name: ClassVar[str] = "ditto"
+    capabilities: Capabilities = Capabilities(
+        asynchrony_unsound="Ditto's personal models are regularised toward the global model "
+        "of the same round; with asynchronous versions that anchor is not defined",
+        secure_aggregation=False,
+    )
 
     def __init__(self, lam: float = 0.1) -> None:
         if lam < 0:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from medsilo.algorithms.base import Algorithm, SiteTask, make_update, train_from
+from medsilo.algorithms.capabilities import Capabilities
 from medsilo.types import Update, Weights
 
 
 class FedAvg(Algorithm):
     name: ClassVar[str] = "fedavg"
+    capabilities: Capabilities = Capabilities(dp_sgd=True)
 
     def local_update(
         self, task: SiteTask, global_weights: Weights, payload: dict[str, Weights]

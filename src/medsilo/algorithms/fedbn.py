@@ -11,6 +11,7 @@ from typing import ClassVar
 import numpy as np
 
 from medsilo.algorithms.base import Algorithm, SiteState, SiteTask, make_update, train_from
+from medsilo.algorithms.capabilities import Capabilities
 from medsilo.models.weights import Layout
 from medsilo.types import Update, Weights
 
@@ -28,6 +29,7 @@ def with_local_norms(global_weights: Weights, state: SiteState, layout: Layout) 
 
 class FedBN(Algorithm):
     name: ClassVar[str] = "fedbn"
+    capabilities: Capabilities = Capabilities(requires_batch_norm=True)
 
     def local_update(
         self, task: SiteTask, global_weights: Weights, payload: dict[str, Weights]

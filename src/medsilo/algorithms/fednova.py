@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from medsilo.algorithms.base import Algorithm, ServerState, SiteTask, make_update, train_from
+from medsilo.algorithms.capabilities import Capabilities
 from medsilo.models.weights import Layout
 from medsilo.types import Update, Weights, weighted_mean
 
@@ -24,7 +25,16 @@ def effective_steps(steps: int, momentum: float) -> float:
 
 class FedNova(Algorithm):
     name: ClassVar[str] = "fednova"
-    requires_sgd: ClassVar[bool] = True
+    capabilities: Capabilities = Capabilities(
+        aggregation="custom",
+        requires_sgd=True,
+        asynchrony_unsound="FedNova normalises every update by the cohort's local step counts "
+        "in one round; asynchronous arrivals have no common round to normalise over",
+        client_dp_unsound="FedNova weighs each update by its sample count and divides it by "
+        "its step count a_i, but client-level DP releases only the equal-weight noisy mean "
+        "of the clipped deltas, which has neither",
+        secure_aggregation=False,
+    )
 
     def local_update(
         self, task: SiteTask, global_weights: Weights, payload: dict[str, Weights]

@@ -12,12 +12,14 @@ from medsilo.algorithms.base import (
     train_from,
     trainable_pairs,
 )
+from medsilo.algorithms.capabilities import Capabilities
 from medsilo.models.weights import set_weights
 from medsilo.types import Update, Weights
 
 
 class FedProx(Algorithm):
     name: ClassVar[str] = "fedprox"
+    capabilities: Capabilities = Capabilities(dp_sgd=True)
 
     def __init__(self, mu: float = 0.01) -> None:
         if mu < 0:

@@ -22,6 +22,7 @@ from medsilo.algorithms.base import (
     trainable_pairs,
     weighted_delta,
 )
+from medsilo.algorithms.capabilities import Capabilities
 from medsilo.models.weights import Layout, set_weights
 from medsilo.training.local import TrainHooks
 from medsilo.types import Update, Weights, add, weighted_mean, zeros_like
@@ -39,7 +40,19 @@ class _Correction(TrainHooks):
 
 class Scaffold(Algorithm):
     name: ClassVar[str] = "scaffold"
-    requires_sgd: ClassVar[bool] = True
+    capabilities: Capabilities = Capabilities(
+        aggregation="custom",
+        requires_sgd=True,
+        asynchrony_unsound="SCAFFOLD's control variates c and c_i are corrected once per "
+        "synchronous round from the whole cohort; stale c_i updates arriving one at a time "
+        "break the variance-reduction identity",
+        client_dp_unsound="each site also sends its control-variate change "
+        "delta_c_i = -c - delta_i / (K lr), the site's unclipped, un-noised update rescaled; "
+        "client-level DP clips and noises only the model delta, so delta_c_i would release "
+        "the update in the clear (clipping and noising it as well would need its own "
+        "sensitivity bound and accounting, which medsilo does not implement)",
+        secure_aggregation=False,
+    )
 
     def init_server_state(self, weights: Weights, layout: Layout) -> ServerState:
         return {"c": zeros_like(weights)}

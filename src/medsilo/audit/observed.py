@@ -16,7 +16,7 @@ measured: DP-FedAvg with ``noise: local`` (each site adds its share ``N(0, (z C)
 built by :func:`medsilo.runtime.factory.build_run_algorithm` as in the engine, so one update
 seen in the clear carries noise multiplier ``z / sqrt(m)``) and sample-level DP-SGD
 (``privacy.dp_sgd``, per-example clipping and Gaussian noise in every local step) runs
-through :func:`medsilo.privacy.ledger.site_training`, exactly as the engine's sites do. With
+through :func:`medsilo.runtime.factory.site_training`, exactly as the engine's sites do. With
 ``noise_multiplier: auto`` the site's noise multiplier is the one it uses in the real run
 (calibrated from its real row count, batch size and steps per round), not one recalibrated
 for the tiny victim batch.
@@ -36,8 +36,8 @@ from medsilo.algorithms.base import SiteTask
 from medsilo.compression.codecs import DecodeError
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
-from medsilo.privacy.ledger import site_training
-from medsilo.runtime.factory import build_run_algorithm
+from medsilo.privacy.dp_sgd import dp_sgd_plan
+from medsilo.runtime.factory import build_run_algorithm, site_training
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.rounds import SiteSteps, codec_of, site_seed
 from medsilo.training.tensors import TensorData
@@ -71,7 +71,7 @@ def observe_update(
     index = names.index(site)
     run = fedsgd_config(cfg, len(batch), local_steps)
     training = site_training(run)
-    plan = training.dp_sgd
+    plan = dp_sgd_plan(run.privacy, run.training.rounds)
     if plan is not None and plan.noise_multiplier is None:
         n = len(prep.train[site])
         sigma = plan.sigma(n, cfg.training.batch_size, cfg.training.local().steps_for(n))

@@ -111,9 +111,11 @@ def observed_update_note(cfg: RunConfig) -> str:
     """What the coordinator sees of one site's update under ``cfg`` (plain words)."""
     parts: list[str] = []
     algo = cfg.algorithm
-    if algo.name == "dp_fedavg":
-        clip = getattr(algo, "clip", None)
-        noise = getattr(algo, "noise", "central")
+    client = cfg.client_dp()
+    if client is not None:
+        clip, noise = client.clip, client.noise
+        if algo.name != "dp_fedavg":
+            parts.append(f"the {algo.name} update inside client-level DP")
         if noise == "local":
             parts.append(
                 f"clipped to l2 norm {clip} and noised by the site with its share of the "

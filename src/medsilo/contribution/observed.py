@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from medsilo.algorithms.base import Algorithm, ServerState
 from medsilo.asynchrony import SyncConfig
-from medsilo.config import BASELINES, CUSTOM_AGGREGATION, RunConfig, ServerSGDConfig
+from medsilo.config import BASELINES, RunConfig, ServerSGDConfig
 from medsilo.contribution.gtg import GTGSettings, GTGShapley
 from medsilo.contribution.metric import Metric, Validator
 from medsilo.models.weights import Layout
@@ -34,7 +34,7 @@ def unsupported_reason(cfg: RunConfig) -> str | None:
     """Why round-wise reconstruction does not describe this run, or ``None``."""
     if cfg.algorithm.name in BASELINES:
         return f"algorithm {cfg.algorithm.name!r} is a baseline without federated rounds"
-    if cfg.algorithm.name in CUSTOM_AGGREGATION:
+    if cfg.capabilities().aggregation != "weighted_mean":
         return f"{cfg.algorithm.name!r} aggregates with its own rule, not the mean of deltas"
     if not isinstance(cfg.asynchrony, SyncConfig):
         return "asynchronous runs have no rounds of jointly aggregated updates"

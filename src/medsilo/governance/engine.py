@@ -5,8 +5,10 @@ Checkpoint/resume and absent sites are implemented in the synchronous in-process
 
 * asynchronous runs: their event queue (in-flight updates, staleness) is not checkpointed;
 * the ``pooled``/``local`` baselines: they have no federated rounds;
-* differential privacy (``dp_fedavg``, ``privacy.dp_sgd``) for checkpoint/resume: the noise
-  generator and the privacy accountant live outside the checkpointed state.
+* differential privacy (client-level: ``dp_fedavg`` or ``privacy.client_dp``;
+  ``privacy.dp_sgd``) for checkpoint/resume: the noise generator and the privacy accountant
+  live outside the checkpointed state; so is any algorithm whose capabilities say its state
+  does not survive a checkpoint.
 """
 
 from __future__ import annotations
@@ -39,12 +41,15 @@ def governance_problem(cfg: RunConfig, checkpointing: bool) -> str | None:
             f"{what} are supported by the synchronous engine only; asynchronous runs keep "
             "in-flight updates that a checkpoint does not hold (set asynchrony.mode: sync)"
         )
-    dp = cfg.algorithm.name == "dp_fedavg" or cfg.privacy.dp_sgd is not None
-    if dp and (checkpointing or cfg.governance.checkpoint is not None):
+    if not (checkpointing or cfg.governance.checkpoint is not None):
+        return None
+    if cfg.client_dp() is not None or cfg.privacy.dp_sgd is not None:
         return (
             "checkpoints/resume are refused with differential privacy: the noise generator and "
             "the privacy accountant are not part of the checkpointed state"
         )
+    if not cfg.capabilities().checkpoints:
+        return f"checkpoints/resume: algorithm {cfg.algorithm.name!r} cannot be checkpointed"
     return None
 
 

@@ -49,8 +49,8 @@ class Resumed(Protocol):
 
 
 def privacy_mechanism(cfg: RunConfig) -> str | None:
-    if cfg.algorithm.name == "dp_fedavg":
-        return "dp_fedavg"
+    if cfg.client_dp() is not None:
+        return "dp_fedavg"  # the DP-FedAvg mechanism, around whichever algorithm
     return "dp_sgd" if cfg.privacy.dp_sgd is not None else None
 
 

@@ -4,7 +4,8 @@ The built-in registry is discovered, not listed: every concrete :class:`Metric` 
 defined in a module of ``medsilo.metrics.library`` is registered under its ``name``, so a new
 metric is one new file there. A metric defined elsewhere (a site's own module, a test) joins
 a registry through :meth:`MetricRegistry.with_metrics`, which returns a new registry and
-leaves the built-in one untouched.
+leaves the built-in one untouched; in a config it is named by its import path
+(``evaluation.metrics: [auroc, "my_pkg.metrics:Prevalence"]``, :func:`resolve_metrics`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pkgutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from medsilo.imports import is_import_path, load_object
 from medsilo.metrics import library
 from medsilo.metrics.base import Metric
 
@@ -74,3 +76,21 @@ def builtin_metrics() -> MetricRegistry:
             if issubclass(cls, Metric) and cls.__module__ == module.__name__:
                 found.append(cls)
     return MetricRegistry({}).with_metrics(*found)
+
+
+def resolve_metrics(names: Sequence[str]) -> tuple[MetricRegistry, list[str]]:
+    """The built-in registry plus every metric ``names`` gives as an import path
+    (``"package.module:Class"``), and ``names`` with those paths replaced by the metric's
+    name. A path that does not name a :class:`Metric` class is an :class:`UnknownMetricError`.
+    """
+    registry, resolved = builtin_metrics(), []
+    for name in names:
+        if not is_import_path(name):
+            resolved.append(name)
+            continue
+        cls = load_object(name, "metric")
+        if not (inspect.isclass(cls) and issubclass(cls, Metric)):
+            raise UnknownMetricError(f"metric {name!r} is not a medsilo.metrics.base.Metric class")
+        registry = registry.with_metrics(cls)
+        resolved.append(cls.name)
+    return registry, resolved

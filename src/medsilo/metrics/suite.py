@@ -31,7 +31,7 @@ from medsilo.metrics.operating_point import (
     YoudenRule,
     choose_operating_point,
 )
-from medsilo.metrics.registry import MetricRegistry, builtin_metrics
+from medsilo.metrics.registry import MetricRegistry, resolve_metrics
 from medsilo.metrics.score_histogram import STATE_KEY as HISTOGRAM_KEY
 
 #: What a site sends for one evaluation: one state per state key.
@@ -52,10 +52,13 @@ class MetricSuite:
     ) -> MetricSuite:
         """``names`` from ``registry`` (default: the built-ins), ``lead`` moved first (and
         added when missing)."""
+        if registry is None:  # the built-ins plus any metric named by its import path
+            registry, names = resolve_metrics([*names, *([lead] if lead else [])])
+            lead = names.pop() if lead else None
         ordered = list(names)
         if lead is not None:
             ordered = [lead, *(n for n in ordered if n != lead)]
-        metrics = (registry or builtin_metrics()).create(ordered)
+        metrics = registry.create(ordered)
         return MetricSuite(tuple(metrics), rule or YoudenRule())
 
     @property

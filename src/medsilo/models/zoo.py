@@ -16,6 +16,11 @@ ModelName = Literal["logistic", "mlp", "cnn", "cnn_bn"]
 MODEL_NAMES: tuple[str, ...] = ("logistic", "mlp", "cnn", "cnn_bn")
 
 
+def has_batch_norm(name: str) -> bool:
+    """Whether model ``name`` has BatchNorm layers (FedBN needs them; DP-SGD refuses them)."""
+    return name == "cnn_bn"
+
+
 def output_size(num_classes: int) -> int:
     return 1 if num_classes == 2 else num_classes
 
@@ -87,5 +92,5 @@ def build_model(
                 raise ValueError(
                     f"model {name!r} needs square image inputs (C, H, W); got {input_shape}"
                 )
-            return SmallCNN(input_shape[0], input_shape[1], out, batch_norm=name == "cnn_bn")
+            return SmallCNN(input_shape[0], input_shape[1], out, batch_norm=has_batch_norm(name))
     raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")

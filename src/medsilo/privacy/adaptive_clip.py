@@ -39,7 +39,7 @@ def update_noise_multiplier(noise_multiplier: float, count_stddev: float) -> flo
         raise ValueError(
             f"adaptive clipping needs 2 * count_stddev > noise_multiplier, got count_stddev="
             f"{count_stddev:g} and noise_multiplier={noise_multiplier:g}; raise "
-            "algorithm.adaptive_clip.count_stddev or lower the noise"
+            "adaptive_clip.count_stddev (of algorithm or privacy.client_dp) or lower the noise"
         )
     return float((noise_multiplier**-2 - (2 * count_stddev) ** -2) ** -0.5)
 

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 
 from medsilo.privacy.accountant import calibrate_noise_multiplier
+from medsilo.privacy.config import PrivacyConfig
 from medsilo.training.local import LocalStats, LocalTraining, TrainHooks, make_optimizer
 from medsilo.training.tensors import TensorData, task_loss
 
@@ -66,6 +67,33 @@ class DPSGDPlan:
             self.rounds * steps_per_round,
             self.delta,
         )
+
+    def train(
+        self,
+        model: nn.Module,
+        data: TensorData,
+        cfg: LocalTraining,
+        generator: torch.Generator,
+        hooks: TrainHooks,
+        steps: int | None = None,
+    ) -> LocalStats:
+        """Local training under this plan (:func:`train_local_dp`); what
+        :func:`medsilo.training.local.train_local` runs for a DP-SGD site."""
+        return train_local_dp(model, data, cfg, self, generator, hooks, steps)
+
+
+def dp_sgd_plan(privacy: PrivacyConfig, rounds: int) -> DPSGDPlan | None:
+    """The plan of a run's ``privacy`` section over ``rounds`` planned rounds, or ``None``."""
+    dp = privacy.dp_sgd
+    if dp is None:
+        return None
+    return DPSGDPlan(
+        max_grad_norm=dp.max_grad_norm,
+        noise_multiplier=None if dp.noise_multiplier == "auto" else dp.noise_multiplier,
+        delta=privacy.delta,
+        rounds=rounds,
+        target_epsilon=privacy.target_epsilon,
+    )
 
 
 def check_model(model: nn.Module) -> None:

@@ -23,11 +23,11 @@ deterministic for a seed). ``cohort_size(training.fraction)`` sites work at once
 Records: ``round`` is the aggregation number (model version), ``sim_clock_s`` the simulated
 time of the aggregation and ``sim_time_s`` the time since the previous one; ``staleness``
 lists the staleness of every update applied, ``updates_received`` counts local trainings so
-far. Privacy (docs/privacy.md, "Asynchronous runs"): with DP-SGD or DP-FedAvg (FedBuff)
-the :class:`~medsilo.privacy.ledger.PrivacyLedger` counts each site's releases, every record
+far. Privacy (docs/privacy.md, "Asynchronous runs"): with DP-SGD or client-level DP (FedBuff)
+the :class:`~medsilo.privacy.accounting.PrivacyAccounting` counts each site's releases, every record
 gets the ``privacy`` key, a site whose next release would exceed ``privacy.target_epsilon``
 is not dispatched again (it retires), and the run ends once no site can train. Under
-DP-FedAvg a site whose update waits in the buffer is not dispatched until that buffer is
+client-level DP a site whose update waits in the buffer is not dispatched until that buffer is
 aggregated, so it contributes at most one update per buffer (the sensitivity the noise
 ``z C / K`` is calibrated to).
 
@@ -47,16 +47,17 @@ import numpy as np
 
 from medsilo.aggregation.staleness import fedbuff_weight, staleness_weight
 from medsilo.algorithms.base import Algorithm
-from medsilo.algorithms.dp_fedavg import DPFedAvg
 from medsilo.asynchrony import FedAsyncConfig, FedBuffConfig
 from medsilo.config import ConfigError, RunConfig
-from medsilo.privacy.ledger import PrivacyLedger
+from medsilo.privacy.accounting import PrivacyAccounting
+from medsilo.privacy.client_dp import ClientDP
+from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.federation import FederationResult, GlobalModel
 from medsilo.runtime.inprocess import InProcessSites
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import broadcast_bytes, model_hash_field, round_record, update_bytes
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
-from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome, cohort_size
+from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome
 from medsilo.types import Update, Weights, add, subtract
 
 log = logging.getLogger(__name__)
@@ -111,17 +112,17 @@ class AsyncEngine:
         self.queue: list[_Event] = []
         self.seq = 0
         self.dispatches = 0
-        self.privacy = PrivacyLedger.build(cfg, algorithm, self.sites.train_sizes)
-        #: DP-FedAvg: a site contributes at most one update per buffer (its sensitivity).
-        self.one_per_buffer = isinstance(algorithm, DPFedAvg)
+        self.privacy = PrivacyAccounting.build(cfg, algorithm, self.sites.train_sizes)
+        #: Client-level DP: a site contributes at most one update per buffer (its sensitivity).
+        self.one_per_buffer = isinstance(algorithm, ClientDP)
         buffer_size = mode.buffer_size if isinstance(mode, FedBuffConfig) else 1
         if self.one_per_buffer and buffer_size > len(self.names):
             raise ConfigError(
-                f"dp_fedavg with fedbuff takes at most one update per site per buffer, so "
+                f"client-level DP with fedbuff takes at most one update per site per buffer, so "
                 f"asynchrony.buffer_size ({buffer_size}) cannot exceed the number of "
                 f"sites ({len(self.names)})"
             )
-        self.held: set[str] = set()  # sites whose update waits in the buffer (DP-FedAvg)
+        self.held: set[str] = set()  # sites whose update waits in the buffer (client DP)
         self.retired: list[str] = []  # sites the privacy budget allows no further release
         self.parked = 0  # free slots that found no site to dispatch
 
@@ -168,7 +169,7 @@ class AsyncEngine:
         return True
 
     def _unpark(self, idle: list[str], now: float) -> None:
-        """Hand parked slots to sites that became eligible (a DP-FedAvg buffer emptied)."""
+        """Hand parked slots to sites that became eligible (a client-DP buffer emptied)."""
         while self.parked and any(self._may_dispatch(s) for s in idle):
             self.parked -= 1
             self._dispatch(idle, now)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from medsilo.aggregation.server_optimizers import (
     FedAdam,
     FedAvgM,
@@ -11,13 +13,11 @@ from medsilo.aggregation.server_optimizers import (
 )
 from medsilo.algorithms.base import Algorithm
 from medsilo.algorithms.ccpgd import CCPGD
+from medsilo.algorithms.compatibility import algorithm_problem
 from medsilo.algorithms.ditto import Ditto
 from medsilo.algorithms.dp_fedavg import DPFedAvg
-from medsilo.algorithms.fedavg import FedAvg
-from medsilo.algorithms.fedbn import FedBN
-from medsilo.algorithms.fednova import FedNova
 from medsilo.algorithms.fedprox import FedProx
-from medsilo.algorithms.scaffold import Scaffold
+from medsilo.algorithms.registry import ALGORITHM_CLASSES
 from medsilo.compression.codecs import QSGD, Codec, Fp16, Int8, NoCompression, PowerSGD, TopK
 from medsilo.config import (
     AlgorithmConfig,
@@ -34,16 +34,49 @@ from medsilo.config import (
     ServerOptimizerConfig,
     TopKConfig,
 )
+from medsilo.privacy.accounting import client_dp_noise, noise_group
+from medsilo.privacy.client_dp import ClientDP
+from medsilo.privacy.dp_sgd import dp_sgd_plan
+from medsilo.training.local import LocalTraining
 
 
 def build_run_algorithm(cfg: RunConfig, num_sites: int) -> Algorithm:
-    """The algorithm ``cfg`` names, for a federation of ``num_sites`` sites (DP-FedAvg's
-    noise calibration and local noise shares depend on the cohort)."""
+    """The algorithm ``cfg`` names, for a federation of ``num_sites`` sites, inside
+    client-level DP when the run has it (its noise calibration and local noise shares
+    depend on the cohort)."""
+    client = cfg.client_dp()
+    if client is None:
+        return build_algorithm(cfg.algorithm, cfg.seed)
+    noise_multiplier = client_dp_noise(cfg, num_sites)
+    cohort = noise_group(cfg, num_sites)
     if isinstance(cfg.algorithm, DPFedAvgConfig):
-        from medsilo.privacy.ledger import build_dp_fedavg  # it imports the runtime
+        return DPFedAvg(
+            client.clip, noise_multiplier, cfg.seed, client.noise, client.adaptive_clip, cohort
+        )
+    return ClientDP(
+        build_algorithm(cfg.algorithm),
+        client.clip,
+        noise_multiplier,
+        cfg.seed,
+        client.noise,
+        client.adaptive_clip,
+        cohort,
+    )
 
-        return build_dp_fedavg(cfg, num_sites)
-    return build_algorithm(cfg.algorithm, cfg.seed)
+
+def refuse_incompatible(cfg: RunConfig, algorithm: Algorithm) -> None:
+    """Refuse ``algorithm`` (given to a runtime in place of the one ``cfg`` names, e.g. one
+    written in a study's or a test's own module) when its capabilities do not allow what
+    ``cfg`` asks, with the message config validation gives for a named algorithm."""
+    features = replace(cfg.features(), algorithm=algorithm.name, wraps_client_dp=False)
+    problem = algorithm_problem(algorithm.capabilities, features)
+    if problem is not None:
+        raise ValueError(problem)
+
+
+def site_training(cfg: RunConfig) -> LocalTraining:
+    """How every site trains: ``training`` plus DP-SGD when ``privacy.dp_sgd`` is set."""
+    return replace(cfg.training.local(), dp_sgd=dp_sgd_plan(cfg.privacy, cfg.training.rounds))
 
 
 def build_algorithm(cfg: AlgorithmConfig, seed: int = 0) -> Algorithm:
@@ -64,15 +97,9 @@ def build_algorithm(cfg: AlgorithmConfig, seed: int = 0) -> Algorithm:
         return FedProx(mu=cfg.mu)
     if isinstance(cfg, DittoConfig):
         return Ditto(lam=cfg.lam)
-    simple: dict[str, type[Algorithm]] = {
-        "fedavg": FedAvg,
-        "scaffold": Scaffold,
-        "fednova": FedNova,
-        "fedbn": FedBN,
-    }
-    if cfg.name not in simple:
+    if cfg.name not in ALGORITHM_CLASSES:
         raise ValueError(f"{cfg.name!r} is a baseline, not a federated algorithm")
-    return simple[cfg.name]()
+    return ALGORITHM_CLASSES[cfg.name]()  # the algorithms without settings
 
 
 def build_server_optimizer(cfg: ServerOptimizerConfig) -> ServerOptimizer:

@@ -36,12 +36,13 @@ from medsilo.config import RunConfig
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.governance.participation import Participation
 from medsilo.models.weights import Layout
-from medsilo.privacy.ledger import PrivacyLedger
+from medsilo.privacy.accounting import PrivacyAccounting
 from medsilo.runtime.clock import RoundTiming
+from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.factory import build_server_optimizer
 from medsilo.runtime.records import model_hash_field, round_record
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
-from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome, cohort_size
+from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome
 from medsilo.secure.result import SecureRound
 from medsilo.types import Update, Weights
 
@@ -198,7 +199,7 @@ class RoundLoop:
             transport.restore(resume.site_states)
             sim_clock, first_round = resume.sim_clock_s, resume.round + 1
             contributed = set(resume.contributed)
-        privacy = PrivacyLedger.build(cfg, algo, self.train_sizes)
+        privacy = PrivacyAccounting.build(cfg, algo, self.train_sizes)
         if privacy is not None:
             privacy.check_first_round(self.cohort(1))
         for rnd in range(first_round, total + 1):

@@ -12,9 +12,10 @@ from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
-from medsilo.privacy.ledger import site_training
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import SimClock
+from medsilo.runtime.cohorts import cohort_size
+from medsilo.runtime.factory import site_training
 from medsilo.runtime.federation import TrainingExchange
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
@@ -24,7 +25,7 @@ from medsilo.runtime.records import (
     update_bytes,
 )
 from medsilo.runtime.round_record import RoundFields
-from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, cohort_size, site_round
+from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.types import Update, Weights
 

@@ -20,7 +20,7 @@ from medsilo.config import BASELINES, ConfigError, RunConfig
 from medsilo.data.base import DataFormatError, FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.governance.participation import Participation, absent_sites
-from medsilo.privacy.ledger import PrivacyLedger
+from medsilo.privacy.accounting import PrivacyAccounting
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.federation import sample_sites
 from medsilo.runtime.prepared import PreparedFederation
@@ -70,7 +70,7 @@ def _checked(cfg: RunConfig, fed: FederatedData) -> PreparedFederation:
     algorithm = build_run_algorithm(cfg, len(names))
     SiteSteps(cfg, names, fed.num_classes)  # attack sites and backdoor target
     CoordinatorSteps(cfg, prepared.layout, len(names))  # robust rule vs sites per round
-    privacy = PrivacyLedger.build(cfg, algorithm, {n: len(prepared.train[n]) for n in names})
+    privacy = PrivacyAccounting.build(cfg, algorithm, {n: len(prepared.train[n]) for n in names})
     if privacy is not None:
         if isinstance(cfg.asynchrony, SyncConfig):
             t = cfg.training

@@ -17,7 +17,8 @@ Coordinator side (:class:`CoordinatorSteps`), before the server optimiser's step
    rescales them, then the algorithm's own ``aggregate`` runs on the result, so they
    compose with every algorithm; median, trimmed mean and Bulyan replace the
    sample-weighted mean of the deltas, so they are limited to algorithms whose aggregation
-   is that mean (config validation refuses SCAFFOLD, FedNova and DP-FedAvg with them).
+   is that mean (:attr:`~medsilo.algorithms.capabilities.Capabilities.aggregation`; config
+   validation refuses SCAFFOLD, FedNova and client-level DP with them).
 
 With secure aggregation (:mod:`medsilo.secure`, engine and Flower apps) the coordinator
 holds masked payloads and the survivors' sums instead of updates: steps 1 and 2 cannot run
@@ -37,13 +38,12 @@ from torch import nn
 from medsilo.aggregation import robust
 from medsilo.aggregation.validation import Rejection, validate_updates
 from medsilo.algorithms.base import Algorithm, ServerState, SiteState, SiteTask
+from medsilo.algorithms.compatibility import COORDINATE_WISE_RULES
 from medsilo.attacks.data import check_attack, poisoned_training_data
 from medsilo.attacks.updates import attack_seed, poison_update
 from medsilo.compression.codecs import Codec, DecodeError
 from medsilo.compression.feedback import RESIDUAL_KEY, compress
 from medsilo.config import (
-    COORDINATE_WISE_RULES,
-    CUSTOM_AGGREGATION,
     BulyanConfig,
     KrumConfig,
     NormBoundConfig,
@@ -52,6 +52,7 @@ from medsilo.config import (
     TrimmedMeanConfig,
 )
 from medsilo.models.weights import Layout
+from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.factory import build_codec
 from medsilo.secure.aggregation import secure_outcome
 from medsilo.secure.result import SecureRound
@@ -60,11 +61,6 @@ from medsilo.training.tensors import TensorData
 from medsilo.types import Update, Weights, flatten, unflatten
 
 log = logging.getLogger(__name__)
-
-
-def cohort_size(num_sites: int, fraction: float, min_sites: int) -> int:
-    """How many sites :func:`medsilo.runtime.federation.sample_sites` picks each round."""
-    return min(num_sites, max(min_sites, round(fraction * num_sites)))
 
 
 @dataclass
@@ -206,7 +202,7 @@ def robust_aggregate(
     if rule.rule == "none":
         delta, state = algorithm.aggregate(weights, updates, server_state, layout, num_sites)
         return delta, state, None
-    if rule.rule in COORDINATE_WISE_RULES and algorithm.name in CUSTOM_AGGREGATION:
+    if rule.rule in COORDINATE_WISE_RULES and not algorithm.capabilities.coordinate_wise_robust:
         raise ValueError(f"{_describe(rule)} cannot replace {algorithm.name!r}'s aggregation")
     x = np.stack([flatten(u.delta).astype(np.float64) for u in updates])
     selected: list[int] | None = None

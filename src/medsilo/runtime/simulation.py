@@ -18,7 +18,7 @@ from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.governance.engine import refuse_unsupported
 from medsilo.runtime.asynchronous import AsyncEngine
 from medsilo.runtime.baselines import run_baseline
-from medsilo.runtime.factory import build_run_algorithm
+from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
 from medsilo.runtime.federation import FederationResult, RoundLoop
 from medsilo.runtime.inprocess import InProcessSites
 from medsilo.runtime.prepared import PreparedFederation
@@ -47,6 +47,7 @@ def run_federation(
     if cfg.algorithm.name in BASELINES:
         return run_baseline(cfg, prep, on_round)
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prep.fed.sites))
+    refuse_incompatible(cfg, algo)  # an algorithm passed in is checked like a named one
     if not isinstance(cfg.asynchrony, SyncConfig):
         return AsyncEngine(cfg, prep, algo).run(on_round)
     start = time.perf_counter()

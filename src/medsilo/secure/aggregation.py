@@ -34,7 +34,7 @@ import numpy as np
 from medsilo.algorithms.base import Algorithm, ServerState
 from medsilo.config import RunConfig
 from medsilo.models.weights import Layout
-from medsilo.secure.config import EQUAL_WEIGHT_ALGORITHMS, SecureAggregationConfig
+from medsilo.secure.config import SecureAggregationConfig
 from medsilo.secure.exchange import SecureSum, secure_sum
 from medsilo.secure.fixed_point import FixedPoint, Ring, reduce
 from medsilo.secure.protocol import SecAggAbort, SecAggParams
@@ -74,10 +74,17 @@ class SecureAggregation:
     masking protocol (:mod:`medsilo.secure.exchange`) or CKKS (:mod:`.ckks_round`)."""
 
     def __init__(
-        self, cfg: SecureAggregationConfig, algorithm: str, run_name: str, seed: int, cohort: int
+        self,
+        cfg: SecureAggregationConfig,
+        equal_weights: bool,
+        run_name: str,
+        seed: int,
+        cohort: int,
     ) -> None:
+        """``equal_weights``: the algorithm weighs every site equally (its capabilities'
+        ``aggregation`` is ``equal_mean``), so each site's weight is 1, not its size."""
         self.cfg = cfg
-        self.algorithm = algorithm
+        self.equal_weights = equal_weights
         self.run_name = run_name
         self.seed = seed
         self.ckks: CKKSAggregation | None = None
@@ -107,14 +114,14 @@ class SecureAggregation:
         if self.ckks is not None:
             absent = set(self.dropouts(rnd, list(range(len(updates)))))
             return self.ckks.run(
-                self.algorithm, self.cfg.clip, cohort, updates, late or set(), absent
+                self.equal_weights, self.cfg.clip, cohort, updates, late or set(), absent
             )
         encoder = self.encoder(len(cohort))
         ids = {cohort.index(u.site) + 1: u for u in updates}
         inputs: dict[int, Ring] = {}
         clipped = 0
         for i, u in ids.items():
-            inputs[i], c = encode_site_input(u, aggregation_weight(self.algorithm, u), encoder)
+            inputs[i], c = encode_site_input(u, aggregation_weight(self.equal_weights, u), encoder)
             clipped += c
         result = self.start(rnd, cohort, clipped)
         if not inputs:
@@ -220,7 +227,8 @@ def secure_outcome(
     if weight <= 0:
         return None, server_state, "the surviving sites' total weight is zero"
     mean = unflatten(delta_sum / weight, weights)
-    copies = len(secure.survivors) if algorithm.name in EQUAL_WEIGHT_ALGORITHMS else 1
+    equal = algorithm.capabilities.aggregation == "equal_mean"
+    copies = len(secure.survivors) if equal else 1
     synthetic = Update(
         site="secure-aggregate",
         delta=mean,
@@ -238,4 +246,5 @@ def secure_aggregation(cfg: RunConfig, cohort: int) -> SecureAggregation | None:
     secure = cfg.secure_aggregation
     if not secure.enabled:
         return None
-    return SecureAggregation(secure, cfg.algorithm.name, cfg.name, cfg.seed, cohort)
+    equal_weights = cfg.capabilities().aggregation == "equal_mean"
+    return SecureAggregation(secure, equal_weights, cfg.name, cfg.seed, cohort)

@@ -35,7 +35,7 @@ class CKKSAggregation:
 
     def run(
         self,
-        algorithm: str,
+        equal_weights: bool,
         clip: float,
         cohort: list[str],
         updates: list[Update],
@@ -50,7 +50,7 @@ class CKKSAggregation:
             if index in absent:  # dropped out: sends nothing, is simply missing from the sum
                 result.recovered.append(u.site)
                 continue
-            w = aggregation_weight(algorithm, u)
+            w = aggregation_weight(equal_weights, u)
             loss = float(u.metrics.get("train_loss", 0.0))
             body = flatten(u.delta).astype(np.float64) * w
             result.clipped += int(np.count_nonzero(np.abs(body) > clip))

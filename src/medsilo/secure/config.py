@@ -17,12 +17,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-#: Algorithms whose coordinator half is a (weighted) mean of the deltas, possibly followed
-#: by central noise: what the coordinator needs from the sum alone.
-MEAN_ALGORITHMS = ("fedavg", "fedprox", "ccpgd", "fedbn", "dp_fedavg")
-#: Algorithms that weigh every site equally (the coordinator divides by the survivor count).
-EQUAL_WEIGHT_ALGORITHMS = ("dp_fedavg",)
-
 
 class SecureAggregationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -89,7 +83,6 @@ def resolve_threshold(threshold: float | int, cohort: int) -> int:
 
 def incompatibility(
     secure: SecureAggregationConfig,
-    algorithm: str,
     robust_rule: str,
     codec: str,
     max_norm: float | None,
@@ -99,19 +92,15 @@ def incompatibility(
 
     The coordinator only learns the sum, so anything that needs individual updates is out:
     robust rules (they select, trim or rescale single updates), compression (codecs are
-    not additive over the ring), norm validation (the coordinator cannot see a norm; the
-    site's clip is the bound instead) and algorithms whose aggregation is not a mean of the
-    deltas (SCAFFOLD's control variates, FedNova's normalisation, Ditto's personal models).
+    not additive over the ring) and norm validation (the coordinator cannot see a norm; the
+    site's clip is the bound instead). Algorithms that need more than the sum declare it
+    (:attr:`~medsilo.algorithms.capabilities.Capabilities.secure_aggregation`; SCAFFOLD's
+    control variates, FedNova's normalisation, Ditto's personal models).
     ``max_norm_factor_set`` means a relative norm check other than the default was chosen:
     the default one is on for every run and simply does not apply under secure aggregation.
     """
     if not secure.enabled:
         return None
-    if algorithm not in MEAN_ALGORITHMS:
-        return (
-            f"secure_aggregation reveals only the weighted sum of the deltas, but algorithm "
-            f"{algorithm!r} needs more; use one of {', '.join(MEAN_ALGORITHMS)}"
-        )
     if robust_rule != "none":
         return (
             f"robust.rule {robust_rule!r} needs individual updates, which secure_aggregation "

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medsilo.secure.config import EQUAL_WEIGHT_ALGORITHMS
 from medsilo.secure.fixed_point import FixedPoint, Ring
 from medsilo.types import Update
 
@@ -24,8 +23,10 @@ from medsilo.types import Update
 EXTRA_SLOTS = 2
 
 
-def aggregation_weight(algorithm: str, update: Update) -> int:
-    return 1 if algorithm in EQUAL_WEIGHT_ALGORITHMS else int(update.num_examples)
+def aggregation_weight(equal_weights: bool, update: Update) -> int:
+    """A site's weight in the sum: 1 for an algorithm that weighs sites equally (client-level
+    DP), else its example count."""
+    return 1 if equal_weights else int(update.num_examples)
 
 
 def placeholder(site: str, payload: bytes) -> Update:

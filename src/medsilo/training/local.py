@@ -9,17 +9,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
 
 from medsilo.training.tensors import TensorData, task_loss
 
-if TYPE_CHECKING:
-    from medsilo.privacy.dp_sgd import DPSGDPlan
-
 OptimizerName = Literal["sgd", "adam"]
+
+
+class PrivateTraining(Protocol):
+    """A private replacement of the local-training loop (DP-SGD:
+    :class:`medsilo.privacy.dp_sgd.DPSGDPlan`). Declared here and implemented by the privacy
+    package, so this loop does not import it (the privacy package imports the loop)."""
+
+    def train(
+        self,
+        model: nn.Module,
+        data: TensorData,
+        cfg: LocalTraining,
+        generator: torch.Generator,
+        hooks: TrainHooks,
+        steps: int | None = None,
+    ) -> LocalStats: ...
 
 
 @dataclass(frozen=True)
@@ -34,7 +47,7 @@ class LocalTraining:
     momentum: float = 0.0
     weight_decay: float = 0.0
     #: Sample-level DP-SGD (:class:`medsilo.privacy.dp_sgd.DPSGDPlan`), or ``None``.
-    dp_sgd: DPSGDPlan | None = None
+    dp_sgd: PrivateTraining | None = None
 
     def steps_for(self, num_examples: int) -> int:
         if self.local_steps is not None:
@@ -110,9 +123,7 @@ def train_local(
     if cfg.dp_sgd is not None:
         if optimizer is not None or sampler is not None:
             raise ValueError("DP-SGD draws its own Poisson batches and noisy optimiser")
-        from medsilo.privacy.dp_sgd import train_local_dp
-
-        return train_local_dp(model, data, cfg, cfg.dp_sgd, generator, hooks, steps)
+        return cfg.dp_sgd.train(model, data, cfg, generator, hooks, steps)
     n_steps = steps if steps is not None else cfg.steps_for(len(data))
     optimizer = optimizer or make_optimizer(model, cfg)
     sampler = sampler or BatchSampler(len(data), cfg.batch_size, generator)

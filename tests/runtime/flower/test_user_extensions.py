@@ -1,19 +1,32 @@
 """What a user adds without editing medsilo, run end to end through the engine and the
-Flower apps (docs/extending.md): a dataset named by an import path in the config."""
+Flower apps (docs/extending.md): a dataset and a metric named by import paths in the config,
+and an algorithm class handed to the runtimes."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
+from flwr.app import Context, RecordDict
 
+from medsilo.algorithms.base import ServerState
+from medsilo.algorithms.capabilities import Capabilities
+from medsilo.algorithms.fedavg import FedAvg
 from medsilo.config import ConfigError
 from medsilo.data.base import ArrayData, CentralData, DataFormatError, FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.imports import ImportPathError
+from medsilo.metrics.base import Metric, MetricState, OperatingPoint, Predictions
+from medsilo.models.weights import Layout
+from medsilo.runtime.flower import FlowerRun, make_client_app, make_server_app
+from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import run_federation
+from medsilo.types import Update, Weights
 
 from ...conftest import small_config, synthetic_federation
 from .test_apps_inprocess import (  # noqa: F401  (task_identity, one_thread: fixtures)
+    FakeGrid,
     assert_same_run,
     one_thread,
     run_in_process,
@@ -92,3 +105,71 @@ def test_a_bad_user_dataset_is_named_clearly(
 def test_a_dataset_that_is_neither_bundled_nor_an_import_path_is_refused() -> None:
     with pytest.raises(ConfigError, match="dataset"):
         small_config(data={"dataset": "my_data.csv", "partition": "natural"})
+
+
+class Prevalence(Metric):
+    """Share of positive rows: a metric a study adds in its own module."""
+
+    name: ClassVar[str] = "prevalence"
+
+    def state(self, predictions: Predictions) -> MetricState:
+        positive = predictions.weights[predictions.labels == 1].sum()
+        return {"positive": np.asarray(positive), "rows": np.asarray(predictions.weights.sum())}
+
+    def value(self, state: MetricState, operating_point: OperatingPoint | None = None) -> float:
+        rows = float(state["rows"])
+        return float(state["positive"]) / rows if rows > 0 else float("nan")
+
+
+def test_a_user_metric_is_merged_from_site_states_in_the_engine_and_the_flower_apps() -> None:
+    cfg = small_config(
+        data={"dataset": f"{HERE}:hospital_sites", "partition": "natural"},
+        training=TRAIN,
+        evaluation={"metrics": ["auroc", f"{HERE}:Prevalence"], "bootstrap_replicates": 10},
+    )
+    fed = build_federation(cfg.data, cfg.seed)
+    engine = run_federation(cfg, fed)
+    metrics = engine.rounds[-1].metrics
+    assert metrics is not None and metrics["lead"] == "auroc"
+    assert metrics["pooled"]["prevalence"] == pytest.approx(float(np.mean(fed.test.y == 1)))
+    site = fed.sites[1]
+    assert metrics["per_site"][site.name]["prevalence"] == pytest.approx(
+        float(np.mean(site.test.y == 1))
+    )
+    assert "prevalence" in engine.rounds[-1].metric_intervals["pooled"]  # type: ignore[index]
+    flower, _ = run_in_process(cfg, fed)
+    assert_same_run(flower, engine)
+
+
+class DampedFedAvg(FedAvg):
+    """FedAvg whose coordinator applies half of the mean update: a study's own algorithm."""
+
+    name: ClassVar[str] = "damped_fedavg"
+    capabilities: Capabilities = Capabilities(aggregation="custom")
+
+    def aggregate(
+        self,
+        global_weights: Weights,
+        updates: list[Update],
+        server_state: ServerState,
+        layout: Layout,
+        num_sites: int,
+    ) -> tuple[Weights, ServerState]:
+        delta, state = super().aggregate(global_weights, updates, server_state, layout, num_sites)
+        return [(0.5 * d).astype(d.dtype) for d in delta], state
+
+
+def test_a_user_algorithm_runs_in_the_engine_and_the_flower_apps() -> None:
+    cfg = small_config(training=TRAIN)
+    fed = synthetic_federation(num_sites=3)
+    engine = run_federation(cfg, fed, algorithm=DampedFedAvg())
+    fedavg = run_federation(cfg, fed)
+    assert not np.array_equal(engine.weights[0], fedavg.weights[0])
+    out = FlowerRun()
+    server = make_server_app(cfg, PreparedFederation.build(cfg, fed), out, algorithm=DampedFedAvg())
+    grid = FakeGrid(make_client_app(cfg, fed, algorithm=DampedFedAvg()), len(fed.sites))
+    server(grid, Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={}))
+    assert_same_run(out, engine)
+    median = small_config(training=TRAIN, robust={"rule": "median"})
+    with pytest.raises(ValueError, match="'damped_fedavg' aggregates its own way"):
+        run_federation(median, fed, algorithm=DampedFedAvg())

@@ -32,16 +32,16 @@ from medsilo.algorithms.base import Algorithm
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
-from medsilo.privacy.ledger import site_training
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import SimClock
-from medsilo.runtime.factory import build_run_algorithm
+from medsilo.runtime.cohorts import cohort_size
+from medsilo.runtime.factory import build_run_algorithm, site_training
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import secure_records as wire
 from medsilo.runtime.flower import secure_site
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
-from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, cohort_size, site_round
+from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
 from medsilo.secure.aggregation import SecureAggregation, secure_aggregation
 from medsilo.training.local import LocalTraining
 from medsilo.training.tensors import TensorData
@@ -64,7 +64,7 @@ def describe_exception(err: BaseException) -> str:
     return text
 
 
-def _reply_errors(handler: Handler) -> Handler:
+def reply_errors(handler: Handler) -> Handler:
     """Turn an exception into an error reply with a short, readable reason.
 
     Flower would otherwise report it too, but as the worker's whole Ray traceback.
@@ -85,7 +85,7 @@ def _reply_errors(handler: Handler) -> Handler:
 
 
 @dataclass
-class _SiteRuntime:
+class SiteRuntime:
     """What a worker process builds once per run and reuses for every message."""
 
     cfg: RunConfig
@@ -130,7 +130,7 @@ class _SiteRuntime:
 # Flower's Ray backend pickles the ClientApp (with everything it closes over) for every
 # message, so building the prepared federation on each call would redo the tensor
 # conversion every round. Worker processes keep it here, keyed by a per-app token.
-_RUNTIMES: OrderedDict[str, _SiteRuntime] = OrderedDict()
+_RUNTIMES: OrderedDict[str, SiteRuntime] = OrderedDict()
 _MAX_CACHED = 2
 
 
@@ -140,7 +140,7 @@ def build_site_runtime(
     names: list[str],
     algorithm: Algorithm | None = None,
     indicators: dict[str, int] | None = None,
-) -> _SiteRuntime:
+) -> SiteRuntime:
     """A site runtime over ``prep``'s sites (all of them in simulation, one when deployed).
 
     ``names`` is the federation's roster (site order fixes seeds and indices); ``indicators``
@@ -150,7 +150,7 @@ def build_site_runtime(
     cfg.sites.check_names(names)
     steps = SiteSteps(cfg, names, prep.fed.num_classes)
     own = indicators or {}
-    return _SiteRuntime(
+    return SiteRuntime(
         cfg=cfg,
         prep=prep,
         algorithm=algorithm if algorithm is not None else build_run_algorithm(cfg, len(names)),
@@ -171,7 +171,7 @@ def build_site_runtime(
 
 def _runtime(
     token: str, cfg: RunConfig, fed: FederatedData | None, algorithm: Algorithm | None
-) -> _SiteRuntime:
+) -> SiteRuntime:
     cached = _RUNTIMES.get(token)
     if cached is not None:
         _RUNTIMES.move_to_end(token)
@@ -184,7 +184,7 @@ def _runtime(
     return runtime
 
 
-def _local_update(rt: _SiteRuntime, msg: Message, context: Context) -> Update:
+def _local_update(rt: SiteRuntime, msg: Message, context: Context) -> Update:
     """The site's update for a ``train`` broadcast, exactly as ``InProcessSites.site_update``
     makes it; the site's algorithm state is kept in ``context.state``."""
     site, index = rt.site_of(context)
@@ -223,11 +223,11 @@ def make_client_app(
     token = uuid.uuid4().hex
     app = ClientApp()
 
-    def runtime(context: Context) -> _SiteRuntime:
+    def runtime(context: Context) -> SiteRuntime:
         return _runtime(token, cfg, fed, algorithm)
 
     @app.query()
-    @_reply_errors
+    @reply_errors
     def identify(msg: Message, context: Context) -> Message:
         site, index = runtime(context).site_of(context)
         return Message(rec.identity_content(site, index), reply_to=msg)
@@ -236,7 +236,7 @@ def make_client_app(
     return app
 
 
-def add_site_handlers(app: ClientApp, runtime: Callable[[Context], _SiteRuntime]) -> None:
+def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime]) -> None:
     """Register the training, secure-aggregation and evaluation actions on ``app``.
 
     ``runtime(context)`` gives the site runtime for a message: built from the shipped
@@ -244,7 +244,7 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], _SiteRuntime]
     """
 
     @app.train()
-    @_reply_errors
+    @reply_errors
     def train(msg: Message, context: Context) -> Message:
         rt = runtime(context)
         update = _local_update(rt, msg, context)
@@ -252,7 +252,7 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], _SiteRuntime]
 
     # Secure aggregation (medsilo.runtime.flower.secure_site): one action per protocol phase.
     @app.train(wire.ACTIONS["keys"])
-    @_reply_errors
+    @reply_errors
     def secagg_keys(msg: Message, context: Context) -> Message:
         rt = runtime(context)
         if rt.secure is None:
@@ -264,22 +264,22 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], _SiteRuntime]
         return Message(reply, reply_to=msg)
 
     @app.train(wire.ACTIONS["shares"])
-    @_reply_errors
+    @reply_errors
     def secagg_shares(msg: Message, context: Context) -> Message:
         return Message(secure_site.share_keys(msg.content, context.state), reply_to=msg)
 
     @app.train(wire.ACTIONS["masked"])
-    @_reply_errors
+    @reply_errors
     def secagg_masked(msg: Message, context: Context) -> Message:
         return Message(secure_site.masked_input(msg.content, context.state), reply_to=msg)
 
     @app.train(wire.ACTIONS["unmask"])
-    @_reply_errors
+    @reply_errors
     def secagg_unmask(msg: Message, context: Context) -> Message:
         return Message(secure_site.unmask(msg.content, context.state), reply_to=msg)
 
     @app.evaluate()
-    @_reply_errors
+    @reply_errors
     def evaluate(msg: Message, context: Context) -> Message:
         rt = runtime(context)
         site, index = rt.site_of(context)

@@ -64,7 +64,7 @@ from medsilo.governance.participation import Participation
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.weights import Layout, get_weights
 from medsilo.models.zoo import build_model
-from medsilo.run_summary import rejection_fields
+from medsilo.run_summary import final_fields, rejection_fields
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower.server_app import (
@@ -443,7 +443,6 @@ class _Deployment:
     ) -> None:
         assert out.weights is not None
         last = records[-1] if records else None
-        final = {} if last is None else last.to_json()
         summary: dict[str, Any] = {
             "name": self.cfg.name,
             "runtime": "flower-deployment",
@@ -455,13 +454,13 @@ class _Deployment:
             "rounds": self.cfg.training.rounds,
             "rounds_completed": len(records),
             "resumed_after_round": self.resume.round if self.resume is not None else None,
-            "final": {k: final.get(k) for k in ("test", "per_site", "mean_site_accuracy")},
             "bytes_up_total": sum(r.bytes_up for r in records),
             "bytes_down_total": sum(r.bytes_down for r in records),
             "wall_s": wall_s,
             "seconds_per_round": [r.wall_s for r in records],
             "complete": len(records) == self.cfg.training.rounds or last_stopped(records),
         }
+        summary.update(final_fields(last))
         summary.update(rejection_fields(records, self.cfg.training.max_rejected_fraction))
         run_dir = self.settings.run_dir
         np.savez(run_dir / "final_weights.npz", *out.weights)

@@ -50,10 +50,10 @@ from medsilo.data.standardize import Moments, apply_standardization
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower.client_app import (
-    _reply_errors,
-    _SiteRuntime,
+    SiteRuntime,
     add_site_handlers,
     build_site_runtime,
+    reply_errors,
 )
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.types import Weights
@@ -201,7 +201,7 @@ def _site_data(context: Context, deployment: ConfigRecord) -> FederatedData:
     return _own_data(RunConfig.model_validate_json(str(deployment["config"])), context)
 
 
-def _runtime(context: Context) -> _SiteRuntime:
+def _runtime(context: Context) -> SiteRuntime:
     """The site runtime for this message, rebuilt from ``context.state`` (Flower 1.41 runs
     every message in a fresh process, so there is nothing to keep between messages)."""
     deployment = _deployment(context)
@@ -236,7 +236,7 @@ client_app = ClientApp()
 
 
 @client_app.query(wire.ENROL)
-@_reply_errors
+@reply_errors
 def enrol(msg: Message, context: Context) -> Message:
     request = wire.read_enrol(msg.content)
     site = _node_str(context, SITE)
@@ -287,14 +287,14 @@ def enrol(msg: Message, context: Context) -> Message:
 
 
 @client_app.query(wire.MOMENTS)
-@_reply_errors
+@reply_errors
 def moments(msg: Message, context: Context) -> Message:
     m = Moments.of(_site_data(context, _deployment(context)).sites[0].train.x)
     return Message(wire.moments_content(m.count, m.total, m.total_sq), reply_to=msg)
 
 
 @client_app.query(wire.ADMISSION)
-@_reply_errors
+@reply_errors
 def admission(msg: Message, context: Context) -> Message:
     decision, standardize = wire.read_admission(msg.content)
     deployment = _deployment(context)

@@ -64,7 +64,9 @@ def advertise(
     if site not in cohort:
         raise SecAggError(f"site {site!r} was asked to join a round whose cohort is {cohort}")
     encoder = secure.encoder(len(cohort))
-    x, clipped = encode_site_input(update, aggregation_weight(secure.algorithm, update), encoder)
+    x, clipped = encode_site_input(
+        update, aggregation_weight(secure.equal_weights, update), encoder
+    )
     sa = SecAggSite(cohort.index(site) + 1, x, params)
     message = sa.advertise().encode()
     _save(state, rnd, sa)

@@ -32,7 +32,8 @@ from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.models.weights import Layout
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
-from medsilo.runtime.factory import build_run_algorithm
+from medsilo.runtime.cohorts import cohort_size
+from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
 from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower.secure_server import secure_train_round
@@ -44,7 +45,6 @@ from medsilo.runtime.records import (
     update_bytes,
 )
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
-from medsilo.runtime.rounds import cohort_size
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.secure.result import EXTRA_SLOTS
 from medsilo.training.tensors import TensorData
@@ -525,6 +525,7 @@ def make_server_app(
             "supports mechanism 'masking'"
         )
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prepared.fed.sites))
+    refuse_incompatible(cfg, algo)  # an algorithm passed in is checked like a named one
     options = CoordinatorOptions(
         reply_timeout_s=reply_timeout_s, connect_timeout_s=connect_timeout_s
     )

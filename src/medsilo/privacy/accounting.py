@@ -1,10 +1,12 @@
-"""The coordinator's privacy ledger: epsilon per round and the budget stop.
+"""The coordinator's privacy accounting: epsilon per round and the budget stop.
 
-One copy for both runtimes (the in-process engine and the Flower ServerApp call
-:meth:`PrivacyLedger.close_round` at the same point of a round), so their round records,
+(Not the run's audit ledger, :mod:`medsilo.ledger`: this only accounts epsilon.) One copy
+for both runtimes (the in-process engine and the Flower ServerApp call
+:meth:`PrivacyAccounting.close_round` at the same point of a round), so their round records,
 ``privacy`` key included, stay identical.
 
-* client-level DP-FedAvg: after ``r`` rounds, ``epsilon(z, q = cohort / num_sites, r)``
+* client-level DP (``dp_fedavg`` or ``privacy.client_dp`` around any algorithm): after
+  ``r`` rounds, ``epsilon(z, q = cohort / num_sites, r)``
   (:mod:`medsilo.privacy.accountant`); every round counts, skipped or not (the sites
   trained and sent).
 * sample-level DP-SGD: each site that trained in a round adds ``steps_per_round`` releases
@@ -18,19 +20,19 @@ the budget, round ``r`` is the last one: it is evaluated, its record gets
 would exceed the budget, :class:`PrivacyBudgetError` is raised before any training.
 
 Asynchronous runs (FedAsync / FedBuff, :mod:`medsilo.runtime.asynchronous`) have no rounds;
-the engine accounts *releases* per site instead (:meth:`PrivacyLedger.count_release`):
+the engine accounts *releases* per site instead (:meth:`PrivacyAccounting.count_release`):
 
 * DP-SGD: one release = one local training (``steps`` Poisson-sampled Gaussian steps),
   counted when the training starts (or at dispatch for a dispatch that drops out: the
   coordinator cannot tell whether such a site trained), not when its update arrives, so
   trainings still in flight when the run stops are paid for.
-* DP-FedAvg (FedBuff only): one release = one buffer aggregation the site's clipped update
+* client-level DP (FedBuff only): one release = one buffer aggregation the site's clipped update
   was averaged into (noise ``z C / K``, each site at most once per buffer), accounted with
   ``q = 1``: which sites land in a buffer depends on timing, not on a random sample, so
   there is no amplification by sampling.
 
 A site whose next release would take its epsilon above the budget is not dispatched again
-(:meth:`PrivacyLedger.can_release`); the engine ends when no site can train any more.
+(:meth:`PrivacyAccounting.can_release`); the engine ends when no site can train any more.
 """
 
 from __future__ import annotations
@@ -38,16 +40,15 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from typing import Any
 
 from medsilo.algorithms.base import Algorithm, ServerState
-from medsilo.algorithms.dp_fedavg import DPFedAvg
 from medsilo.asynchrony import FedBuffConfig, SyncConfig
-from medsilo.config import ConfigError, DPFedAvgConfig, RunConfig
+from medsilo.config import ConfigError, RunConfig
 from medsilo.privacy.accountant import calibrate_noise_multiplier, epsilon
-from medsilo.privacy.dp_sgd import DPSGDPlan
-from medsilo.training.local import LocalTraining
+from medsilo.privacy.client_dp import ClientDP
+from medsilo.privacy.dp_sgd import DPSGDPlan, dp_sgd_plan
+from medsilo.runtime.cohorts import cohort_size
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +59,7 @@ class PrivacyBudgetError(ConfigError):
     """The budget does not allow even one round (raised before any training)."""
 
 
-def _cohort(cfg: RunConfig, num_sites: int) -> int:
-    from medsilo.runtime.rounds import cohort_size  # runtime imports this module
-
+def planned_cohort(cfg: RunConfig, num_sites: int) -> int:
     return cohort_size(num_sites, cfg.training.fraction, cfg.training.min_sites)
 
 
@@ -69,61 +68,31 @@ def client_sampling_rate(cfg: RunConfig, num_sites: int) -> float:
     1 in asynchronous runs, whose arrivals are not a random sample (no amplification)."""
     if not isinstance(cfg.asynchrony, SyncConfig):
         return 1.0
-    return _cohort(cfg, num_sites) / num_sites
+    return planned_cohort(cfg, num_sites) / num_sites
 
 
-def _noise_group(cfg: RunConfig, num_sites: int) -> int:
-    """How many clipped updates DP-FedAvg averages per release: the cohort, or FedBuff's K."""
+def noise_group(cfg: RunConfig, num_sites: int) -> int:
+    """How many clipped updates client-level DP averages per release: the cohort, or
+    FedBuff's K."""
     if isinstance(cfg.asynchrony, FedBuffConfig):
         return cfg.asynchrony.buffer_size
-    return _cohort(cfg, num_sites)
+    return planned_cohort(cfg, num_sites)
 
 
-def dp_fedavg_noise(cfg: RunConfig, num_sites: int) -> float:
-    """DP-FedAvg's noise multiplier, calibrated to the budget over the planned rounds for
-    ``noise_multiplier: auto``."""
-    algo = cfg.algorithm
-    assert isinstance(algo, DPFedAvgConfig)
-    if algo.noise_multiplier != "auto":
-        return algo.noise_multiplier
+def client_dp_noise(cfg: RunConfig, num_sites: int) -> float:
+    """Client-level DP's noise multiplier, calibrated to the budget over the planned rounds
+    for ``noise_multiplier: auto``."""
+    client = cfg.client_dp()
+    assert client is not None
+    if client.noise_multiplier != "auto":
+        return client.noise_multiplier
     target = cfg.privacy.target_epsilon
     assert target is not None  # config validation requires it with 'auto'
     q = client_sampling_rate(cfg, num_sites)
     return calibrate_noise_multiplier(target, q, cfg.training.rounds, cfg.privacy.delta)
 
 
-def build_dp_fedavg(cfg: RunConfig, num_sites: int) -> DPFedAvg:
-    algo = cfg.algorithm
-    assert isinstance(algo, DPFedAvgConfig)
-    return DPFedAvg(
-        clip=algo.clip,
-        noise_multiplier=dp_fedavg_noise(cfg, num_sites),
-        seed=cfg.seed,
-        noise=algo.noise,
-        adaptive=algo.adaptive_clip,
-        cohort=_noise_group(cfg, num_sites),
-    )
-
-
-def dp_sgd_plan(cfg: RunConfig) -> DPSGDPlan | None:
-    dp = cfg.privacy.dp_sgd
-    if dp is None:
-        return None
-    return DPSGDPlan(
-        max_grad_norm=dp.max_grad_norm,
-        noise_multiplier=None if dp.noise_multiplier == "auto" else dp.noise_multiplier,
-        delta=cfg.privacy.delta,
-        rounds=cfg.training.rounds,
-        target_epsilon=cfg.privacy.target_epsilon,
-    )
-
-
-def site_training(cfg: RunConfig) -> LocalTraining:
-    """How every site trains: ``training`` plus DP-SGD when ``privacy.dp_sgd`` is set."""
-    return replace(cfg.training.local(), dp_sgd=dp_sgd_plan(cfg))
-
-
-class PrivacyLedger:
+class PrivacyAccounting:
     """Tracks what each round released and what the next one would cost."""
 
     def __init__(self, cfg: RunConfig, algorithm: Algorithm, site_sizes: Mapping[str, int]) -> None:
@@ -132,9 +101,9 @@ class PrivacyLedger:
         self.asynchronous = not isinstance(cfg.asynchrony, SyncConfig)
         self.rounds_done = 0
         self.trained = {site: 0 for site in site_sizes}
-        self.dp_fedavg = algorithm if isinstance(algorithm, DPFedAvg) else None
+        self.client_dp = algorithm if isinstance(algorithm, ClientDP) else None
         self.q_client = client_sampling_rate(cfg, len(site_sizes))
-        self.plan = dp_sgd_plan(cfg)
+        self.plan = dp_sgd_plan(cfg.privacy, cfg.training.rounds)
         local = cfg.training.local()
         self.site_q = {
             s: DPSGDPlan.sampling_rate(n, local.batch_size) for s, n in site_sizes.items()
@@ -152,11 +121,11 @@ class PrivacyLedger:
     @staticmethod
     def build(
         cfg: RunConfig, algorithm: Algorithm, site_sizes: Mapping[str, int]
-    ) -> PrivacyLedger | None:
+    ) -> PrivacyAccounting | None:
         """A ledger when the run has a DP mechanism, else ``None``."""
-        if not isinstance(algorithm, DPFedAvg) and cfg.privacy.dp_sgd is None:
+        if not isinstance(algorithm, ClientDP) and cfg.privacy.dp_sgd is None:
             return None
-        return PrivacyLedger(cfg, algorithm, site_sizes)
+        return PrivacyAccounting(cfg, algorithm, site_sizes)
 
     # --- accounting ---------------------------------------------------------------------
 
@@ -169,8 +138,8 @@ class PrivacyLedger:
         """Epsilon so far, or after ``extra_rounds`` more (DP-SGD: for ``sites``)."""
         if self.asynchronous:
             return max((self.site_epsilon(s, k) for s, k in self.trained.items()), default=0.0)
-        if self.dp_fedavg is not None:
-            z = self.dp_fedavg.noise_multiplier
+        if self.client_dp is not None:
+            z = self.client_dp.noise_multiplier
             return epsilon(z, self.q_client, self.rounds_done + extra_rounds, self.delta)
         more = set(sites or [])
         return max(
@@ -185,8 +154,8 @@ class PrivacyLedger:
 
     def site_epsilon(self, site: str, releases: int) -> float:
         """``site``'s epsilon after ``releases`` releases (see the module docstring)."""
-        if self.dp_fedavg is not None:
-            z = self.dp_fedavg.noise_multiplier
+        if self.client_dp is not None:
+            z = self.client_dp.noise_multiplier
             return epsilon(z, self.q_client, releases, self.delta)
         return self._site_epsilon(site, releases)
 
@@ -260,7 +229,7 @@ class PrivacyLedger:
     def _fields(self, server_state: ServerState) -> dict[str, Any]:
         eps = self.epsilon()
         fields: dict[str, Any] = {"epsilon": eps, "delta": self.delta, "budget": self.budget}
-        algo = self.dp_fedavg
+        algo = self.client_dp
         if algo is not None:
             fields |= {
                 "mechanism": "dp_fedavg",
