@@ -406,11 +406,53 @@ def plot_loho(runs: Sequence[RunResult], path: Path) -> Path | None:
     )
 
 
+def final_curves(run: RunResult) -> dict[str, Any] | None:
+    """The ROC and calibration curves of a run's final model (the last record that has
+    them, :func:`medsilo.runtime.clinical.curves`): scope (``pooled`` or a site) -> curves."""
+    for rec in reversed(run.rounds):
+        if rec.metrics is not None and rec.metrics.get("curves"):
+            return dict(rec.metrics["curves"])
+    return None
+
+
+def plot_clinical_curves(group: ConfigGroup, path: Path) -> Path | None:
+    """ROC curves (left) and reliability diagram (right) of a config's first seed: pooled
+    over the sites (bold) and per site, from the merged metric states."""
+    run = group.runs[0]
+    curves = final_curves(run)
+    if not curves:
+        return None
+    seed = f" (seed {run.summary.seed})" if len(group.runs) > 1 else ""
+    with _figure(path, ncols=2, size=(11.0, 4.8)) as (_, (roc, calibration)):
+        for i, (scope, c) in enumerate(curves.items()):
+            pooled = scope == "pooled"
+            style: dict[str, Any] = {
+                "color": "black" if pooled else COLORS[i % len(COLORS)],
+                "linewidth": 2.4 if pooled else 1.3,
+                "label": scope,
+            }
+            if "roc" in c:
+                roc.plot(c["roc"]["fpr"], c["roc"]["tpr"], **style)
+            if "calibration" in c:
+                cal = c["calibration"]
+                calibration.plot(cal["predicted"], cal["observed"], marker="o", **style)
+        for ax in (roc, calibration):
+            ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.legend(fontsize=8, loc="lower right")
+        _style(roc, f"ROC: {group.name}{seed}", "1 - specificity", "sensitivity")
+        _style(calibration, f"Calibration: {group.name}{seed}", "predicted risk", "observed rate")
+    return path
+
+
 def write_plots(runs: Sequence[RunResult], out_dir: Path) -> list[PlotFile]:
     """Write every chart that has data into ``out_dir``; return them in report order.
 
     Files: ``accuracy.png``, ``loss.png``, ``site_accuracy.png``, ``loho_accuracy.png``
     (several runs only; one run shows LOHO inside ``site_accuracy.png``),
+    ``clinical_<config>.png`` (ROC and calibration of each config's final model, pooled and
+    per site),
     ``accuracy_vs_time.png`` (when any round has ``sim_time_s``) and ``extra_<key>.png`` per
     numeric ``extra`` metric. Files of those names left by an earlier build that this one
     did not write (e.g. a metric no longer present) are removed, so that the folder holds
@@ -433,6 +475,12 @@ def write_plots(runs: Sequence[RunResult], out_dir: Path) -> list[PlotFile]:
             "Accuracy vs simulated time",
         )
     used: set[str] = set()
+    for group in group_by_config(runs):
+        name = _unique(f"clinical_{_slug(group.name)}", used)
+        add(
+            plot_clinical_curves(group, out_dir / f"{name}.png"),
+            f"ROC and calibration: {group.name}",
+        )
     for key in _union(run.extra_keys for run in runs):
         name = _unique(f"extra_{_slug(key)}", used)
         add(plot_extra(runs, key, out_dir / f"{name}.png"), f"Extra metric: {key}")
@@ -453,7 +501,7 @@ def _remove_stale(out_dir: Path, written: set[str]) -> None:
     if not out_dir.is_dir():
         return
     for png in out_dir.glob("*.png"):
-        own = png.name in _OWN_FILES or png.name.startswith("extra_")
+        own = png.name in _OWN_FILES or png.name.startswith(("extra_", "clinical_"))
         if own and png.name not in written and png.is_file():
             png.unlink()
 

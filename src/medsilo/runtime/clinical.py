@@ -31,6 +31,7 @@ from medsilo.config import RunConfig
 from medsilo.data.base import ArrayData
 from medsilo.metrics.bootstrap import confidence_intervals
 from medsilo.metrics.evaluation import evaluate_replicates, evaluate_states
+from medsilo.metrics.score_histogram import STATE_KEY as HISTOGRAM_KEY
 from medsilo.metrics.subgroups import merge_subgroups, subgroup_column, subgroup_report
 from medsilo.metrics.suite import MetricSuite, StateSet, state_set_from_wire, state_set_to_wire
 from medsilo.runtime.prepared import PreparedFederation
@@ -93,6 +94,7 @@ class ClinicalMetrics:
         report: dict[str, Any] = {
             "test": tested.to_wire(),
             "validation": state_set_to_wire(validation.states),
+            "final": last,
         }
         if last and self.replicates > 0:
             reps = evaluate_replicates(
@@ -153,6 +155,9 @@ class ClinicalMetrics:
                 "values": {g: _defined(v) for g, v in report.values.items()},
                 "largest_gap": _defined(report.largest_gap),
             }
+        if all(r.get("final") for r in reports.values()):  # the report's ROC/calibration plots
+            scopes = {"pooled": suite.merge(tests.values()), **tests}
+            metrics["curves"] = {scope: curves(states) for scope, states in scopes.items()}
         out: RoundFields = {"metrics": metrics}
         if all("replicates" in r for r in reports.values()):
             reps = {
@@ -164,6 +169,33 @@ class ClinicalMetrics:
                 for scope, values in intervals.items()
             }
         return out
+
+
+def curves(states: StateSet) -> dict[str, Any]:
+    """The ROC curve (binary tasks: from the score histogram, one point per occupied bin,
+    highest threshold first) and the reliability diagram (per calibration bin with rows: mean
+    predicted risk, observed rate, rows) of merged states; a part its state lacks is left out."""
+    out: dict[str, Any] = {}
+    histogram = states.get(HISTOGRAM_KEY)
+    if histogram is not None and len(histogram["positives"]) == 1:
+        pos, neg = histogram["positives"][0], histogram["negatives"][0]
+        occupied = (pos > 0) | (neg > 0)
+        tp, fp = np.cumsum(pos[occupied][::-1]), np.cumsum(neg[occupied][::-1])
+        if tp.size and tp[-1] > 0 and fp[-1] > 0:
+            out["roc"] = {
+                "fpr": [0.0, *(fp / fp[-1]).round(5).tolist()],
+                "tpr": [0.0, *(tp / tp[-1]).round(5).tolist()],
+            }
+    calibration = states.get("ece")
+    if calibration is not None:
+        rows = calibration["count"]
+        used = rows > 0
+        out["calibration"] = {
+            "predicted": (calibration["confidence"][used] / rows[used]).round(5).tolist(),
+            "observed": (calibration["outcome"][used] / rows[used]).round(5).tolist(),
+            "rows": rows[used].tolist(),
+        }
+    return out
 
 
 def _finite(value: float) -> float | None:
