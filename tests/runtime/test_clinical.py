@@ -41,7 +41,7 @@ def test_pooled_auroc_from_site_states_matches_the_exact_one_on_pooled_predictio
         prep.pooled_test.y.numpy(), predict_probabilities(prep.model, prep.pooled_test)
     )
     assert abs(metrics["pooled"]["auroc"] - exact) < 0.005
-    assert set(metrics["per_site"]) == set(fed.site_names) == set(metrics["loho"])
+    assert set(metrics["per_site"]) == set(fed.site_names) == set(metrics["without_site"])
     groups = metrics["subgroups"]
     assert groups["column"] == "sex" and set(groups["values"]) == {"female", "male"}
     aurocs = [v["auroc"] for v in groups["values"].values()]

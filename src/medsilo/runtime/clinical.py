@@ -13,7 +13,7 @@ calibration counts; never a per-patient prediction):
   for 95% intervals.
 
 The coordinator (:meth:`ClinicalMetrics.fields`) merges the validation states of all sites
-into one operating point, then reads pooled, per-site, leave-one-hospital-out and subgroup
+into one operating point, then reads pooled, per-site, all-but-one-site (``without_site``) and subgroup
 values at that point, and intervals from the merged replicates. The in-process engine and the
 Flower apps call the same two halves, so their records are identical.
 """
@@ -138,7 +138,7 @@ class ClinicalMetrics:
             "per_site": {s: _defined(suite.values(v, point)) for s, v in tests.items()},
         }
         if len(tests) > 1:
-            metrics["loho"] = {
+            metrics["without_site"] = {
                 s: _defined(suite.values(suite.merge(_others(tests, s)), point)) for s in tests
             }
         if self.subgroup:

@@ -147,7 +147,7 @@ class RoundRecord(Mapping[str, Any]):
     evaluation_missing: list[str] | None = None
     backdoor: BackdoorSuccess | None = None
     #: Clinical metrics of the global model from the sites' merged states: ``lead``,
-    #: ``operating_point``, ``pooled``, ``per_site``, ``loho``, ``subgroups``
+    #: ``operating_point``, ``pooled``, ``per_site``, ``without_site``, ``subgroups``
     #: (:mod:`medsilo.runtime.clinical`); null where a state cannot define a metric.
     metrics: dict[str, Any] | None = None
     #: 95% bootstrap intervals (last evaluation): scope -> metric -> [low, high].
