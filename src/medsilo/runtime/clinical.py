@@ -13,9 +13,9 @@ calibration counts; never a per-patient prediction):
   for 95% intervals.
 
 The coordinator (:meth:`ClinicalMetrics.fields`) merges the validation states of all sites
-into one operating point, then reads pooled, per-site, all-but-one-site (``without_site``) and subgroup
-values at that point, and intervals from the merged replicates. The in-process engine and the
-Flower apps call the same two halves, so their records are identical.
+into one operating point, then reads pooled, per-site, all-but-one-site (``without_site``)
+and subgroup values at that point, and intervals from the merged replicates. The in-process
+engine and the Flower apps call the same two halves, so their records are identical.
 """
 
 from __future__ import annotations
