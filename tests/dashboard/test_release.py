@@ -178,3 +178,14 @@ def test_released_values_are_shown_inside_their_domain(tmp_path: Path) -> None:
     assert all(0.0 <= row["update_norm"] <= 1.5 for row in rows)
     assert all(row["num_examples"] >= 0 for row in rows)
     assert any(row["update_norm"] == 0.0 for row in rows)  # noise below 0 was clamped
+
+
+def test_the_lead_clinical_metric_is_shown_per_round(tmp_path: Path) -> None:
+    metrics = {"lead": "auroc", "pooled": {"auroc": 0.8125, "sensitivity": 0.5}}
+    rec = {**_record(1), "metrics": metrics}
+    (tmp_path / "rounds.jsonl").write_text(json.dumps(rec) + "\n" + json.dumps(_record(2)) + "\n")
+    rounds = DashboardState(tmp_path).snapshot()["rounds"]
+    assert [(r["lead_metric"], r["lead_value"]) for r in rounds] == [
+        ("auroc", 0.8125),
+        (None, None),
+    ]

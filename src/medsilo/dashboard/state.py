@@ -30,6 +30,8 @@ DRIFT_METRICS = ("train_loss", "update_norm")
 def _public_round(rec: dict[str, Any]) -> dict[str, Any]:
     test = rec.get("test") or {}
     privacy = rec.get("privacy") or {}
+    metrics = rec.get("metrics") or {}
+    lead = metrics.get("lead")
     return {
         "round": int(rec["round"]),
         "sim_clock_s": rec.get("sim_clock_s", rec.get("sim_time_s")),
@@ -39,6 +41,10 @@ def _public_round(rec: dict[str, Any]) -> dict[str, Any]:
         "bytes_down": rec.get("bytes_down"),
         "epsilon_training": privacy.get("epsilon"),
         "rejected": len(rec.get("rejected") or []),
+        # the global model's lead clinical metric, pooled over the sites' test sets (an
+        # aggregate like the pooled accuracy: no site's own value)
+        "lead_metric": lead,
+        "lead_value": (metrics.get("pooled") or {}).get(lead) if lead else None,
     }
 
 
