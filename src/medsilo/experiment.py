@@ -25,6 +25,7 @@ from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.weights import set_weights
 from medsilo.run_summary import mark_incomplete, run_summary
+from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.preflight import held_out_config, loho_problem, preflight
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundRecord, json_line
@@ -66,9 +67,11 @@ def leave_one_hospital_out(
     cfg: RunConfig,
     fed: FederatedData,
     on_site: Callable[[str], None] | None = None,
-    results: dict[str, dict[str, float | int]] | None = None,
-) -> dict[str, dict[str, float | int]]:
-    """Train without each hospital in turn and test on that unseen hospital's whole data.
+    results: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Train without each hospital in turn and test on that unseen hospital's whole data
+    (loss and accuracy, and the clinical metrics with their interval at the operating point
+    chosen on the other hospitals' training rows).
 
     Each site's metrics go into ``results`` (a new dict by default) as soon as they exist,
     so a caller interrupted part-way still holds the sites already done."""
@@ -76,12 +79,18 @@ def leave_one_hospital_out(
     if problem is not None:
         raise ValueError(problem)
     out = results if results is not None else {}
+    clinical = ClinicalMetrics.of(cfg, fed.task)
     for site in fed.sites:
         prep = PreparedFederation.build(cfg, fed.without(site.name))
         result = run_federation(held_out_config(cfg, site.name), prepared=prep)
         unseen = TensorData.of(ArrayData.concat([site.train, site.test]), fed.task == "binary")
         set_weights(prep.model, result.weights)
         out[site.name] = evaluate(prep.model, unseen).as_dict()
+        if clinical is not None:  # clinical metrics at the unseen hospital
+            found = clinical.unseen_hospital(prep, result.weights, site.name, unseen)
+            out[site.name] |= {"clinical": found["metrics"]}
+            if "intervals" in found:
+                out[site.name] |= {"clinical_intervals": found["intervals"]}
         if on_site is not None:
             on_site(site.name)
     return out

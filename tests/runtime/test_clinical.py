@@ -65,10 +65,14 @@ def test_intervals_and_curves_come_with_the_last_evaluation_only() -> None:
 
 def test_the_summary_table_and_report_show_the_clinical_metrics(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    run = run_experiment(heart_config(), tmp_path / "run").run_dir  # type: ignore[arg-type]
+    cfg = heart_config(loho=True)
+    run = run_experiment(cfg, tmp_path / "run").run_dir  # type: ignore[arg-type]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["final"]["metrics"]["lead"] == "auroc"
     assert "pooled" in summary["metric_intervals"]
+    unseen = summary["loho"]["cleveland"]  # trained without cleveland, tested on all of it
+    low, high = unseen["clinical_intervals"]["auroc"]
+    assert 0.5 < low <= unseen["clinical"]["auroc"] <= high
     report = build_report(run)
     assert any(p.name.startswith("clinical_") for p in (run / "report").glob("*.png"))
     assert "ROC and calibration" in Path(report).read_text()

@@ -119,6 +119,28 @@ class ClinicalMetrics:
             last,
         )
 
+    def unseen_hospital(
+        self, prep: PreparedFederation, weights: Weights, site: str, unseen: TensorData
+    ) -> dict[str, Any]:
+        """A model trained without ``site`` (``prep``: the federation of the others) on that
+        hospital's data, at the operating point chosen on the others' training rows, with a
+        bootstrap interval: how it would do at a hospital it has never seen."""
+        suite = self.suite
+        validation = (
+            state_set_from_wire(self.report_for(prep, s, weights, False)["validation"])
+            for s in prep.fed.site_names
+        )
+        point = suite.operating_point(suite.merge(validation))
+        tested = evaluate_states(prep.model, weights, unseen, suite)
+        out: dict[str, Any] = {"metrics": _defined(suite.values(tested.states, point))}
+        if self.replicates > 0:
+            reps = evaluate_replicates(
+                prep.model, weights, unseen, suite, self.replicates, self.seed, site
+            )
+            intervals = confidence_intervals(suite, {site: reps}, point)[site]
+            out["intervals"] = {m: [_finite(lo), _finite(hi)] for m, (lo, hi) in intervals.items()}
+        return out
+
     # --- coordinator side -----------------------------------------------------------------
 
     def fields(self, reports: dict[str, dict[str, Any]]) -> RoundFields:
