@@ -6,6 +6,7 @@ Each test starts and stops Ray (10-20 s on a small machine), so there are only f
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def _ray_is_down() -> bool:
 
 def assert_records_match(a: object, b: object, path: str = "rounds") -> None:
     """Same structure and values; floats equal to 1e-6 (per-site numbers come from workers)."""
-    if isinstance(a, dict) and isinstance(b, dict):
+    if isinstance(a, Mapping) and isinstance(b, Mapping):  # dicts and typed round records
         keys = set(a) - {"wall_s"}
         assert keys == set(b) - {"wall_s"}, path
         for k in keys:
