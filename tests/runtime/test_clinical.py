@@ -76,3 +76,16 @@ def test_the_summary_table_and_report_show_the_clinical_metrics(tmp_path: Path) 
     report = build_report(run)
     assert any(p.name.startswith("clinical_") for p in (run / "report").glob("*.png"))
     assert "ROC and calibration" in Path(report).read_text()
+
+
+def test_the_operating_point_reads_a_bounded_seeded_subset_of_training_rows() -> None:
+    from medsilo.runtime.clinical import VALIDATION_ROWS, validation_rows
+    from medsilo.training.tensors import TensorData
+
+    rows = TensorData(torch.arange(3000.0)[:, None], torch.zeros(3000), True)
+    subset = validation_rows(rows, seed=1, site_index=2)
+    assert len(subset) == VALIDATION_ROWS
+    assert torch.equal(subset.x, validation_rows(rows, seed=1, site_index=2).x)
+    assert not torch.equal(subset.x, validation_rows(rows, seed=1, site_index=3).x)
+    few = TensorData(rows.x[:10], rows.y[:10], True)
+    assert validation_rows(few, seed=1, site_index=2) is few

@@ -40,7 +40,7 @@ from medsilo.training.tensors import TensorData
 from medsilo.types import Weights
 
 #: Training rows per site scored to choose the operating threshold (bounds the cost).
-VALIDATION_ROWS = 2000
+VALIDATION_ROWS = 500
 VALIDATION_TAG = 0x7A11D
 
 
@@ -52,6 +52,42 @@ def validation_rows(train: TensorData, seed: int, site_index: int) -> TensorData
     rng = np.random.default_rng([seed, site_index, VALIDATION_TAG])
     keep = torch.as_tensor(np.sort(rng.choice(n, size=VALIDATION_ROWS, replace=False)))
     return TensorData(train.x[keep], train.y[keep], train.binary)
+
+
+@dataclass(frozen=True)
+class SiteReport:
+    """What one site sends: metric states only (the in-process engine hands it over as it
+    is; the Flower apps send :meth:`to_wire`)."""
+
+    test: StateSet
+    #: subgroup value -> states; empty without ``evaluation.subgroup``.
+    subgroups: dict[str, StateSet]
+    validation: StateSet
+    final: bool
+    #: Bootstrap replicates of ``test`` (last evaluation only).
+    replicates: list[StateSet] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "test": state_set_to_wire(self.test),
+            "subgroups": {g: state_set_to_wire(v) for g, v in self.subgroups.items()},
+            "validation": state_set_to_wire(self.validation),
+            "final": self.final,
+        }
+        if self.replicates is not None:
+            wire["replicates"] = [state_set_to_wire(r) for r in self.replicates]
+        return wire
+
+    @staticmethod
+    def from_wire(raw: dict[str, Any]) -> SiteReport:
+        replicates = raw.get("replicates")
+        return SiteReport(
+            test=state_set_from_wire(raw["test"]),
+            subgroups={g: state_set_from_wire(v) for g, v in raw["subgroups"].items()},
+            validation=state_set_from_wire(raw["validation"]),
+            final=bool(raw["final"]),
+            replicates=None if replicates is None else [state_set_from_wire(r) for r in replicates],
+        )
 
 
 @dataclass(frozen=True)
@@ -84,28 +120,23 @@ class ClinicalMetrics:
         test_rows: ArrayData,
         train: TensorData,
         last: bool,
-    ) -> dict[str, Any]:
-        """What one site sends (JSON-ready; states only)."""
+    ) -> SiteReport:
+        """What one site sends (states only)."""
         groups = subgroup_column(test_rows, self.subgroup) if self.subgroup else None
         tested = evaluate_states(model, weights, test, self.suite, groups)
         validation = evaluate_states(
             model, weights, validation_rows(train, self.seed, site_index), self.suite
         )
-        report: dict[str, Any] = {
-            "test": tested.to_wire(),
-            "validation": state_set_to_wire(validation.states),
-            "final": last,
-        }
+        replicates = None
         if last and self.replicates > 0:
-            reps = evaluate_replicates(
+            replicates = evaluate_replicates(
                 model, weights, test, self.suite, self.replicates, self.seed, site
             )
-            report["replicates"] = [state_set_to_wire(r) for r in reps]
-        return report
+        return SiteReport(tested.states, tested.subgroups, validation.states, last, replicates)
 
     def report_for(
         self, prep: PreparedFederation, site: str, weights: Weights, last: bool
-    ) -> dict[str, Any]:
+    ) -> SiteReport:
         """:meth:`site_report` of ``site`` in a prepared federation (engine and Flower)."""
         index = prep.fed.site_names.index(site)
         return self.site_report(
@@ -127,8 +158,7 @@ class ClinicalMetrics:
         bootstrap interval: how it would do at a hospital it has never seen."""
         suite = self.suite
         validation = (
-            state_set_from_wire(self.report_for(prep, s, weights, False)["validation"])
-            for s in prep.fed.site_names
+            self.report_for(prep, s, weights, False).validation for s in prep.fed.site_names
         )
         point = suite.operating_point(suite.merge(validation))
         tested = evaluate_states(prep.model, weights, unseen, suite)
@@ -143,16 +173,14 @@ class ClinicalMetrics:
 
     # --- coordinator side -----------------------------------------------------------------
 
-    def fields(self, reports: dict[str, dict[str, Any]]) -> RoundFields:
+    def fields(self, reports: dict[str, SiteReport]) -> RoundFields:
         """The round record's ``metrics`` (and, at the end, ``metric_intervals``) from the
         sites' reports, merged in the order given (roster order)."""
         suite = self.suite
         if not reports:
             return {}
-        tests = {s: state_set_from_wire(r["test"]["states"]) for s, r in reports.items()}
-        point = suite.operating_point(
-            suite.merge(state_set_from_wire(r["validation"]) for r in reports.values())
-        )
+        tests = {s: r.test for s, r in reports.items()}
+        point = suite.operating_point(suite.merge(r.validation for r in reports.values()))
         metrics: dict[str, Any] = {
             "lead": suite.lead,
             "operating_point": None if point is None else list(point.thresholds),
@@ -164,28 +192,20 @@ class ClinicalMetrics:
                 s: _defined(suite.values(suite.merge(_others(tests, s)), point)) for s in tests
             }
         if self.subgroup:
-            merged = merge_subgroups(
-                suite,
-                (
-                    {g: state_set_from_wire(v) for g, v in r["test"]["subgroups"].items()}
-                    for r in reports.values()
-                ),
-            )
+            merged = merge_subgroups(suite, (r.subgroups for r in reports.values()))
             report = subgroup_report(suite, merged, point)
             metrics["subgroups"] = {
                 "column": self.subgroup,
                 "values": {g: _defined(v) for g, v in report.values.items()},
                 "largest_gap": _defined(report.largest_gap),
             }
-        if all(r.get("final") for r in reports.values()):  # the report's ROC/calibration plots
+        if all(r.final for r in reports.values()):  # the report's ROC/calibration plots
             scopes = {"pooled": suite.merge(tests.values()), **tests}
             metrics["curves"] = {scope: curves(states) for scope, states in scopes.items()}
         out: RoundFields = {"metrics": metrics}
-        if all("replicates" in r for r in reports.values()):
-            reps = {
-                s: [state_set_from_wire(x) for x in r["replicates"]] for s, r in reports.items()
-            }
-            intervals = confidence_intervals(suite, reps, point)
+        replicated = {s: r.replicates for s, r in reports.items() if r.replicates is not None}
+        if len(replicated) == len(reports):
+            intervals = confidence_intervals(suite, replicated, point)
             out["metric_intervals"] = {
                 scope: {m: [_finite(ci[0]), _finite(ci[1])] for m, ci in values.items()}
                 for scope, values in intervals.items()

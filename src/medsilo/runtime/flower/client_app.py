@@ -294,7 +294,7 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
         content = rec.eval_content(site, index, result.as_dict(), global_metrics)
         if rt.clinical is not None:  # the global model's metric states on this site's data
             report = rt.clinical.report_for(rt.prep, site, weights, rec.is_final(msg.content))
-            rec.add_clinical(content, report)
+            rec.add_clinical(content, report.to_wire())
         if return_state:
             rec.named_weights_to_records(content, rec.STATE_PREFIX, state)
         return Message(content, reply_to=msg)

@@ -30,7 +30,7 @@ from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.models.weights import Layout
-from medsilo.runtime.clinical import ClinicalMetrics
+from medsilo.runtime.clinical import ClinicalMetrics, SiteReport
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
 from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
@@ -387,7 +387,8 @@ class FlowerSites:
             }
         record = evaluation_record(pooled, per_site)
         if self.clinical is not None:  # merged here from the sites' metric states
-            record |= self.clinical.fields({s: rec.read_clinical(replies[s]) for s in answered})
+            reports = {s: SiteReport.from_wire(rec.read_clinical(replies[s])) for s in answered}
+            record |= self.clinical.fields(reports)
         if len(answered) < len(self.names):
             record["evaluation_missing"] = [s for s in self.names if s not in replies]
         if view.pooled_test is None:
