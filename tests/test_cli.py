@@ -56,3 +56,13 @@ def test_report_command_on_missing_dir(tmp_path: Path) -> None:
 def test_configs_lists_bundled() -> None:
     result = runner.invoke(app, ["configs"])
     assert result.exit_code == 0 and "heart_fedavg" in result.output
+
+
+def test_an_error_quoting_brackets_shows_them(tmp_path: Path) -> None:
+    """Rich markup must not swallow a user's ``[...]`` in an error message."""
+    out = tmp_path / "never"
+    args = ["simulate", "heart_fedavg", "--set", "evaluation.metrics=[auroc, nope]"]
+    res = runner.invoke(app, [*args, "--out", str(out), "--no-progress"])
+    assert res.exit_code == 2
+    assert "[auroc, nope]" in " ".join(res.output.split())
+    assert not out.exists()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from medsilo.attestation.command import attest_app, registry_app
@@ -68,7 +69,8 @@ DEMO_CONFIGS = [
 
 
 def _fail(message: str) -> typer.Exit:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}")
+    # escaped: a message quoting the user's input ("[auroc, ...]") is not rich markup
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}")
     return typer.Exit(2)
 
 
