@@ -124,15 +124,20 @@ class ClinicalMetrics:
         """What one site sends (states only)."""
         groups = subgroup_column(test_rows, self.subgroup) if self.subgroup else None
         tested = evaluate_states(model, weights, test, self.suite, groups)
-        validation = evaluate_states(
-            model, weights, validation_rows(train, self.seed, site_index), self.suite
-        )
+        validation = self.validation_states(model, weights, train, site_index)
         replicates = None
         if last and self.replicates > 0:
             replicates = evaluate_replicates(
                 model, weights, test, self.suite, self.replicates, self.seed, site
             )
-        return SiteReport(tested.states, tested.subgroups, validation.states, last, replicates)
+        return SiteReport(tested.states, tested.subgroups, validation, last, replicates)
+
+    def validation_states(
+        self, model: nn.Module, weights: Weights, train: TensorData, site_index: int
+    ) -> StateSet:
+        """The states the operating threshold is chosen on (see the module docstring)."""
+        rows = validation_rows(train, self.seed, site_index)
+        return evaluate_states(model, weights, rows, self.suite).states
 
     def report_for(
         self, prep: PreparedFederation, site: str, weights: Weights, last: bool
@@ -157,8 +162,9 @@ class ClinicalMetrics:
         hospital's data, at the operating point chosen on the others' training rows, with a
         bootstrap interval: how it would do at a hospital it has never seen."""
         suite = self.suite
-        validation = (
-            self.report_for(prep, s, weights, False).validation for s in prep.fed.site_names
+        validation = (  # the other hospitals' rows only: no test set is scored here
+            self.validation_states(prep.model, weights, prep.train[s], i)
+            for i, s in enumerate(prep.fed.site_names)
         )
         point = suite.operating_point(suite.merge(validation))
         tested = evaluate_states(prep.model, weights, unseen, suite)
