@@ -29,6 +29,7 @@ from medsilo.network import Availability, ComputeProfile, NetworkProfile
 from medsilo.privacy.config import ClientDPConfig, PrivacyConfig, privacy_problem
 from medsilo.secure.config import SecureAggregationConfig, incompatibility
 from medsilo.tracking.config import TrackingConfig
+from medsilo.training.device import DEVICE_PATTERN, Precision
 from medsilo.training.local import LocalTraining
 
 
@@ -167,6 +168,17 @@ class TrainingConfig(_Strict):
         description="a run whose share of rejected updates exceeds this is marked failed "
         "(summary.json 'failed', non-zero exit of medsilo simulate)",
     )
+    device: str = Field(
+        "auto",
+        pattern=DEVICE_PATTERN,
+        description="where sites train: auto (a CUDA GPU when there is one), cpu, cuda, cuda:N",
+    )
+    precision: Precision = Field(
+        "fp32", description="mixed precision on CUDA (bf16, fp16); the CPU always runs fp32"
+    )
+    loader_workers: int = Field(
+        0, ge=0, description="DataLoader worker processes per site for data streamed from disk"
+    )
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> TrainingConfig:
@@ -183,6 +195,7 @@ class TrainingConfig(_Strict):
             optimizer=self.optimizer,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
+            precision=self.precision,
         )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from medsilo.config import RunConfig, dump_config
-from medsilo.data.base import ArrayData, FederatedData
+from medsilo.data.base import FederatedData, concat_splits
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.weights import set_weights
@@ -32,7 +32,7 @@ from medsilo.runtime.round_record import RoundRecord, json_line
 from medsilo.runtime.simulation import FederationResult, run_federation
 from medsilo.tracking.sinks import start_tracking
 from medsilo.training.evaluate import evaluate
-from medsilo.training.tensors import TensorData
+from medsilo.training.site_samples import samples_of
 
 
 class RunDirError(ValueError):
@@ -83,7 +83,7 @@ def leave_one_hospital_out(
     for site in fed.sites:
         prep = PreparedFederation.build(cfg, fed.without(site.name))
         result = run_federation(held_out_config(cfg, site.name), prepared=prep)
-        unseen = TensorData.of(ArrayData.concat([site.train, site.test]), fed.task == "binary")
+        unseen = samples_of(concat_splits([site.train, site.test]), fed.task)
         set_weights(prep.model, result.weights)
         out[site.name] = evaluate(prep.model, unseen).as_dict()
         if clinical is not None:  # clinical metrics at the unseen hospital

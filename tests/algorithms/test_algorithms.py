@@ -38,7 +38,7 @@ def task_for(
         round=1,
         model=m,
         layout=Layout.of(m),
-        data=TensorData.of(fed.sites[i].train, fed.task == "binary"),
+        data=TensorData.of(fed.sites[i].train, fed.task),
         training=training,
         generator=torch.Generator().manual_seed(i),
         state=state if state is not None else {},
@@ -88,7 +88,7 @@ def test_fedavg_single_step_single_site_equals_one_sgd_step() -> None:
     t = task_for(fed, 0, cfg)
     update = FedAvg().local_update(t, w0, {})
     model = build_model("logistic", fed.input_shape, 2, seed=0)
-    data = TensorData.of(fed.sites[0].train, True)
+    data = TensorData.of(fed.sites[0].train, "binary")
     loss = torch.nn.functional.binary_cross_entropy_with_logits(model(data.x).squeeze(1), data.y)
     loss.backward()
     grads = [p.grad.numpy() for p in model.parameters()]
@@ -189,7 +189,7 @@ def test_ditto_personal_model_fits_local_data_better() -> None:
 
     model = build_model("logistic", fed.input_shape, 2)
     layout = Layout.of(model)
-    train = TensorData.of(fed.sites[1].train, True)
+    train = TensorData.of(fed.sites[1].train, "binary")
     set_weights(model, w)
     global_loss = evaluate(model, train).loss
     set_weights(model, algo.site_weights(w, states[1], layout))

@@ -19,7 +19,8 @@ from medsilo.models.weights import Layout, get_weights, set_weights
 from medsilo.models.zoo import build_model
 from medsilo.runtime.simulation import run_federation
 from medsilo.training.local import LocalTraining, train_local
-from medsilo.training.tensors import TensorData, task_loss
+from medsilo.training.task import task_loss
+from medsilo.training.tensors import TensorData
 from medsilo.types import Update, global_norm
 from medsilo.wire import encoded_size
 
@@ -214,7 +215,7 @@ class _GradientMapping(CCPGDHooks):
 
 def test_convergence_rate_is_consistent_with_one_over_sqrt_t() -> None:
     fed = synthetic_federation(num_sites=1, n=80, d=5, classes=2, seed=3)
-    data = TensorData.of(fed.sites[0].train, binary=True)
+    data = TensorData.of(fed.sites[0].train, "binary")
     c, lam, mu, rho, eps = 0.5, 0.01, 0.01, 3.0, 0.05
     products = []
     f0 = None
@@ -231,7 +232,7 @@ def test_convergence_rate_is_consistent_with_one_over_sqrt_t() -> None:
         if f0 is None:
             with torch.no_grad():
                 set_weights(model, w0)
-                f0 = float(task_loss(model(data.x), data.y, True))
+                f0 = float(task_loss(model(data.x), data.y, "binary"))
         products.append(math.sqrt(T) * min(hooks.g2))
     # descent lemma for prox-gradient with lr <= 1/L: min_t ||G_t||^2 <= 2 (F(w0) - inf F)/(lr T)
     # and F >= 0, F(w0) = loss(w0), so sqrt(T) * min ||G||^2 <= 2 F(w0) / c for every T.

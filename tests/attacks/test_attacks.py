@@ -33,7 +33,7 @@ def delta() -> list[np.ndarray]:
 
 def data(n: int = 20, classes: int = 10) -> TensorData:
     x = torch.arange(n * 12, dtype=torch.float32).reshape(n, 1, 3, 4) / 100
-    return TensorData(x, torch.arange(n) % classes, binary=False)
+    return TensorData(x, torch.arange(n) % classes, "multiclass")
 
 
 def test_sign_flip_and_scale() -> None:
@@ -61,7 +61,7 @@ def test_data_attacks_leave_the_update_alone() -> None:
 def test_label_flip_multiclass_and_binary() -> None:
     d = data()
     assert flip_labels(d, 10).y.tolist() == [9 - y for y in d.y.tolist()]
-    binary = TensorData(d.x, torch.tensor([0.0, 1.0, 1.0]), binary=True)
+    binary = TensorData(d.x, torch.tensor([0.0, 1.0, 1.0]), "binary")
     assert flip_labels(binary, 2).y.tolist() == [1.0, 0.0, 0.0]
 
 

@@ -32,7 +32,7 @@ def _prep(**overrides: object) -> tuple[PreparedFederation, RunConfig]:
 
 def _one_image(prep: PreparedFederation) -> TensorData:
     t = prep.train["s0"]
-    return TensorData(t.x[:1], t.y[:1], t.binary)
+    return TensorData(t.x[:1], t.y[:1], t.task)
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -107,7 +107,7 @@ def test_idlg_infers_the_label_of_one_image() -> None:
     t = prep.train["s0"]
     inverter = GradientInverter(prep.model, prep.layout, prep.initial_weights, False, 0.1)
     for i in range(4):
-        batch = TensorData(t.x[i : i + 1], t.y[i : i + 1], False)
+        batch = TensorData(t.x[i : i + 1], t.y[i : i + 1], "multiclass")
         observed = observe_update(cfg, prep, "s0", batch, prep.initial_weights)
         assert inverter.infer_label(observed, prep.layout) == int(t.y[i])
 
@@ -115,7 +115,7 @@ def test_idlg_infers_the_label_of_one_image() -> None:
 def test_several_local_steps_are_simulated_exactly() -> None:
     prep, cfg = _prep()
     t = prep.train["s0"]
-    batch = TensorData(t.x[:2], t.y[:2], False)
+    batch = TensorData(t.x[:2], t.y[:2], "multiclass")
     observed = observe_update(cfg, prep, "s0", batch, prep.initial_weights, local_steps=3)
     inverter = GradientInverter(prep.model, prep.layout, prep.initial_weights, False, 0.1)
     simulated = inverter.simulate(batch.x, batch.y, steps=3).detach().numpy()

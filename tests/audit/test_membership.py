@@ -56,10 +56,10 @@ def test_loss_threshold_is_chance_for_an_unseen_model_and_strong_when_overfit() 
 
 def test_confidence_is_the_log_odds_of_the_true_label() -> None:
     logits = torch.tensor([[2.0, 0.0, -1.0]])
-    data = TensorData(torch.zeros(1, 1), torch.tensor([0]), False)
+    data = TensorData(torch.zeros(1, 1), torch.tensor([0]), "multiclass")
     p = torch.softmax(logits.double(), 1)[0, 0].item()
     assert true_label_confidence(logits, data)[0] == pytest.approx(np.log(p / (1 - p)))
-    binary = TensorData(torch.zeros(2, 1), torch.tensor([1.0, 0.0]), True)
+    binary = TensorData(torch.zeros(2, 1), torch.tensor([1.0, 0.0]), "binary")
     assert list(true_label_confidence(torch.tensor([[1.5], [1.5]]), binary)) == [1.5, -1.5]
 
 

@@ -24,7 +24,7 @@ TARGET = 0.005
 
 def _trained(fed: FederatedData, model_name: str, steps: int, lr: float) -> torch.nn.Module:
     model = build_model(model_name, fed.input_shape, fed.num_classes, seed=0)
-    train = TensorData.of(fed.pooled_train(), binary=True)
+    train = TensorData.of(fed.pooled_train(), "binary")
     cfg = LocalTraining(batch_size=64, lr=lr, local_steps=steps, momentum=0.9)
     train_local(model, train, cfg, torch.Generator().manual_seed(0))
     return model
@@ -34,7 +34,7 @@ def binned_and_exact(fed: FederatedData, model: torch.nn.Module) -> tuple[float,
     """Pooled AUROC from the sites' merged states, and from their pooled predictions."""
     suite = MetricSuite.build(["auroc"])
     weights = get_weights(model)
-    tests = [TensorData.of(s.test, binary=True) for s in fed.sites]
+    tests = [TensorData.of(s.test, "binary") for s in fed.sites]
     merged = suite.merge(evaluate_states(model, weights, t, suite).states for t in tests)
     p = np.concatenate([predict_probabilities(model, t) for t in tests])
     y = np.concatenate([s.test.y for s in fed.sites])

@@ -30,17 +30,17 @@ from tests.metrics.helpers import ALL
 @pytest.mark.parametrize("classes", [2, 3])
 def test_accuracy_state_agrees_with_the_round_evaluation(classes: int) -> None:
     fed = synthetic_federation(classes=classes)
-    binary = classes == 2
+    task = "binary" if classes == 2 else "multiclass"
     model = build_model("logistic", fed.input_shape, classes, seed=1)
     train_local(
         model,
-        TensorData.of(fed.pooled_train(), binary),
+        TensorData.of(fed.pooled_train(), task),
         LocalTraining(batch_size=16, lr=0.1, local_steps=30),
         torch.Generator().manual_seed(0),
     )
     suite = MetricSuite.build(ALL)
     for site in fed.sites:
-        data = TensorData.of(site.test, binary)
+        data = TensorData.of(site.test, task)
         result = evaluate_states(model, get_weights(model), data, suite)
         assert result.n == len(data)
         assert suite.values(result.states)["accuracy"] == pytest.approx(
@@ -51,11 +51,11 @@ def test_accuracy_state_agrees_with_the_round_evaluation(classes: int) -> None:
 def test_probabilities_are_sigmoid_or_softmax_of_the_logits() -> None:
     fed = synthetic_federation(classes=3)
     model = build_model("mlp", fed.input_shape, 3, seed=2)
-    data = TensorData.of(fed.test, binary=False)
+    data = TensorData.of(fed.test, "multiclass")
     p = predict_probabilities(model, data, batch_size=7)
     np.testing.assert_allclose(p.sum(axis=1), 1.0)
     np.testing.assert_allclose(p, torch.softmax(model(data.x), 1).detach().numpy(), rtol=1e-5)
-    binary = TensorData.of(synthetic_federation().test, binary=True)
+    binary = TensorData.of(synthetic_federation().test, "binary")
     one_logit = build_model("logistic", fed.input_shape, 2, seed=2)
     expected = torch.sigmoid(one_logit(binary.x).squeeze(1)).detach().numpy()
     np.testing.assert_allclose(predict_probabilities(one_logit, binary), expected, rtol=1e-5)
@@ -66,20 +66,20 @@ def test_heart_disease_sex_subgroups_pooled_over_hospitals() -> None:
     model = build_model("logistic", fed.input_shape, 2, seed=0)
     train_local(
         model,
-        TensorData.of(fed.pooled_train(), True),
+        TensorData.of(fed.pooled_train(), "binary"),
         LocalTraining(batch_size=32, lr=0.01, local_steps=300, momentum=0.9),
         torch.Generator().manual_seed(0),
     )
     suite = MetricSuite.build(["auroc", "sensitivity"])
     weights = get_weights(model)
     reports = [
-        evaluate_states(model, weights, TensorData.of(s.test, True), suite, s.test.groups["sex"])
+        evaluate_states(model, weights, TensorData.of(s.test, "binary"), suite, s.test.groups["sex"])
         for s in fed.sites
     ]
     assert sorted(reports[2].subgroups) == ["male"]  # Switzerland's test set has no women
     json.dumps([r.to_wire() for r in reports])  # what a site sends is plain JSON
     report = subgroup_report(suite, merge_subgroups(suite, (r.subgroups for r in reports)))
-    p = predict_probabilities(model, TensorData.of(fed.test, True))
+    p = predict_probabilities(model, TensorData.of(fed.test, "binary"))
     sex = fed.test.groups["sex"]
     for group in ("female", "male"):
         exact = roc_auc_score(fed.test.y[sex == group], p[sex == group])
@@ -92,7 +92,7 @@ def test_heart_disease_sex_subgroups_pooled_over_hospitals() -> None:
 def test_replicates_from_a_model() -> None:
     fed = synthetic_federation()
     model = build_model("logistic", fed.input_shape, 2, seed=0)
-    data = TensorData.of(fed.sites[0].test, True)
+    data = TensorData.of(fed.sites[0].test, "binary")
     suite = MetricSuite.build(["brier"])
     replicates = evaluate_replicates(model, get_weights(model), data, suite, 4, 0, "h0")
     assert len(replicates) == 4
@@ -103,8 +103,8 @@ def test_a_site_without_test_rows_sends_states_that_still_merge() -> None:
     fed = synthetic_federation(classes=3)
     model = build_model("logistic", fed.input_shape, 3, seed=0)
     suite = MetricSuite.build(ALL)
-    full = TensorData.of(fed.sites[0].test, binary=False)
-    empty = TensorData(full.x[:0], full.y[:0], binary=False)
+    full = TensorData.of(fed.sites[0].test, "multiclass")
+    empty = TensorData(full.x[:0], full.y[:0], "multiclass")
     weights = get_weights(model)
     states = [evaluate_states(model, weights, d, suite).states for d in (full, empty)]
     assert suite.values(suite.merge(states)) == suite.values(states[0])

@@ -49,7 +49,7 @@ def test_dp_sgd_is_reproducible_and_composes_with_fedprox() -> None:
 def image_site(n: int = 24) -> TensorData:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, 1, 8, 8)).astype(np.float32)
-    return TensorData.of(ArrayData(x, (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64)), False)
+    return TensorData.of(ArrayData(x, (x.mean(axis=(1, 2, 3)) > 0).astype(np.int64)), "multiclass")
 
 
 def test_opacus_computes_per_example_gradients_for_the_cnn() -> None:

@@ -82,10 +82,10 @@ def test_the_operating_point_reads_a_bounded_seeded_subset_of_training_rows() ->
     from medsilo.runtime.clinical import VALIDATION_ROWS, validation_rows
     from medsilo.training.tensors import TensorData
 
-    rows = TensorData(torch.arange(3000.0)[:, None], torch.zeros(3000), True)
+    rows = TensorData(torch.arange(3000.0)[:, None], torch.zeros(3000), "binary")
     subset = validation_rows(rows, seed=1, site_index=2)
     assert len(subset) == VALIDATION_ROWS
     assert torch.equal(subset.x, validation_rows(rows, seed=1, site_index=2).x)
     assert not torch.equal(subset.x, validation_rows(rows, seed=1, site_index=3).x)
-    few = TensorData(rows.x[:10], rows.y[:10], True)
+    few = TensorData(rows.x[:10], rows.y[:10], "binary")
     assert validation_rows(few, seed=1, site_index=2) is few

@@ -20,7 +20,7 @@ from torch import nn
 from medsilo.algorithms.capabilities import Capabilities
 from medsilo.models.weights import Layout, get_weights, set_weights
 from medsilo.training.local import LocalStats, LocalTraining, TrainHooks, train_local
-from medsilo.training.tensors import TensorData
+from medsilo.training.samples import Samples
 from medsilo.types import Update, Weights, subtract, weighted_mean
 
 SiteState = dict[str, Weights]
@@ -35,7 +35,7 @@ class SiteTask:
     round: int
     model: nn.Module
     layout: Layout
-    data: TensorData
+    data: Samples
     training: LocalTraining
     generator: torch.Generator
     state: SiteState = field(default_factory=dict)
@@ -116,7 +116,7 @@ def trainable_pairs(
     """Pair each trainable parameter with the matching entry of ``weights`` as a tensor."""
     position = {name: i for i, name in enumerate(layout.names)}
     return [
-        (p, torch.from_numpy(np.ascontiguousarray(weights[position[name]])))
+        (p, torch.from_numpy(np.ascontiguousarray(weights[position[name]])).to(p.device))
         for name, p in model.named_parameters()
     ]
 

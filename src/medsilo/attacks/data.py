@@ -14,13 +14,15 @@ from torch import nn
 
 from medsilo.config import AttackConfig, BackdoorAttack, LabelFlipAttack
 from medsilo.models.weights import set_weights
-from medsilo.training.tensors import TensorData, predictions
+from medsilo.training.samples import Samples
+from medsilo.training.task import predictions
+from medsilo.training.tensors import TensorData, in_memory
 from medsilo.types import Weights
 
 
 def flip_labels(data: TensorData, num_classes: int) -> TensorData:
     """``y -> C - 1 - y`` (for binary tasks ``y -> 1 - y``)."""
-    return TensorData(data.x, (num_classes - 1) - data.y, data.binary)
+    return TensorData(data.x, (num_classes - 1) - data.y, data.task)
 
 
 def stamp_trigger(x: torch.Tensor, size: int, value: float) -> torch.Tensor:
@@ -38,19 +40,19 @@ def plant_backdoor(data: TensorData, attack: BackdoorAttack, seed: int) -> Tenso
     x, y = data.x.clone(), data.y.clone()
     x[rows] = stamp_trigger(x[rows], attack.trigger_size, attack.trigger_value)
     y[rows] = attack.target
-    return TensorData(x, y, data.binary)
+    return TensorData(x, y, data.task)
 
 
 def poisoned_training_data(
-    attack: AttackConfig | None, site: str, data: TensorData, num_classes: int, seed: int
-) -> TensorData:
+    attack: AttackConfig | None, site: str, data: Samples, num_classes: int, seed: int
+) -> Samples:
     """The training set ``site`` actually uses (the honest one unless it poisons data)."""
     if attack is None or site not in attack.sites:
         return data
     if isinstance(attack, LabelFlipAttack):
-        return flip_labels(data, num_classes)
+        return flip_labels(in_memory(data, "a label-flipping attack"), num_classes)
     if isinstance(attack, BackdoorAttack):
-        return plant_backdoor(data, attack, seed)
+        return plant_backdoor(in_memory(data, "a backdoor attack"), attack, seed)
     return data
 
 
@@ -72,11 +74,12 @@ def check_attack(attack: AttackConfig | None, site_names: list[str], num_classes
 def backdoor_success(
     model: nn.Module,
     weights: Weights,
-    test: TensorData,
+    test_samples: Samples,
     attack: BackdoorAttack,
     batch_size: int = 2048,
 ) -> dict[str, float | int]:
     """``{"success": share of triggered non-target rows classified as target, "n": rows}``."""
+    test = in_memory(test_samples, "measuring a backdoor")
     keep = test.y != attack.target
     x = test.x[keep]
     n = int(x.shape[0])
@@ -89,5 +92,5 @@ def backdoor_success(
         batch = stamp_trigger(
             x[start : start + batch_size], attack.trigger_size, attack.trigger_value
         )
-        hits += int((predictions(model(batch), test.binary) == attack.target).sum())
+        hits += int((predictions(model(batch), test.task) == attack.target).sum())
     return {"success": hits / n, "n": n}

@@ -39,7 +39,7 @@ from torch import nn
 from torch.func import functional_call
 
 from medsilo.models.weights import Layout
-from medsilo.training.tensors import task_loss
+from medsilo.training.task import task_loss
 from medsilo.types import Weights
 
 
@@ -110,7 +110,7 @@ class GradientInverter:
         for _ in range(steps):
             buffers = {n: b.clone() for n, b in self.buffers.items()}
             logits = functional_call(self.model, {**params, **buffers}, (x,))
-            loss = task_loss(logits, y, self.binary)
+            loss = task_loss(logits, y, "binary" if self.binary else "multiclass")
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
             params = {
                 n: p - self.local_lr * (g + self.weight_decay * p)

@@ -32,7 +32,7 @@ from medsilo.audit.inversion import GradientInverter, InversionSettings
 from medsilo.audit.observed import observe_update
 from medsilo.config import BASELINES, RunConfig
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.training.tensors import TensorData
+from medsilo.training.tensors import TensorData, in_memory
 from medsilo.types import Weights
 
 LabelSource = Literal["known", "idlg"]
@@ -151,7 +151,7 @@ def _finite_mean(values: list[float]) -> float | None:
 
 
 def data_bounds(prep: PreparedFederation) -> tuple[float, float]:
-    x = prep.pooled_test.x
+    x = in_memory(prep.pooled_test, "the gradient-inversion audit").x
     return float(x.min()), float(x.max())
 
 
@@ -166,7 +166,7 @@ def run_inversion_audit(
     """Attack ``settings.images`` training rows of ``site``; ``on_batch`` sees images done."""
     if site not in prep.train:
         raise ValueError(f"no site named {site!r}; sites are {list(prep.train)}")
-    train = prep.train[site]
+    train = in_memory(prep.train[site], "the gradient-inversion audit")
     victim = settings.victim_round(cfg, len(train))
     lo, hi = data_bounds(prep)
     rng = np.random.default_rng([cfg.seed, 0xA0D17])
@@ -181,13 +181,13 @@ def run_inversion_audit(
         weight_decay=cfg.training.weight_decay,
         bounds=(lo, hi),
     )
-    prior = prep.pooled_test.x.mean(dim=0).numpy()
+    prior = in_memory(prep.pooled_test, "the gradient-inversion audit").x.mean(dim=0).numpy()
     input_shape = tuple(int(s) for s in train.x.shape[1:])
     audit = InversionAudit(site, settings, victim, hi - lo, image_inputs=len(input_shape) == 3)
     generator = torch.Generator().manual_seed(cfg.seed)
     for start in range(0, count, victim.batch_size):
         idx = torch.as_tensor(np.sort(rows[start : start + victim.batch_size]))
-        batch = TensorData(train.x[idx], train.y[idx], train.binary)
+        batch = TensorData(train.x[idx], train.y[idx], train.task)
         observed = observe_update(
             cfg, prep, site, batch, global_weights, local_steps=victim.local_steps
         )

@@ -104,7 +104,7 @@ def lira_attack(
     for k in range(settings.shadows):
         half = np.sort(rng.choice(len(split.pool), size=len(split.pool) // 2, replace=False))
         idx = torch.as_tensor(half, dtype=torch.long)
-        data = TensorData(split.pool.x[idx], split.pool.y[idx], split.pool.binary)
+        data = TensorData(split.pool.x[idx], split.pool.y[idx], split.pool.task)
         weights = train_shadow(cfg, prep, data, settings.epochs, seed=cfg.seed * 1000 + 17 + k)
         for i, t in enumerate(targets):
             shadow_phi[i].append(true_label_confidence(logits_of(model, weights, t), t))

@@ -28,7 +28,7 @@ from torch import nn
 from medsilo.audit.roc import RocSummary, summarise_roc
 from medsilo.models.weights import set_weights
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.training.tensors import TensorData
+from medsilo.training.tensors import TensorData, in_memory
 from medsilo.types import Weights
 
 
@@ -50,12 +50,12 @@ class AttackScores:
 
 def _take(data: TensorData, idx: np.ndarray) -> TensorData:
     t = torch.as_tensor(idx, dtype=torch.long)
-    return TensorData(data.x[t], data.y[t], data.binary)
+    return TensorData(data.x[t], data.y[t], data.task)
 
 
 def _concat(parts: list[TensorData]) -> TensorData:
     return TensorData(
-        torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), parts[0].binary
+        torch.cat([p.x for p in parts]), torch.cat([p.y for p in parts]), parts[0].task
     )
 
 
@@ -64,8 +64,10 @@ def membership_split(
 ) -> MembershipSplit:
     if site is not None and site not in prep.train:
         raise ValueError(f"no site named {site!r}; sites are {list(prep.train)}")
-    members = prep.train[site] if site is not None else _concat(list(prep.train.values()))
-    held = prep.pooled_test
+    purpose = "membership inference"
+    train = {name: in_memory(data, purpose) for name, data in prep.train.items()}
+    members = train[site] if site is not None else _concat(list(train.values()))
+    held = in_memory(prep.pooled_test, purpose)
     if len(held) < 2:
         raise ValueError("membership inference needs at least 2 held-out (test) rows")
     rng = np.random.default_rng([seed, 0x313A])

@@ -30,7 +30,7 @@ from medsilo.data.base import FederatedData
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundRecord
 from medsilo.runtime.simulation import run_federation
-from medsilo.training.tensors import TensorData
+from medsilo.training.site_samples import samples_of
 
 
 def config_without(cfg: RunConfig, site: str) -> RunConfig:
@@ -58,7 +58,7 @@ def leave_one_out(
         raise ValueError("leave-one-out needs a shared model; 'local' has none")
     if len(fed.sites) < 2:
         raise ValueError("leave-one-out needs at least two sites")
-    validation = TensorData.of(fed.test, fed.task == "binary")
+    validation = samples_of(fed.test, fed.task)
     out: dict[str, dict[str, float]] = {}
     for site in fed.site_names:
         reduced = config_without(cfg, site)

@@ -20,7 +20,7 @@ from torch import nn
 
 from medsilo.models.weights import set_weights
 from medsilo.training.evaluate import evaluate
-from medsilo.training.tensors import TensorData
+from medsilo.training.samples import Samples
 from medsilo.types import Weights
 
 Metric = Literal["accuracy", "neg_loss"]
@@ -30,7 +30,7 @@ METRICS: tuple[Metric, ...] = ("accuracy", "neg_loss")
 class Validator:
     """Scores weights on a fixed validation set with a private copy of the model."""
 
-    def __init__(self, model: nn.Module, data: TensorData, metric: Metric) -> None:
+    def __init__(self, model: nn.Module, data: Samples, metric: Metric) -> None:
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {list(METRICS)}")
         self.model = copy.deepcopy(model)  # the engine's model is reused by site training

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData
+from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData, concat_splits
 from medsilo.data.dicom import DecodedImage, decode_file
 from medsilo.data.site_split import split_site
 from medsilo.data.sources import DicomSiteEntry, DicomSourceConfig
@@ -352,7 +352,7 @@ def build_dicom_federation(cfg: DicomSourceConfig) -> tuple[FederatedData, list[
     fed = FederatedData(
         "dicom",
         sites,
-        ArrayData.concat([s.test for s in sites]),
+        concat_splits([s.test for s in sites]),
         num_classes=num_classes,
         task="binary" if num_classes == 2 else "multiclass",
     )

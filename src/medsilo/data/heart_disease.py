@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medsilo.data._util import frozen
-from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData
+from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData, in_memory
 from medsilo.data.paths import require_file, resolve_root
 from medsilo.data.schema import FederationSchema
 from medsilo.data.site_mapping import ColumnMapping, SiteMapping
@@ -215,6 +215,6 @@ def load_heart_disease(
 def _load(root: Path, hospitals: tuple[str, ...] = HOSPITALS) -> FederatedData:
     folder = root / "heart_disease"
     sites = [load_hospital(folder / f"processed.{h}.data", h) for h in hospitals]
-    pooled = ArrayData.concat([s.test for s in sites])
+    pooled = ArrayData.concat([in_memory(s.test, "heart disease") for s in sites])
     pooled_test = frozen(pooled.x, pooled.y, pooled.groups)
     return FederatedData("heart_disease", sites, pooled_test, num_classes=2, task="binary")

@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 
 from medsilo.data import cifar10, heart_disease, idx, medmnist, tabular
 from medsilo.data._util import frozen
-from medsilo.data.base import ArrayData, CentralData, FederatedData, SiteData
+from medsilo.data.base import ArrayData, CentralData, FederatedData, SiteData, in_memory
 from medsilo.data.partition import (
     dirichlet_partition,
     iid_partition,
@@ -44,9 +44,10 @@ def load_central(name: str, root: Path | None = None) -> CentralData:
     train/test splits are kept, so the pooled test set is the union of the hospitals')."""
     if name == "heart_disease":
         fed = heart_disease.load_heart_disease(root)
-        train = fed.pooled_train()
+        train = in_memory(fed.pooled_train(), "heart disease")
+        test = in_memory(fed.test, "heart disease")
         return CentralData(
-            name, frozen(train.x, train.y, train.groups), fed.test, fed.num_classes, fed.task
+            name, frozen(train.x, train.y, train.groups), test, fed.num_classes, fed.task
         )
     if name == "breast_cancer":
         return tabular.load_breast_cancer_data()
@@ -85,8 +86,8 @@ def _natural(cfg: DataConfig, seed: int, root: Path | None) -> FederatedData:
     if cfg.max_train_samples is None and cfg.max_test_samples is None:
         return fed
     rng = np.random.default_rng([seed, 1])
-    train_keep = _cap(fed.pooled_train(), cfg.max_train_samples, rng)
-    test_keep = _cap(fed.test, cfg.max_test_samples, rng)
+    train_keep = _cap(in_memory(fed.pooled_train(), "capping"), cfg.max_train_samples, rng)
+    test_keep = _cap(in_memory(fed.test, "capping"), cfg.max_test_samples, rng)
     sites, train_at, test_at = [], 0, 0
     for s in fed.sites:
         tr = train_keep[(train_keep >= train_at) & (train_keep < train_at + len(s.train))]
@@ -99,7 +100,7 @@ def _natural(cfg: DataConfig, seed: int, root: Path | None) -> FederatedData:
             f"max_train_samples={cfg.max_train_samples} leaves hospital(s) {empty} without "
             "training data; raise it"
         )
-    test = ArrayData.concat([s.test for s in sites])
+    test = ArrayData.concat([in_memory(s.test, "capping") for s in sites])
     return FederatedData(fed.name, sites, test, fed.num_classes, fed.task)
 
 

@@ -15,7 +15,7 @@ from typing import overload
 import numpy as np
 from numpy.typing import NDArray
 
-from medsilo.data.base import ArrayData, FederatedData, SiteData
+from medsilo.data.base import ArrayData, FederatedData, SiteData, Split, in_memory
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,8 @@ def apply_standardization(
     return _affine(data, mean, std)
 
 
-def _affine(data: ArrayData, mean: NDArray[np.float64], std: NDArray[np.float64]) -> ArrayData:
+def _affine(split: Split, mean: NDArray[np.float64], std: NDArray[np.float64]) -> ArrayData:
+    data = in_memory(split, "standardisation")
     shape = data.x.shape
     x = ((data.x.reshape(len(data.x), -1) - mean) / std).astype(np.float32).reshape(shape)
     x.flags.writeable = False
@@ -84,5 +85,5 @@ def _affine(data: ArrayData, mean: NDArray[np.float64], std: NDArray[np.float64]
 
 def standardize_federation(fed: FederatedData) -> FederatedData:
     """Every site and the pooled test set under the mean/std of all sites' training rows."""
-    mean, std = combine([Moments.of(s.train.x) for s in fed.sites])
+    mean, std = combine([Moments.of(in_memory(s.train, "standardisation").x) for s in fed.sites])
     return apply_standardization(fed, mean, std)

@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medsilo.data._util import frozen
-from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData
+from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData, concat_splits
 from medsilo.data.schema import FederationSchema, load_schema
 from medsilo.data.site_mapping import load_mapping
 from medsilo.data.site_split import stratified_split
@@ -105,7 +105,7 @@ def build_tabular_federation(cfg: TabularSourceConfig) -> FederatedData:
     return FederatedData(
         f"tabular:{schema.name}",
         sites,
-        ArrayData.concat([s.test for s in sites]),
+        concat_splits([s.test for s in sites]),
         num_classes=num_classes,
         task="binary" if num_classes == 2 else "multiclass",
     )

@@ -19,23 +19,45 @@ from medsilo.metrics.bootstrap import site_replicates
 from medsilo.metrics.subgroups import subgroup_states
 from medsilo.metrics.suite import MetricSuite, StateSet, state_set_to_wire
 from medsilo.models.weights import set_weights
-from medsilo.training.tensors import TensorData
+from medsilo.training.device import model_device
+from medsilo.training.samples import Samples
+from medsilo.training.task import CLASS_TASKS
 from medsilo.types import Weights
 
 
 @torch.no_grad()
-def predict_probabilities(
-    model: nn.Module, data: TensorData, batch_size: int = 2048
-) -> NDArray[np.float64]:
-    """P(class 1) ``(N,)`` for a binary task (sigmoid of the one logit), class
+def predict(
+    model: nn.Module, data: Samples, batch_size: int = 2048
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Probabilities and labels of every example, in one pass (a streamed site reads its
+    images once): P(class 1) ``(N,)`` for a binary task (sigmoid of the one logit), class
     probabilities ``(N, C)`` otherwise (softmax); computed in float64 from the logits, so
     confident predictions keep their order near 0 and 1."""
+    if data.task not in CLASS_TASKS:
+        raise ValueError(
+            f"the clinical metrics score class predictions; a {data.task} task has none"
+        )
     model.eval()
-    starts = range(0, max(len(data), 1), batch_size)  # an empty set still gives (0, C)
-    logits = torch.cat([model(data.x[s : s + batch_size]).double() for s in starts])
+    device = model_device(model)
+    logits: list[torch.Tensor] = []
+    labels: list[torch.Tensor] = []
+    for x, y in data.ordered_batches(batch_size):
+        logits.append(model(x.to(device)).double().cpu())
+        labels.append(y.long())
+    if not logits:  # an empty streamed set (in-memory data yields one empty batch)
+        return np.zeros(0), np.zeros(0, dtype=np.int64)
+    out = torch.cat(logits)
+    y_all = torch.cat(labels).numpy()
     if data.binary:
-        return torch.sigmoid(logits.squeeze(1)).numpy()
-    return torch.softmax(logits, dim=1).numpy()
+        return torch.sigmoid(out.squeeze(1)).numpy(), y_all
+    return torch.softmax(out, dim=1).numpy(), y_all
+
+
+def predict_probabilities(
+    model: nn.Module, data: Samples, batch_size: int = 2048
+) -> NDArray[np.float64]:
+    """The probabilities of :func:`predict` alone."""
+    return predict(model, data, batch_size)[0]
 
 
 @dataclass(frozen=True)
@@ -58,15 +80,14 @@ class SiteEvaluation:
 def evaluate_states(
     model: nn.Module,
     weights: Weights,
-    data: TensorData,
+    data: Samples,
     suite: MetricSuite,
     groups: NDArray[Any] | None = None,
 ) -> SiteEvaluation:
     """Load ``weights`` into ``model`` and reduce its predictions on ``data`` to the
     suite's states, and per subgroup when ``groups`` (one value per row) is given."""
     set_weights(model, weights)
-    probabilities = predict_probabilities(model, data)
-    labels = data.y.long().numpy()
+    probabilities, labels = predict(model, data)
     by_group = {} if groups is None else subgroup_states(suite, probabilities, labels, groups)
     return SiteEvaluation(len(data), suite.states(probabilities, labels), by_group)
 
@@ -74,7 +95,7 @@ def evaluate_states(
 def evaluate_replicates(
     model: nn.Module,
     weights: Weights,
-    data: TensorData,
+    data: Samples,
     suite: MetricSuite,
     replicates: int,
     seed: int,
@@ -82,5 +103,5 @@ def evaluate_replicates(
 ) -> list[StateSet]:
     """Bootstrap replicates of this site's test states (:mod:`medsilo.metrics.bootstrap`)."""
     set_weights(model, weights)
-    probabilities = predict_probabilities(model, data)
-    return site_replicates(suite, probabilities, data.y.long().numpy(), replicates, seed, site)
+    probabilities, labels = predict(model, data)
+    return site_replicates(suite, probabilities, labels, replicates, seed, site)

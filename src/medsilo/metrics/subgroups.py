@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medsilo.data.base import ArrayData
+from medsilo.data.base import Split
 from medsilo.metrics.base import OperatingPoint
 from medsilo.metrics.suite import MetricSuite, StateSet
 
 
-def subgroup_column(data: ArrayData, column: str) -> NDArray[np.str_]:
+def subgroup_column(data: Split, column: str) -> NDArray[np.str_]:
     """The subgroup values of ``data``'s rows, with an error naming the columns it has (a
     user's own dataset declares its columns in ``ArrayData.groups``)."""
     if column not in data.groups:

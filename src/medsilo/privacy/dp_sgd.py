@@ -37,8 +37,10 @@ from torch import nn
 
 from medsilo.privacy.accountant import calibrate_noise_multiplier
 from medsilo.privacy.config import PrivacyConfig
+from medsilo.training.device import model_device
 from medsilo.training.local import LocalStats, LocalTraining, TrainHooks, make_optimizer
-from medsilo.training.tensors import TensorData, task_loss
+from medsilo.training.samples import Samples
+from medsilo.training.task import task_loss
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class DPSGDPlan:
     def train(
         self,
         model: nn.Module,
-        data: TensorData,
+        data: Samples,
         cfg: LocalTraining,
         generator: torch.Generator,
         hooks: TrainHooks,
@@ -108,9 +110,18 @@ def check_model(model: nn.Module) -> None:
         )
 
 
+def noise_generator(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """The stream Opacus draws noise from: the site's own generator on the CPU; on a GPU
+    (where a CPU generator cannot draw) a generator there, seeded from the site's."""
+    if device.type == "cpu":
+        return generator
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def train_local_dp(
     model: nn.Module,
-    data: TensorData,
+    data: Samples,
     cfg: LocalTraining,
     plan: DPSGDPlan,
     generator: torch.Generator,
@@ -132,6 +143,7 @@ def train_local_dp(
             f"DP-SGD is accounted at {per_round} steps a round; an algorithm asked for {steps}"
         )
     q = plan.sampling_rate(n, cfg.batch_size)
+    device = model_device(model)
     params = [p for p in model.parameters() if p.requires_grad]
     wrapped = GradSampleModule(model, batch_first=True, loss_reduction="mean")
     try:
@@ -140,15 +152,17 @@ def train_local_dp(
             noise_multiplier=plan.sigma(n, cfg.batch_size, per_round),
             max_grad_norm=plan.max_grad_norm,
             expected_batch_size=max(1, round(q * n)),
-            generator=generator,
+            generator=noise_generator(generator, device),
         )
-        total_loss = torch.zeros(())
+        total_loss = torch.zeros((), device=device)
         examples = nonempty = 0
         for _ in range(per_round):
             idx = torch.nonzero(torch.rand(n, generator=generator) < q).flatten()
             optimizer.zero_grad(set_to_none=True)
             if len(idx) > 0:
-                loss = task_loss(wrapped(data.x[idx]), data.y[idx], data.binary)
+                x, y = data.fetch(idx)
+                x, y = x.to(device), y.to(device)
+                loss = task_loss(wrapped(x), y, data.task)
                 with warnings.catch_warnings():
                     # Opacus' hooks on the first layer: inputs need no gradient (harmless).
                     warnings.filterwarnings("ignore", "Full backward hook is firing")
@@ -157,7 +171,7 @@ def train_local_dp(
                 nonempty += 1
             else:  # an empty Poisson batch still releases noise
                 for p in params:
-                    p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)  # type: ignore[attr-defined]
+                    p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)  # type: ignore[attr-defined]
             extra = hooks.extra_loss(model)
             if optimizer.pre_step():  # clip, sum, noise, scale (Opacus)
                 if extra is not None:

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from medsilo.config import RunConfig
-from medsilo.data.base import ArrayData
 from medsilo.models.weights import get_weights, set_weights
 from medsilo.models.zoo import build_model
 from medsilo.runtime.clinical import ClinicalMetrics
@@ -22,15 +21,16 @@ from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights, evaluation_fields
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
 from medsilo.runtime.rounds import site_seed
-from medsilo.training.local import BatchSampler, LocalStats, make_optimizer, train_local
-from medsilo.training.tensors import TensorData
+from medsilo.training.local import LocalStats, make_optimizer, train_local
+from medsilo.training.samples import BatchSampler, Samples
+from medsilo.training.site_samples import samples_of
 from medsilo.types import Weights
 
 
 class _ContinuousTrainer:
     """One model trained in chunks of ``steps_per_round`` with a persistent optimiser."""
 
-    def __init__(self, cfg: RunConfig, prep: PreparedFederation, data: TensorData, stream: int):
+    def __init__(self, cfg: RunConfig, prep: PreparedFederation, data: Samples, stream: int):
         self.cfg = cfg
         self.local = cfg.training.local()
         self.data = data
@@ -61,7 +61,7 @@ def run_baseline(
 ) -> FederationResult:
     names = prep.fed.site_names
     if cfg.algorithm.name == "pooled":
-        pooled = TensorData.of(ArrayData.concat([s.train for s in prep.fed.sites]), prep.binary)
+        pooled = samples_of(prep.fed.pooled_train(), prep.fed.task, cfg.training.loader_workers)
         trainers = {"pooled": _ContinuousTrainer(cfg, prep, pooled, stream=0)}
     else:
         trainers = {

@@ -24,11 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from torch import nn
 
 from medsilo.config import RunConfig
-from medsilo.data.base import ArrayData
+from medsilo.data.base import Split
 from medsilo.metrics.bootstrap import confidence_intervals
 from medsilo.metrics.evaluation import evaluate_replicates, evaluate_states
 from medsilo.metrics.score_histogram import STATE_KEY as HISTOGRAM_KEY
@@ -36,7 +35,8 @@ from medsilo.metrics.subgroups import merge_subgroups, subgroup_column, subgroup
 from medsilo.metrics.suite import MetricSuite, StateSet, state_set_from_wire, state_set_to_wire
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundFields
-from medsilo.training.tensors import TensorData
+from medsilo.training.samples import Samples
+from medsilo.training.task import CLASS_TASKS
 from medsilo.types import Weights
 
 #: Training rows per site scored to choose the operating threshold (bounds the cost).
@@ -44,14 +44,14 @@ VALIDATION_ROWS = 500
 VALIDATION_TAG = 0x7A11D
 
 
-def validation_rows(train: TensorData, seed: int, site_index: int) -> TensorData:
+def validation_rows(train: Samples, seed: int, site_index: int) -> Samples:
     """A seeded subset of a site's training rows (all of them when few)."""
     n = len(train)
     if n <= VALIDATION_ROWS:
         return train
     rng = np.random.default_rng([seed, site_index, VALIDATION_TAG])
-    keep = torch.as_tensor(np.sort(rng.choice(n, size=VALIDATION_ROWS, replace=False)))
-    return TensorData(train.x[keep], train.y[keep], train.binary)
+    keep = np.sort(rng.choice(n, size=VALIDATION_ROWS, replace=False)).astype(np.int64)
+    return train.subset(keep)
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class ClinicalMetrics:
     def of(cfg: RunConfig, task: str) -> ClinicalMetrics | None:
         """``None`` when the config lists no metrics."""
         ev = cfg.evaluation
-        if not ev.metrics:
+        if not ev.metrics or task not in CLASS_TASKS:
             return None
         suite = MetricSuite.build(ev.metrics, ev.lead_for(task), ev.operating_point)
         return ClinicalMetrics(suite, ev.subgroup, ev.bootstrap_replicates, cfg.seed)
@@ -116,9 +116,9 @@ class ClinicalMetrics:
         weights: Weights,
         site: str,
         site_index: int,
-        test: TensorData,
-        test_rows: ArrayData,
-        train: TensorData,
+        test: Samples,
+        test_rows: Split,
+        train: Samples,
         last: bool,
     ) -> SiteReport:
         """What one site sends (states only)."""
@@ -133,7 +133,7 @@ class ClinicalMetrics:
         return SiteReport(tested.states, tested.subgroups, validation, last, replicates)
 
     def validation_states(
-        self, model: nn.Module, weights: Weights, train: TensorData, site_index: int
+        self, model: nn.Module, weights: Weights, train: Samples, site_index: int
     ) -> StateSet:
         """The states the operating threshold is chosen on (see the module docstring)."""
         rows = validation_rows(train, self.seed, site_index)
@@ -156,7 +156,7 @@ class ClinicalMetrics:
         )
 
     def unseen_hospital(
-        self, prep: PreparedFederation, weights: Weights, site: str, unseen: TensorData
+        self, prep: PreparedFederation, weights: Weights, site: str, unseen: Samples
     ) -> dict[str, Any]:
         """A model trained without ``site`` (``prep``: the federation of the others) on that
         hospital's data, at the operating point chosen on the others' training rows, with a

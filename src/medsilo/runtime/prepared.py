@@ -1,13 +1,15 @@
-"""A federation made ready to run: data as tensors, the initial model and its layout.
+"""A federation made ready to run: data as samples, the initial model and its layout.
 
 Built once and shared by the engine and the baselines so both start from the same
-initial weights and see the same data for a given seed.
+initial weights and see the same data for a given seed. The model lives on the configured
+device (``training.device``); weights travel as CPU arrays whatever the device.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from medsilo.config import RunConfig
@@ -15,7 +17,9 @@ from medsilo.data.base import FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.models.weights import Layout, get_weights
 from medsilo.models.zoo import build_model
-from medsilo.training.tensors import TensorData
+from medsilo.training.device import resolve_device
+from medsilo.training.samples import Samples
+from medsilo.training.site_samples import samples_of
 from medsilo.types import Weights
 
 
@@ -25,9 +29,10 @@ class PreparedFederation:
     model: nn.Module
     layout: Layout
     initial_weights: Weights
-    train: dict[str, TensorData]
-    test: dict[str, TensorData]
-    pooled_test: TensorData
+    train: dict[str, Samples]
+    test: dict[str, Samples]
+    pooled_test: Samples
+    device: torch.device
 
     @property
     def binary(self) -> bool:
@@ -36,14 +41,17 @@ class PreparedFederation:
     @staticmethod
     def build(cfg: RunConfig, fed: FederatedData | None = None) -> PreparedFederation:
         fed = fed if fed is not None else build_federation(cfg.data, cfg.seed)
+        device = resolve_device(cfg.training.device)
         model = build_model(cfg.model.name, fed.input_shape, fed.num_classes, seed=cfg.seed)
-        binary = fed.task == "binary"
+        model.to(device)
+        workers = cfg.training.loader_workers
         return PreparedFederation(
             fed=fed,
             model=model,
             layout=Layout.of(model),
             initial_weights=get_weights(model),
-            train={s.name: TensorData.of(s.train, binary) for s in fed.sites},
-            test={s.name: TensorData.of(s.test, binary) for s in fed.sites},
-            pooled_test=TensorData.of(fed.test, binary),
+            train={s.name: samples_of(s.train, fed.task, workers) for s in fed.sites},
+            test={s.name: samples_of(s.test, fed.task, workers) for s in fed.sites},
+            pooled_test=samples_of(fed.test, fed.task, workers),
+            device=device,
         )

@@ -21,12 +21,12 @@ from medsilo.network import NetworkProfile, round_seconds
 from medsilo.runtime.round_record import RoundFields
 from medsilo.runtime.rounds import RoundOutcome
 from medsilo.training.evaluate import EvalResult, evaluate
-from medsilo.training.tensors import TensorData
+from medsilo.training.samples import Samples
 from medsilo.types import Update, Weights, global_norm
 from medsilo.wire import encoded_size
 
 
-def evaluate_weights(model: nn.Module, weights: Weights, data: TensorData) -> EvalResult:
+def evaluate_weights(model: nn.Module, weights: Weights, data: Samples) -> EvalResult:
     set_weights(model, weights)
     return evaluate(model, data)
 
@@ -35,8 +35,8 @@ def evaluation_fields(
     model: nn.Module,
     pooled_weights: Weights,
     site_weights: Mapping[str, Weights],
-    pooled_test: TensorData,
-    site_tests: Mapping[str, TensorData],
+    pooled_test: Samples,
+    site_tests: Mapping[str, Samples],
 ) -> dict[str, Any]:
     """Pooled-test metrics of the global model and per-site metrics of each site's model."""
     per_site = {
@@ -52,7 +52,7 @@ def evaluation_fields(
 
 
 def attack_fields(
-    model: nn.Module, weights: Weights, pooled_test: TensorData, attack: AttackConfig | None
+    model: nn.Module, weights: Weights, pooled_test: Samples, attack: AttackConfig | None
 ) -> dict[str, Any]:
     """Evaluation metrics of an attack: ``backdoor`` (success rate on triggered test rows)."""
     if isinstance(attack, BackdoorAttack):

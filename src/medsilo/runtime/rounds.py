@@ -57,7 +57,7 @@ from medsilo.runtime.factory import build_codec
 from medsilo.secure.aggregation import secure_outcome
 from medsilo.secure.result import SecureRound
 from medsilo.training.local import LocalTraining
-from medsilo.training.tensors import TensorData
+from medsilo.training.samples import Samples
 from medsilo.types import Update, Weights, flatten, unflatten
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class SiteTaskFields:
     seed: int
     model: nn.Module
     layout: Layout
-    data: TensorData
+    data: Samples
     training: LocalTraining
     state: SiteState
     exploit_indicator: int
@@ -130,7 +130,7 @@ class SiteSteps:
         self.num_classes = num_classes
         self.codec = codec_of(cfg)
 
-    def training_data(self, site: str, data: TensorData) -> TensorData:
+    def training_data(self, site: str, data: Samples) -> Samples:
         """The training set ``site`` trains on (poisoned for a data-poisoning attacker)."""
         index = self.site_names.index(site)
         seed = int(np.random.SeedSequence([self.cfg.seed, index]).generate_state(1)[0])

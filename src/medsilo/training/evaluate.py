@@ -7,11 +7,17 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from medsilo.training.tensors import TensorData, predictions, task_loss
+from medsilo.training.device import model_device
+from medsilo.training.samples import Samples
+from medsilo.training.task import correct_count, task_loss
 
 
 @dataclass(frozen=True)
 class EvalResult:
+    """Mean loss and accuracy over ``n`` examples. Accuracy is the share of examples right
+    (every label right for multilabel; the mean share of right pixels for segmentation) and
+    NaN for regression, which has no notion of right."""
+
     loss: float
     accuracy: float
     n: int
@@ -21,16 +27,17 @@ class EvalResult:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TensorData, batch_size: int = 2048) -> EvalResult:
+def evaluate(model: nn.Module, data: Samples, batch_size: int = 2048) -> EvalResult:
     if len(data) == 0:
         return EvalResult(float("nan"), float("nan"), 0)
     model.eval()
+    device = model_device(model)
     loss_sum = 0.0
-    correct = 0
-    for start in range(0, len(data), batch_size):
-        x = data.x[start : start + batch_size]
-        y = data.y[start : start + batch_size]
-        logits = model(x)
-        loss_sum += float(task_loss(logits, y, data.binary)) * int(y.shape[0])
-        correct += int((predictions(logits, data.binary) == y.long()).sum())
-    return EvalResult(loss_sum / len(data), correct / len(data), len(data))
+    correct = 0.0
+    for x, y in data.ordered_batches(batch_size):
+        x, y = x.to(device), y.to(device)
+        outputs = model(x)
+        loss_sum += float(task_loss(outputs, y, data.task)) * int(y.shape[0])
+        correct += correct_count(outputs, y, data.task)
+    accuracy = float("nan") if data.task == "regression" else correct / len(data)
+    return EvalResult(loss_sum / len(data), accuracy, len(data))

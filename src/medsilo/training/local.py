@@ -14,7 +14,9 @@ from typing import Literal, Protocol
 import torch
 from torch import nn
 
-from medsilo.training.tensors import TensorData, task_loss
+from medsilo.training.device import Precision, autocast, grad_scaler, model_device
+from medsilo.training.samples import BatchSampler, Samples
+from medsilo.training.task import task_loss
 
 OptimizerName = Literal["sgd", "adam"]
 
@@ -27,7 +29,7 @@ class PrivateTraining(Protocol):
     def train(
         self,
         model: nn.Module,
-        data: TensorData,
+        data: Samples,
         cfg: LocalTraining,
         generator: torch.Generator,
         hooks: TrainHooks,
@@ -48,6 +50,8 @@ class LocalTraining:
     weight_decay: float = 0.0
     #: Sample-level DP-SGD (:class:`medsilo.privacy.dp_sgd.DPSGDPlan`), or ``None``.
     dp_sgd: PrivateTraining | None = None
+    #: Mixed precision on CUDA (:mod:`medsilo.training.device`); the CPU always runs fp32.
+    precision: Precision = "fp32"
 
     def steps_for(self, num_examples: int) -> int:
         if self.local_steps is not None:
@@ -83,30 +87,9 @@ def make_optimizer(model: nn.Module, cfg: LocalTraining) -> torch.optim.Optimize
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-class BatchSampler:
-    """Epoch-wise shuffled mini-batches (like a shuffling DataLoader), from a seeded generator."""
-
-    def __init__(self, n: int, batch_size: int, generator: torch.Generator) -> None:
-        if n == 0:
-            raise ValueError("cannot train on a site with no examples")
-        self.n = n
-        self.batch_size = min(batch_size, n)
-        self.generator = generator
-        self._order = torch.randperm(n, generator=generator)
-        self._pos = 0
-
-    def next(self) -> torch.Tensor:
-        if self._pos >= self.n:
-            self._order = torch.randperm(self.n, generator=self.generator)
-            self._pos = 0
-        batch = self._order[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return batch
-
-
 def train_local(
     model: nn.Module,
-    data: TensorData,
+    data: Samples,
     cfg: LocalTraining,
     generator: torch.Generator,
     hooks: TrainHooks | None = None,
@@ -127,20 +110,30 @@ def train_local(
     n_steps = steps if steps is not None else cfg.steps_for(len(data))
     optimizer = optimizer or make_optimizer(model, cfg)
     sampler = sampler or BatchSampler(len(data), cfg.batch_size, generator)
+    device = model_device(model)
+    scaler = grad_scaler(device, cfg.precision)
     model.train()
-    total_loss = torch.zeros(())
+    total_loss = torch.zeros((), device=device)
     examples = 0
-    for _ in range(n_steps):
-        idx = sampler.next()
+    for x, y in data.training_batches(sampler, n_steps):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
-        loss = task_loss(model(data.x[idx]), data.y[idx], data.binary)
-        total_loss += loss.detach()
+        with autocast(device, cfg.precision):
+            loss = task_loss(model(x), y, data.task)
+        total_loss += loss.detach().float()
         extra = hooks.extra_loss(model)
         if extra is not None:
             loss = loss + extra
-        loss.backward()  # type: ignore[no-untyped-call]
-        hooks.transform_gradients(model)
-        optimizer.step()
+        if scaler is None:
+            loss.backward()  # type: ignore[no-untyped-call]
+            hooks.transform_gradients(model)
+            optimizer.step()
+        else:  # fp16: unscale first, so hooks see (and clip) the true gradients
+            scaler.scale(loss).backward()  # type: ignore[no-untyped-call]
+            scaler.unscale_(optimizer)
+            hooks.transform_gradients(model)
+            scaler.step(optimizer)
+            scaler.update()
         hooks.after_step(model)
-        examples += int(idx.shape[0])
+        examples += int(y.shape[0])
     return LocalStats(n_steps, examples, float(total_loss) / max(n_steps, 1))

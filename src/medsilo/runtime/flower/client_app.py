@@ -44,7 +44,7 @@ from medsilo.runtime.records import evaluate_weights
 from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
 from medsilo.secure.aggregation import SecureAggregation, secure_aggregation
 from medsilo.training.local import LocalTraining
-from medsilo.training.tensors import TensorData
+from medsilo.training.samples import Samples
 from medsilo.types import Update
 
 PARTITION_ID = "partition-id"
@@ -96,7 +96,7 @@ class SiteRuntime:
     indicators: dict[str, int]
     steps: SiteSteps
     #: Each site's training set as it trains on it (poisoned for a data-poisoning attacker).
-    train: dict[str, TensorData]
+    train: dict[str, Samples]
     #: Secure aggregation's encoding settings (``None`` when it is off) and the simulated
     #: clock, whose processed-example count a secure site reports instead of its update.
     secure: SecureAggregation | None

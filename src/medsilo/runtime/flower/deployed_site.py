@@ -44,7 +44,7 @@ from medsilo.attestation.measurement import package_measurement
 from medsilo.attestation.software import sign_evidence
 from medsilo.config import RunConfig
 from medsilo.data._util import frozen
-from medsilo.data.base import FederatedData, SiteData
+from medsilo.data.base import FederatedData, SiteData, in_memory
 from medsilo.data.own_site import load_own_site
 from medsilo.data.standardize import Moments, apply_standardization
 from medsilo.runtime.flower import enrolment_records as wire
@@ -115,18 +115,20 @@ def cache_own_data(directory: Path, fed: FederatedData) -> None:
     """
     directory.mkdir(parents=True, exist_ok=True)
     own = fed.sites[0]
+    train = in_memory(own.train, "the site's data cache")
+    test = in_memory(own.test, "the site's data cache")
     tmp = directory / f".{OWN_DATA}.{os.getpid()}.npz"
     groups: dict[str, Any] = {
         f"{split}_group/{name}": column
-        for split, data in (("train", own.train), ("test", own.test))
+        for split, data in (("train", train), ("test", test))
         for name, column in data.groups.items()
     }  # subgroup columns (e.g. sex) for per-subgroup metrics
     np.savez(
         tmp,
-        train_x=own.train.x,
-        train_y=own.train.y,
-        test_x=own.test.x,
-        test_y=own.test.y,
+        train_x=train.x,
+        train_y=train.y,
+        test_x=test.x,
+        test_y=test.y,
         meta=np.array([fed.name, own.name, str(fed.num_classes), fed.task]),
         **groups,
     )
@@ -289,7 +291,8 @@ def enrol(msg: Message, context: Context) -> Message:
 @client_app.query(wire.MOMENTS)
 @reply_errors
 def moments(msg: Message, context: Context) -> Message:
-    m = Moments.of(_site_data(context, _deployment(context)).sites[0].train.x)
+    own = _site_data(context, _deployment(context)).sites[0]
+    m = Moments.of(in_memory(own.train, "standardisation").x)
     return Message(wire.moments_content(m.count, m.total, m.total_sq), reply_to=msg)
 
 

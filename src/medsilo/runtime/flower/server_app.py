@@ -47,7 +47,7 @@ from medsilo.runtime.records import (
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.secure.result import EXTRA_SLOTS
-from medsilo.training.tensors import TensorData
+from medsilo.training.samples import Samples
 from medsilo.types import Weights
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class CoordinatorView:
     layout: Layout
     initial_weights: Weights
     train_sizes: dict[str, int]
-    pooled_test: TensorData | None
+    pooled_test: Samples | None
     #: ``binary`` or ``multiclass`` (which metric the tables lead with).
     task: str = "binary"
 
