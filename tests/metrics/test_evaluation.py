@@ -73,7 +73,9 @@ def test_heart_disease_sex_subgroups_pooled_over_hospitals() -> None:
     suite = MetricSuite.build(["auroc", "sensitivity"])
     weights = get_weights(model)
     reports = [
-        evaluate_states(model, weights, TensorData.of(s.test, "binary"), suite, s.test.groups["sex"])
+        evaluate_states(
+            model, weights, TensorData.of(s.test, "binary"), suite, s.test.groups["sex"]
+        )
         for s in fed.sites
     ]
     assert sorted(reports[2].subgroups) == ["male"]  # Switzerland's test set has no women
