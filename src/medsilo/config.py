@@ -21,7 +21,7 @@ from medsilo.confidential.platform import PlatformRecord
 from medsilo.config_errors import describe_invalid
 from medsilo.data.spec import SUBGROUP_COLUMNS, DataConfig
 from medsilo.governance.config import GovernanceConfig
-from medsilo.imports import is_import_path
+from medsilo.imports import ImportPath, is_import_path
 from medsilo.metrics.operating_point import OperatingRule, YoudenRule
 from medsilo.metrics.registry import builtin_metrics, resolve_metrics
 from medsilo.models.zoo import ModelName, has_batch_norm
@@ -178,6 +178,11 @@ class TrainingConfig(_Strict):
     )
     loader_workers: int = Field(
         0, ge=0, description="DataLoader worker processes per site for data streamed from disk"
+    )
+    step: ImportPath | None = Field(
+        None,
+        description="the import path 'package.module:function' of your own training step: "
+        "function(model, x, y) returning the batch's mean loss (docs/training-step.md)",
     )
 
     @model_validator(mode="after")

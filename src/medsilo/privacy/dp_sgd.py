@@ -40,7 +40,6 @@ from medsilo.privacy.config import PrivacyConfig
 from medsilo.training.device import model_device
 from medsilo.training.local import LocalStats, LocalTraining, TrainHooks, make_optimizer
 from medsilo.training.samples import Samples
-from medsilo.training.task import task_loss
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ def train_local_dp(
             if len(idx) > 0:
                 x, y = data.fetch(idx)
                 x, y = x.to(device), y.to(device)
-                loss = task_loss(wrapped(x), y, data.task)
+                loss = cfg.batch_loss(wrapped, x, y, data.task)
                 with warnings.catch_warnings():
                     # Opacus' hooks on the first layer: inputs need no gradient (harmless).
                     warnings.filterwarnings("ignore", "Full backward hook is firing")

@@ -34,10 +34,11 @@ from medsilo.config import (
     ServerOptimizerConfig,
     TopKConfig,
 )
+from medsilo.imports import ImportPathError, load_object
 from medsilo.privacy.accounting import client_dp_noise, noise_group
 from medsilo.privacy.client_dp import ClientDP
 from medsilo.privacy.dp_sgd import dp_sgd_plan
-from medsilo.training.local import LocalTraining
+from medsilo.training.local import LocalTraining, LossStep
 
 
 def build_run_algorithm(cfg: RunConfig, num_sites: int) -> Algorithm:
@@ -76,7 +77,20 @@ def refuse_incompatible(cfg: RunConfig, algorithm: Algorithm) -> None:
 
 def site_training(cfg: RunConfig) -> LocalTraining:
     """How every site trains: ``training`` plus DP-SGD when ``privacy.dp_sgd`` is set."""
-    return replace(cfg.training.local(), dp_sgd=dp_sgd_plan(cfg.privacy, cfg.training.rounds))
+    step = None if cfg.training.step is None else load_training_step(cfg.training.step)
+    return replace(
+        cfg.training.local(), dp_sgd=dp_sgd_plan(cfg.privacy, cfg.training.rounds), step=step
+    )
+
+
+def load_training_step(path: str) -> LossStep:
+    """The user's training step ``path`` names (:data:`medsilo.training.local.LossStep`)."""
+    step = load_object(path, "training.step")
+    if not callable(step):
+        raise ImportPathError(
+            f"training.step {path!r} is {type(step).__name__}, not a function (model, x, y) -> loss"
+        )
+    return step
 
 
 def build_algorithm(cfg: AlgorithmConfig, seed: int = 0) -> Algorithm:

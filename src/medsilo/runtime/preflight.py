@@ -21,7 +21,7 @@ from medsilo.data.base import DataFormatError, FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.governance.participation import Participation, absent_sites
 from medsilo.privacy.accounting import PrivacyAccounting
-from medsilo.runtime.factory import build_run_algorithm
+from medsilo.runtime.factory import build_run_algorithm, site_training
 from medsilo.runtime.federation import sample_sites
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.rounds import CoordinatorSteps, SiteSteps
@@ -63,6 +63,7 @@ def preflight(cfg: RunConfig, fed: FederatedData | None = None) -> PreparedFeder
 def _checked(cfg: RunConfig, fed: FederatedData) -> PreparedFederation:
     prepared = PreparedFederation.build(cfg, fed)  # builds the model for the data's inputs
     _check_model_accepts_inputs(prepared, cfg)
+    site_training(cfg)  # the user's training step, if any, can be imported
     names = fed.site_names
     cfg.sites.check_names(names)
     if cfg.algorithm.name in BASELINES:  # no updates exchanged: nothing more to check
@@ -89,7 +90,7 @@ def _check_model_accepts_inputs(prepared: PreparedFederation, cfg: RunConfig) ->
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros((2, *shape)))
+            model(torch.zeros((2, *shape), device=prepared.device))
     except RuntimeError as err:
         raise ValueError(
             f"model {cfg.model.name!r} does not accept this dataset's inputs {shape}: {err}"

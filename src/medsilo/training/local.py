@@ -8,17 +8,25 @@ reaches FedAvg, FedProx, SCAFFOLD, Ditto and CC-PGD at once.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import torch
 from torch import nn
 
+from medsilo.data.base import Task
 from medsilo.training.device import Precision, autocast, grad_scaler, model_device
 from medsilo.training.samples import BatchSampler, Samples
 from medsilo.training.task import task_loss
 
 OptimizerName = Literal["sgd", "adam"]
+
+#: A user's own training step (``training.step``): the mean loss of ``model`` on one batch
+#: ``(x, y)``, returned before ``backward``. medsilo does the rest of the step (the
+#: algorithm's extra loss, backward, the gradient hooks, the optimiser, the projection), so
+#: FedProx, SCAFFOLD, CC-PGD and DP-SGD apply to a loss the user wrote.
+LossStep = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class PrivateTraining(Protocol):
@@ -52,6 +60,23 @@ class LocalTraining:
     dp_sgd: PrivateTraining | None = None
     #: Mixed precision on CUDA (:mod:`medsilo.training.device`); the CPU always runs fp32.
     precision: Precision = "fp32"
+    #: The user's batch loss (:data:`LossStep`), or ``None`` for the task's own loss.
+    step: LossStep | None = None
+
+    def batch_loss(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, task: Task
+    ) -> torch.Tensor:
+        """The loss of one batch: the user's step when there is one, else the task's loss."""
+        if self.step is None:
+            return task_loss(model(x), y, task)
+        loss = self.step(model, x, y)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0 or not loss.requires_grad:
+            raise ValueError(
+                "training.step must return the batch's mean loss as a scalar tensor that "
+                f"requires grad; it returned {type(loss).__name__}"
+                + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else "")
+            )
+        return loss
 
     def steps_for(self, num_examples: int) -> int:
         if self.local_steps is not None:
@@ -119,7 +144,7 @@ def train_local(
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, cfg.precision):
-            loss = task_loss(model(x), y, data.task)
+            loss = cfg.batch_loss(model, x, y, data.task)
         total_loss += loss.detach().float()
         extra = hooks.extra_loss(model)
         if extra is not None:

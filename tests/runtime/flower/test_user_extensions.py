@@ -4,10 +4,12 @@ and an algorithm class handed to the runtimes."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 import pytest
+import torch
 from flwr.app import Context, RecordDict
 
 from medsilo.algorithms.base import ServerState
@@ -16,6 +18,7 @@ from medsilo.algorithms.fedavg import FedAvg
 from medsilo.config import ConfigError
 from medsilo.data.base import ArrayData, CentralData, DataFormatError, FederatedData
 from medsilo.data.registry import build_federation
+from medsilo.experiment import run_experiment
 from medsilo.imports import ImportPathError
 from medsilo.metrics.base import Metric, MetricState, OperatingPoint, Predictions
 from medsilo.models.weights import Layout
@@ -173,3 +176,50 @@ def test_a_user_algorithm_runs_in_the_engine_and_the_flower_apps() -> None:
     median = small_config(training=TRAIN, robust={"rule": "median"})
     with pytest.raises(ValueError, match="'damped_fedavg' aggregates its own way"):
         run_federation(median, fed, algorithm=DampedFedAvg())
+
+
+STEP_CALLS: list[int] = []
+
+
+def smoothed_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """A user's own loss: BCE against labels smoothed towards 0.5."""
+    STEP_CALLS.append(int(y.shape[0]))
+    target = y * 0.8 + 0.1
+    return torch.nn.functional.binary_cross_entropy_with_logits(model(x).squeeze(1), target)
+
+
+def not_a_loss(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return 0.5
+
+
+def test_a_user_training_step_trains_with_the_algorithm_hooks_in_engine_and_flower() -> None:
+    fed = synthetic_federation(num_sites=3)
+    step = {**TRAIN, "step": f"{HERE}:smoothed_step"}
+    STEP_CALLS.clear()
+    engine = run_federation(small_config(training=step), fed)
+    assert sum(STEP_CALLS) == 3 * 3 * 5 * 8  # rounds x sites x steps x batch
+    plain = run_federation(small_config(training=TRAIN), fed)
+    assert not np.array_equal(engine.weights[0], plain.weights[0])
+    assert engine.rounds[-1]["test"]["accuracy"] > 0.7
+    # FedProx's proximal term is added to the user's loss: a large mu holds sites back.
+    prox = run_federation(
+        small_config(training=step, algorithm={"name": "fedprox", "mu": 5.0}), fed
+    )
+    assert not np.array_equal(prox.weights[0], engine.weights[0])
+    flower, _ = run_in_process(small_config(training=step), fed)
+    assert_same_run(flower, engine)
+
+
+def test_a_bad_training_step_is_named_clearly() -> None:
+    fed = synthetic_federation(num_sites=2)
+    with pytest.raises(ImportPathError, match="has no attribute 'nothing'"):
+        run_federation(small_config(training={**TRAIN, "step": f"{HERE}:nothing"}), fed)
+    with pytest.raises(ValueError, match="scalar tensor that requires grad; it returned float"):
+        run_federation(small_config(training={**TRAIN, "step": f"{HERE}:not_a_loss"}), fed)
+
+
+def test_a_missing_training_step_is_refused_before_the_run_folder_exists(tmp_path: Path) -> None:
+    cfg = small_config(training={**TRAIN, "step": f"{HERE}:nothing"})
+    with pytest.raises(ConfigError, match=r"training.step .* has no attribute 'nothing'"):
+        run_experiment(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
