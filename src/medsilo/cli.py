@@ -325,11 +325,24 @@ def bench_engine(
     steps: Annotated[int, typer.Option(help="local steps per site per round")] = 100,
     rounds: Annotated[int, typer.Option()] = 15,
     flower: Annotated[bool, typer.Option(help="also compare against Flower run_simulation")] = True,
+    hospital_model: Annotated[
+        str,
+        typer.Option(
+            help="model of the engine-vs-plain-PyTorch and memory workload ('none' skips it)"
+        ),
+    ] = "resnet18",
 ) -> None:
-    """Engine overhead vs centralised training, and this engine vs Flower's simulation."""
+    """Engine overhead vs centralised training, this engine vs Flower's simulation, and the
+    engine on a hospital model (ResNet-18) vs a plain PyTorch loop, with its peak memory."""
     from medsilo.bench.engine import run_engine_benchmark
 
-    run_engine_benchmark(steps=steps, rounds=rounds, with_flower=flower, console=out)
+    run_engine_benchmark(
+        steps=steps,
+        rounds=rounds,
+        with_flower=flower,
+        console=out,
+        hospital_model=None if hospital_model == "none" else hospital_model,
+    )
 
 
 @bench_app.command("deployment")

@@ -11,6 +11,9 @@ three rounds), end to end as a user pays for it (Flower's time includes starting
 workers), with the largest difference between the two final models. Goals: >= 5x faster,
 weights equal within float tolerance.
 
+(c) and (d), the same engine on a hospital-sized model (a ResNet-18 by default) against a
+plain PyTorch loop, and its peak memory as sites are added: :mod:`medsilo.bench.hospital_model`.
+
 This is a benchmark to read, not a test: nothing here asserts a timing.
 """
 
@@ -29,6 +32,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from medsilo.bench.hospital_model import run_hospital_model_benchmark
 from medsilo.bundled import resolve_config
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
@@ -222,6 +226,7 @@ def run_engine_benchmark(
     console: Console | None = None,
     repeats: int = 5,
     threads: int | None = 1,
+    hospital_model: str | None = "resnet18",
 ) -> dict[str, float]:
     """Print both comparisons and return their numbers (seconds, ratios, µs per step).
 
@@ -251,6 +256,10 @@ def run_engine_benchmark(
             results = _engine_overhead(work, repeats, console)
             if with_flower:
                 results |= _versus_flower(work, repeats, console)
+            if hospital_model is not None:
+                results |= run_hospital_model_benchmark(
+                    console, hospital_model, repeats=min(repeats, 3)
+                )
     finally:
         torch.set_num_threads(previous_threads)
     return results
