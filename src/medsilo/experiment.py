@@ -119,10 +119,11 @@ def run_experiment(
     fed = prepared.fed
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
-    if cfg.data.dicom is not None:  # what ingestion left out, per site (docs/data-ingestion.md)
-        from medsilo.data.dicom_site import copy_ingestion_reports
+    ingested = cfg.data.ingestion_reports()  # what ingestion left out, per site
+    if ingested is not None:  # (docs/data-ingestion.md, docs/bring-your-own.md)
+        from medsilo.data.ingestion_report import copy_ingestion_reports
 
-        copy_ingestion_reports(cfg.data.dicom, run_dir / "data")
+        copy_ingestion_reports(*ingested, run_dir / "data")
     if cfg.data.tabular is not None:  # each site's validation report, as above
         from medsilo.data.tabular_sites import write_validation_reports
 

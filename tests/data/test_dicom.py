@@ -297,8 +297,8 @@ def test_png_and_jpeg_files_say_how_to_use_them(tmp_path: Path) -> None:
     assert set(reasons) == {"scan.png", "scan.jpg"}
     for name, kind in (("scan.png", "PNG"), ("scan.jpg", "JPEG")):
         assert reasons[name].startswith(
-            f"a {kind} image, not DICOM: medsilo reads only DICOM files for now; convert it "
-            "to a grayscale DICOM file"
+            f"a {kind} image, not DICOM: dataset dicom reads only DICOM files; use dataset "
+            "images for a folder of PNG/JPEG images"
         )
 
 

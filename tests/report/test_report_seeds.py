@@ -128,7 +128,7 @@ def test_data_quality_reports_are_listed_once(seeds_suite: Path) -> None:
         "0 issues, 1 warnings" in section
     )
     assert (
-        "va_ingestion_report: DICOM ingestion of site va: 12 files seen, 10 usable, "
+        "va_ingestion_report: image ingestion of site va: 12 files seen, 10 usable, "
         "2 left out" in section
     )
     assert "chol: 23 values are 0" in section  # the file itself, folded

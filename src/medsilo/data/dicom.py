@@ -17,7 +17,9 @@ The pipeline, per file:
 
 A file that cannot be used comes back as a reason string, never as an exception: corrupt
 files are to be listed in the site's ingestion report, not to stop a federation. PNG and JPEG
-images are recognised by their signature and told how to become usable (converted to DICOM).
+images are recognised by their signature and told how to become usable (``dataset: images``,
+or converted to DICOM). ``dataset: images`` decodes its DICOM files here too (its own
+:class:`DicomDecoding` settings, no normalisation).
 """
 
 from __future__ import annotations
@@ -25,18 +27,35 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
 
-from medsilo.data.sources import DicomSourceConfig, WindowConfig
+from medsilo.data.sources import WindowConfig
 
 GRAYSCALE = ("MONOCHROME1", "MONOCHROME2")
 #: Leading bytes of image formats a site is likely to drop into its folder instead of DICOM.
 IMAGE_SIGNATURES: dict[str, bytes] = {"PNG": b"\x89PNG\r\n\x1a\n", "JPEG": b"\xff\xd8\xff"}
+
+
+class DicomDecoding(Protocol):
+    """The settings :func:`decode_file` reads: ``data.dicom``'s (:class:`DicomSourceConfig`)
+    or those ``dataset: images`` decodes its DICOM files with (no normalisation there)."""
+
+    @property
+    def image_size(self) -> int: ...
+
+    @property
+    def window(self) -> Literal["file", "minmax"] | WindowConfig: ...
+
+    @property
+    def normalize_mean(self) -> float: ...
+
+    @property
+    def normalize_std(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -54,7 +73,7 @@ def _first(value: Any) -> float:
     return float(value)
 
 
-def _window(values: NDArray[np.float64], ds: Any, cfg: DicomSourceConfig) -> NDArray[np.float64]:
+def _window(values: NDArray[np.float64], ds: Any, cfg: DicomDecoding) -> NDArray[np.float64]:
     window = cfg.window
     lo = hi = 0.0
     if isinstance(window, WindowConfig):
@@ -89,14 +108,14 @@ def _other_image(path: Path) -> str | None:
     for kind, signature in IMAGE_SIGNATURES.items():
         if head.startswith(signature):
             return (
-                f"a {kind} image, not DICOM: medsilo reads only DICOM files for now; convert it "
-                "to a grayscale DICOM file (e.g. with dcmtk's img2dcm or pydicom) and list that "
-                "file in the labels CSV instead"
+                f"a {kind} image, not DICOM: dataset dicom reads only DICOM files; use dataset "
+                "images for a folder of PNG/JPEG images (docs/bring-your-own.md), or convert it "
+                "to a grayscale DICOM file (e.g. with dcmtk's img2dcm or pydicom)"
             )
     return None
 
 
-def decode_file(path: Path, cfg: DicomSourceConfig) -> DecodedImage | str:
+def decode_file(path: Path, cfg: DicomDecoding) -> DecodedImage | str:
     """The preprocessed image, or why the file cannot be used."""
     import pydicom  # deferred: only DICOM federations need it
 

@@ -28,83 +28,21 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData, concat_splits
 from medsilo.data.dicom import DecodedImage, decode_file
+from medsilo.data.ingestion_report import IngestionReport, Rejected, write_atomic
+from medsilo.data.labels_csv import class_index, labels_text, problems_message
 from medsilo.data.site_split import split_site
 from medsilo.data.sources import DicomSiteEntry, DicomSourceConfig
 
 CACHE_VERSION = 1
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Rejected:
-    path: str
-    reason: str
-
-
-@dataclass
-class IngestionReport:
-    site: str
-    folder: str
-    labels: str
-    files_seen: int = 0
-    usable: int = 0
-    modality: str = ""
-    class_counts: dict[str, int] = field(default_factory=dict)
-    rejected: list[Rejected] = field(default_factory=list)
-    cache_key: str = ""
-    from_cache: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @staticmethod
-    def from_json(raw: dict[str, Any]) -> IngestionReport:
-        rejected = [Rejected(**r) for r in raw.pop("rejected")]
-        return IngestionReport(**raw, rejected=rejected)
-
-    def to_markdown(self) -> str:
-        lines = [
-            f"# Ingestion report: site `{self.site}`",
-            "",
-            f"- folder: `{self.folder}`",
-            f"- labels: `{self.labels}`",
-            f"- files seen: {self.files_seen}; usable images: {self.usable}; "
-            f"left out: {len(self.rejected)}",
-            f"- modality: {self.modality or 'n/a'}",
-            f"- class counts: {self.class_counts}",
-            "",
-        ]
-        if self.rejected:
-            lines += ["| path | reason |", "|---|---|"]
-            lines += [f"| `{r.path}` | {r.reason} |" for r in self.rejected]
-        else:
-            lines.append("Every file was used.")
-        return "\n".join(lines) + "\n"
-
-    def write(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        _write_atomic(folder / "ingestion_report.json", json.dumps(self.to_json(), indent=2))
-        _write_atomic(folder / "ingestion_report.md", self.to_markdown())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Temp file + rename: Flower workers of one machine may ingest the same site at once,
-    and none of them must ever read half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-MAX_SHOWN = 5  # malformed label rows quoted in a refusal
 
 
 @dataclass(frozen=True)
@@ -114,26 +52,9 @@ class _Labels:
     by_path: bool  # keys are relative paths (else SOPInstanceUIDs)
 
 
-def _labels_text(entry: DicomSiteEntry, path: Path) -> str:
-    if not path.is_file():
-        raise DataFormatError(f"site {entry.name!r}: labels file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataFormatError(
-            f"site {entry.name!r}: labels file {path} is not UTF-8 text (byte {err.start}: "
-            f"{err.reason}); it must be a CSV file, exported as UTF-8"
-        ) from None
-    if "\0" in text:
-        raise DataFormatError(
-            f"site {entry.name!r}: labels file {path} holds NUL bytes: a binary file, not a CSV"
-        )
-    return text
-
-
 def _read_labels(entry: DicomSiteEntry) -> _Labels:
     path = Path(entry.labels)
-    reader = csv.reader(io.StringIO(_labels_text(entry, path), newline=""))
+    reader = csv.reader(io.StringIO(labels_text(entry.name, path), newline=""))
     try:
         header = [h.strip() for h in next(reader, [])]
         by_path = entry.path_column in header
@@ -171,11 +92,13 @@ def _read_labels(entry: DicomSiteEntry) -> _Labels:
             f"CSV ({err})"
         ) from None
     if problems:
-        shown = "\n".join(f"  - {p}" for p in problems[:MAX_SHOWN])
-        more = f"\n  ... and {len(problems) - MAX_SHOWN} more" if len(problems) > MAX_SHOWN else ""
         raise DataFormatError(
-            f"site {entry.name!r}: labels file {path} has {len(problems)} malformed row(s) "
-            f"(quote a field that contains a comma; list each file once):\n{shown}{more}"
+            problems_message(
+                entry.name,
+                path,
+                problems,
+                "quote a field that contains a comma; list each file once",
+            )
         )
     return _Labels(by_key, key, by_path)
 
@@ -219,14 +142,6 @@ def cache_key(entry: DicomSiteEntry, files: list[Path], cfg: DicomSourceConfig) 
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
-def _class_index(text: str, classes: list[str]) -> int | None:
-    if text in classes:
-        return classes.index(text)
-    if text.isdigit() and int(text) < len(classes):
-        return int(text)
-    return None
-
-
 def _decode_site(
     entry: DicomSiteEntry,
     files: list[Path],
@@ -267,7 +182,7 @@ def _decode_site(
                 )
             )
             continue
-        cls = _class_index(labels.by_key[key], cfg.classes)
+        cls = class_index(labels.by_key[key], cfg.classes)
         if cls is None:
             report.rejected.append(
                 Rejected(
@@ -322,7 +237,7 @@ def ingest_site(
         tmp = site_cache / f".{key}.{os.getpid()}.npz"
         np.savez(tmp, x=x, y=y)
         os.replace(tmp, tensors)  # atomic: a concurrent reader never sees half a file
-        _write_atomic(saved, json.dumps(report.to_json(), indent=2))
+        write_atomic(saved, json.dumps(report.to_json(), indent=2))
     report.write(site_cache)
     if report.rejected:
         log.warning(
@@ -357,18 +272,3 @@ def build_dicom_federation(cfg: DicomSourceConfig) -> tuple[FederatedData, list[
         task="binary" if num_classes == 2 else "multiclass",
     )
     return fed, reports
-
-
-def copy_ingestion_reports(cfg: DicomSourceConfig, dest: Path) -> list[Path]:
-    """Put each site's latest ingestion report next to a run's results
-    (``dest/<site>_ingestion_report.{md,json}``), so a run shows what it left out."""
-    dest.mkdir(parents=True, exist_ok=True)
-    written = []
-    for entry in cfg.sites:
-        for suffix in ("md", "json"):
-            src = Path(cfg.cache_dir) / entry.name / f"ingestion_report.{suffix}"
-            if src.is_file():
-                target = dest / f"{entry.name}_ingestion_report.{suffix}"
-                target.write_text(src.read_text())
-                written.append(target)
-    return written

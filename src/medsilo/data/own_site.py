@@ -25,6 +25,9 @@ Per dataset:
 * site-held ``tabular``/``dicom``: only that site's entry is read and validated (another
   site's bad data does not stop this one); ``path`` overrides the entry's CSV (tabular) or
   folder (dicom). The site keeps its index in the config, which seeds its train/test split.
+* site-held ``images``: only that site's folder is checked and read, item by item as in the
+  engine (never cached as arrays); ``path`` overrides the entry's folder (a labels CSV or
+  mask folder left at its default, inside the folder, moves with it).
 """
 
 from __future__ import annotations
@@ -46,12 +49,15 @@ def load_own_site(cfg: DataConfig, site: str, path: Path | None, seed: int) -> F
     ``path``: heart_disease — the hospital's file or a folder holding ``processed.<site>.data``
     (None: ``data_root()/heart_disease``); partitioned datasets — a data root like
     ``$MEDSILO_DATA_DIR`` (None: the default root); tabular — the site's CSV; dicom — the
-    site's DICOM folder (None for both: the path in the config).
+    site's DICOM folder; images — the site's image folder (None for these three: the path in
+    the config).
     """
     if cfg.dataset == "tabular":
         return _tabular_site(cfg, site, path)
     if cfg.dataset == "dicom":
         return _dicom_site(cfg, site, path)
+    if cfg.dataset == "images":
+        return _images_site(cfg, site, path)
     if cfg.partition == "natural":
         return _heart_site(cfg, site, path)
     return _partitioned_site(cfg, site, path, seed)
@@ -157,3 +163,15 @@ def _dicom_site(cfg: DataConfig, site: str, folder: Path | None) -> FederatedDat
         num_classes=num_classes,
         task="binary" if num_classes == 2 else "multiclass",
     )
+
+
+def _images_site(cfg: DataConfig, site: str, folder: Path | None) -> FederatedData:
+    from medsilo.data.image_site import federation_of, read_labels_table, site_data
+
+    src = cfg.images
+    assert src is not None  # guaranteed by DataConfig's validator
+    index = _site_index([s.name for s in src.sites], site, "images")
+    entry = src.sites[index]
+    if folder is not None:
+        entry = entry.with_folder(folder)
+    return federation_of([site_data(read_labels_table(entry, src), src, index)], src)

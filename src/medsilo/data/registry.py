@@ -131,6 +131,11 @@ def _site_held(cfg: DataConfig) -> FederatedData:
 
         assert cfg.dicom is not None  # guaranteed by DataConfig's validator
         return build_dicom_federation(cfg.dicom)[0]
+    if cfg.dataset == "images":
+        from medsilo.data.image_site import build_image_federation
+
+        assert cfg.images is not None
+        return build_image_federation(cfg.images)
     from medsilo.data.tabular_sites import build_tabular_federation
 
     assert cfg.tabular is not None

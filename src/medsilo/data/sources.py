@@ -88,7 +88,7 @@ class DicomSourceConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> DicomSourceConfig:
-        _check_unique("data.dicom.sites", [s.name for s in self.sites])
+        check_unique_names("data.dicom.sites", [s.name for s in self.sites])
         if len(set(self.classes)) != len(self.classes):
             raise ValueError(f"data.dicom.classes has duplicates: {self.classes}")
         return self
@@ -125,11 +125,11 @@ class TabularSourceConfig(_Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> TabularSourceConfig:
-        _check_unique("data.tabular.sites", [s.name for s in self.sites])
+        check_unique_names("data.tabular.sites", [s.name for s in self.sites])
         return self
 
 
-def _check_unique(where: str, names: list[str]) -> None:
+def check_unique_names(where: str, names: list[str]) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"{where}: site names must be unique; repeated: {dupes}")

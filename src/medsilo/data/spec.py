@@ -12,6 +12,7 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medsilo.data import heart_disease
+from medsilo.data.image_config import ImageSourceConfig
 from medsilo.data.sources import DicomSourceConfig, TabularSourceConfig
 from medsilo.imports import ImportPath, is_import_path
 
@@ -25,7 +26,7 @@ BundledDatasetName = Literal[
     "breast_cancer",
 ]
 #: Data held at the sites and described in the config (docs/data-ingestion.md).
-SiteHeldDatasetName = Literal["dicom", "tabular"]
+SiteHeldDatasetName = Literal["dicom", "tabular", "images"]
 DatasetName = Literal[BundledDatasetName, SiteHeldDatasetName]
 PartitionName = Literal["natural", "iid", "dirichlet", "shards", "quantity_skew"]
 
@@ -52,7 +53,7 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: DatasetName | ImportPath = Field(
-        description="a bundled dataset, dicom/tabular (site-held), or the import path "
+        description="a bundled dataset, dicom/tabular/images (site-held), or the import path "
         "'package.module:factory' of the user's own (medsilo.data.user_dataset)"
     )
     partition: PartitionName = "natural"
@@ -77,6 +78,11 @@ class DataConfig(BaseModel):
     tabular: TabularSourceConfig | None = Field(
         default=None, description="dataset tabular: federation schema and per-site CSVs"
     )
+    images: ImageSourceConfig | None = Field(
+        default=None,
+        description="dataset images: per-site image folders read from disk item by item "
+        "(docs/bring-your-own.md)",
+    )
 
     def anchored_at(self, folder: Path) -> DataConfig:
         """The section with the site-held data's relative paths read from ``folder`` (the
@@ -86,7 +92,18 @@ class DataConfig(BaseModel):
             update["dicom"] = self.dicom.anchored_at(folder)
         if self.tabular is not None:
             update["tabular"] = self.tabular.anchored_at(folder)
+        if self.images is not None:
+            update["images"] = self.images.anchored_at(folder)
         return self.model_copy(update=update)
+
+    def ingestion_reports(self) -> tuple[Path, list[str]] | None:
+        """Where image sources keep each site's ingestion report, and the sites; None for
+        data without one."""
+        if self.dicom is not None:
+            return self.dicom.cache_dir, [s.name for s in self.dicom.sites]
+        if self.images is not None:
+            return self.images.report_dir, [s.name for s in self.images.sites]
+        return None
 
     @model_validator(mode="after")
     def _check_combination(self) -> DataConfig:
@@ -146,7 +163,9 @@ class DataConfig(BaseModel):
                 raise ValueError(f"data.{name} is set but dataset is {self.dataset!r}")
         if self.dataset not in SITE_HELD_DATASETS:
             return False
-        source = self.dicom if self.dataset == "dicom" else self.tabular
+        source: DicomSourceConfig | TabularSourceConfig | ImageSourceConfig | None = getattr(
+            self, self.dataset
+        )
         if source is None:
             raise ValueError(f"dataset {self.dataset!r} needs a data.{self.dataset} section")
         if self.partition != "natural":
@@ -164,5 +183,10 @@ class DataConfig(BaseModel):
             raise ValueError(
                 f"max_train_samples/max_test_samples are not supported for {self.dataset!r}; "
                 "list fewer files or rows at the sites instead"
+            )
+        if self.dataset == "images" and self.standardize != "none":
+            raise ValueError(
+                "standardize: federated needs every training row in memory; dataset 'images' "
+                "streams its files: scale each image with data.images.intensity instead"
             )
         return True

@@ -205,3 +205,37 @@ def write_dicom_sites(
             rows.append([rel, "positive" if label else "negative"])
         out[f"site_{k}"] = (root / "images", _write(root / "labels.csv", ["path", "label"], rows))
     return out
+
+
+IMAGE_CLASSES = ("negative", "positive")
+
+
+def write_image_sites(
+    folder: Path, sites: int = 3, per_site: int = 60, size: int = 32, seed: int = 0
+) -> dict[str, Path]:
+    """``hospital_<a,b,...>/images/img_NNN.png`` + ``labels.csv`` (file,label) per site: 8-bit
+    grayscale PNGs with :func:`pattern_image`'s class pattern (class ``positive``: a bright
+    centre square; ``negative``: a bright top bar), each site's images a different size (so
+    resizing matters). The last site also lists ``images/broken.png``, a file that is not an
+    image, to show how the ingestion report lists it. Returns site -> folder."""
+    from PIL import Image
+
+    out = {}
+    for k in range(sites):
+        rng = np.random.default_rng([seed, k])
+        root = folder / f"hospital_{chr(ord('a') + k)}"
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i in range(per_site):
+            label = int(rng.integers(0, 2))
+            raw = pattern_image(label, size + 8 * k, rng).astype(np.float64)
+            pixels = np.clip(raw / 4095.0 * 255.0 * 2.0, 0, 255).astype(np.uint8)
+            rel = f"images/img_{i:03d}.png"
+            Image.fromarray(pixels).save(root / rel)
+            rows.append([rel, IMAGE_CLASSES[label]])
+        if k == sites - 1:
+            (root / "images" / "broken.png").write_bytes(b"not a PNG: an export that failed\n")
+            rows.append(["images/broken.png", IMAGE_CLASSES[1]])
+        _write(root / "labels.csv", ["file", "label"], rows)
+        out[root.name] = root
+    return out

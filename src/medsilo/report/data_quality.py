@@ -1,6 +1,7 @@
 """The data-quality reports a run directory holds, for the report's "Data quality" section.
 
-``run_experiment`` puts each site's report under ``RUN/data/``: the DICOM ingestion report
+``run_experiment`` puts each site's report under ``RUN/data/``: the image (DICOM or image
+folder) ingestion report
 (``<site>_ingestion_report.{json,md}``: files seen, used, left out and why) and the tabular
 validation report (``<site>_validation.json``: rows, missing shares, warnings). Results
 without them hide what each site's data lost before training, so the report shows a
@@ -71,7 +72,7 @@ def _summary(stem: str, raw: dict[str, object]) -> str:
         rejected = raw.get("rejected")
         left_out = len(rejected) if isinstance(rejected, list) else "?"
         return (
-            f"DICOM ingestion of site {raw.get('site')}: {raw.get('files_seen')} files seen, "
+            f"image ingestion of site {raw.get('site')}: {raw.get('files_seen')} files seen, "
             f"{raw.get('usable')} usable, {left_out} left out"
         )
     if stem.endswith(VALIDATION_SUFFIX):

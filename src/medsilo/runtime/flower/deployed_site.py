@@ -112,8 +112,13 @@ def cache_own_data(directory: Path, fed: FederatedData) -> None:
     Every message runs in a fresh process; reading them back is much cheaper than parsing
     and splitting the source files (and importing what that needs) each time. The cache
     is rewritten at every enrolment, so a run always starts from the data as it is then.
+    Data streamed from disk (an image folder) is not cached: a site never holds it whole,
+    so every message reads the folder's labels CSV again (an earlier cache is removed).
     """
     directory.mkdir(parents=True, exist_ok=True)
+    if fed.streamed:
+        (directory / OWN_DATA).unlink(missing_ok=True)
+        return
     own = fed.sites[0]
     train = in_memory(own.train, "the site's data cache")
     test = in_memory(own.test, "the site's data cache")
