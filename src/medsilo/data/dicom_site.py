@@ -20,9 +20,7 @@ and decodes nothing. The latest report is also written as ``ingestion_report.{js
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import os
@@ -37,7 +35,7 @@ from numpy.typing import NDArray
 from medsilo.data.base import ArrayData, DataFormatError, FederatedData, SiteData, concat_splits
 from medsilo.data.dicom import DecodedImage, decode_file
 from medsilo.data.ingestion_report import IngestionReport, Rejected, write_atomic
-from medsilo.data.labels_csv import class_index, labels_text, problems_message
+from medsilo.data.labels_csv import class_index, problems_message, read_csv_table
 from medsilo.data.site_split import split_site
 from medsilo.data.sources import DicomSiteEntry, DicomSourceConfig
 
@@ -54,43 +52,30 @@ class _Labels:
 
 def _read_labels(entry: DicomSiteEntry) -> _Labels:
     path = Path(entry.labels)
-    reader = csv.reader(io.StringIO(labels_text(entry.name, path), newline=""))
-    try:
-        header = [h.strip() for h in next(reader, [])]
-        by_path = entry.path_column in header
-        key = entry.path_column if by_path else entry.uid_column
-        if key not in header or entry.label_column not in header:
-            raise DataFormatError(
-                f"site {entry.name!r}: {path} needs a header with {entry.label_column!r} and "
-                f"either {entry.path_column!r} (relative to {entry.folder}) or "
-                f"{entry.uid_column!r}; found {header}. Other column names are set per site "
-                "with label_column, path_column and uid_column"
-            )
-        key_at, label_at = header.index(key), header.index(entry.label_column)
-        by_key: dict[str, str] = {}
-        first_line: dict[str, int] = {}
-        problems: list[str] = []
-        for row in reader:
-            cells = [c.strip() for c in row]
-            if not any(cells):
-                continue
-            line = reader.line_num
-            if len(cells) != len(header):
-                problems.append(f"line {line} has {len(cells)} fields, the header {len(header)}")
-                continue
-            name = Path(cells[key_at]).as_posix() if by_path and cells[key_at] else cells[key_at]
-            if not name:
-                problems.append(f"line {line} has an empty {key!r}")
-            elif name in first_line:
-                problems.append(f"{key} {name!r} is listed on lines {first_line[name]} and {line}")
-            else:
-                first_line[name] = line
-                by_key[name] = cells[label_at]
-    except csv.Error as err:
+    table = read_csv_table(entry.name, path)
+    header = table.header
+    by_path = entry.path_column in header
+    key = entry.path_column if by_path else entry.uid_column
+    if key not in header or entry.label_column not in header:
         raise DataFormatError(
-            f"site {entry.name!r}: labels file {path}, line {reader.line_num}: not a valid "
-            f"CSV ({err})"
-        ) from None
+            f"site {entry.name!r}: {path} needs a header with {entry.label_column!r} and "
+            f"either {entry.path_column!r} (relative to {entry.folder}) or "
+            f"{entry.uid_column!r}; found {header}. Other column names are set per site "
+            "with label_column, path_column and uid_column"
+        )
+    key_at, label_at = header.index(key), header.index(entry.label_column)
+    by_key: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    problems = list(table.problems)
+    for line, cells in table.rows:
+        name = Path(cells[key_at]).as_posix() if by_path and cells[key_at] else cells[key_at]
+        if not name:
+            problems.append(f"line {line} has an empty {key!r}")
+        elif name in first_line:
+            problems.append(f"{key} {name!r} is listed on lines {first_line[name]} and {line}")
+        else:
+            first_line[name] = line
+            by_key[name] = cells[label_at]
     if problems:
         raise DataFormatError(
             problems_message(

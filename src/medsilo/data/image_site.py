@@ -22,8 +22,6 @@ Each site's train/test split is the CSV's ``split`` column, or else seeded by
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from dataclasses import dataclass, field
@@ -44,7 +42,7 @@ from medsilo.data.image_config import (
 from medsilo.data.image_files import file_kind, probe, read_mask
 from medsilo.data.image_items import ImageItem, ImageItems, dicom_reading
 from medsilo.data.ingestion_report import IngestionReport, Rejected
-from medsilo.data.labels_csv import class_index, labels_text, problems_message
+from medsilo.data.labels_csv import class_index, problems_message, read_csv_table
 from medsilo.data.site_split import stratified_split
 
 log = logging.getLogger(__name__)
@@ -88,44 +86,30 @@ def read_labels_table(entry: ImageSiteEntry, cfg: ImageSourceConfig) -> LabelsTa
             "needs one mask per image, with the image's file name)"
         )
     path = entry.labels_path
-    reader = csv.reader(io.StringIO(labels_text(entry.name, path), newline=""))
-    problems: list[str] = []
-    rows: list[LabelRow] = []
-    try:
-        header = [h.strip() for h in next(reader, [])]
-        missing = [c for c in _required_columns(cfg) if c not in header]
-        if missing:
-            raise DataFormatError(
-                f"site {entry.name!r}: {path} lacks column(s) {missing} (task {cfg.task}); "
-                f"found {header}. It needs {_required_columns(cfg)} and optionally "
-                f"{SPLIT_COLUMN!r} (train/test)"
-            )
-        first_line: dict[str, int] = {}
-        for row in reader:
-            cells = [c.strip() for c in row]
-            if not any(cells):
-                continue
-            line = reader.line_num
-            if len(cells) != len(header):
-                problems.append(f"line {line} has {len(cells)} fields, the header {len(header)}")
-                continue
-            named = dict(zip(header, cells, strict=True))
-            problem = _row_problem(named, line, first_line)
-            if problem is not None:
-                problems.append(problem)
-                continue
-            file = PurePosixPath(Path(named[FILE_COLUMN]).as_posix()).as_posix()
-            first_line[file] = line
-            rows.append(LabelRow(line, file, named))
-    except csv.Error as err:
+    table = read_csv_table(entry.name, path)
+    missing = [c for c in _required_columns(cfg) if c not in table.header]
+    if missing:
         raise DataFormatError(
-            f"site {entry.name!r}: labels file {path}, line {reader.line_num}: not a valid "
-            f"CSV ({err})"
-        ) from None
+            f"site {entry.name!r}: {path} lacks column(s) {missing} (task {cfg.task}); "
+            f"found {table.header}. It needs {_required_columns(cfg)} and optionally "
+            f"{SPLIT_COLUMN!r} (train/test)"
+        )
+    problems = list(table.problems)
+    rows: list[LabelRow] = []
+    first_line: dict[str, int] = {}
+    for line, cells in table.rows:
+        named = dict(zip(table.header, cells, strict=True))
+        problem = _row_problem(named, line, first_line)
+        if problem is not None:
+            problems.append(problem)
+            continue
+        file = PurePosixPath(Path(named[FILE_COLUMN]).as_posix()).as_posix()
+        first_line[file] = line
+        rows.append(LabelRow(line, file, named))
     if problems:
         hint = "quote a field that contains a comma; list each file once, inside the folder"
         raise DataFormatError(problems_message(entry.name, path, problems, hint))
-    return LabelsTable(entry, rows, SPLIT_COLUMN in header)
+    return LabelsTable(entry, rows, SPLIT_COLUMN in table.header)
 
 
 def _row_problem(named: dict[str, str], line: int, first_line: dict[str, int]) -> str | None:

@@ -7,6 +7,9 @@ labels CSVs are exported by hand at each hospital: a wrong encoding or a binary 
 
 from __future__ import annotations
 
+import csv
+import io
+from dataclasses import dataclass
 from pathlib import Path
 
 from medsilo.data.base import DataFormatError
@@ -49,3 +52,36 @@ def problems_message(site: str, path: Path, problems: list[str], hint: str) -> s
         f"site {site!r}: labels file {path} has {len(problems)} malformed row(s) "
         f"({hint}):\n{shown}{more}"
     )
+
+
+@dataclass(frozen=True)
+class CsvTable:
+    """A labels CSV's header (stripped), its rows with the header's number of fields (with
+    their line numbers, cells stripped; blank rows skipped) and what is wrong with the others."""
+
+    header: list[str]
+    rows: list[tuple[int, list[str]]]
+    problems: list[str]
+
+
+def read_csv_table(site: str, path: Path) -> CsvTable:
+    """Site ``site``'s labels file ``path`` as a table, or a refusal naming the file and line."""
+    reader = csv.reader(io.StringIO(labels_text(site, path), newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    problems: list[str] = []
+    try:
+        header = [h.strip() for h in next(reader, [])]
+        for row in reader:
+            cells = [c.strip() for c in row]
+            if not any(cells):
+                continue
+            if len(cells) != len(header):
+                line = reader.line_num
+                problems.append(f"line {line} has {len(cells)} fields, the header {len(header)}")
+            else:
+                rows.append((reader.line_num, cells))
+    except csv.Error as err:
+        raise DataFormatError(
+            f"site {site!r}: labels file {path}, line {reader.line_num}: not a valid CSV ({err})"
+        ) from None
+    return CsvTable(header, rows, problems)
