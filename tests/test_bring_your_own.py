@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 import torch
 import yaml
 from torch.utils.data import Dataset
@@ -25,6 +26,7 @@ from medsilo.runtime.flower.deployed_site import OWN_DATA, cache_own_data
 from medsilo.runtime.simulation import run_federation
 
 from .conftest import small_config
+from .data.image_fixtures import striped_site
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "bring-your-own"
 
@@ -180,3 +182,25 @@ def test_a_bad_labels_csv_is_refused_by_simulate_before_anything_is_written(
     message = " ".join(res.output.split())
     assert "site 'hospital_b'" in message and "lacks column(s) ['label'] (task binary)" in message
     assert not (tmp_path / "suite").exists() and not (tmp_path / "sites" / "reports").exists()
+
+
+@pytest.mark.parametrize("task", ["multilabel", "regression"])
+def test_multilabel_and_regression_folders_train_through_the_engine(
+    tmp_path: Path, task: str
+) -> None:
+    sites = [
+        {"name": f"s{k}", "folder": str(striped_site(tmp_path / f"s{k}", task, seed=k))}
+        for k in range(2)
+    ]
+    images = {"sites": sites, "task": task, "image_size": [16, 16]}
+    images |= {"report_dir": str(tmp_path / "reports")}
+    if task == "multilabel":
+        images["classes"] = ["l0", "l1", "l2"]
+    cfg = small_config(
+        data={"dataset": "images", "images": images},
+        model={"name": "cnn"},
+        training={"rounds": 4, "local_steps": 10, "batch_size": 8, "lr": 0.05},
+        evaluation={"loho": False},
+    )
+    losses = [r["test"]["loss"] for r in run_federation(cfg).rounds]
+    assert losses[-1] < losses[0], losses

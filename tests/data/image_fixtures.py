@@ -44,3 +44,21 @@ def gray_site(folder: Path, n: int = 6, size: int = 10, seed: int = 0) -> Path:
         rows.append([f"img_{i}.png", i % 2])
     write_csv(folder / "labels.csv", ["file", "label"], rows)
     return folder
+
+
+def striped_site(folder: Path, task: str, n: int = 24, seed: int = 0) -> Path:
+    """16x16 PNGs with up to three bright bands (label ``l<j>``: band ``j`` present): a
+    multilabel CSV (``file,l0,l1,l2``) or a regression CSV (``file,value``: the bands' count)."""
+    rng = np.random.default_rng(seed)
+    rows: list[list[object]] = []
+    for i in range(n):
+        image = rng.integers(0, 60, (16, 16)).astype(np.uint8)
+        bands = rng.integers(0, 2, 3)
+        for j in np.flatnonzero(bands):
+            image[4 * j : 4 * j + 3, :] += 150
+        write_png(folder / f"i{i}.png", image)
+        labels = bands.tolist() if task == "multilabel" else [float(bands.sum())]
+        rows.append([f"i{i}.png", *labels])
+    header = ["file", "l0", "l1", "l2"] if task == "multilabel" else ["file", "value"]
+    write_csv(folder / "labels.csv", header, rows)
+    return folder
