@@ -65,11 +65,6 @@ class ImageSiteEntry(_Section):
             update["masks"] = anchored(self.masks, folder)
         return self.model_copy(update=update)
 
-    def with_folder(self, folder: Path) -> ImageSiteEntry:
-        """The entry read from another folder (a deployed site's ``--data``): a labels file
-        or mask folder left at its default moves with it."""
-        return self.model_copy(update={"folder": Path(folder)})
-
 
 class ImageSourceConfig(_Section):
     """``data.images``: per-site image folders, read item by item during training."""

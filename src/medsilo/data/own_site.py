@@ -33,10 +33,13 @@ Per dataset:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from medsilo.data import heart_disease
 from medsilo.data.base import DataFormatError, FederatedData, SiteData
+from medsilo.data.image_config import ImageSiteEntry
 from medsilo.data.paths import data_root
+from medsilo.data.sources import DicomSiteEntry
 from medsilo.data.spec import DataConfig
 
 __all__ = ["load_own_site"]
@@ -116,6 +119,19 @@ def _site_index(names: list[str], site: str, section: str) -> int:
     return names.index(site)
 
 
+FolderEntry = TypeVar("FolderEntry", DicomSiteEntry, ImageSiteEntry)
+
+
+def _own_entry(
+    entries: list[FolderEntry], site: str, section: str, folder: Path | None
+) -> tuple[int, FolderEntry]:
+    """Site ``site``'s index and entry, read from ``folder`` when given (``--data``): a
+    labels file or mask folder left at its default, inside the folder, moves with it."""
+    index = _site_index([e.name for e in entries], site, section)
+    entry = entries[index]
+    return index, entry if folder is None else entry.model_copy(update={"folder": Path(folder)})
+
+
 def _tabular_site(cfg: DataConfig, site: str, csv: Path | None) -> FederatedData:
     from medsilo.data.schema import load_schema
     from medsilo.data.site_mapping import load_mapping
@@ -149,10 +165,7 @@ def _dicom_site(cfg: DataConfig, site: str, folder: Path | None) -> FederatedDat
 
     src = cfg.dicom
     assert src is not None  # guaranteed by DataConfig's validator
-    index = _site_index([s.name for s in src.sites], site, "dicom")
-    entry = src.sites[index]
-    if folder is not None:
-        entry = entry.model_copy(update={"folder": Path(folder)})
+    index, entry = _own_entry(src.sites, site, "dicom", folder)
     data, _ = ingest_site(entry, src)
     train, test = split_site(data.x, data.y, src.test_fraction, src.split_seed, index)
     num_classes = len(src.classes)
@@ -170,8 +183,5 @@ def _images_site(cfg: DataConfig, site: str, folder: Path | None) -> FederatedDa
 
     src = cfg.images
     assert src is not None  # guaranteed by DataConfig's validator
-    index = _site_index([s.name for s in src.sites], site, "images")
-    entry = src.sites[index]
-    if folder is not None:
-        entry = entry.with_folder(folder)
+    index, entry = _own_entry(src.sites, site, "images", folder)
     return federation_of([site_data(read_labels_table(entry, src), src, index)], src)
