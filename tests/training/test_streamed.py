@@ -107,3 +107,19 @@ def test_subset_and_concat_keep_labels_and_order() -> None:
     assert both.labels is not None and both.labels.tolist() == rows.y[[3, 1, 0]].tolist()
     np.testing.assert_array_equal(both.items[1][0], rows.x[1])
     assert both.item_shape == (6,)
+
+
+class AugmentedRows(NoisyRows):
+    def without_augmentation(self) -> Rows:
+        return Rows(self.data)
+
+
+def test_evaluation_reads_items_without_their_augmentations() -> None:
+    rows = arrays(n=30)
+    model = nn.Linear(6, 1)
+    augmented = StreamedData(StreamedSplit(AugmentedRows(rows)), "binary")
+    subset = augmented.subset(np.arange(30, dtype=np.int64))  # through IndexedItems too
+    clean = evaluate(model, TensorData.of(rows, "binary"))
+    for data in (augmented, subset):
+        result = evaluate(model, data)
+        assert abs(result.loss - clean.loss) < 1e-6 and result.accuracy == clean.accuracy

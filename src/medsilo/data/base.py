@@ -1,7 +1,8 @@
-"""In-memory dataset containers shared by loaders, partitioners and runtimes.
+"""Dataset containers shared by loaders, partitioners and runtimes.
 
-Everything is held as numpy arrays: the bundled datasets are small, and plain arrays keep the
-loaders free of torch so that data checks run without a model.
+A split is either held as numpy arrays (:class:`ArrayData`: the bundled datasets are small,
+and plain arrays keep the loaders free of torch so that data checks run without a model) or
+read from disk item by item (:class:`StreamedSplit`: image folders, a user's torch Dataset).
 """
 
 from __future__ import annotations
@@ -93,6 +94,17 @@ class IndexedItems:
             reseed = getattr(source, "reseed", None)
             if callable(reseed):
                 reseed(seed)
+
+    def without_augmentation(self) -> IndexedItems:
+        """The same order over the sources' unaugmented items (where they augment)."""
+        return IndexedItems([unaugmented(s) for s in self.sources], self.order)
+
+
+def unaugmented(source: ItemSource) -> ItemSource:
+    """``source`` without its random augmentations, when it has a way to say so
+    (``without_augmentation()``); evaluation reads items as they are on disk."""
+    plain = getattr(source, "without_augmentation", None)
+    return plain() if callable(plain) else source
 
 
 @dataclass(frozen=True)

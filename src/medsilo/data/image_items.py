@@ -72,6 +72,10 @@ class ImageItems:
         if self.augmenter is not None:
             self.augmenter.reseed(seed)
 
+    def without_augmentation(self) -> ImageItems:
+        """The same items as they are on disk (what evaluation on training rows reads)."""
+        return ImageItems(self.items, self.cfg, augment=False)
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, Any]:
         item = self.items[index]
         try:

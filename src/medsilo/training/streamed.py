@@ -18,7 +18,7 @@ import torch
 from numpy.typing import NDArray
 from torch.utils.data import DataLoader, Dataset
 
-from medsilo.data.base import ItemSource, StreamedSplit, Task
+from medsilo.data.base import ItemSource, StreamedSplit, Task, unaugmented
 from medsilo.training.samples import Batch, BatchSampler, Reseedable, Samples
 from medsilo.training.task import as_targets
 
@@ -65,11 +65,14 @@ class StreamedData(Samples):
     def fetch(self, indices: torch.Tensor) -> Batch:
         return self._collate([self.split.items[int(i)] for i in indices])
 
-    def _loader(self, batches: list[list[int]], seed: int) -> DataLoader[tuple[Any, Any]]:
-        if self.workers == 0 and isinstance(self.split.items, Reseedable):
-            self.split.items.reseed(seed)
+    def _loader(
+        self, batches: list[list[int]], seed: int, items: ItemSource | None = None
+    ) -> DataLoader[tuple[Any, Any]]:
+        items = self.split.items if items is None else items
+        if self.workers == 0 and isinstance(items, Reseedable):
+            items.reseed(seed)
         return DataLoader(
-            _Items(self.split.items),
+            _Items(items),
             batch_sampler=batches,
             num_workers=self.workers,
             collate_fn=self._collate,
@@ -84,9 +87,10 @@ class StreamedData(Samples):
         yield from self._loader(batches, seed)
 
     def ordered_batches(self, batch_size: int) -> Iterator[Batch]:
+        """Every item once, in order, without augmentations (evaluation)."""
         n = len(self)
         batches = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
-        yield from self._loader(batches, 0)
+        yield from self._loader(batches, 0, unaugmented(self.split.items))
 
     def subset(self, indices: NDArray[np.int64]) -> StreamedData:
         return StreamedData(self.split.subset(indices), self.task, self.workers)
