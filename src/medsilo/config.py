@@ -24,7 +24,7 @@ from medsilo.governance.config import GovernanceConfig
 from medsilo.imports import ImportPath, is_import_path
 from medsilo.metrics.operating_point import OperatingRule, YoudenRule
 from medsilo.metrics.registry import builtin_metrics, resolve_metrics
-from medsilo.models.zoo import ModelName, has_batch_norm
+from medsilo.models.spec import ModelConfig
 from medsilo.network import Availability, ComputeProfile, NetworkProfile
 from medsilo.privacy.config import ClientDPConfig, PrivacyConfig, privacy_problem
 from medsilo.secure.config import SecureAggregationConfig, incompatibility
@@ -39,10 +39,6 @@ class ConfigError(ValueError):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ModelConfig(_Strict):
-    name: ModelName = "logistic"
 
 
 # --- algorithms -------------------------------------------------------------------------
@@ -556,8 +552,8 @@ class RunConfig(_Strict):
             algorithm=self.algorithm.name,
             optimizer=self.training.optimizer,
             momentum=self.training.momentum,
-            model=self.model.name,
-            model_has_batch_norm=has_batch_norm(self.model.name),
+            model=self.model.label,
+            model_has_batch_norm=self.model.static_batch_norm(),
             asynchrony=self.asynchrony.mode,
             secure_aggregation=self.secure_aggregation.enabled,
             robust_rule=self.robust.rule,
@@ -623,10 +619,13 @@ def load_raw_config(path: Path) -> Any:
 
 
 def config_of_file(raw: Any, path: Path, source: str | None = None) -> RunConfig:
-    """Validate ``raw``, read from ``path``; its data paths are relative to the file's
-    folder, so the same file works from any working directory."""
+    """Validate ``raw``, read from ``path``; its data paths and model weights are relative
+    to the file's folder, so the same file works from any working directory."""
     cfg = parse_config(raw, source or str(path))
-    return cfg.model_copy(update={"data": cfg.data.anchored_at(path.absolute().parent)})
+    folder = path.absolute().parent
+    return cfg.model_copy(
+        update={"data": cfg.data.anchored_at(folder), "model": cfg.model.anchored_at(folder)}
+    )
 
 
 def load_config(path: Path) -> RunConfig:

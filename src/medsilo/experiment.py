@@ -23,6 +23,7 @@ from medsilo.config import RunConfig, dump_config
 from medsilo.data.base import FederatedData, concat_splits
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.ledger.run_ledger import RunLedger
+from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import set_weights
 from medsilo.run_summary import mark_incomplete, run_summary
 from medsilo.runtime.clinical import ClinicalMetrics
@@ -117,6 +118,8 @@ def run_experiment(
         raise RunDirError(f"{run_dir} already exists; a run never overwrites another")
     prepared = preflight(cfg)
     fed = prepared.fed
+    weights = cfg.model.weights_path  # read by preflight's model; recorded in summary.json
+    weights_sha256 = None if weights is None else file_sha256(weights)
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     ingested = cfg.data.ingestion_reports()  # what ingestion left out, per site
@@ -163,11 +166,13 @@ def run_experiment(
         if cfg.evaluation.loho:
             leave_one_hospital_out(cfg, fed, on_loho_site, results=loho)
     except BaseException as err:  # Ctrl-C too: keep what is known, then stop as asked
-        summary = run_summary(cfg, fed.site_names, rounds, loho, time.perf_counter() - start)
+        wall_s = time.perf_counter() - start
+        summary = run_summary(cfg, fed.site_names, rounds, loho, wall_s, weights_sha256)
         mark_incomplete(summary, phase, err)
         _write_summary(run_dir, summary)
         raise
-    summary = run_summary(cfg, fed.site_names, rounds, loho, time.perf_counter() - start)
+    wall_s = time.perf_counter() - start
+    summary = run_summary(cfg, fed.site_names, rounds, loho, wall_s, weights_sha256)
     _write_summary(run_dir, summary)
     tracking.end(summary, rounds[-1])
     return ExperimentResult(run_dir, summary, result)

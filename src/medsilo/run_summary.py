@@ -53,9 +53,11 @@ def run_summary(
     rounds: list[RoundRecord],
     loho: Mapping[str, Mapping[str, float | int]] | None,
     wall_s: float,
+    model_weights_sha256: str | None = None,
 ) -> dict[str, Any]:
     """The summary of a run that produced ``rounds`` (and ``loho``, when it ran), marked
-    complete; :func:`mark_incomplete` turns it into the summary of an interrupted run."""
+    complete; :func:`mark_incomplete` turns it into the summary of an interrupted run.
+    ``model_weights_sha256`` is that of the ``model.weights`` file the run started from."""
     last = rounds[-1] if rounds else {}
     summary: dict[str, Any] = {
         "name": cfg.name,
@@ -63,6 +65,8 @@ def run_summary(
         "server_optimizer": cfg.server_optimizer.name,
         "dataset": cfg.data.dataset,
         "partition": cfg.data.partition,
+        "model": cfg.model.source,
+        "model_weights_sha256": model_weights_sha256,
         "sites": sites,
         "seed": cfg.seed,
         "rounds": cfg.training.rounds,

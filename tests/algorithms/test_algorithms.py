@@ -14,8 +14,8 @@ from medsilo.algorithms.fednova import FedNova, effective_steps
 from medsilo.algorithms.fedprox import FedProx
 from medsilo.algorithms.scaffold import Scaffold
 from medsilo.data.base import FederatedData
+from medsilo.models.builder import build_model
 from medsilo.models.weights import Layout, get_weights
-from medsilo.models.zoo import build_model
 from medsilo.training.local import LocalTraining
 from medsilo.training.tensors import TensorData
 from medsilo.types import Update, global_norm, weighted_mean

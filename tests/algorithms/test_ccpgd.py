@@ -15,8 +15,8 @@ from medsilo.algorithms.ccpgd import CCPGD, CCPGDHooks, privacy_penalty
 from medsilo.algorithms.dp_fedavg import DPFedAvg, clip_update
 from medsilo.algorithms.fedavg import FedAvg
 from medsilo.confidential.leakage import leakage_risk, smooth_leakage_risk
+from medsilo.models.builder import build_model
 from medsilo.models.weights import Layout, get_weights, set_weights
-from medsilo.models.zoo import build_model
 from medsilo.runtime.simulation import run_federation
 from medsilo.training.local import LocalTraining, train_local
 from medsilo.training.task import task_loss

@@ -16,8 +16,8 @@ from medsilo.attacks.data import (
 )
 from medsilo.attacks.updates import poison_update
 from medsilo.config import AttackConfig, BackdoorAttack
+from medsilo.models.builder import build_model
 from medsilo.models.weights import get_weights
-from medsilo.models.zoo import build_model
 from medsilo.training.tensors import TensorData
 
 ATTACK: TypeAdapter[AttackConfig] = TypeAdapter(AttackConfig)

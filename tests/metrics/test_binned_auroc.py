@@ -13,8 +13,8 @@ from medsilo.data.registry import build_federation
 from medsilo.data.spec import DataConfig
 from medsilo.metrics.evaluation import evaluate_states, predict_probabilities
 from medsilo.metrics.suite import MetricSuite
+from medsilo.models.builder import build_model
 from medsilo.models.weights import get_weights
-from medsilo.models.zoo import build_model
 from medsilo.training.local import LocalTraining, train_local
 from medsilo.training.tensors import TensorData
 from tests.metrics.helpers import binary_predictions

@@ -18,8 +18,8 @@ from medsilo.metrics.evaluation import (
 )
 from medsilo.metrics.subgroups import merge_subgroups, subgroup_report
 from medsilo.metrics.suite import MetricSuite
+from medsilo.models.builder import build_model
 from medsilo.models.weights import get_weights
-from medsilo.models.zoo import build_model
 from medsilo.training.evaluate import evaluate
 from medsilo.training.local import LocalTraining, train_local
 from medsilo.training.tensors import TensorData

@@ -8,7 +8,7 @@ import torch
 
 from medsilo.config import ConfigError
 from medsilo.data.base import ArrayData, FederatedData, SiteData
-from medsilo.models.zoo import build_model
+from medsilo.models.builder import build_model
 from medsilo.privacy.accountant import epsilon
 from medsilo.privacy.dp_sgd import DPSGDPlan, check_model, train_local_dp
 from medsilo.runtime.simulation import run_federation

@@ -26,8 +26,12 @@ class RunFeatures:
     algorithm: str
     optimizer: str = "sgd"
     momentum: float = 0.0
-    model: str = "logistic"
-    model_has_batch_norm: bool = False
+    #: How messages name the model (``'cnn'``, ``factory 'pkg.mod:build'``).
+    model: str = "'logistic'"
+    #: ``None``: not known until the model is built (a user's factory); config validation
+    #: then lets the run through and the built model is checked
+    #: (:func:`medsilo.runtime.factory.refuse_incompatible`).
+    model_has_batch_norm: bool | None = False
     asynchrony: str = "sync"
     secure_aggregation: bool = False
     robust_rule: str = "none"
@@ -67,8 +71,11 @@ def training_refusal(caps: Capabilities, run: RunFeatures) -> str | None:
         return f"algorithm {algo!r} assumes plain local SGD; set training.optimizer: sgd"
     if caps.requires_no_momentum and run.momentum != 0:
         return f"algorithm {algo!r} takes proximal SGD steps; set training.momentum: 0"
-    if caps.requires_batch_norm and not run.model_has_batch_norm:
-        return f"algorithm {algo!r} needs a model with BatchNorm: model.name: cnn_bn"
+    if caps.requires_batch_norm and run.model_has_batch_norm is False:
+        return (
+            f"algorithm {algo!r} needs a model with BatchNorm, which model {run.model} has "
+            "not: e.g. model.name: cnn_bn, resnet18, densenet121 or efficientnet_b0"
+        )
     return None
 
 
@@ -118,7 +125,9 @@ def dp_sgd_refusal(caps: Capabilities, run: RunFeatures) -> str | None:
         )
     if run.model_has_batch_norm:
         return (
-            f"privacy.dp_sgd needs per-example gradients, but model {run.model!r} has "
-            "BatchNorm, which mixes the examples of a batch (Opacus refuses it); use model 'cnn'"
+            f"privacy.dp_sgd needs per-example gradients, but model {run.model} has "
+            "BatchNorm, which mixes the examples of a batch (Opacus refuses it); set "
+            "model.batch_norm: group_norm to replace it by GroupNorm, or use a model without "
+            "BatchNorm (e.g. 'cnn')"
         )
     return None

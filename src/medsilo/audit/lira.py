@@ -35,8 +35,8 @@ from scipy.stats import norm  # type: ignore[import-untyped]
 from medsilo.audit.membership import AttackScores, MembershipSplit, logits_of
 from medsilo.audit.roc import summarise_roc
 from medsilo.config import RunConfig
+from medsilo.models.builder import build_model
 from medsilo.models.weights import get_weights
-from medsilo.models.zoo import build_model
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.training.local import LocalTraining, train_local
 from medsilo.training.tensors import TensorData
@@ -73,7 +73,8 @@ def train_shadow(
 ) -> Weights:
     """A fresh model of the run's architecture trained centrally on ``data``."""
     t = cfg.training
-    model = build_model(cfg.model.name, prep.fed.input_shape, prep.fed.num_classes, seed=seed)
+    fed = prep.fed
+    model = build_model(cfg.model, fed.input_shape, fed.num_classes, task=fed.task, seed=seed)
     local = LocalTraining(
         batch_size=t.batch_size,
         lr=t.lr,

@@ -191,7 +191,7 @@ def audit_privacy(
             "name": cfg.name,
             "dataset": cfg.data.dataset,
             "partition": cfg.data.partition,
-            "model": cfg.model.name,
+            "model": cfg.model.source,
             "algorithm": cfg.algorithm.model_dump(mode="json"),
             "compression": cfg.compression.codec,
             "seed": cfg.seed,

@@ -1,28 +1,19 @@
-"""Small reference models sized for CPU federations of hospital-scale datasets.
+"""medsilo's own small models, sized for CPU federations of hospital-scale datasets.
 
 Binary tasks get a single logit (trained with BCE, as FLamby's Fed-Heart-Disease baseline);
-multiclass tasks get one logit per class.
+multiclass tasks get one logit per class. Each builder takes the input shape, the number of
+outputs and ``model.kwargs`` (e.g. ``mlp``'s ``hidden``); :mod:`medsilo.models.catalog` names
+them beside the MONAI networks.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
-
-ModelName = Literal["logistic", "mlp", "cnn", "cnn_bn"]
-MODEL_NAMES: tuple[str, ...] = ("logistic", "mlp", "cnn", "cnn_bn")
-
-
-def has_batch_norm(name: str) -> bool:
-    """Whether model ``name`` has BatchNorm layers (FedBN needs them; DP-SGD refuses them)."""
-    return name == "cnn_bn"
-
-
-def output_size(num_classes: int) -> int:
-    return 1 if num_classes == 2 else num_classes
 
 
 class Logistic(nn.Module):
@@ -75,22 +66,29 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))  # type: ignore[no-any-return]
 
 
-def build_model(
-    name: str, input_shape: tuple[int, ...], num_classes: int, seed: int = 0
+def logistic(input_shape: tuple[int, ...], outputs: int, kwargs: Mapping[str, Any]) -> nn.Module:
+    return Logistic(math.prod(input_shape), outputs, **kwargs)
+
+
+def mlp(input_shape: tuple[int, ...], outputs: int, kwargs: Mapping[str, Any]) -> nn.Module:
+    return MLP(math.prod(input_shape), outputs, **kwargs)
+
+
+def _small_cnn(
+    name: str,
+    input_shape: tuple[int, ...],
+    outputs: int,
+    batch_norm: bool,
+    kwargs: Mapping[str, Any],
 ) -> nn.Module:
-    """Build a freshly initialised model; ``seed`` makes the initial global weights reproducible."""
-    out = output_size(num_classes)
-    in_features = math.prod(input_shape)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if name == "logistic":
-            return Logistic(in_features, out)
-        if name == "mlp":
-            return MLP(in_features, out)
-        if name in ("cnn", "cnn_bn"):
-            if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
-                raise ValueError(
-                    f"model {name!r} needs square image inputs (C, H, W); got {input_shape}"
-                )
-            return SmallCNN(input_shape[0], input_shape[1], out, batch_norm=has_batch_norm(name))
-    raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if len(input_shape) != 3 or input_shape[1] != input_shape[2]:
+        raise ValueError(f"model {name!r} needs square image inputs (C, H, W); got {input_shape}")
+    return SmallCNN(input_shape[0], input_shape[1], outputs, batch_norm=batch_norm, **kwargs)
+
+
+def cnn(input_shape: tuple[int, ...], outputs: int, kwargs: Mapping[str, Any]) -> nn.Module:
+    return _small_cnn("cnn", input_shape, outputs, batch_norm=False, kwargs=kwargs)
+
+
+def cnn_bn(input_shape: tuple[int, ...], outputs: int, kwargs: Mapping[str, Any]) -> nn.Module:
+    return _small_cnn("cnn_bn", input_shape, outputs, batch_norm=True, kwargs=kwargs)

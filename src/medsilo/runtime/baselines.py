@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from medsilo.config import RunConfig
+from medsilo.models.builder import build_model
 from medsilo.models.weights import get_weights, set_weights
-from medsilo.models.zoo import build_model
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.federation import FederationResult
 from medsilo.runtime.prepared import PreparedFederation
@@ -34,8 +34,9 @@ class _ContinuousTrainer:
         self.cfg = cfg
         self.local = cfg.training.local()
         self.data = data
+        fed = prep.fed
         self.model = build_model(
-            cfg.model.name, prep.fed.input_shape, prep.fed.num_classes, seed=cfg.seed
+            cfg.model, fed.input_shape, fed.num_classes, task=fed.task, seed=cfg.seed
         )
         set_weights(self.model, prep.initial_weights)
         self.optimizer = make_optimizer(self.model, self.local)

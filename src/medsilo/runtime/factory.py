@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from torch import nn
+
 from medsilo.aggregation.server_optimizers import (
     FedAdam,
     FedAvgM,
@@ -35,6 +37,7 @@ from medsilo.config import (
     TopKConfig,
 )
 from medsilo.imports import ImportPathError, load_object
+from medsilo.models.batch_norm import has_batch_norm
 from medsilo.privacy.accounting import client_dp_noise, noise_group
 from medsilo.privacy.client_dp import ClientDP
 from medsilo.privacy.dp_sgd import dp_sgd_plan
@@ -65,11 +68,19 @@ def build_run_algorithm(cfg: RunConfig, num_sites: int) -> Algorithm:
     )
 
 
-def refuse_incompatible(cfg: RunConfig, algorithm: Algorithm) -> None:
-    """Refuse ``algorithm`` (given to a runtime in place of the one ``cfg`` names, e.g. one
-    written in a study's or a test's own module) when its capabilities do not allow what
-    ``cfg`` asks, with the message config validation gives for a named algorithm."""
+def refuse_incompatible(
+    cfg: RunConfig, algorithm: Algorithm, model: nn.Module | None = None
+) -> None:
+    """Refuse ``algorithm`` (the one ``cfg`` names, or one given to a runtime in its place,
+    e.g. written in a study's or a test's own module) when its capabilities do not allow
+    what ``cfg`` asks, with the message config validation gives for a named algorithm.
+
+    Config validation knows a named model's BatchNorm only statically; given the built
+    ``model``, its layers answer instead (a user's factory, ``model.kwargs`` that change a
+    network's ``norm``): the engine, the Flower ServerApp and preflight pass it."""
     features = replace(cfg.features(), algorithm=algorithm.name, wraps_client_dp=False)
+    if model is not None:
+        features = replace(features, model_has_batch_norm=has_batch_norm(model))
     problem = algorithm_problem(algorithm.capabilities, features)
     if problem is not None:
         raise ValueError(problem)

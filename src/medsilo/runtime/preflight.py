@@ -13,15 +13,13 @@ train, and turns what they refuse into a :class:`~medsilo.config.ConfigError`.
 
 from __future__ import annotations
 
-import torch
-
 from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, ConfigError, RunConfig
 from medsilo.data.base import DataFormatError, FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.governance.participation import Participation, absent_sites
 from medsilo.privacy.accounting import PrivacyAccounting
-from medsilo.runtime.factory import build_run_algorithm, site_training
+from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible, site_training
 from medsilo.runtime.federation import sample_sites
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.rounds import CoordinatorSteps, SiteSteps
@@ -61,14 +59,16 @@ def preflight(cfg: RunConfig, fed: FederatedData | None = None) -> PreparedFeder
 
 
 def _checked(cfg: RunConfig, fed: FederatedData) -> PreparedFederation:
-    prepared = PreparedFederation.build(cfg, fed)  # builds the model for the data's inputs
-    _check_model_accepts_inputs(prepared, cfg)
+    # Builds the model for the data and the task: its builder checks its outputs with one
+    # forward pass (medsilo.models.outputs.check_outputs).
+    prepared = PreparedFederation.build(cfg, fed)
     site_training(cfg)  # the user's training step, if any, can be imported
     names = fed.site_names
     cfg.sites.check_names(names)
     if cfg.algorithm.name in BASELINES:  # no updates exchanged: nothing more to check
         return prepared
     algorithm = build_run_algorithm(cfg, len(names))
+    refuse_incompatible(cfg, algorithm, prepared.model)  # FedBN, DP-SGD vs the built model
     SiteSteps(cfg, names, fed.num_classes)  # attack sites and backdoor target
     CoordinatorSteps(cfg, prepared.layout, len(names))  # robust rule vs sites per round
     privacy = PrivacyAccounting.build(cfg, algorithm, {n: len(prepared.train[n]) for n in names})
@@ -81,22 +81,6 @@ def _checked(cfg: RunConfig, fed: FederatedData) -> PreparedFederation:
         else:
             privacy.check_first_release()
     return prepared
-
-
-def _check_model_accepts_inputs(prepared: PreparedFederation, cfg: RunConfig) -> None:
-    """One forward pass on two zero rows, in eval mode so no BatchNorm statistic moves."""
-    model, shape = prepared.model, tuple(prepared.fed.input_shape)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros((2, *shape), device=prepared.device))
-    except RuntimeError as err:
-        raise ValueError(
-            f"model {cfg.model.name!r} does not accept this dataset's inputs {shape}: {err}"
-        ) from None
-    finally:
-        model.train(was_training)
 
 
 def loho_problem(cfg: RunConfig, fed: FederatedData) -> str | None:

@@ -47,7 +47,7 @@ def run_federation(
     if cfg.algorithm.name in BASELINES:
         return run_baseline(cfg, prep, on_round)
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prep.fed.sites))
-    refuse_incompatible(cfg, algo)  # an algorithm passed in is checked like a named one
+    refuse_incompatible(cfg, algo, prep.model)  # an algorithm passed in: as a named one
     if not isinstance(cfg.asynchrony, SyncConfig):
         return AsyncEngine(cfg, prep, algo).run(on_round)
     start = time.perf_counter()

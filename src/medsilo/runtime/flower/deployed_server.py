@@ -62,8 +62,9 @@ from medsilo.governance.checkpoint import (
 from medsilo.governance.config import CheckpointConfig
 from medsilo.governance.participation import Participation
 from medsilo.ledger.run_ledger import RunLedger
+from medsilo.models.builder import build_model
+from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import Layout, get_weights
-from medsilo.models.zoo import build_model
 from medsilo.run_summary import final_fields, rejection_fields
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
@@ -228,6 +229,7 @@ class _Deployment:
         self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume)
         self.nodes: dict[str, int] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
+        self.weights_sha256: str | None = None
 
     # --- set-up ---------------------------------------------------------------------------
 
@@ -389,7 +391,11 @@ class _Deployment:
     def view(self, admitted: dict[str, wire.Enrolled]) -> CoordinatorView:
         first = next(iter(admitted.values()))
         model = build_model(
-            self.cfg.model.name, first.input_shape, first.num_classes, self.cfg.seed
+            self.cfg.model,
+            first.input_shape,
+            first.num_classes,
+            task=first.task,
+            seed=self.cfg.seed,
         )
         return CoordinatorView(
             names=self.names,
@@ -432,6 +438,8 @@ class _Deployment:
             resume=self.resume,
         )
         algorithm = build_run_algorithm(self.cfg, len(self.names))
+        weights = self.cfg.model.weights_path  # read by view's model; in summary.json
+        self.weights_sha256 = None if weights is None else file_sha256(weights)
         run_coordinator(grid, self.cfg, self.view(admitted), algorithm, out, on_round, options)
         assert out.weights is not None
         records = _records_up_to(rounds_path, self.cfg.training.rounds)
@@ -448,6 +456,8 @@ class _Deployment:
             "runtime": "flower-deployment",
             "algorithm": self.cfg.algorithm.name,
             "dataset": self.cfg.data.dataset,
+            "model": self.cfg.model.source,
+            "model_weights_sha256": self.weights_sha256,
             "sites": self.names,
             "admitted": sorted(admitted),
             "seed": self.cfg.seed,

@@ -216,6 +216,9 @@ def _runtime(context: Context) -> SiteRuntime:
         reason = deployment.get("reason")
         raise SiteSetupError(f"the coordinator refused this site: {reason!s}")
     cfg = RunConfig.model_validate_json(str(deployment["config"]))
+    # The coordinator sends the global weights: the site builds the architecture only and
+    # never reads the coordinator's model.weights path.
+    cfg = cfg.model_copy(update={"model": cfg.model.without_weights()})
     roster = [str(n) for n in deployment["roster"]]  # type: ignore[union-attr]
     fed = _site_data(context, deployment)
     if _STANDARDIZE in context.state.array_records:

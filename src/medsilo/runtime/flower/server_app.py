@@ -526,7 +526,7 @@ def make_server_app(
             "supports mechanism 'masking'"
         )
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prepared.fed.sites))
-    refuse_incompatible(cfg, algo)  # an algorithm passed in is checked like a named one
+    refuse_incompatible(cfg, algo, prepared.model)  # an algorithm passed in: as a named one
     options = CoordinatorOptions(
         reply_timeout_s=reply_timeout_s, connect_timeout_s=connect_timeout_s
     )
