@@ -15,8 +15,8 @@ from torch import nn
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
 from medsilo.data.registry import build_federation
+from medsilo.models.builder import build_model
 from medsilo.models.weights import Layout, get_weights
-from medsilo.models.zoo import build_model
 from medsilo.training.device import resolve_device
 from medsilo.training.samples import Samples
 from medsilo.training.site_samples import samples_of
@@ -42,7 +42,9 @@ class PreparedFederation:
     def build(cfg: RunConfig, fed: FederatedData | None = None) -> PreparedFederation:
         fed = fed if fed is not None else build_federation(cfg.data, cfg.seed)
         device = resolve_device(cfg.training.device)
-        model = build_model(cfg.model.name, fed.input_shape, fed.num_classes, seed=cfg.seed)
+        model = build_model(
+            cfg.model, fed.input_shape, fed.num_classes, task=fed.task, seed=cfg.seed
+        )
         model.to(device)
         workers = cfg.training.loader_workers
         return PreparedFederation(
