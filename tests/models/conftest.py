@@ -6,7 +6,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from medsilo.data.base import ArrayData, FederatedData, SiteData
 
 USER_MODELS = """
 import torch
@@ -57,3 +60,18 @@ def user_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     monkeypatch.syspath_prepend(str(tmp_path))
     yield name
     sys.modules.pop(name, None)
+
+
+def image_federation(
+    shape: tuple[int, ...] = (1, 8, 8), sites: int = 2, n: int = 16
+) -> FederatedData:
+    """Random images whose label (0 or 1) shifts every pixel, ``n`` rows per site."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for i in range(sites):
+        y = rng.integers(0, 2, size=n).astype(np.int64)
+        x = rng.normal(size=(n, *shape)).astype(np.float32) + y.reshape(-1, *[1] * len(shape))
+        cut = n * 3 // 4
+        parts.append(SiteData(f"s{i}", ArrayData(x[:cut], y[:cut]), ArrayData(x[cut:], y[cut:])))
+    test = ArrayData.concat([s.test for s in parts])
+    return FederatedData("images", parts, test, 2, "binary")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 from torch import nn
 
@@ -10,8 +13,10 @@ from medsilo.models.batch_norm import has_batch_norm
 from medsilo.models.builder import build_model
 from medsilo.models.catalog import NAMED_MODELS
 from medsilo.models.spec import ModelConfig
+from medsilo.runtime.simulation import run_federation
 
 from ..conftest import small_config
+from .conftest import image_federation
 
 IMAGE = (1, 16, 16)
 IMAGE_DATA = {"dataset": "breastmnist", "partition": "iid", "num_sites": 2}
@@ -56,4 +61,22 @@ def test_fedbn_refuses_a_model_without_batch_norm_by_name() -> None:
         small_config(data=IMAGE_DATA, model={"name": "densenet121"}, algorithm={"name": "fedbn"})
         .features()
         .model_has_batch_norm
+    )
+
+
+def test_a_converted_resnet_trains_under_dp_sgd() -> None:
+    """Opacus' hooks forbid in-place changes of a layer's output, which MONAI's ResNet makes
+    (``out += residual``, in-place ReLU): the conversion makes them safe."""
+    cfg = small_config(
+        model={"name": "resnet18", "batch_norm": "group_norm"},
+        privacy={"dp_sgd": {"noise_multiplier": 1.0, "max_grad_norm": 1.0}},
+        training={"rounds": 1, "local_steps": 1, "batch_size": 4, "lr": 0.05},
+    )
+    result = run_federation(cfg, image_federation())
+    assert result.rounds[-1]["privacy"]["mechanism"] == "dp_sgd"
+    assert math.isfinite(result.rounds[-1]["test"]["loss"])
+    initial = build_model(cfg.model, (1, 8, 8), 2, seed=0)
+    assert any(
+        not np.array_equal(w, i.detach().numpy())
+        for w, i in zip(result.weights, initial.state_dict().values(), strict=False)
     )
