@@ -124,3 +124,18 @@ def test_a_request_to_download_is_refused_when_the_config_is_read(
     text = str(err.value)
     assert "medsilo never downloads weights: they are read only from a local file" in text
     assert "model: {weights: path/to/file.pt}" in text
+
+
+def test_a_deployed_site_builds_the_architecture_without_the_coordinator_s_file(
+    tmp_path: Path,
+) -> None:
+    """The coordinator's path means nothing at a site; the global weights come by message."""
+    cfg = ModelConfig(name="mlp", weights=str(tmp_path / "only-at-the-coordinator.pt"))
+    with pytest.raises(ValueError, match="no such file"):
+        build_model(cfg, HEART, 2)
+    site = build_model(cfg.without_weights(), HEART, 2, seed=0)
+    plain = build_model("mlp", HEART, 2, seed=0)
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(site.state_dict().values(), plain.state_dict().values(), strict=True)
+    )
