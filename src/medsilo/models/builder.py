@@ -6,7 +6,7 @@ called with keyword arguments only::
     build(input_shape=(C, H, W), num_outputs=k, **model.kwargs) -> torch.nn.Module
 
 ``input_shape`` is one example's shape (no batch dimension); ``num_outputs`` is what the
-task needs (:func:`medsilo.models.outputs.output_size`: 1 logit for a binary task, else the
+task needs (:func:`medsilo.training.task.output_size`: 1 logit for a binary task, else the
 number of classes, labels or targets; for segmentation, the channels of the output map,
 background included). The module returns raw logits (no sigmoid/softmax).
 
@@ -25,15 +25,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from medsilo.data.base import Task
 from medsilo.imports import load_object
 from medsilo.models.batch_norm import batch_norm_to_group_norm
 from medsilo.models.catalog import NAMED_MODELS
 from medsilo.models.local_weights import load_local_weights
-from medsilo.models.outputs import check_outputs, output_size
+from medsilo.models.outputs import check_outputs
 from medsilo.models.spec import ModelConfig
+from medsilo.training.task import output_size
 
 
-def default_task(num_classes: int) -> str:
+def default_task(num_classes: int) -> Task:
     """The task of a classifier told only its number of classes (two: binary)."""
     return "binary" if num_classes == 2 else "multiclass"
 
@@ -43,7 +45,7 @@ def build_model(
     input_shape: tuple[int, ...],
     num_classes: int,
     *,
-    task: str | None = None,
+    task: Task | None = None,
     seed: int = 0,
 ) -> nn.Module:
     """A freshly initialised model for inputs ``input_shape`` and the ``task`` (default: a

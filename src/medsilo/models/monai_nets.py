@@ -1,7 +1,7 @@
 """MONAI networks by name, adapted to the data: 2D or 3D, input channels, outputs.
 
 Every builder takes the input shape ``(C, H, W)`` or ``(C, D, H, W)``, the number of outputs
-(:func:`medsilo.models.outputs.output_size`) and ``model.kwargs``, which override the
+(:func:`medsilo.training.task.output_size`) and ``model.kwargs``, which override the
 defaults below (not what comes from the data: spatial dims, channels, outputs, image size).
 MONAI is imported only when one of these is built (it takes seconds), and always with
 ``pretrained=False``: weights come from a local file only (:mod:`medsilo.models.local_weights`).

@@ -11,31 +11,22 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-#: The task kind whose model returns one score map per class over the input's space.
-SEGMENTATION = "segmentation"
-
-
-def output_size(task: str, num_classes: int) -> int:
-    """Outputs per example (or channels per voxel): one logit for a binary task (trained with
-    BCE), else ``num_classes`` (classes, labels, regression targets or segmentation classes
-    including the background).
-
-    The same rule as ``medsilo.training.task.output_size``; kept here until that module is
-    on this branch, so the model builder does not wait for it."""
-    return 1 if task == "binary" else num_classes
+from medsilo.data.base import Task
+from medsilo.training.task import output_size
 
 
 def expected_output_shape(
-    task: str, num_classes: int, input_shape: tuple[int, ...], batch: int
+    task: Task, num_classes: int, input_shape: tuple[int, ...], batch: int
 ) -> tuple[int, ...]:
-    """``(batch, outputs)``, or ``(batch, num_classes, *spatial)`` for segmentation."""
-    if task == SEGMENTATION:
+    """``(batch, outputs)`` (:func:`~medsilo.training.task.output_size`), or
+    ``(batch, num_classes, *spatial)`` for segmentation."""
+    if task == "segmentation":
         return (batch, num_classes, *input_shape[1:])
     return (batch, output_size(task, num_classes))
 
 
 def check_outputs(
-    model: nn.Module, label: str, input_shape: tuple[int, ...], num_classes: int, task: str
+    model: nn.Module, label: str, input_shape: tuple[int, ...], num_classes: int, task: Task
 ) -> None:
     """One forward pass of two zero examples, in eval mode and with the RNG state restored,
     so no weight, BatchNorm statistic or random stream moves; raise ``ValueError`` naming

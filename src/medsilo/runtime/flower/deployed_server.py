@@ -38,7 +38,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from flwr.app import Context, Message, RecordDict
@@ -48,6 +48,7 @@ from medsilo.attestation.evidence import Evidence
 from medsilo.attestation.nonces import NonceBook
 from medsilo.attestation.policy import EnrolmentDecision, enrol, load_policy
 from medsilo.config import ConfigError, RunConfig, dump_config, load_config
+from medsilo.data.base import Task
 from medsilo.data.standardize import Moments, combine
 from medsilo.deploy.kit_files import load_attestation_keys, load_roster
 from medsilo.experiment import json_default
@@ -394,7 +395,7 @@ class _Deployment:
             self.cfg.model,
             first.input_shape,
             first.num_classes,
-            task=first.task,
+            task=cast(Task, first.task),  # the site's FederatedData.task, sent as text
             seed=self.cfg.seed,
         )
         return CoordinatorView(
