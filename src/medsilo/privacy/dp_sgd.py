@@ -23,8 +23,12 @@ budget; the site and the coordinator's ledger compute the same value from the co
 the site's ``n``.
 
 BatchNorm mixes examples within a batch and has no per-example gradient; models with it
-are refused (config validation refuses ``cnn_bn``; Opacus' ``ModuleValidator`` catches any
-other).
+are refused (config validation for named models such as ``cnn_bn`` or ``resnet18``, the built
+model for a user's factory, Opacus' ``ModuleValidator`` for anything else) unless
+``model.batch_norm: group_norm`` converts them (:mod:`medsilo.models.batch_norm`).
+
+The loop runs on the model's device; on a GPU Opacus draws its noise from a generator on
+that device seeded from the site's (:func:`noise_generator`).
 """
 
 from __future__ import annotations
