@@ -24,6 +24,7 @@ from medsilo.governance.config import GovernanceConfig
 from medsilo.imports import ImportPath, is_import_path
 from medsilo.metrics.operating_point import OperatingRule, YoudenRule
 from medsilo.metrics.registry import builtin_metrics, resolve_metrics
+from medsilo.models.lora_config import LoraConfig
 from medsilo.models.zoo import ModelName, has_batch_norm
 from medsilo.network import Availability, ComputeProfile, NetworkProfile
 from medsilo.privacy.config import ClientDPConfig, PrivacyConfig, privacy_problem
@@ -43,6 +44,7 @@ class _Strict(BaseModel):
 
 class ModelConfig(_Strict):
     name: ModelName = "logistic"
+    lora: LoraConfig | None = Field(None, description="fine-tune through LoRA (docs/lora.md)")
 
 
 # --- algorithms -------------------------------------------------------------------------
