@@ -164,3 +164,6 @@ def test_config_takes_lora_settings_strictly() -> None:
             parse_config({**base, "model": {"name": "cnn", "lora": bad}})
     with pytest.raises(ValidationError):
         LoraConfig(alpha=0)
+    fedbn = {"name": "fedbn"}
+    with pytest.raises(ValueError, match="'fedbn' keeps each site's normalisation layers"):
+        parse_config({**base, "model": {"name": "cnn_bn", "lora": {}}, "algorithm": fedbn})

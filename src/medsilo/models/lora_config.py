@@ -45,3 +45,13 @@ class LoraConfig(BaseModel):
         description="dotted name of the task head; default: the last Linear or Conv layer "
         "run whose output size is the model's",
     )
+
+
+def lora_problem(algorithm: str, lora: LoraConfig | None) -> str | None:
+    """Why ``algorithm`` cannot fine-tune through ``lora``, or ``None`` when it can."""
+    if lora is not None and algorithm == "fedbn":
+        return (
+            "algorithm 'fedbn' keeps each site's normalisation layers local, but with "
+            "model.lora they are frozen with the backbone and never travel; use fedavg"
+        )
+    return None
