@@ -145,6 +145,11 @@ def test_a_frozen_head_gets_adapters_like_any_layer() -> None:
     assert any(n.startswith("head.3.lora_") for n in layout.names)
 
 
+def test_adapters_are_applied_once() -> None:
+    with pytest.raises(LoraError, match="already has LoRA adapters"):
+        apply_lora(_lora_cnn(), LoraConfig(), SHAPE)
+
+
 def test_with_lora_leaves_a_model_alone_without_settings() -> None:
     model = build_model("cnn", SHAPE, 3)
     assert with_lora(model, None, SHAPE, 0) is model
@@ -167,3 +172,26 @@ def test_config_takes_lora_settings_strictly() -> None:
     fedbn = {"name": "fedbn"}
     with pytest.raises(ValueError, match="'fedbn' keeps each site's normalisation layers"):
         parse_config({**base, "model": {"name": "cnn_bn", "lora": {}}, "algorithm": fedbn})
+
+
+class _TwoHeads(nn.Module):
+    """``fc`` and ``extra.fc``: peft's suffix match would train both as the head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.extra = nn.Sequential()
+        self.extra.add_module("fc", nn.Linear(4, 4))
+        self.body = nn.Linear(4, 4)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.body(self.extra(x)))  # type: ignore[no-any-return]
+
+
+def test_a_head_name_that_ends_another_module_name_is_refused_before_any_change() -> None:
+    model = _TwoHeads()
+    with pytest.raises(LoraError, match=r"peft would also train 'extra\.fc'"):
+        apply_lora(model, LoraConfig(), (4,))
+    assert all(p.requires_grad for p in model.parameters())  # untouched
+    frozen_head = apply_lora(_TwoHeads(), LoraConfig(train_head=False), (4,))
+    assert all(".lora_" in n for n in Layout.of(frozen_head).names)

@@ -56,11 +56,21 @@ def apply_lora(
     one forward pass of a zero example finds the task head."""
     from peft import LoraConfig as PeftLoraConfig
     from peft import inject_adapter_in_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
     layers = dict(model.named_modules())
+    if any(isinstance(m, BaseTunerLayer) for m in layers.values()):
+        raise LoraError("the model already has LoRA adapters; apply them once")
     head = cfg.head if cfg.head is not None else find_head(model, input_shape)
     if head not in layers:
         raise LoraError(f"model.lora.head {head!r} is not a module of the model; {_some(layers)}")
+    # peft picks modules_to_save by name suffix: no other module may end like the head.
+    alike = [n for n in layers if n != head and n.endswith(head)]
+    if cfg.train_head and alike:
+        raise LoraError(
+            f"the task head {head!r} trains in full, but peft would also train {alike[0]!r} "
+            "(its name ends the same way); wrap the head so that its name is unique"
+        )
     targets = target_layers(model, cfg, head)
     freeze_batch_norms(model)
     peft_cfg = PeftLoraConfig(
@@ -73,18 +83,13 @@ def apply_lora(
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        adapted = inject_adapter_in_model(peft_cfg, model)
-    if cfg.train_head:
-        # peft matches modules_to_save by suffix too: only the head itself may train in full.
-        for name, _ in adapted.named_parameters():
-            if ".modules_to_save." in name and not name.startswith(head + ".modules_to_save."):
-                raise LoraError(f"model.lora.head {head!r} also names {name!r}; name it in full")
-    return adapted
+        return inject_adapter_in_model(peft_cfg, model)
 
 
 def find_head(model: nn.Module, input_shape: tuple[int, ...]) -> str:
     """The task head: the last Linear or Conv layer run whose output size (axis 1: features
-    or channels) is the model's, found by one forward pass of a zero example."""
+    or channels) is the model's (the first element of a tuple output), found by one forward
+    pass of a zero example."""
     order: list[tuple[str, int]] = []
     handles = [
         module.register_forward_hook(_recorder(name, order))
@@ -100,6 +105,8 @@ def find_head(model: nn.Module, input_shape: tuple[int, ...]) -> str:
         model.train(was_training)
         for handle in handles:
             handle.remove()
+    if isinstance(out, tuple | list) and out:  # MONAI's ViT: (logits, hidden states)
+        out = out[0]
     if not isinstance(out, torch.Tensor) or out.ndim < 2:
         raise LoraError(
             "cannot find the model's task head: its output is not a (batch, outputs, ...) "
