@@ -85,7 +85,7 @@ def test_dp_sgd_trains_adapters_of_a_batch_norm_backbone() -> None:
     check_model(model)
     g = torch.Generator().manual_seed(0)
     data = TensorData(
-        torch.randn(24, *shape, generator=g), torch.rand(24, generator=g).round(), True
+        torch.randn(24, *shape, generator=g), torch.rand(24, generator=g).round(), "binary"
     )
     frozen = {
         n: t.clone() for n, t in model.state_dict().items() if n not in Layout.of(model).names

@@ -23,7 +23,7 @@ from rich.table import Table
 from torch import nn
 
 from medsilo.config import RunConfig, parse_config
-from medsilo.data.base import ArrayData
+from medsilo.data.base import concat_splits, in_memory
 from medsilo.data.registry import build_federation
 from medsilo.data.spec import DataConfig
 from medsilo.models.weights import get_weights
@@ -112,7 +112,8 @@ def pretrain(
         max_test_samples=1,
     )
     fed = build_federation(data, seed)
-    pooled = TensorData.of(ArrayData.concat([s.train for s in fed.sites]), fed.task == "binary")
+    arrays = in_memory(concat_splits([s.train for s in fed.sites]), "pretraining")
+    pooled = TensorData.of(arrays, fed.task)
     local = LocalTraining(batch_size=batch_size, lr=lr, local_steps=1)
     train_local(model, pooled, local, torch.Generator().manual_seed(seed), steps=steps)
     return {n: t.clone() for n, t in model.state_dict().items()}
