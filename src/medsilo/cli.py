@@ -370,6 +370,36 @@ def bench_medmnist(
     )
 
 
+@bench_app.command("lora")
+def bench_lora(
+    model: Annotated[str, typer.Option(help="the backbone's model.name")] = "cnn",
+    rank: Annotated[int, typer.Option(min=1, help="LoRA rank r")] = 4,
+    alpha: Annotated[int, typer.Option(min=1, help="LoRA alpha")] = 8,
+    dataset: Annotated[str, typer.Option(help="the bundled dataset fine-tuned on")] = "mnist",
+    rounds: Annotated[int, typer.Option(min=1)] = 5,
+    local_steps: Annotated[int, typer.Option(min=1, help="SGD steps per site per round")] = 20,
+    lr_full: Annotated[float, typer.Option(min=0, help="learning rate, full fine-tuning")] = 0.05,
+    lr_lora: Annotated[float, typer.Option(min=0, help="learning rate, LoRA")] = 0.1,
+    pretrain_steps: Annotated[
+        int, typer.Option(min=0, help="central steps on Fashion-MNIST before (0: as built)")
+    ] = 300,
+) -> None:
+    """Bytes per round and accuracy: LoRA adapters vs full fine-tuning of one backbone."""
+    from medsilo.bench.lora import LoraBench, run_lora_benchmark
+
+    bench = LoraBench(
+        model={"name": model},
+        lora={"r": rank, "alpha": alpha},
+        dataset=dataset,
+        rounds=rounds,
+        local_steps=local_steps,
+        lr_full=lr_full,
+        lr_lora=lr_lora,
+        pretrain_steps=pretrain_steps,
+    )
+    run_lora_benchmark(bench, out)
+
+
 @bench_app.command("deployment")
 def bench_deployment(
     rounds: Annotated[int, typer.Option(min=2, help="federated rounds")] = 5,

@@ -24,6 +24,7 @@ from medsilo.governance.config import GovernanceConfig
 from medsilo.imports import ImportPath, is_import_path
 from medsilo.metrics.operating_point import OperatingRule, YoudenRule
 from medsilo.metrics.registry import builtin_metrics, resolve_metrics
+from medsilo.models.lora_config import lora_problem
 from medsilo.models.spec import ModelConfig
 from medsilo.network import Availability, ComputeProfile, NetworkProfile
 from medsilo.privacy.config import ClientDPConfig, PrivacyConfig, privacy_problem
@@ -498,6 +499,9 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _compatible(self) -> RunConfig:
         algo = self.algorithm.name
+        lora = lora_problem(algo, self.model.lora)
+        if lora is not None:
+            raise ValueError(lora)
         if algo in BASELINES:
             self._check_baseline(algo)
         elif algo == "dp_fedavg" and self.privacy.client_dp is not None:

@@ -113,11 +113,14 @@ def make_update(
 def trainable_pairs(
     model: nn.Module, layout: Layout, weights: Weights
 ) -> list[tuple[nn.Parameter, torch.Tensor]]:
-    """Pair each trainable parameter with the matching entry of ``weights`` as a tensor."""
+    """Pair each trainable parameter with the matching entry of ``weights`` as a tensor.
+
+    Frozen parameters (a LoRA backbone) are skipped: they neither train nor travel."""
     position = {name: i for i, name in enumerate(layout.names)}
     return [
         (p, torch.from_numpy(np.ascontiguousarray(weights[position[name]])).to(p.device))
         for name, p in model.named_parameters()
+        if p.requires_grad
     ]
 
 

@@ -90,11 +90,13 @@ class GradientInverter:
         self.weight_decay = weight_decay
         self.bounds = bounds
         by_name = dict(zip(layout.names, global_weights, strict=True))
-        self.param_names = [n for n, _ in model.named_parameters()]
+        self.param_names = [n for n, p in model.named_parameters() if p.requires_grad]
         self.start = {n: torch.tensor(by_name[n], dtype=torch.float32) for n in self.param_names}
+        # Buffers and frozen parameters (a LoRA backbone) are constants of the simulation.
+        frozen = [(n, p) for n, p in model.named_parameters() if not p.requires_grad]
         self.buffers = {
             n: torch.tensor(by_name[n]) if n in by_name else b.detach().clone()
-            for n, b in model.named_buffers()
+            for n, b in [*model.named_buffers(), *frozen]
         }
 
     def observed_vector(self, observed: Weights, layout: Layout) -> torch.Tensor:

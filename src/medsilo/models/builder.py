@@ -30,6 +30,7 @@ from medsilo.imports import load_object
 from medsilo.models.batch_norm import batch_norm_to_group_norm
 from medsilo.models.catalog import NAMED_MODELS
 from medsilo.models.local_weights import load_local_weights
+from medsilo.models.lora import with_lora
 from medsilo.models.outputs import check_outputs
 from medsilo.models.spec import ModelConfig
 from medsilo.training.task import output_size
@@ -67,7 +68,7 @@ def build_model(
     if cfg.batch_norm == "group_norm":
         net = batch_norm_to_group_norm(net)
     check_outputs(net, cfg.label, shape, num_classes, task)
-    return net
+    return with_lora(net, cfg.lora, shape, seed)
 
 
 def build_named_model(

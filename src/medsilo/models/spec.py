@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medsilo.imports import ImportPath
 from medsilo.models.catalog import MODEL_NAMES, NAMED_MODELS
+from medsilo.models.lora_config import LoraConfig
 
 DOWNLOAD_REFUSED = (
     "medsilo never downloads weights: they are read only from a local file. Download the "
@@ -56,6 +57,7 @@ class ModelConfig(BaseModel):
         default="keep",
         description="group_norm: replace BatchNorm by GroupNorm (Opacus' fixer), for DP-SGD",
     )
+    lora: LoraConfig | None = Field(None, description="fine-tune through LoRA (docs/lora.md)")
 
     @model_validator(mode="before")
     @classmethod
@@ -97,15 +99,20 @@ class ModelConfig(BaseModel):
     def static_batch_norm(self) -> bool | None:
         """Whether the model has BatchNorm, as far as the config says; ``None`` when only the
         built model can tell (a factory, or ``kwargs`` that set a network's ``norm``)."""
-        if self.batch_norm == "group_norm":
-            return False
+        if self.batch_norm == "group_norm" or self.lora is not None:
+            return False  # converted, or frozen at its loaded statistics (models.frozen_norm)
         if self.name is None or "norm" in self.kwargs:
             return None
         return NAMED_MODELS[self.name].batch_norm
 
     def without_weights(self) -> ModelConfig:
         """The same architecture, built without reading ``weights``: what a deployed site
-        builds (the coordinator sends it the global weights; the file is the coordinator's)."""
+        builds (the coordinator sends it the global weights; the file is the coordinator's).
+
+        Under LoRA only the adapters and the head travel, so the frozen backbone must come
+        from the site's own copy of the same file: the path is kept."""
+        if self.lora is not None:
+            return self
         return self.model_copy(update={"weights": None})
 
     def anchored_at(self, folder: Path) -> ModelConfig:

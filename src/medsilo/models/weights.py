@@ -2,6 +2,11 @@
 
 Only floating-point ``state_dict`` entries travel (parameters and BatchNorm running
 statistics); integer book-keeping buffers such as ``num_batches_tracked`` stay local.
+
+A model with frozen parameters (a backbone fine-tuned through LoRA adapters,
+:mod:`medsilo.models.lora`) transmits its trainable parameters alone: the frozen backbone,
+its buffers included, is the same at every site and stays there. :func:`transmitted`
+makes that one selection for :class:`Layout`, :func:`get_weights` and :func:`set_weights`.
 """
 
 from __future__ import annotations
@@ -25,13 +30,13 @@ class Layout:
 
     @staticmethod
     def of(model: nn.Module) -> Layout:
-        params = {n for n, _ in model.named_parameters()}
+        params = {n for n, p in model.named_parameters() if p.requires_grad}
         norm_prefixes = {
             n
             for n, m in model.named_modules()
             if isinstance(m, nn.modules.batchnorm._BatchNorm | nn.LayerNorm | nn.GroupNorm)
         }
-        names = [n for n, t in model.state_dict().items() if t.is_floating_point()]
+        names = [n for n, _ in transmitted(model)]
         return Layout(
             names=tuple(names),
             trainable=tuple(n in params for n in names),
@@ -39,16 +44,22 @@ class Layout:
         )
 
 
-def _float_entries(model: nn.Module) -> list[torch.Tensor]:
-    return [t for t in model.state_dict().values() if t.is_floating_point()]
+def transmitted(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The ``state_dict`` entries that travel, by name: every floating entry, or only the
+    trainable parameters when some parameters are frozen."""
+    state = model.state_dict()
+    trainable = {n: p.requires_grad for n, p in model.named_parameters()}
+    if all(trainable.values()):
+        return [(n, t) for n, t in state.items() if t.is_floating_point()]
+    return [(n, t) for n, t in state.items() if trainable.get(n, False)]
 
 
 def get_weights(model: nn.Module) -> Weights:
-    return [t.detach().cpu().numpy().copy() for t in _float_entries(model)]
+    return [t.detach().cpu().numpy().copy() for _, t in transmitted(model)]
 
 
 def set_weights(model: nn.Module, weights: Weights) -> None:
-    entries = _float_entries(model)
+    entries = [t for _, t in transmitted(model)]
     if len(entries) != len(weights):
         raise ValueError(f"model has {len(entries)} weight tensors, got {len(weights)}")
     with torch.no_grad():
