@@ -103,8 +103,8 @@ def _fmt(stat: dict[str, float] | None, digits: int = 3) -> str:
     return f"{mean} ± {stat['std']:.{digits}f}" if stat["std"] else mean
 
 
-#: Clinical metrics shown after the lead metric when the runs report them.
-CLINICAL_COLUMNS = ("sensitivity", "specificity", "ece")
+#: Metrics shown after the lead metric when the runs report them (hd95: segmentation).
+CLINICAL_COLUMNS = ("sensitivity", "specificity", "ece", "hd95")
 
 
 def _lead(d: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from medsilo.data import (
     load_central,
 )
 from medsilo.data.spec import NUM_CLASSES
+from medsilo.data.synthetic_segmentation import SEGMENTATION_DATASETS
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -38,7 +39,10 @@ def test_natural_needs_hospitals() -> None:
     with pytest.raises(ValidationError) as err:
         _cfg(dataset="mnist")
     msg = str(err.value)
-    assert "partition 'natural' needs a dataset with hospitals (heart_disease)" in msg
+    assert (
+        "partition 'natural' needs a dataset with hospitals (heart_disease, "
+        "synthetic_segmentation, synthetic_segmentation_3d)" in msg
+    )
     assert "use iid, dirichlet, shards or quantity_skew for mnist" in msg
 
 
@@ -84,7 +88,10 @@ def test_defaults() -> None:
 def test_load_central_every_dataset(name: str) -> None:
     d = load_central(name, REPO_DATA)
     assert d.name == name and d.num_classes == NUM_CLASSES[name]
-    assert d.task == ("binary" if d.num_classes == 2 else "multiclass")
+    if name in SEGMENTATION_DATASETS:  # labels are masks of background and object
+        assert d.task == "segmentation" and d.train.y.shape == d.train.x.shape
+    else:
+        assert d.task == ("binary" if d.num_classes == 2 else "multiclass")
     assert set(np.unique(d.train.y)) == set(range(d.num_classes))
     assert d.train.x.shape[1:] == d.test.x.shape[1:]
 

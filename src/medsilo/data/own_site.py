@@ -21,7 +21,9 @@ Per dataset:
 * partitioned bundled datasets (mnist, fashion_mnist, cifar10_subset, breastmnist,
   pneumoniamnist, breast_cancer): **for demos and benchmarks only, not for real hospitals** —
   every site process holds the whole public dataset, builds the same partition and keeps its
-  own part (``site-00``, ``site-01``, ...).
+  own part (``site-00``, ``site-01``, ...). The synthetic segmentation hospitals
+  (``synthetic_segmentation``, ``_3d``) likewise: every site makes all three from the seed
+  and keeps its own.
 * site-held ``tabular``/``dicom``: only that site's entry is read and validated (another
   site's bad data does not stop this one); ``path`` overrides the entry's CSV (tabular) or
   folder (dicom). The site keeps its index in the config, which seeds its train/test split.
@@ -41,6 +43,7 @@ from medsilo.data.image_config import ImageSiteEntry
 from medsilo.data.paths import data_root
 from medsilo.data.sources import DicomSiteEntry
 from medsilo.data.spec import DataConfig
+from medsilo.data.synthetic_segmentation import SEGMENTATION_DATASETS
 
 __all__ = ["load_own_site"]
 
@@ -61,7 +64,7 @@ def load_own_site(cfg: DataConfig, site: str, path: Path | None, seed: int) -> F
         return _dicom_site(cfg, site, path)
     if cfg.dataset == "images":
         return _images_site(cfg, site, path)
-    if cfg.partition == "natural":
+    if cfg.partition == "natural" and cfg.dataset not in SEGMENTATION_DATASETS:
         return _heart_site(cfg, site, path)
     return _partitioned_site(cfg, site, path, seed)
 

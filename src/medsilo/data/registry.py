@@ -24,6 +24,11 @@ from medsilo.data.partition import (
 )
 from medsilo.data.spec import DATASET_NAMES, SITE_HELD_DATASETS, DataConfig
 from medsilo.data.standardize import standardize_federation
+from medsilo.data.synthetic_segmentation import (
+    SEGMENTATION_DATASETS,
+    load_synthetic_segmentation,
+    load_synthetic_segmentation_central,
+)
 from medsilo.data.user_dataset import load_user_central, load_user_federation
 from medsilo.imports import is_import_path
 
@@ -53,6 +58,8 @@ def load_central(name: str, root: Path | None = None) -> CentralData:
         return tabular.load_breast_cancer_data()
     if name in _IMAGE_LOADERS:
         return _IMAGE_LOADERS[name](root)
+    if name in SEGMENTATION_DATASETS:
+        return load_synthetic_segmentation_central(name)
     if is_import_path(name):
         return load_user_central(name)
     raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)}")
@@ -112,6 +119,8 @@ def build_federation(cfg: DataConfig, seed: int, root: Path | None = None) -> Fe
     """
     if cfg.dataset in SITE_HELD_DATASETS:
         fed = _site_held(cfg)
+    elif cfg.dataset in SEGMENTATION_DATASETS:
+        fed = load_synthetic_segmentation(seed, SEGMENTATION_DATASETS[cfg.dataset])
     elif cfg.partition == "natural" and is_import_path(cfg.dataset):
         fed = load_user_federation(cfg.dataset)
     elif cfg.partition == "natural":

@@ -14,6 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from medsilo.data import heart_disease
 from medsilo.data.image_config import ImageSourceConfig
 from medsilo.data.sources import DicomSourceConfig, TabularSourceConfig
+from medsilo.data.synthetic_segmentation import (
+    SEGMENTATION_CLASSES,
+    SEGMENTATION_DATASETS,
+    SITE_PROFILES,
+)
 from medsilo.imports import ImportPath, is_import_path
 
 BundledDatasetName = Literal[
@@ -24,6 +29,8 @@ BundledDatasetName = Literal[
     "breastmnist",
     "pneumoniamnist",
     "breast_cancer",
+    "synthetic_segmentation",
+    "synthetic_segmentation_3d",
 ]
 #: Data held at the sites and described in the config (docs/data-ingestion.md).
 SiteHeldDatasetName = Literal["dicom", "tabular", "images"]
@@ -41,8 +48,14 @@ NUM_CLASSES: dict[str, int] = {
     "breastmnist": 2,
     "pneumoniamnist": 2,
     "breast_cancer": 2,
+    "synthetic_segmentation": SEGMENTATION_CLASSES,
+    "synthetic_segmentation_3d": SEGMENTATION_CLASSES,
 }
-NATURAL_SITES: dict[str, int] = {"heart_disease": 4}  # datasets with real hospitals
+#: Datasets with their own hospitals (the synthetic segmentation sites: SITE_PROFILES).
+NATURAL_SITES: dict[str, int] = {
+    "heart_disease": 4,
+    **dict.fromkeys(SEGMENTATION_DATASETS, len(SITE_PROFILES)),
+}
 #: Subgroup columns a dataset carries beside its features (``evaluation.subgroup``).
 SUBGROUP_COLUMNS: dict[str, tuple[str, ...]] = {"heart_disease": heart_disease.SUBGROUPS}
 
@@ -110,6 +123,7 @@ class DataConfig(BaseModel):
         self._check_hospitals()
         if self._check_site_held():
             return self
+        self._check_segmentation()
         user = is_import_path(self.dataset)
         if self.partition == "natural" and user:
             if self.max_train_samples is not None or self.max_test_samples is not None:
@@ -120,7 +134,8 @@ class DataConfig(BaseModel):
         elif self.partition == "natural":
             if self.dataset not in NATURAL_SITES:
                 raise ValueError(
-                    "partition 'natural' needs a dataset with hospitals (heart_disease); "
+                    "partition 'natural' needs a dataset with hospitals "
+                    f"({', '.join(NATURAL_SITES)}); "
                     f"use iid, dirichlet, shards or quantity_skew for {self.dataset}"
                 )
             hospitals = (
@@ -155,6 +170,22 @@ class DataConfig(BaseModel):
         from medsilo.data.heart_disease import check_hospitals  # sklearn only when used
 
         check_hospitals(self.hospitals, where="data.hospitals")
+
+    def _check_segmentation(self) -> None:
+        """The synthetic segmentation sites are fixed hospitals of fixed sizes, with masks
+        for labels (nothing to split by label)."""
+        if self.dataset not in SEGMENTATION_DATASETS:
+            return
+        if self.partition != "natural":
+            raise ValueError(
+                f"dataset {self.dataset!r} has its own {len(SITE_PROFILES)} hospitals: "
+                f"partition must be 'natural', got {self.partition!r}"
+            )
+        if self.max_train_samples is not None or self.max_test_samples is not None:
+            raise ValueError(
+                f"max_train_samples/max_test_samples are not supported for {self.dataset!r}: "
+                "its hospitals have fixed sizes"
+            )
 
     def _check_site_held(self) -> bool:
         """True for site-held datasets (checked here); their sites are the config's sites."""

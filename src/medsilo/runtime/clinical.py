@@ -12,6 +12,10 @@ calibration counts; never a per-patient prediction):
 * at the last evaluation, ``evaluation.bootstrap_replicates`` resamples of its test states,
   for 95% intervals.
 
+A segmentation task has its own metrics with the same halves and the same
+:class:`~medsilo.runtime.site_report.SiteReport` (:mod:`medsilo.runtime.segmentation_metrics`);
+:meth:`ClinicalMetrics.of` picks by task.
+
 The coordinator (:meth:`ClinicalMetrics.fields`) merges the validation states of all sites
 into one operating point, then reads pooled, per-site, all-but-one-site (``without_site``)
 and subgroup values at that point, and intervals from the merged replicates. The in-process
@@ -32,9 +36,11 @@ from medsilo.metrics.bootstrap import confidence_intervals
 from medsilo.metrics.evaluation import evaluate_replicates, evaluate_states
 from medsilo.metrics.score_histogram import STATE_KEY as HISTOGRAM_KEY
 from medsilo.metrics.subgroups import merge_subgroups, subgroup_column, subgroup_report
-from medsilo.metrics.suite import MetricSuite, StateSet, state_set_from_wire, state_set_to_wire
+from medsilo.metrics.suite import MetricSuite, StateSet
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundFields
+from medsilo.runtime.segmentation_metrics import SegmentationMetrics
+from medsilo.runtime.site_report import SiteReport, defined, nan_to_null
 from medsilo.training.samples import Samples
 from medsilo.training.task import CLASS_TASKS
 from medsilo.types import Weights
@@ -55,42 +61,6 @@ def validation_rows(train: Samples, seed: int, site_index: int) -> Samples:
 
 
 @dataclass(frozen=True)
-class SiteReport:
-    """What one site sends: metric states only (the in-process engine hands it over as it
-    is; the Flower apps send :meth:`to_wire`)."""
-
-    test: StateSet
-    #: subgroup value -> states; empty without ``evaluation.subgroup``.
-    subgroups: dict[str, StateSet]
-    validation: StateSet
-    final: bool
-    #: Bootstrap replicates of ``test`` (last evaluation only).
-    replicates: list[StateSet] | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {
-            "test": state_set_to_wire(self.test),
-            "subgroups": {g: state_set_to_wire(v) for g, v in self.subgroups.items()},
-            "validation": state_set_to_wire(self.validation),
-            "final": self.final,
-        }
-        if self.replicates is not None:
-            wire["replicates"] = [state_set_to_wire(r) for r in self.replicates]
-        return wire
-
-    @staticmethod
-    def from_wire(raw: dict[str, Any]) -> SiteReport:
-        replicates = raw.get("replicates")
-        return SiteReport(
-            test=state_set_from_wire(raw["test"]),
-            subgroups={g: state_set_from_wire(v) for g, v in raw["subgroups"].items()},
-            validation=state_set_from_wire(raw["validation"]),
-            final=bool(raw["final"]),
-            replicates=None if replicates is None else [state_set_from_wire(r) for r in replicates],
-        )
-
-
-@dataclass(frozen=True)
 class ClinicalMetrics:
     """The run's metric suite and how it is evaluated (``evaluation`` in the config)."""
 
@@ -100,9 +70,14 @@ class ClinicalMetrics:
     seed: int
 
     @staticmethod
-    def of(cfg: RunConfig, task: str) -> ClinicalMetrics | None:
-        """``None`` when the config lists no metrics."""
+    def of(cfg: RunConfig, task: str) -> RunMetrics | None:
+        """The metrics of ``task``: the configured clinical metrics of class predictions,
+        Dice and HD95 of label maps for segmentation
+        (:class:`~medsilo.runtime.segmentation_metrics.SegmentationMetrics`), ``None`` for a
+        task that has neither (multilabel, regression) or when the config lists no metrics."""
         ev = cfg.evaluation
+        if task == "segmentation":
+            return SegmentationMetrics()
         if not ev.metrics or task not in CLASS_TASKS:
             return None
         suite = MetricSuite.build(ev.metrics, ev.lead_for(task), ev.operating_point)
@@ -168,13 +143,15 @@ class ClinicalMetrics:
         )
         point = suite.operating_point(suite.merge(validation))
         tested = evaluate_states(prep.model, weights, unseen, suite)
-        out: dict[str, Any] = {"metrics": _defined(suite.values(tested.states, point))}
+        out: dict[str, Any] = {"metrics": defined(suite.values(tested.states, point))}
         if self.replicates > 0:
             reps = evaluate_replicates(
                 prep.model, weights, unseen, suite, self.replicates, self.seed, site
             )
             intervals = confidence_intervals(suite, {site: reps}, point)[site]
-            out["intervals"] = {m: [_finite(lo), _finite(hi)] for m, (lo, hi) in intervals.items()}
+            out["intervals"] = {
+                m: [nan_to_null(lo), nan_to_null(hi)] for m, (lo, hi) in intervals.items()
+            }
         return out
 
     # --- coordinator side -----------------------------------------------------------------
@@ -190,20 +167,20 @@ class ClinicalMetrics:
         metrics: dict[str, Any] = {
             "lead": suite.lead,
             "operating_point": None if point is None else list(point.thresholds),
-            "pooled": _defined(suite.values(suite.merge(tests.values()), point)),
-            "per_site": {s: _defined(suite.values(v, point)) for s, v in tests.items()},
+            "pooled": defined(suite.values(suite.merge(tests.values()), point)),
+            "per_site": {s: defined(suite.values(v, point)) for s, v in tests.items()},
         }
         if len(tests) > 1:
             metrics["without_site"] = {
-                s: _defined(suite.values(suite.merge(_others(tests, s)), point)) for s in tests
+                s: defined(suite.values(suite.merge(_others(tests, s)), point)) for s in tests
             }
         if self.subgroup:
             merged = merge_subgroups(suite, (r.subgroups for r in reports.values()))
             report = subgroup_report(suite, merged, point)
             metrics["subgroups"] = {
                 "column": self.subgroup,
-                "values": {g: _defined(v) for g, v in report.values.items()},
-                "largest_gap": _defined(report.largest_gap),
+                "values": {g: defined(v) for g, v in report.values.items()},
+                "largest_gap": defined(report.largest_gap),
             }
         if all(r.final for r in reports.values()):  # the report's ROC/calibration plots
             scopes = {"pooled": suite.merge(tests.values()), **tests}
@@ -213,10 +190,15 @@ class ClinicalMetrics:
         if len(replicated) == len(reports):
             intervals = confidence_intervals(suite, replicated, point)
             out["metric_intervals"] = {
-                scope: {m: [_finite(ci[0]), _finite(ci[1])] for m, ci in values.items()}
+                scope: {m: [nan_to_null(lo), nan_to_null(hi)] for m, (lo, hi) in values.items()}
                 for scope, values in intervals.items()
             }
         return out
+
+
+#: The metrics a runtime holds: either kind has ``report_for`` (site side), ``fields``
+#: (coordinator side) and ``unseen_hospital`` (leave-one-hospital-out).
+RunMetrics = ClinicalMetrics | SegmentationMetrics
 
 
 def curves(states: StateSet) -> dict[str, Any]:
@@ -244,15 +226,6 @@ def curves(states: StateSet) -> dict[str, Any]:
             "rows": rows[used].tolist(),
         }
     return out
-
-
-def _finite(value: float) -> float | None:
-    """NaN (a metric a state cannot define, e.g. AUROC of one class) is written as null."""
-    return float(value) if np.isfinite(value) else None
-
-
-def _defined(values: dict[str, float]) -> dict[str, float | None]:
-    return {name: _finite(v) for name, v in values.items()}
 
 
 def _others(tests: dict[str, StateSet], left_out: str) -> list[StateSet]:

@@ -32,7 +32,7 @@ from medsilo.algorithms.base import Algorithm
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
 from medsilo.data.base import FederatedData
-from medsilo.runtime.clinical import ClinicalMetrics
+from medsilo.runtime.clinical import ClinicalMetrics, RunMetrics
 from medsilo.runtime.clock import SimClock
 from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.factory import build_run_algorithm, site_training
@@ -101,8 +101,8 @@ class SiteRuntime:
     #: clock, whose processed-example count a secure site reports instead of its update.
     secure: SecureAggregation | None
     clock: SimClock
-    #: The clinical metrics this site reports states of (``None``: the config lists none).
-    clinical: ClinicalMetrics | None = None
+    #: The metrics this site reports states of (``None``: the task or config has none).
+    clinical: RunMetrics | None = None
     #: Called with ``(context, round)`` after a training step stored the site's state in
     #: ``context.state`` (a deployed site also keeps it on disk, per round, for resume).
     after_train: Callable[[Context, int], None] | None = None

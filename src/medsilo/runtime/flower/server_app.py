@@ -30,7 +30,7 @@ from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.models.weights import Layout
-from medsilo.runtime.clinical import ClinicalMetrics, SiteReport
+from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
 from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
@@ -45,6 +45,7 @@ from medsilo.runtime.records import (
     update_bytes,
 )
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
+from medsilo.runtime.site_report import SiteReport
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.secure.result import EXTRA_SLOTS
 from medsilo.training.samples import Samples
