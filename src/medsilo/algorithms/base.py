@@ -118,7 +118,7 @@ def trainable_pairs(
     Frozen parameters (a LoRA backbone) are skipped: they neither train nor travel."""
     position = {name: i for i, name in enumerate(layout.names)}
     return [
-        (p, torch.from_numpy(np.ascontiguousarray(weights[position[name]])).to(p.device))
+        (p, torch.from_numpy(np.require(weights[position[name]], requirements="C")).to(p.device))
         for name, p in model.named_parameters()
         if p.requires_grad
     ]

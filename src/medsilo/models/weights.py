@@ -66,7 +66,7 @@ def set_weights(model: nn.Module, weights: Weights) -> None:
         for target, value in zip(entries, weights, strict=True):
             if tuple(target.shape) != tuple(value.shape):
                 raise ValueError(f"shape mismatch: model {tuple(target.shape)} vs {value.shape}")
-            target.copy_(torch.from_numpy(np.ascontiguousarray(value)))
+            target.copy_(torch.from_numpy(np.require(value, requirements="C")))
 
 
 def shape_mismatch(expected: Weights, got: Weights) -> str | None:
