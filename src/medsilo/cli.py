@@ -356,6 +356,7 @@ def bench_medmnist(
     max_train: Annotated[
         int | None, typer.Option(min=8, help="cap on training rows (quick runs)")
     ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="batch size")] = 32,
 ) -> None:
     """ResNet-18 over 4 non-IID sites vs the MedMNIST v2 paper and our pooled run."""
     from medsilo.bench.medmnist import run_medmnist_benchmark
@@ -367,6 +368,7 @@ def bench_medmnist(
         rounds,
         model,
         max_train,
+        batch_size,
     )
 
 
