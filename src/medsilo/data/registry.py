@@ -145,6 +145,11 @@ def _site_held(cfg: DataConfig) -> FederatedData:
 
         assert cfg.images is not None
         return build_image_federation(cfg.images)
+    if cfg.dataset == "omop":
+        from medsilo.data.omop_sites import build_omop_federation
+
+        assert cfg.omop is not None
+        return build_omop_federation(cfg.omop)
     from medsilo.data.tabular_sites import build_tabular_federation
 
     assert cfg.tabular is not None

@@ -1,4 +1,5 @@
-"""Config sections for data that stays at the hospitals: DICOM folders and EHR CSV exports.
+"""Config sections for data that stays at the hospitals: DICOM folders, EHR CSV exports, OMOP
+databases.
 
 Bundled datasets are named; site-held data is described: which folder or CSV each site
 reads, how images are preprocessed, which federation schema tabular columns must follow.
@@ -126,6 +127,43 @@ class TabularSourceConfig(_Strict):
     @model_validator(mode="after")
     def _unique(self) -> TabularSourceConfig:
         check_unique_names("data.tabular.sites", [s.name for s in self.sites])
+        return self
+
+
+class OmopSiteEntry(_Strict):
+    name: str = Field(pattern=SITE_NAME_PATTERN)
+    dsn: str = Field(
+        description="libpq connection string of the site's read-only role, e.g. "
+        "'host=db port=5432 dbname=cdm user=medsilo_reader' (a password comes from "
+        "PGPASSWORD or ~/.pgpass, not the config)"
+    )
+    cdm_schema: str = Field("cdm", min_length=1, description="the schema holding the CDM")
+
+
+class OmopSourceConfig(_Strict):
+    """``data.omop``: per-site OMOP CDM databases, one cohort specification (docs/omop.md)."""
+
+    schema_path: Path = Field(alias="schema", description="the federation schema YAML")
+    spec: Path = Field(description="the cohort and feature specification YAML")
+    sites: list[OmopSiteEntry] = Field(min_length=1)
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    split_seed: int = Field(0, description="seed of each site's stratified train/test split")
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
+
+    def anchored_at(self, folder: Path) -> OmopSourceConfig:
+        """The section with the schema and specification paths read from ``folder``."""
+        update = {
+            "schema_path": anchored(self.schema_path, folder),
+            "spec": anchored(self.spec, folder),
+        }
+        return self.model_copy(update=update)
+
+    @model_validator(mode="after")
+    def _unique(self) -> OmopSourceConfig:
+        check_unique_names("data.omop.sites", [s.name for s in self.sites])
         return self
 
 

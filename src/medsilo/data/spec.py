@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medsilo.data import heart_disease
 from medsilo.data.image_config import ImageSourceConfig
-from medsilo.data.sources import DicomSourceConfig, TabularSourceConfig
+from medsilo.data.sources import DicomSourceConfig, OmopSourceConfig, TabularSourceConfig
 from medsilo.data.synthetic_segmentation import (
     SEGMENTATION_CLASSES,
     SEGMENTATION_DATASETS,
@@ -33,7 +33,7 @@ BundledDatasetName = Literal[
     "synthetic_segmentation_3d",
 ]
 #: Data held at the sites and described in the config (docs/data-ingestion.md).
-SiteHeldDatasetName = Literal["dicom", "tabular", "images"]
+SiteHeldDatasetName = Literal["dicom", "tabular", "images", "omop"]
 DatasetName = Literal[BundledDatasetName, SiteHeldDatasetName]
 PartitionName = Literal["natural", "iid", "dirichlet", "shards", "quantity_skew"]
 
@@ -66,7 +66,7 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: DatasetName | ImportPath = Field(
-        description="a bundled dataset, dicom/tabular/images (site-held), or the import path "
+        description="a bundled dataset, dicom/tabular/images/omop (site-held), or the import path "
         "'package.module:factory' of the user's own (medsilo.data.user_dataset)"
     )
     partition: PartitionName = "natural"
@@ -96,6 +96,11 @@ class DataConfig(BaseModel):
         description="dataset images: per-site image folders read from disk item by item "
         "(docs/bring-your-own.md)",
     )
+    omop: OmopSourceConfig | None = Field(
+        default=None,
+        description="dataset omop: per-site OMOP CDM databases and the cohort specification "
+        "(docs/omop.md)",
+    )
 
     def anchored_at(self, folder: Path) -> DataConfig:
         """The section with the site-held data's relative paths read from ``folder`` (the
@@ -107,6 +112,8 @@ class DataConfig(BaseModel):
             update["tabular"] = self.tabular.anchored_at(folder)
         if self.images is not None:
             update["images"] = self.images.anchored_at(folder)
+        if self.omop is not None:
+            update["omop"] = self.omop.anchored_at(folder)
         return self.model_copy(update=update)
 
     def ingestion_reports(self) -> tuple[Path, list[str]] | None:
@@ -194,9 +201,9 @@ class DataConfig(BaseModel):
                 raise ValueError(f"data.{name} is set but dataset is {self.dataset!r}")
         if self.dataset not in SITE_HELD_DATASETS:
             return False
-        source: DicomSourceConfig | TabularSourceConfig | ImageSourceConfig | None = getattr(
-            self, self.dataset
-        )
+        source: (
+            DicomSourceConfig | TabularSourceConfig | ImageSourceConfig | OmopSourceConfig | None
+        ) = getattr(self, self.dataset)
         if source is None:
             raise ValueError(f"dataset {self.dataset!r} needs a data.{self.dataset} section")
         if self.partition != "natural":

@@ -95,12 +95,19 @@ def build_tabular_federation(cfg: TabularSourceConfig) -> FederatedData:
     schema, checks = check_sites(cfg)
     if not all(c.ok for c in checks):
         raise SiteDataError(refusal_message(checks))
+    return federation_from_checks(schema, checks, cfg.test_fraction, cfg.split_seed)
+
+
+def federation_from_checks(
+    schema: FederationSchema, checks: list[SiteCheck], test_fraction: float, split_seed: int
+) -> FederatedData:
+    """The federation of validated sites (``check.site`` names each; CSV or OMOP alike)."""
     sites = []
-    for i, (entry, check) in enumerate(zip(cfg.sites, checks, strict=True)):
-        train, test = site_arrays(schema, check, cfg.test_fraction, cfg.split_seed, i)
+    for i, check in enumerate(checks):
+        train, test = site_arrays(schema, check, test_fraction, split_seed, i)
         if len(train) == 0:
-            raise SiteDataError(f"site {entry.name!r} ({entry.csv}) has no training rows")
-        sites.append(SiteData(entry.name, train, test))
+            raise SiteDataError(f"site {check.site!r} ({check.csv}) has no training rows")
+        sites.append(SiteData(check.site, train, test))
     num_classes = len(schema.label.classes)
     return FederatedData(
         f"tabular:{schema.name}",

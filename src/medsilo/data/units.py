@@ -11,7 +11,9 @@ the analyte's molar mass, so it is only allowed when the schema column names its
 
 Unit names are matched case-insensitively ("mg/dl" is "mg/dL"), ignoring spaces; "ug"/"umol"
 spell micro (so do "µ" and "μ"), "m^2" and "m²" are "m2", and a few common spellings are
-aliases of one unit ("IU/L" is "U/L", "beats/min" is "bpm").
+aliases of one unit ("IU/L" is "U/L", "beats/min" is "bpm"). The UCUM codes OMOP's unit
+concepts carry are aliases too ("mm[Hg]", "/min", "Cel", "[lb_av]", "a" for years), so an
+OMOP site's ``unit_concept_id`` resolves through this same table (medsilo.omop).
 """
 
 from __future__ import annotations
@@ -37,22 +39,22 @@ class Unit:
 _UNITS: tuple[Unit, ...] = (
     Unit("kg", "mass", 1.0),
     Unit("g", "mass", 1e-3),
-    Unit("lb", "mass", 0.45359237),
+    Unit("lb", "mass", 0.45359237, aliases=("[lb_av]",)),
     Unit("cm", "length", 1.0),
     Unit("m", "length", 100.0),
     Unit("mm", "length", 0.1),
-    Unit("in", "length", 2.54),
+    Unit("in", "length", 2.54, aliases=("[in_i]",)),
     Unit("ft", "length", 30.48),
-    Unit("C", "temperature", 1.0),
-    Unit("F", "temperature", 5.0 / 9.0, -32.0 * 5.0 / 9.0),
+    Unit("C", "temperature", 1.0, aliases=("Cel",)),
+    Unit("F", "temperature", 5.0 / 9.0, -32.0 * 5.0 / 9.0, aliases=("[degF]",)),
     Unit("K", "temperature", 1.0, -273.15),
-    Unit("mmHg", "pressure", 1.0),
+    Unit("mmHg", "pressure", 1.0, aliases=("mm[Hg]",)),
     Unit("kPa", "pressure", 7.50062),
-    Unit("cmH2O", "pressure", 0.73555912),
-    Unit("years", "time", 1.0, aliases=("y", "yr")),
-    Unit("months", "time", 1.0 / 12.0),
-    Unit("weeks", "time", 7.0 / 365.25),
-    Unit("days", "time", 1.0 / 365.25),
+    Unit("cmH2O", "pressure", 0.73555912, aliases=("cm[H2O]",)),
+    Unit("years", "time", 1.0, aliases=("y", "yr", "a")),
+    Unit("months", "time", 1.0 / 12.0, aliases=("mo",)),
+    Unit("weeks", "time", 7.0 / 365.25, aliases=("wk",)),
+    Unit("days", "time", 1.0 / 365.25, aliases=("d",)),
     Unit("hours", "time", 1.0 / (365.25 * 24.0), aliases=("h",)),
     Unit("bpm", "rate", 1.0, aliases=("/min", "beats/min", "breaths/min")),
     Unit("mg/dL", "mass concentration", 1.0),
