@@ -11,6 +11,7 @@ import pytest
 
 from medsilo.config import RunConfig
 from medsilo.data.heart_disease import COLUMNS
+from medsilo.data.own_site import load_own_site
 from medsilo.data.registry import build_federation
 from medsilo.data.spec import DataConfig
 from tests.omop.heart_cdm import EXAMPLES, HEART_FILES, HOSPITALS, omop_section, write_hospitals
@@ -73,3 +74,17 @@ def test_same_model_in_the_engine(postgres: Cluster, heart_db: str, tmp_path: Pa
     for a, b in zip(from_omop, from_csv, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(np.abs(w).sum() > 0 for w in from_omop)  # it did train
+
+
+def test_a_deployed_site_reads_only_its_own_database(postgres: Cluster, heart_db: str) -> None:
+    """What ``load_own_site`` gives a site process is that site's part of the federation."""
+    section = omop_section(postgres, heart_db, list(HOSPITALS))
+    section["sites"][0]["dsn"] = "host=/nowhere port=1"  # type: ignore[index]  # another site
+    cfg = DataConfig.model_validate({"dataset": "omop", "omop": section})
+    own = load_own_site(cfg, "switzerland", None, seed=0).sites[0]
+    whole = DataConfig.model_validate(
+        {"dataset": "omop", "omop": omop_section(postgres, heart_db, list(HOSPITALS))}
+    )
+    expected = build_federation(whole, seed=0).sites[2]
+    np.testing.assert_array_equal(own.train.x, expected.train.x)
+    np.testing.assert_array_equal(own.test.y, expected.test.y)

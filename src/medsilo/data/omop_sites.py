@@ -36,4 +36,6 @@ def build_omop_federation(cfg: OmopSourceConfig) -> FederatedData:
             f"refusing to train: {len(failures)} of {len(cfg.sites)} OMOP site(s) failed:\n"
             + "\n".join(failures)
         )
-    return federation_from_checks(schema, checks, cfg.test_fraction, cfg.split_seed)
+    return federation_from_checks(
+        f"omop:{schema.name}", schema, checks, cfg.test_fraction, cfg.split_seed
+    )

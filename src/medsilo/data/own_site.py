@@ -27,6 +27,8 @@ Per dataset:
 * site-held ``tabular``/``dicom``: only that site's entry is read and validated (another
   site's bad data does not stop this one); ``path`` overrides the entry's CSV (tabular) or
   folder (dicom). The site keeps its index in the config, which seeds its train/test split.
+* site-held ``omop``: only that site's database is checked and queried (docs/omop.md); the
+  connection is the site's entry in the config (``path`` does not apply).
 * site-held ``images``: only that site's folder is checked and read, item by item as in the
   engine (never cached as arrays); ``path`` overrides the entry's folder (a labels CSV or
   mask folder left at its default, inside the folder, moves with it).
@@ -64,6 +66,8 @@ def load_own_site(cfg: DataConfig, site: str, path: Path | None, seed: int) -> F
         return _dicom_site(cfg, site, path)
     if cfg.dataset == "images":
         return _images_site(cfg, site, path)
+    if cfg.dataset == "omop":
+        return _omop_site(cfg, site, path)
     if cfg.partition == "natural" and cfg.dataset not in SEGMENTATION_DATASETS:
         return _heart_site(cfg, site, path)
     return _partitioned_site(cfg, site, path, seed)
@@ -159,6 +163,30 @@ def _tabular_site(cfg: DataConfig, site: str, csv: Path | None) -> FederatedData
         test,
         num_classes=num_classes,
         task="binary" if num_classes == 2 else "multiclass",
+    )
+
+
+def _omop_site(cfg: DataConfig, site: str, path: Path | None) -> FederatedData:
+    from medsilo.data.schema import load_schema
+    from medsilo.data.tabular_sites import site_arrays
+    from medsilo.omop.cohort_spec import check_against_schema, load_cohort_spec
+    from medsilo.omop.site_cohort import extract_site
+
+    src = cfg.omop
+    assert src is not None  # guaranteed by DataConfig's validator
+    if path is not None:
+        raise ValueError(
+            f"site {site!r} reads its OMOP database through data.omop's dsn; a data path "
+            "does not apply"
+        )
+    index = _site_index([s.name for s in src.sites], site, "omop")
+    entry = src.sites[index]
+    schema, spec = load_schema(src.schema_path), load_cohort_spec(src.spec)
+    check_against_schema(spec, schema, str(src.spec))
+    check = extract_site(entry.name, entry.dsn, entry.cdm_schema, spec, schema)
+    train, test = site_arrays(schema, check, src.test_fraction, src.split_seed, index)
+    return FederatedData(
+        f"omop:{schema.name}", [SiteData(site, train, test)], test, num_classes=2, task="binary"
     )
 
 

@@ -95,11 +95,17 @@ def build_tabular_federation(cfg: TabularSourceConfig) -> FederatedData:
     schema, checks = check_sites(cfg)
     if not all(c.ok for c in checks):
         raise SiteDataError(refusal_message(checks))
-    return federation_from_checks(schema, checks, cfg.test_fraction, cfg.split_seed)
+    return federation_from_checks(
+        f"tabular:{schema.name}", schema, checks, cfg.test_fraction, cfg.split_seed
+    )
 
 
 def federation_from_checks(
-    schema: FederationSchema, checks: list[SiteCheck], test_fraction: float, split_seed: int
+    name: str,
+    schema: FederationSchema,
+    checks: list[SiteCheck],
+    test_fraction: float,
+    split_seed: int,
 ) -> FederatedData:
     """The federation of validated sites (``check.site`` names each; CSV or OMOP alike)."""
     sites = []
@@ -110,7 +116,7 @@ def federation_from_checks(
         sites.append(SiteData(check.site, train, test))
     num_classes = len(schema.label.classes)
     return FederatedData(
-        f"tabular:{schema.name}",
+        name,
         sites,
         concat_splits([s.test for s in sites]),
         num_classes=num_classes,

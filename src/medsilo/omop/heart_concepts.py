@@ -1,7 +1,7 @@
 """The OMOP concepts the UCI heart-disease hospitals are written with (docs/omop.md).
 
 Standard concepts (``standard_concept = 'S'``) are the OHDSI vocabulary's ids for the LOINC
-measurements, SNOMED condition, gender, visit and type concepts. Four UCI fields have no
+measurements, SNOMED condition, gender, visit and type concepts. Five UCI fields have no
 standard concept (chest-pain type as coded by UCI, resting ECG class, exercise angina flag,
 fasting glucose > 120 mg/dL flag, ST depression); they get site-local concepts in the range
 OMOP reserves for them (``concept_id`` above 2,000,000,000, vocabulary ``medsilo``),

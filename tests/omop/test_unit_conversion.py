@@ -1,0 +1,52 @@
+"""A site recording cholesterol in mmol/L (UCUM concept) and in mg/dL for other patients is
+converted row by row to the schema's mg/dL, through the unit table, before aggregating."""
+
+from __future__ import annotations
+
+import numpy as np
+import psycopg
+import pytest
+
+from medsilo.data.schema import load_schema
+from medsilo.data.units import lookup
+from medsilo.omop.cohort_spec import load_cohort_spec
+from medsilo.omop.site_cohort import extract_site
+from tests.omop.heart_cdm import EXAMPLES, write_hospitals
+from tests.omop.postgres_cluster import Cluster
+
+DB = "units_db"
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres: Cluster) -> Cluster:
+    """``mg`` as written; ``mixed`` with odd persons' cholesterol in mmol/L."""
+    write_hospitals(postgres, DB, {"mg": "hungarian", "mixed": "hungarian"})
+    with psycopg.connect(postgres.dsn(dbname=DB)) as conn:
+        conn.execute(
+            "INSERT INTO mixed.concept VALUES (8753, 'millimole per liter', 'Unit', 'UCUM', "
+            "'Unit', 'S', 'mmol/L', '1970-01-01', '2099-12-31')"
+        )
+        conn.execute(
+            "UPDATE mixed.measurement SET unit_concept_id = 8753, "
+            "value_as_number = value_as_number / 38.67 "
+            "WHERE measurement_concept_id = 3027114 AND person_id % 2 = 1"
+        )
+    return postgres
+
+
+def test_mixed_units_are_converted_to_the_schema_unit(cluster: Cluster) -> None:
+    schema = load_schema(EXAMPLES / "heart_schema.yaml")
+    spec = load_cohort_spec(EXAMPLES / "heart_cohort.yaml")
+    as_mg, mixed = (
+        extract_site(s, cluster.dsn(f"reader_{s}", DB), s, spec, schema) for s in ("mg", "mixed")
+    )
+    assert as_mg.values is not None and mixed.values is not None
+    np.testing.assert_allclose(mixed.values["chol"], as_mg.values["chol"], rtol=1e-9)
+    np.testing.assert_array_equal(mixed.values["age"], as_mg.values["age"])
+
+
+def test_ucum_codes_resolve_in_the_unit_table() -> None:
+    assert lookup("mm[Hg]").name == "mmHg"
+    assert lookup("/min").name == "bpm"
+    assert lookup("Cel").name == "C"
+    assert lookup("a").name == "years"
