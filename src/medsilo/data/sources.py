@@ -106,17 +106,22 @@ class TabularSiteEntry(_Strict):
         return self.model_copy(update=update)
 
 
-class TabularSourceConfig(_Strict):
-    """``data.tabular``: per-site CSVs mapped onto one federation schema."""
+class _SchemaSourceConfig(_Strict):
+    """What every source mapped onto a federation schema has: the schema, each site's split."""
 
     schema_path: Path = Field(alias="schema", description="the federation schema YAML")
-    sites: list[TabularSiteEntry] = Field(min_length=1)
     test_fraction: float = Field(0.25, gt=0, lt=1)
     split_seed: int = Field(0, description="seed of each site's stratified train/test split")
 
     model_config = ConfigDict(
         extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
     )
+
+
+class TabularSourceConfig(_SchemaSourceConfig):
+    """``data.tabular``: per-site CSVs mapped onto one federation schema."""
+
+    sites: list[TabularSiteEntry] = Field(min_length=1)
 
     def anchored_at(self, folder: Path) -> TabularSourceConfig:
         """The section with relative paths read from ``folder``."""
@@ -140,18 +145,11 @@ class OmopSiteEntry(_Strict):
     cdm_schema: str = Field("cdm", min_length=1, description="the schema holding the CDM")
 
 
-class OmopSourceConfig(_Strict):
+class OmopSourceConfig(_SchemaSourceConfig):
     """``data.omop``: per-site OMOP CDM databases, one cohort specification (docs/omop.md)."""
 
-    schema_path: Path = Field(alias="schema", description="the federation schema YAML")
     spec: Path = Field(description="the cohort and feature specification YAML")
     sites: list[OmopSiteEntry] = Field(min_length=1)
-    test_fraction: float = Field(0.25, gt=0, lt=1)
-    split_seed: int = Field(0, description="seed of each site's stratified train/test split")
-
-    model_config = ConfigDict(
-        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
-    )
 
     def anchored_at(self, folder: Path) -> OmopSourceConfig:
         """The section with the schema and specification paths read from ``folder``."""
