@@ -1,5 +1,6 @@
-"""A site recording cholesterol in mmol/L (UCUM concept) and in mg/dL for other patients is
-converted row by row to the schema's mg/dL, through the unit table, before aggregating."""
+"""Units and ranges. A site recording cholesterol in mmol/L (UCUM concept) for some patients
+and in mg/dL for others is converted row by row to the schema's mg/dL, through the unit table,
+before aggregating; a value outside the schema's range is named."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from medsilo.data.schema import load_schema
 from medsilo.data.units import lookup
 from medsilo.omop.cohort_spec import load_cohort_spec
+from medsilo.omop.site_checks import OmopSourceError
 from medsilo.omop.site_cohort import extract_site
 from tests.omop.heart_cdm import EXAMPLES, write_hospitals
 from tests.omop.postgres_cluster import Cluster
@@ -19,9 +21,14 @@ DB = "units_db"
 
 @pytest.fixture(scope="module")
 def cluster(postgres: Cluster) -> Cluster:
-    """``mg`` as written; ``mixed`` with odd persons' cholesterol in mmol/L."""
-    write_hospitals(postgres, DB, {"mg": "hungarian", "mixed": "hungarian"})
+    """``mg`` as written; ``mixed`` with odd persons' cholesterol in mmol/L; ``wild`` with
+    one blood pressure of 900 mmHg."""
+    write_hospitals(postgres, DB, {"mg": "hungarian", "mixed": "hungarian", "wild": "hungarian"})
     with psycopg.connect(postgres.dsn(dbname=DB)) as conn:
+        conn.execute(
+            "UPDATE wild.measurement SET value_as_number = 900 "
+            "WHERE measurement_concept_id = 3004249 AND person_id = 1"
+        )
         conn.execute(
             "INSERT INTO mixed.concept VALUES (8753, 'millimole per liter', 'Unit', 'UCUM', "
             "'Unit', 'S', 'mmol/L', '1970-01-01', '2099-12-31')"
@@ -50,3 +57,10 @@ def test_ucum_codes_resolve_in_the_unit_table() -> None:
     assert lookup("/min").name == "bpm"
     assert lookup("Cel").name == "C"
     assert lookup("a").name == "years"
+
+
+def test_a_value_outside_the_schema_range_is_named(cluster: Cluster) -> None:
+    schema = load_schema(EXAMPLES / "heart_schema.yaml")
+    spec = load_cohort_spec(EXAMPLES / "heart_cohort.yaml")
+    with pytest.raises(OmopSourceError, match=r"feature 'trestbps' \(measurement 3004249\): 1 "):
+        extract_site("wild", cluster.dsn("reader_wild", DB), "wild", spec, schema)

@@ -41,6 +41,7 @@ _VOCABULARY_DATES = (dt.date(1970, 1, 1), dt.date(2099, 12, 31))
 
 
 def _copy(cur: psycopg.Cursor[Any], schema: str, table: str, rows: list[tuple[Any, ...]]) -> None:
+    """COPY ``rows`` (values in the table's declared column order) into ``schema.table``."""
     columns = sql.SQL(", ").join(sql.Identifier(c) for c, _ in CDM_TABLES[table][: len(rows[0])])
     statement = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
         sql.Identifier(schema), sql.Identifier(table), columns

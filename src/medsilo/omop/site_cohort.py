@@ -36,7 +36,7 @@ def _schema_values(
 ) -> tuple[NDArray[np.float64], list[str]]:
     """The column in schema form (NaN = missing) and its problems, each naming the feature."""
     v = np.array([np.nan if x is None else float(x) for x in raw], dtype=np.float64)
-    where = f"feature {f.to!r} ({f.source} {f.concept_ids or ''})".replace(" )", ")")
+    where = f"feature {f.to!r} ({' '.join([f.source, *map(str, f.concept_ids)])})"
     problems = []
     seen = ~np.isnan(v)
     if f.codes is not None:  # gender: concept id -> schema code text
