@@ -89,15 +89,16 @@ PERSON_TABLES: tuple[str, ...] = tuple(
 
 
 def create_statements(schema: str) -> list[sql.Composed]:
-    """``CREATE SCHEMA`` and one ``CREATE TABLE`` per declared table, in ``schema``."""
+    """``CREATE SCHEMA``, one ``CREATE TABLE`` per declared table in ``schema``, and an index
+    on ``person_id`` of each person table that lacks one as its key (as the OHDSI DDL has):
+    the cohort query looks each member's events up by person."""
     out = [sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema))]
     for table, columns in CDM_TABLES.items():
         body = sql.SQL(", ").join(
             sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(kind)) for c, kind in columns
         )
-        out.append(
-            sql.SQL("CREATE TABLE {}.{} ({})").format(
-                sql.Identifier(schema), sql.Identifier(table), body
-            )
-        )
+        name = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+        out.append(sql.SQL("CREATE TABLE {} ({})").format(name, body))
+        if table in PERSON_TABLES and columns[0][0] != "person_id":
+            out.append(sql.SQL("CREATE INDEX ON {} (person_id)").format(name))
     return out
