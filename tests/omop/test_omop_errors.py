@@ -101,3 +101,21 @@ def test_a_spec_feature_outside_the_schema_is_named(tmp_path: Path) -> None:
         build_federation(DataConfig.model_validate({"dataset": "omop", "omop": section}), seed=0)
     assert "feature 'cholesterol' is not a column" in str(err.value)
     assert "schema column 'chol' has no feature" in str(err.value)
+
+
+def test_a_refused_site_leaves_no_run_directory(cluster: Cluster, tmp_path: Path) -> None:
+    from medsilo.config import RunConfig
+    from medsilo.experiment import run_experiment
+
+    cfg = RunConfig.model_validate(
+        {
+            "name": "omop-refused",
+            "data": {"dataset": "omop", "omop": omop_section(cluster, DB, ["intact", "kg_chol"])},
+            "model": {"name": "logistic"},
+            "training": {"rounds": 1, "local_steps": 1},
+        }
+    )
+    run_dir = tmp_path / "run"
+    with pytest.raises(OmopSourceError, match="site 'kg_chol'"):
+        run_experiment(cfg, run_dir)
+    assert not run_dir.exists()
