@@ -14,6 +14,7 @@ from torch import nn
 
 from medsilo.config import AttackConfig, BackdoorAttack, LabelFlipAttack
 from medsilo.models.weights import set_weights
+from medsilo.training.evaluate import EVAL_BATCH_SIZE
 from medsilo.training.samples import Samples
 from medsilo.training.task import predictions
 from medsilo.training.tensors import TensorData, in_memory
@@ -76,7 +77,7 @@ def backdoor_success(
     weights: Weights,
     test_samples: Samples,
     attack: BackdoorAttack,
-    batch_size: int = 2048,
+    batch_size: int = EVAL_BATCH_SIZE,
 ) -> dict[str, float | int]:
     """``{"success": share of triggered non-target rows classified as target, "n": rows}``."""
     test = in_memory(test_samples, "measuring a backdoor")

@@ -20,6 +20,7 @@ from medsilo.metrics.subgroups import subgroup_states
 from medsilo.metrics.suite import MetricSuite, StateSet, state_set_to_wire
 from medsilo.models.weights import set_weights
 from medsilo.training.device import model_device
+from medsilo.training.evaluate import EVAL_BATCH_SIZE
 from medsilo.training.samples import Samples
 from medsilo.training.task import CLASS_TASKS
 from medsilo.types import Weights
@@ -27,7 +28,7 @@ from medsilo.types import Weights
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, data: Samples, batch_size: int = 2048
+    model: nn.Module, data: Samples, batch_size: int = EVAL_BATCH_SIZE
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Probabilities and labels of every example, in one pass (a streamed site reads its
     images once): P(class 1) ``(N,)`` for a binary task (sigmoid of the one logit), class
@@ -54,7 +55,7 @@ def predict(
 
 
 def predict_probabilities(
-    model: nn.Module, data: Samples, batch_size: int = 2048
+    model: nn.Module, data: Samples, batch_size: int = EVAL_BATCH_SIZE
 ) -> NDArray[np.float64]:
     """The probabilities of :func:`predict` alone."""
     return predict(model, data, batch_size)[0]
