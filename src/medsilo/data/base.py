@@ -172,11 +172,16 @@ def in_memory(split: Split, purpose: str) -> ArrayData:
     feature that reads every row at once, such as standardisation or a data-poisoning
     attack, is not available for data streamed from disk)."""
     if isinstance(split, StreamedSplit):
-        raise DataFormatError(
-            f"{purpose} needs the data in memory; it is not available for data streamed from "
-            "disk (image folders, a torch Dataset)"
-        )
+        raise DataFormatError(needs_memory(purpose))
     return split
+
+
+def needs_memory(purpose: str) -> str:
+    """Why ``purpose`` refuses data streamed from disk (one wording for arrays and tensors)."""
+    return (
+        f"{purpose} needs the data in memory; it is not available for data streamed from "
+        "disk (image folders, a torch Dataset)"
+    )
 
 
 def concat_splits(parts: list[Split]) -> Split:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from medsilo.config import RunConfig
@@ -32,7 +31,6 @@ class PreparedFederation:
     train: dict[str, Samples]
     test: dict[str, Samples]
     pooled_test: Samples
-    device: torch.device
 
     @property
     def binary(self) -> bool:
@@ -41,11 +39,9 @@ class PreparedFederation:
     @staticmethod
     def build(cfg: RunConfig, fed: FederatedData | None = None) -> PreparedFederation:
         fed = fed if fed is not None else build_federation(cfg.data, cfg.seed)
-        device = resolve_device(cfg.training.device)
         model = build_model(
             cfg.model, fed.input_shape, fed.num_classes, task=fed.task, seed=cfg.seed
-        )
-        model.to(device)
+        ).to(resolve_device(cfg.training.device))
         workers = cfg.training.loader_workers
         return PreparedFederation(
             fed=fed,
@@ -55,5 +51,4 @@ class PreparedFederation:
             train={s.name: samples_of(s.train, fed.task, workers) for s in fed.sites},
             test={s.name: samples_of(s.test, fed.task, workers) for s in fed.sites},
             pooled_test=samples_of(fed.test, fed.task, workers),
-            device=device,
         )

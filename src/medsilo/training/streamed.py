@@ -24,7 +24,8 @@ from medsilo.training.task import as_targets
 
 
 class _Items(Dataset[tuple[Any, Any]]):
-    """An item source as a torch ``Dataset`` (a plain one already is; this adds nothing)."""
+    """An item source typed as the torch ``Dataset`` a ``DataLoader`` takes; the worker hook
+    finds the source here to reseed its augmentations."""
 
     def __init__(self, source: ItemSource) -> None:
         self.source = source

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
-from medsilo.data.base import ArrayData, Task
+from medsilo.data.base import ArrayData, Task, needs_memory
 from medsilo.training.samples import Batch, Samples
 from medsilo.training.task import as_targets
 
@@ -49,8 +49,5 @@ def in_memory(samples: Samples, purpose: str) -> TensorData:
     """``samples`` as tensors; streamed samples are refused, naming what needed every row
     at once (an audit, a data-poisoning attack)."""
     if not isinstance(samples, TensorData):
-        raise ValueError(
-            f"{purpose} needs the data in memory; it is not available for data streamed "
-            "from disk (image folders, a torch Dataset)"
-        )
+        raise ValueError(needs_memory(purpose))
     return samples
