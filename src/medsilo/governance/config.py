@@ -12,11 +12,15 @@ Choices:
 * ``withdrawn_sites`` / ``withdrawn_cohorts`` (``SITE:VERSION``) are sites whose data was
   withdrawn; they stay on the federation's roster (site indices, and so every seed, unchanged)
   but are absent from training, as expired cohorts are.
+* ``quorum: {council: FILE, decisions: DIR, authority: CA_CERT}`` makes starting the run
+  need a council-approved ``start_run`` proposal for its config hash (``governance.quorum``,
+  docs/governance.md "Quorum decisions"); absent, runs start as before.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -54,6 +58,14 @@ class ConsentConfig(_Strict):
     )
 
 
+class QuorumConfig(_Strict):
+    council: Path = Field(description="the council.json written by `medsilo provision`")
+    decisions: Path = Field(description="the decisions folder (proposals, approvals, ledger)")
+    authority: Path | None = Field(
+        default=None, description="ca.crt the council file must be signed by (kits: required)"
+    )
+
+
 class GovernanceConfig(_Strict):
     checkpoint: CheckpointConfig | None = None
     cohorts: dict[str, CohortDeclaration] = Field(
@@ -62,6 +74,7 @@ class GovernanceConfig(_Strict):
     consent: ConsentConfig | None = None
     withdrawn_sites: list[str] = Field(default_factory=list)
     withdrawn_cohorts: list[str] = Field(default_factory=list, description="SITE:VERSION")
+    quorum: QuorumConfig | None = None
 
     @field_validator("withdrawn_cohorts")
     @classmethod

@@ -34,15 +34,17 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from medsilo.governance.record_kinds import QUORUM_KINDS
 from medsilo.ledger.canonical import parse_canonical
 from medsilo.ledger.chain import GENESIS_PREV, LedgerRecord
 from medsilo.ledger.keys import fingerprint, raw_public
 from medsilo.ledger.round_sequence import RoundSequence
 from medsilo.ledger.store import GENESIS, open_readonly, read_records
 
-KINDS = frozenset(
-    {GENESIS, "run_start", "round", "run_end", "enrolment", "attestation", "unlearn"}
-)  # "unlearn": a data withdrawal retired this run's model (docs/governance.md)
+KINDS = (
+    frozenset({GENESIS, "run_start", "round", "run_end", "enrolment", "attestation", "unlearn"})
+    | QUORUM_KINDS
+)  # "unlearn", quorum_*: docs/governance.md
 
 
 @dataclass(frozen=True)

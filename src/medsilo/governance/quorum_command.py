@@ -1,0 +1,133 @@
+"""``medsilo governance propose | approve | status``: the council's votes (docs/governance.md).
+
+``propose`` is run by the coordinator (it appends to the governance ledger with the
+coordinator's key); ``approve`` by a council member on its own machine with its site kit (its
+private key never leaves it), writing an approval file into the decisions folder (shared, or
+mailed to the coordinator and dropped there); ``status`` by anyone with the folder and a
+council file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from medsilo.config import ConfigError, load_config
+from medsilo.deploy.kit_files import load_site_identity
+from medsilo.governance.council import COUNCIL_FILE, Council, load_council
+from medsilo.governance.decisions import APPROVALS_DIR, DecisionBook, recorded_problems
+from medsilo.governance.proposal import Proposal, ProposalError, sign_approval, write_json
+from medsilo.governance.run_gate import start_run_proposal
+
+governance_app = typer.Typer(
+    help="Council decisions: propose an action, approve it, see what is approved.",
+    no_args_is_help=True,
+)
+
+DecisionsArg = Annotated[Path, typer.Argument(help="the decisions folder")]
+CouncilOpt = Annotated[Path, typer.Option(help="the council.json written by `medsilo provision`")]
+AuthorityOpt = Annotated[
+    Path | None, typer.Option(help="the federation's ca.crt: check the council's signature")
+]
+
+
+def _fail(err: Exception) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}")
+    return typer.Exit(2)
+
+
+def _proposal(council: Council, action: str, config: Path | None, subject: str | None) -> Proposal:
+    if action == "start_run":
+        if config is None or subject is not None:
+            raise ConfigError("start_run takes --config EXPERIMENT.yaml (its hash is the subject)")
+        return start_run_proposal(load_config(config), council)
+    if subject is None or config is not None:
+        raise ConfigError(f"{action} takes --subject (a site name, or the model hash to retire)")
+    return Proposal.model_validate(
+        {"federation": council.federation, "action": action, "subject": subject}
+    )
+
+
+@governance_app.command("propose")
+def propose(
+    decisions: DecisionsArg,
+    council: CouncilOpt,
+    action: Annotated[
+        str, typer.Option(help="start_run, admit_site, remove_site or retire_model")
+    ] = "start_run",
+    config: Annotated[Path | None, typer.Option(help="for start_run: the experiment")] = None,
+    subject: Annotated[str | None, typer.Option(help="for the other actions")] = None,
+    authority: AuthorityOpt = None,
+) -> None:
+    """File a proposal (coordinator side); print its id for the members to approve."""
+    try:
+        members = load_council(council, authority)
+        proposal = _proposal(members, action, config, subject)
+        path = DecisionBook(decisions, members).propose(proposal)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    console = Console()
+    console.print(f"proposal {proposal.proposal_id()}: {escape(proposal.describe())}")
+    console.print(f"written to {path}; it needs {members.threshold} approvals from: "
+                  f"{', '.join(members.members)}")  # fmt: skip
+
+
+@governance_app.command("approve")
+def approve(
+    decisions: DecisionsArg,
+    proposal: Annotated[str, typer.Argument(help="the proposal id (or a unique prefix)")],
+    kit: Annotated[Path, typer.Option(help="this member's site kit (site.txt, attest.key)")],
+) -> None:
+    """Sign an approval of a proposal with this site kit's key (member side)."""
+    try:
+        identity = load_site_identity(kit)
+        council = load_council(kit / COUNCIL_FILE, kit / "ca.crt")
+        chosen = DecisionBook(decisions, council).find(proposal)
+        approval = sign_approval(identity.attest_private_key(), chosen, identity.name, council)
+        name = f"{chosen.proposal_id()[:16]}.{identity.name}.json"
+        path = decisions / APPROVALS_DIR / name
+        if path.exists():
+            raise ProposalError(f"{identity.name} already approved this proposal ({path})")
+        write_json(path, approval)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    Console().print(f"{identity.name} approved {escape(chosen.describe())}: {path}")
+
+
+@governance_app.command("status")
+def status(decisions: DecisionsArg, council: CouncilOpt, authority: AuthorityOpt = None) -> None:
+    """Every proposal with its counted, refused and missing approvals; recorded decisions
+    re-checked against the council."""
+    try:
+        members = load_council(council, authority)
+        book = DecisionBook(decisions, members)
+        proposals = book.proposals()
+        unreadable = book.votes()[1]
+        executed = book.executed()
+        problems = recorded_problems(book.records(), members)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    console = Console()
+    for item in proposals:
+        count = book.tally(item, executed)
+        state = "executed" if count.executed_seq is not None else (
+            "APPROVED" if count.met else "pending")  # fmt: skip
+        console.print(
+            f"{count.proposal_id[:16]}  {escape(item.describe())}  {state}  "
+            f"{len(count.counted)}/{count.threshold}  approved by: "
+            f"{', '.join(count.counted) or '-'}  missing: {', '.join(count.missing) or '-'}"
+        )
+        for refused in count.refused:
+            console.print(f"    refused {escape(refused.source)}: {escape(refused.reason)}")
+    for refused in unreadable:
+        console.print(f"unreadable approval {escape(refused.source)}: {escape(refused.reason)}")
+    if not proposals:
+        console.print(f"no proposals in {decisions}")
+    for problem in problems:
+        console.print(f"[bold red]recorded decision without quorum:[/] {escape(problem)}")
+    if problems:
+        raise typer.Exit(1)
