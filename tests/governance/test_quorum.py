@@ -189,9 +189,12 @@ def test_an_executed_proposal_cannot_authorise_a_second_action(kits: Path, tmp_p
         book.authorize("retire_model", subject)
     assert "1 of 2 approvals; 1 more needed from: a, c" in str(refused.value)
     assert "refused approval b.json: duplicate" in str(refused.value)  # sorted: b-again first
+    forged = Approval(proposal=proposal.proposal_id(), member="c", signature="ab" * 64)
+    write_json(book.directory / APPROVALS_DIR / "c-0.json", forged)  # read before c.json
     _approve(book, kits, proposal, "c", "c.json")
     decision = book.authorize("retire_model", subject)
     assert [a.member for a in decision.approvals] == ["b", "c"]
+    assert forged not in decision.approvals  # the decision records the votes that counted
     with pytest.raises(QuorumRefused, match="already executed"):  # replaying the decision
         book.authorize("retire_model", subject)
     ledger = book.directory / "ledger.sqlite"

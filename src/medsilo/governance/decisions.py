@@ -180,10 +180,7 @@ class DecisionBook:
                 lines += [f"    refused approval {r.source}: {r.reason}" for r in t.refused]
             raise QuorumRefused("\n".join(lines))
         chosen = approved[0]
-        votes = [v for v in self.votes()[0] if v.approval.proposal == chosen.proposal_id]
-        counted = {v.approval.member: v.approval for v in sorted(votes, key=lambda v: v.source)
-                   if v.approval.member in chosen.counted}  # fmt: skip
-        approvals = [counted[m] for m in chosen.counted]
+        approvals = chosen.approvals
         council_id = self.council.council_id()
         with self._ledger() as ledger:
             for approval in approvals:

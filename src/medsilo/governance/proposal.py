@@ -1,8 +1,8 @@
 """A proposal the council votes on, and a member's signed approval of it.
 
 A proposal names one coordinator action and its subject (for ``start_run`` the config hash
-of :func:`medsilo.governance.checkpoint.config_hash`; a site name to admit or remove; the
-final model hash of a run to retire), the federation, a random nonce and its creation time.
+of :func:`medsilo.governance.checkpoint.config_hash`; for ``retire_model`` the final model
+hash of the run to retire), the federation, a random nonce and its creation time.
 Its id is the SHA-256 of its canonical JSON, so the id commits to every field: two
 proposals for the same subject differ by nonce, and an approval of one is no approval of
 the other.
@@ -38,7 +38,7 @@ APPROVAL_TAG = b"medsilo-council-approval/1\n"
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 
 #: The coordinator actions a council decides (docs/governance.md, "Quorum decisions").
-Action = Literal["start_run", "admit_site", "remove_site", "retire_model"]
+Action = Literal["start_run", "retire_model"]
 
 
 class ProposalError(ConfigError):

@@ -44,7 +44,8 @@ class Tally:
     proposal: Proposal
     proposal_id: str
     threshold: int
-    counted: list[str] = field(default_factory=list)
+    counted: list[str] = field(default_factory=list)  # members, in the order counted
+    approvals: list[Approval] = field(default_factory=list)  # the approvals that counted
     refused: list[Refused] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     executed_seq: int | None = None  # the governance ledger record that consumed it
@@ -104,6 +105,7 @@ def tally(
             reason = _refusal(vote, proposal_id, council, result.counted)
             if reason is None:
                 result.counted.append(vote.approval.member)
+                result.approvals.append(vote.approval)
             else:
                 result.refused.append(Refused(vote.source, vote.approval.member, reason))
     result.missing = [member for member in council.members if member not in result.counted]

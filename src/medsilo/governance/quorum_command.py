@@ -21,6 +21,7 @@ from medsilo.deploy.kit_files import load_site_identity
 from medsilo.governance.council import COUNCIL_FILE, Council, load_council
 from medsilo.governance.decisions import APPROVALS_DIR, DecisionBook, recorded_problems
 from medsilo.governance.proposal import Proposal, ProposalError, sign_approval, write_json
+from medsilo.governance.retire_gate import retire_proposal, retire_with_quorum
 from medsilo.governance.run_gate import start_run_proposal
 
 governance_app = typer.Typer(
@@ -40,40 +41,36 @@ def _fail(err: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _proposal(council: Council, action: str, config: Path | None, subject: str | None) -> Proposal:
-    if action == "start_run":
-        if config is None or subject is not None:
-            raise ConfigError("start_run takes --config EXPERIMENT.yaml (its hash is the subject)")
+def _proposal(council: Council, config: Path | None, run: Path | None) -> Proposal:
+    if config is not None and run is None:
         return start_run_proposal(load_config(config), council)
-    if subject is None or config is not None:
-        raise ConfigError(f"{action} takes --subject (a site name, or the model hash to retire)")
-    return Proposal.model_validate(
-        {"federation": council.federation, "action": action, "subject": subject}
-    )
+    if run is not None and config is None:
+        return retire_proposal(run, council)
+    raise ConfigError("give either --config (start a run) or --run (retire its model)")
 
 
 @governance_app.command("propose")
 def propose(
     decisions: DecisionsArg,
     council: CouncilOpt,
-    action: Annotated[
-        str, typer.Option(help="start_run, admit_site, remove_site or retire_model")
-    ] = "start_run",
-    config: Annotated[Path | None, typer.Option(help="for start_run: the experiment")] = None,
-    subject: Annotated[str | None, typer.Option(help="for the other actions")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="start_run: the experiment whose runs may start")
+    ] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="retire_model: the finished run whose model to retire")
+    ] = None,
     authority: AuthorityOpt = None,
 ) -> None:
     """File a proposal (coordinator side); print its id for the members to approve."""
     try:
         members = load_council(council, authority)
-        proposal = _proposal(members, action, config, subject)
+        proposal = _proposal(members, config, run)
         path = DecisionBook(decisions, members).propose(proposal)
     except (ConfigError, ValueError) as err:
         raise _fail(err) from None
-    console = Console()
-    console.print(f"proposal {proposal.proposal_id()}: {escape(proposal.describe())}")
-    console.print(f"written to {path}; it needs {members.threshold} approvals from: "
-                  f"{', '.join(members.members)}")  # fmt: skip
+    typer.echo(f"proposal {proposal.proposal_id()}: {proposal.describe()}")
+    needed = f"{members.threshold} approvals from: {', '.join(members.members)}"
+    typer.echo(f"written to {path}; it needs {needed}")
 
 
 @governance_app.command("approve")
@@ -95,7 +92,7 @@ def approve(
         write_json(path, approval)
     except (ConfigError, ValueError) as err:
         raise _fail(err) from None
-    Console().print(f"{identity.name} approved {escape(chosen.describe())}: {path}")
+    typer.echo(f"{identity.name} approved {chosen.describe()}: {path}")
 
 
 @governance_app.command("status")
@@ -111,23 +108,41 @@ def status(decisions: DecisionsArg, council: CouncilOpt, authority: AuthorityOpt
         problems = recorded_problems(book.records(), members)
     except (ConfigError, ValueError) as err:
         raise _fail(err) from None
-    console = Console()
     for item in proposals:
         count = book.tally(item, executed)
-        state = "executed" if count.executed_seq is not None else (
-            "APPROVED" if count.met else "pending")  # fmt: skip
-        console.print(
-            f"{count.proposal_id[:16]}  {escape(item.describe())}  {state}  "
+        state = "APPROVED" if count.met else "pending"
+        state = "executed" if count.executed_seq is not None else state
+        typer.echo(
+            f"{count.proposal_id[:16]}  {item.describe()}  {state}  "
             f"{len(count.counted)}/{count.threshold}  approved by: "
             f"{', '.join(count.counted) or '-'}  missing: {', '.join(count.missing) or '-'}"
         )
         for refused in count.refused:
-            console.print(f"    refused {escape(refused.source)}: {escape(refused.reason)}")
+            typer.echo(f"    refused {refused.source}: {refused.reason}")
     for refused in unreadable:
-        console.print(f"unreadable approval {escape(refused.source)}: {escape(refused.reason)}")
+        typer.echo(f"unreadable approval {refused.source}: {refused.reason}")
     if not proposals:
-        console.print(f"no proposals in {decisions}")
+        typer.echo(f"no proposals in {decisions}")
     for problem in problems:
-        console.print(f"[bold red]recorded decision without quorum:[/] {escape(problem)}")
+        typer.echo(f"recorded decision without quorum: {problem}", err=True)
     if problems:
         raise typer.Exit(1)
+
+
+@governance_app.command("retire")
+def retire_command(
+    run: Annotated[Path, typer.Argument(help="the finished run whose model to retire")],
+    decisions: Annotated[Path, typer.Option(help="the decisions folder")],
+    council: CouncilOpt,
+    reason: Annotated[str, typer.Option(help="why, as RETIRED.json will say")],
+    replacement: Annotated[Path | None, typer.Option(help="the run that replaces it")] = None,
+    authority: AuthorityOpt = None,
+) -> None:
+    """Retire a run's model once the council approved a ``retire_model`` proposal for it."""
+    try:
+        members = load_council(council, authority)
+        decision = retire_with_quorum(run, members, decisions, reason, replacement)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    approvers = ", ".join(a.member for a in decision.approvals)
+    typer.echo(f"{run} retired (approved by {approvers}; decision record {decision.ledger_seq})")
