@@ -21,6 +21,9 @@ from the SuperNode key: ``attest.key`` is Ed25519 (what the software backend sig
 with), PKCS#8 PEM, unencrypted, mode 0600; the coordinator holds its public half
 ``site-keys/<site>.attest.pub``, the resolved enrolment policy and the roster
 ``federation.json``. Names and loaders: :mod:`medsilo.deploy.kit_files`.
+
+With a ``council`` in the spec, every kit also gets ``council.json`` (the voting members'
+attestation public keys and the threshold, signed by the CA; :mod:`medsilo.governance.council`).
 """
 
 from __future__ import annotations
