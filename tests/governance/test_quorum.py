@@ -218,13 +218,16 @@ def test_a_decision_the_coordinator_records_alone_is_caught(kits: Path, tmp_path
     proposal = retire("quorumfed")
     lone = sign_approval(member_key(kits, "a"), proposal, "a", council)
     with Ledger(tmp_path / "ledger.sqlite", load_or_create_private_key()) as ledger:
-        ledger.append(DECISION_KIND, decision_payload(proposal, [lone], council.council_id()))
-        ledger.append(DECISION_KIND, decision_payload(proposal, [lone], council.council_id()))
+        payload = decision_payload(proposal, [lone], council.council_id())
+        ledger.append(DECISION_KIND, payload)
+        ledger.append(DECISION_KIND, payload)  # the same decision executed twice
+        ledger.append(DECISION_KIND, {"proposal_id": proposal.proposal_id()})
         records = ledger.records()
     problems = recorded_problems(records, council)
-    assert len(problems) == 3
+    assert len(problems) == 4
     assert "1 of 2 approvals" in problems[0]
     assert "executed again (first at record 2)" in problems[1]
+    assert problems[3].startswith("record 4: malformed decision")
 
 
 def test_a_proposal_for_another_federation_is_refused(kits: Path, tmp_path: Path) -> None:

@@ -199,22 +199,31 @@ def recorded_problems(records: list[LedgerRecord], council: Council) -> list[str
     for record in records:
         if record.kind != DECISION_KIND:
             continue
-        payload = _payload(record)
-        proposal = Proposal.model_validate(payload["proposal"])
-        if proposal.proposal_id() != payload["proposal_id"]:
-            problems.append(f"record {record.seq}: the proposal does not hash to its id")
-            continue
-        if payload["proposal_id"] in seen:
-            problems.append(
-                f"record {record.seq}: proposal {payload['proposal_id'][:16]} executed again "
-                f"(first at record {seen[payload['proposal_id']]})"
-            )
-        seen.setdefault(payload["proposal_id"], record.seq)
-        votes = [
-            Vote(Approval(proposal=payload["proposal_id"], **a), f"record {record.seq}")
-            for a in payload["approvals"]
-        ]
-        count = tally(council, proposal, votes)
-        if not count.met:
-            problems.append(f"record {record.seq}: {count.shortfall()}")
+        try:
+            problems += _decision_problems(record, council, seen)
+        except (KeyError, TypeError, ValueError) as err:
+            problems.append(f"record {record.seq}: malformed decision ({err})")
+    return problems
+
+
+def _decision_problems(record: LedgerRecord, council: Council, seen: dict[str, int]) -> list[str]:
+    payload = _payload(record)
+    proposal = Proposal.model_validate(payload["proposal"])
+    proposal_id = payload["proposal_id"]
+    if proposal.proposal_id() != proposal_id:
+        return [f"record {record.seq}: the proposal does not hash to its id"]
+    problems = []
+    if proposal_id in seen:
+        problems.append(
+            f"record {record.seq}: proposal {proposal_id[:16]} executed again "
+            f"(first at record {seen[proposal_id]})"
+        )
+    seen.setdefault(proposal_id, record.seq)
+    votes = [
+        Vote(Approval(proposal=proposal_id, **a), f"record {record.seq}")
+        for a in payload["approvals"]
+    ]
+    count = tally(council, proposal, votes)
+    if not count.met:
+        problems.append(f"record {record.seq}: {count.shortfall()}")
     return problems
