@@ -70,6 +70,7 @@ class Loopback:
     root: Path
     experiment: dict[str, Any]
     sites: list[str] = field(default_factory=lambda: list(SITES))
+    council: dict[str, Any] | None = None  # FEDERATION.yaml's council section, if any
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -85,6 +86,7 @@ class Loopback:
                 "sites": [{"name": s} for s in self.sites],
                 "enrolment": {"allowed_backends": ["software"]},
             }
+            | ({"council": self.council} if self.council is not None else {})
         )
         provision(spec, self.root / "kits")
         self.exp_path = self.root / "experiment.yaml"
