@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,9 +16,11 @@ from medsilo.deploy.coordinator import start_coordinator
 from medsilo.experiment import run_experiment
 from medsilo.governance.checkpoint import config_hash
 from medsilo.governance.council import COUNCIL_FILE
-from medsilo.governance.decisions import DecisionBook, QuorumRefused
+from medsilo.governance.decisions import DecisionBook, QuorumRefused, decision_payload
+from medsilo.governance.proposal import sign_approval
 from medsilo.governance.retire import retirement
-from medsilo.governance.run_gate import KIT_DECISIONS_DIR, start_run_proposal
+from medsilo.governance.run_gate import KIT_DECISIONS_DIR, run_decision_json, start_run_proposal
+from medsilo.governance.site_check import check_run_approved
 from medsilo.ledger.keys import load_public_key
 from medsilo.ledger.run_ledger import LEDGER_FILE, PUBLIC_KEY_FILE
 from medsilo.ledger.store import open_readonly, read_records
@@ -25,6 +29,7 @@ from tests.conftest import small_config
 from tests.governance.quorum_fixtures import (
     coordinator_kit,
     council_of,
+    member_key,
     provision_council,
     site_kit,
 )
@@ -179,3 +184,32 @@ def test_retiring_a_model_needs_quorum(kits: Path, tmp_path: Path) -> None:
     assert kinds[-2:] == ["run_end", "quorum_decision"]
     again = runner.invoke(app, [*retire, "--reason", "superseded"])
     assert again.exit_code == 2 and "already retired" in again.output
+
+
+def test_a_site_refuses_to_train_without_its_councils_approval(kits: Path, tmp_path: Path) -> None:
+    """The site's own check at enrolment, with its own signed council copy: no decision, a
+    decision the coordinator made alone, a decision for another config are refused."""
+    cfg, site = small_config(), site_kit(kits, "a")
+    with pytest.raises(QuorumRefused, match="sent no council decision"):
+        check_run_approved(site, cfg, "")
+    council = council_of(kits)
+    book = DecisionBook(coordinator_kit(kits) / KIT_DECISIONS_DIR, council)
+    assert run_decision_json(coordinator_kit(kits), cfg) == ""
+    proposal = start_run_proposal(cfg, council)
+    book.propose(proposal)
+    lone = sign_approval(member_key(kits, "a"), proposal, "a", council)
+    alone = decision_payload(proposal, [lone], council.council_id())
+    with pytest.raises(QuorumRefused, match="1 of 2 approvals"):
+        check_run_approved(site, cfg, json.dumps(alone))
+    approve(book.directory, proposal.proposal_id(), kits, "a")
+    approve(book.directory, proposal.proposal_id(), kits, "b")
+    book.authorize("start_run", config_hash(cfg))
+    decision = run_decision_json(coordinator_kit(kits), cfg)
+    check_run_approved(site, cfg, decision)  # approved: no error
+    other = cfg.model_copy(update={"seed": 1})
+    with pytest.raises(QuorumRefused, match="not start_run of this config"):
+        check_run_approved(site, other, decision)
+    plain = tmp_path / "plain-site"  # a kit provisioned without a council checks nothing
+    shutil.copytree(site, plain)
+    (plain / COUNCIL_FILE).unlink()
+    check_run_approved(plain, other, "")

@@ -116,14 +116,7 @@ class DecisionBook:
         return votes, unreadable
 
     def records(self) -> list[LedgerRecord]:
-        path = self.directory / LEDGER_FILE
-        if not path.is_file():
-            return []
-        conn = open_readonly(path)
-        try:
-            return list(read_records(conn))
-        finally:
-            conn.close()
+        return ledger_records(self.directory)
 
     def executed(self) -> dict[str, int]:
         """Proposal id -> seq of the ``quorum_decision`` record that consumed it."""
@@ -192,38 +185,59 @@ class DecisionBook:
 
 def recorded_problems(records: list[LedgerRecord], council: Council) -> list[str]:
     """Re-check every ``quorum_decision`` record against ``council`` (a site's own signed
-    copy): its proposal hashes to its id, its approvals reach the threshold, and no
-    proposal was executed twice. Empty when every recorded decision had its quorum."""
+    copy): each has its quorum (:func:`decision_problems`) and no proposal was executed
+    twice. Empty when every recorded decision is sound."""
     problems: list[str] = []
     seen: dict[str, int] = {}
     for record in records:
         if record.kind != DECISION_KIND:
             continue
-        try:
-            problems += _decision_problems(record, council, seen)
-        except (KeyError, TypeError, ValueError) as err:
-            problems.append(f"record {record.seq}: malformed decision ({err})")
+        payload = _payload(record)
+        proposal_id = payload.get("proposal_id")
+        if isinstance(proposal_id, str) and proposal_id in seen:
+            problems.append(
+                f"record {record.seq}: proposal {proposal_id[:16]} executed again "
+                f"(first at record {seen[proposal_id]})"
+            )
+        if isinstance(proposal_id, str):
+            seen.setdefault(proposal_id, record.seq)
+        problems += decision_problems(payload, council, f"record {record.seq}")
     return problems
 
 
-def _decision_problems(record: LedgerRecord, council: Council, seen: dict[str, int]) -> list[str]:
-    payload = _payload(record)
-    proposal = Proposal.model_validate(payload["proposal"])
-    proposal_id = payload["proposal_id"]
+def decision_problems(payload: dict[str, Any], council: Council, where: str) -> list[str]:
+    """What is wrong with one decision payload under ``council`` (empty: it had its
+    quorum): the proposal must hash to its id and its signatures reach the threshold."""
+    try:
+        proposal = Proposal.model_validate(payload["proposal"])
+        proposal_id = str(payload["proposal_id"])
+        votes = [Vote(Approval(proposal=proposal_id, **a), where) for a in payload["approvals"]]
+    except (KeyError, TypeError, ValueError) as err:
+        return [f"{where}: malformed decision ({err})"]
     if proposal.proposal_id() != proposal_id:
-        return [f"record {record.seq}: the proposal does not hash to its id"]
-    problems = []
-    if proposal_id in seen:
-        problems.append(
-            f"record {record.seq}: proposal {proposal_id[:16]} executed again "
-            f"(first at record {seen[proposal_id]})"
-        )
-    seen.setdefault(proposal_id, record.seq)
-    votes = [
-        Vote(Approval(proposal=proposal_id, **a), f"record {record.seq}")
-        for a in payload["approvals"]
-    ]
+        return [f"{where}: the proposal does not hash to its id"]
     count = tally(council, proposal, votes)
-    if not count.met:
-        problems.append(f"record {record.seq}: {count.shortfall()}")
-    return problems
+    return [] if count.met else [f"{where}: {count.shortfall()}"]
+
+
+def latest_decision(directory: Path, action: str, subject: str) -> dict[str, Any] | None:
+    """The newest recorded decision for ``action`` on ``subject`` in a decisions folder."""
+    found = None
+    for record in ledger_records(directory):
+        payload = _payload(record) if record.kind == DECISION_KIND else {}
+        proposal = payload.get("proposal") or {}
+        if (proposal.get("action"), proposal.get("subject")) == (action, subject):
+            found = payload
+    return found
+
+
+def ledger_records(directory: Path) -> list[LedgerRecord]:
+    """The governance ledger of a decisions folder, as stored (empty when there is none)."""
+    path = directory / LEDGER_FILE
+    if not path.is_file():
+        return []
+    conn = open_readonly(path)
+    try:
+        return list(read_records(conn))
+    finally:
+        conn.close()

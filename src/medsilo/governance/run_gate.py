@@ -14,12 +14,13 @@ coordinator kit holds a council (provisioned with one), whatever the config says
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medsilo.governance.checkpoint import config_hash
 from medsilo.governance.council import COUNCIL_FILE, Council, load_council
-from medsilo.governance.decisions import Decision, DecisionBook
+from medsilo.governance.decisions import Decision, DecisionBook, latest_decision
 from medsilo.governance.proposal import Proposal
 
 if TYPE_CHECKING:
@@ -66,3 +67,13 @@ def kit_council(kit: Path) -> Council | None:
     if not path.exists():
         return None
     return load_council(path, kit / "ca.crt")
+
+
+def run_decision_json(kit: Path, cfg: RunConfig) -> str:
+    """The recorded decision that approved starting ``cfg``, as JSON, for the deployed
+    ServerApp to send each site at enrolment (:mod:`medsilo.governance.site_check`); empty
+    when the kit has no council or no decision was recorded."""
+    if not (kit / COUNCIL_FILE).exists():
+        return ""
+    found = latest_decision(kit / KIT_DECISIONS_DIR, "start_run", config_hash(cfg))
+    return "" if found is None else json.dumps(found, sort_keys=True)

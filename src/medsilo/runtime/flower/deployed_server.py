@@ -62,6 +62,8 @@ from medsilo.governance.checkpoint import (
 )
 from medsilo.governance.config import CheckpointConfig
 from medsilo.governance.participation import Participation
+from medsilo.governance.record_kinds import DECISION_KIND
+from medsilo.governance.run_gate import run_decision_json
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.builder import build_model
 from medsilo.models.local_weights import file_sha256
@@ -226,8 +228,11 @@ class _Deployment:
             )
         self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
         self.keys = load_attestation_keys(settings.kit)
+        self.decision_json = run_decision_json(settings.kit, self.cfg)  # sites check it
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
         self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume)
+        if self.decision_json and self.resume is None:  # the council's approval, on record
+            self.ledger.ledger.append(DECISION_KIND, json.loads(self.decision_json))
         self.nodes: dict[str, int] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
         self.weights_sha256: str | None = None
@@ -264,6 +269,7 @@ class _Deployment:
                         roster=self.names,
                         run_key=key,
                         resume_round=resume_round,
+                        decision_json=self.decision_json,
                     )
                 ),
                 dst_node_id=node,
