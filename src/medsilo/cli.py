@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from medsilo.anchor.chain import AnchorError
 from medsilo.attestation.command import attest_app, registry_app
 from medsilo.audit.command import audit_app
 from medsilo.bundled import bundled_names, bundled_text, resolve_config
@@ -233,7 +234,7 @@ def simulate(
             suite_title(cfgs, seed_list),
             progress,
         )
-    except (DataFormatError, ConfigError, RunDirError, ReportError) as err:
+    except (DataFormatError, ConfigError, RunDirError, ReportError, AnchorError) as err:
         raise _fail(str(err)) from None  # found before anything was written (but ReportError)
 
 

@@ -16,6 +16,7 @@ from medsilo.aggregation.robust import bulyan_min_updates, krum_min_updates
 from medsilo.algorithms.capabilities import Capabilities, with_client_dp
 from medsilo.algorithms.compatibility import RunFeatures, algorithm_problem
 from medsilo.algorithms.registry import capabilities_of
+from medsilo.anchor.config import AnchorConfig
 from medsilo.asynchrony import AsynchronyConfig, FedAsyncConfig, FedBuffConfig, SyncConfig
 from medsilo.confidential.platform import PlatformRecord
 from medsilo.config_errors import describe_invalid
@@ -487,6 +488,11 @@ class RunConfig(_Strict):
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig,
         description="also log the run to MLflow (docs/tracking.md)",
+    )
+    anchor: AnchorConfig = Field(
+        default_factory=AnchorConfig,
+        description="anchor each round's model hash and ledger head on an Ethereum chain "
+        "(docs/anchoring.md)",
     )
     output_dir: Path = Path("runs")
     threads: int = Field(

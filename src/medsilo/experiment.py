@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from medsilo.anchor.run_anchor import open_anchor
 from medsilo.config import RunConfig, dump_config
 from medsilo.data.base import FederatedData, concat_splits
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
+from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import set_weights
@@ -120,6 +122,7 @@ def run_experiment(
     fed = prepared.fed
     weights = cfg.model.weights_path  # read by preflight's model; recorded in summary.json
     weights_sha256 = None if weights is None else file_sha256(weights)
+    anchor = open_anchor(cfg.anchor, config_sha256(cfg), fed.site_names, resume is not None)
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     ingested = cfg.data.ingestion_reports()  # what ingestion left out, per site
@@ -131,7 +134,7 @@ def run_experiment(
         from medsilo.data.tabular_sites import write_validation_reports
 
         write_validation_reports(cfg.data.tabular, run_dir / "data")
-    ledger = RunLedger(run_dir, cfg, fed.site_names, resume)  # docs/audit-ledger.md
+    ledger = RunLedger(run_dir, cfg, fed.site_names, resume, anchor=anchor)  # docs/audit-ledger.md
     start = time.perf_counter()
     checkpoints = None
     if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)

@@ -44,6 +44,7 @@ import numpy as np
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from medsilo.anchor.run_anchor import open_anchor
 from medsilo.attestation.evidence import Evidence
 from medsilo.attestation.nonces import NonceBook
 from medsilo.attestation.policy import EnrolmentDecision, enrol, load_policy
@@ -62,6 +63,7 @@ from medsilo.governance.checkpoint import (
 )
 from medsilo.governance.config import CheckpointConfig
 from medsilo.governance.participation import Participation
+from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.builder import build_model
 from medsilo.models.local_weights import file_sha256
@@ -227,7 +229,10 @@ class _Deployment:
         self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
         self.keys = load_attestation_keys(settings.kit)
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
-        self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume)
+        anchor = open_anchor(  # docs/anchoring.md
+            self.cfg.anchor, config_sha256(self.cfg), self.names, self.resume is not None
+        )
+        self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume, anchor=anchor)
         self.nodes: dict[str, int] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
         self.weights_sha256: str | None = None
