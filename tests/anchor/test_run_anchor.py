@@ -27,7 +27,9 @@ def test_every_round_is_anchored_and_every_site_acknowledges_the_final_model(
     run = run_experiment(cfg, tmp_path / "run").run_dir
     anchor = json.loads((run / "anchor.json").read_text())
     rounds = read_rounds(run / "rounds.jsonl")
-    ledger_rounds = [r for r in read_records(open_readonly(run / "ledger.sqlite")) if r.kind == "round"]
+    ledger_rounds = [
+        r for r in read_records(open_readonly(run / "ledger.sqlite")) if r.kind == "round"
+    ]
     assert [a["round"] for a in anchor["anchored"]] == [r.round for r in rounds] == [1, 2, 3]
     assert [a["model_sha256"] for a in anchor["anchored"]] == [
         r.global_model_sha256 for r in rounds
