@@ -1,4 +1,5 @@
 # pragma version ~=0.4.3
+# pragma evm-version shanghai
 """
 @title medsilo federation registry
 @notice The coordinator registry of a federation: the institutions taking part, and per

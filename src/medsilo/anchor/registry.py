@@ -46,12 +46,18 @@ def _reverted() -> tuple[type[BaseException], ...]:
     return tuple(kinds)
 
 
+def _reason(err: BaseException) -> str:
+    """The revert message alone (web3 also attaches the raw return data)."""
+    first = err.args[0] if err.args else err
+    return str(first)
+
+
 def _transact(w3: Web3, call: Any, sender: str, what: str) -> tuple[Transaction, Any]:
     start = time.perf_counter()
     try:
         tx_hash = call.transact({"from": sender})
     except _reverted() as err:
-        raise AnchorError(f"the registry refused to {what}: {err}") from err
+        raise AnchorError(f"the registry refused to {what}: {_reason(err)}") from err
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash)
     if receipt["status"] != 1:
         raise AnchorError(f"the transaction to {what} failed (status {receipt['status']})")
