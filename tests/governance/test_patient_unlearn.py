@@ -55,7 +55,7 @@ def late_joiner(run_dir: Path, regs: Registers) -> tuple[str, int, int]:
     for rec in read_rounds(run_dir)[1:]:
         for site in sorted(rec.patients or {}):
             rows = [r for r in range(regs.sizes[site]) if joins_in(r) == rec["round"]]
-            if rows and rec.patients[site]["consented"] > 0:  # type: ignore[index]
+            if rows and rec.patients[site]["consented"] > 0:
                 return site, rows[0], int(rec["round"])
     raise AssertionError("no site trained after round 1")
 
@@ -63,7 +63,7 @@ def late_joiner(run_dir: Path, regs: Registers) -> tuple[str, int, int]:
 def revoke(regs: Registers, site: str, row: int, when: object) -> str:
     patient = regs.patient(site, row)
     entry = regs.entries[site][patient]
-    regs.entries[site][patient] = ConsentEntry(entry.granted, when)  # type: ignore[arg-type]
+    regs.entries[site][patient] = ConsentEntry(entry.granted, when)
     regs.write(site)
     return patient
 
