@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from unittest.mock import Mock
 
 import numpy as np
 import pytest
 import yaml
 
-from medsilo.config import ConfigError, RunConfig, load_config
+from medsilo.config import ConfigError, RunConfig, dump_config, load_config
 from medsilo.data.base import DataFormatError, FederatedData, SiteData
 from medsilo.data.registry import build_federation
 from medsilo.experiment import run_experiment
@@ -22,6 +24,7 @@ from medsilo.governance.patient_register import (
     patient_ref,
     read_register,
 )
+from medsilo.runtime.flower import deployed_server
 from medsilo.runtime.flower.server_app import FlowerRun, make_server_app
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import run_federation
@@ -193,9 +196,26 @@ def test_relative_paths_are_read_from_the_config_files_folder(tmp_path: Path) ->
     assert cfg.governance.patient_consent.round_time(3) == round_time(3)
 
 
-def test_the_flower_server_app_refuses_patient_consent(tmp_path: Path) -> None:
+def test_flower_and_a_deployed_coordinator_refuse_patient_consent(tmp_path: Path) -> None:
     """Only the in-process engine reads the registers; Flower would train every row."""
     cfg = consent_config(Registers(tmp_path, ["va"]))
     prepared = PreparedFederation.build(small_config(training=ROUNDS))
     with pytest.raises(ConfigError, match="in-process engine only; the Flower ServerApp"):
         make_server_app(cfg, prepared, FlowerRun())
+    experiment = tmp_path / "experiment.yaml"
+    experiment.write_text(dump_config(cfg))
+    run_config = {"experiment": str(experiment), "kit": "kit", "run-dir": str(tmp_path / "run")}
+    with pytest.raises(ConfigError, match="in-process engine only; a deployed coordinator"):
+        deployed_server.main(Mock(), SimpleNamespace(run_config=run_config))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_held_out_site_takes_its_register_with_it(tmp_path: Path) -> None:
+    """Leave-one-hospital-out runs the federation without a site: its register goes too."""
+    regs = Registers(tmp_path, ["cleveland", "va"])
+    section = regs.section(withdrawn={"va": ["ref"]})
+    gov = small_config(governance={"patient_consent": section})
+    without_va = gov.governance.without("va").patient_consent
+    assert without_va is not None
+    assert list(without_va.sites) == ["cleveland"] and without_va.withdrawn == {}
+    assert gov.governance.without("va").without("cleveland").patient_consent is None
