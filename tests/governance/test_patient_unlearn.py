@@ -21,9 +21,9 @@ from medsilo.ledger.keys import load_or_create_private_key, load_public_key
 from medsilo.ledger.run_ledger import LEDGER_FILE, PUBLIC_KEY_FILE
 from medsilo.ledger.store import Ledger
 from medsilo.ledger.verify import verify_ledger
-from medsilo.types import Weights
 from tests.conftest import small_config
 from tests.governance.patients import START, Registers, joins_in, round_time
+from tests.governance.test_unlearn import assert_identical, final_weights
 
 SITES = ["cleveland", "hungarian", "switzerland", "va"]
 
@@ -36,17 +36,6 @@ def heart_config(tmp_path: Path, regs: Registers, **extra: object) -> RunConfig:
         output_dir=str(tmp_path),
         **extra,
     )
-
-
-def final_weights(run_dir: Path) -> Weights:
-    with np.load(run_dir / "final_weights.npz") as npz:
-        return [npz[k] for k in npz.files]
-
-
-def assert_identical(a: Weights, b: Weights) -> None:
-    assert len(a) == len(b)
-    for x, y in zip(a, b, strict=True):
-        assert x.dtype == y.dtype and np.array_equal(x, y)
 
 
 def late_joiner(run_dir: Path, regs: Registers) -> tuple[str, int, int]:
