@@ -634,7 +634,11 @@ def config_of_file(raw: Any, path: Path, source: str | None = None) -> RunConfig
     cfg = parse_config(raw, source or str(path))
     folder = path.absolute().parent
     return cfg.model_copy(
-        update={"data": cfg.data.anchored_at(folder), "model": cfg.model.anchored_at(folder)}
+        update={
+            "data": cfg.data.anchored_at(folder),
+            "model": cfg.model.anchored_at(folder),
+            "governance": cfg.governance.anchored_at(folder),
+        }
     )
 
 

@@ -63,6 +63,7 @@ from medsilo.governance.checkpoint import (
 )
 from medsilo.governance.config import CheckpointConfig
 from medsilo.governance.participation import Participation
+from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.builder import build_model
@@ -218,6 +219,7 @@ class _Deployment:
     def __init__(self, settings: DeployedRunConfig) -> None:
         self.settings = settings
         self.cfg = load_config(settings.experiment)
+        refuse_outside_engine(self.cfg, "a deployed coordinator")  # docs/governance.md
         roster = load_roster(settings.kit)
         self.names = list(roster.sites)
         hospitals = getattr(self.cfg.data, "hospitals", None)
