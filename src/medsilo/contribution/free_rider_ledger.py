@@ -19,6 +19,14 @@ from medsilo.ledger.store import Ledger
 FREE_RIDER_KIND = "free_rider"  # the record kind (medsilo.ledger.verify.KINDS)
 
 
+def check_ledger_writable(run_dir: Path) -> None:
+    """Refuse up front (``ValueError``) a run whose ledger this coordinator cannot sign for,
+    so that the command fails before scoring rather than after writing its results."""
+    path = run_dir / LEDGER_FILE
+    if path.is_file():
+        Ledger(path, load_or_create_private_key()).close()
+
+
 def record_free_riders(run_dir: Path, run: str, flags: list[dict[str, Any]]) -> int:
     """Append the flags not yet in ``RUN``'s ledger; returns how many were appended."""
     path = run_dir / LEDGER_FILE

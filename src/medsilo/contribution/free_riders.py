@@ -17,10 +17,17 @@ data, so what it sends is one of a few cheap things, and each leaves a mark on t
   uniformly in ``d`` dimensions, the cosine with any fixed vector has mean 0 and variance
   ``1/d``, so ``z = sum_t cos_t * sqrt(d / R)`` over ``R`` rounds is about standard normal.
   ``z_others`` uses the cosine with the mean of the round's other updates, ``z_own`` the
-  cosine with the site's own previous update. Flagged when both are below ``noise_z``
-  after at least ``noise_min_rounds`` rounds: an honest site moves the model in a direction
-  shared with the others *or*, if its data disagrees with theirs (non-IID), consistently
-  with itself round after round; noise does neither.
+  cosine with the site's own previous update. Flagged when both ``|z|`` are below
+  ``noise_z`` after at least ``noise_min_rounds`` rounds: an honest site moves the model in
+  a direction related to the others' *or*, if its data disagrees with theirs (non-IID),
+  consistently with itself round after round; noise does neither. The rule assumes training
+  that makes steady progress: where the honest updates themselves jump around (a diverging
+  learning rate), they look like noise too (docs/contribution.md).
+
+The three per-round rules flag a site only when they fire in at least ``min_round_share`` of
+the rounds its update was aggregated in: a single round with a vanishing gradient (a
+saturated model on a site whose patients all share one label) is not free riding, a site
+that does it every other round is.
 
 The detector observes exactly what the coordinator aggregates, so it needs the individual
 updates: it is refused under secure aggregation (only the sum is visible) and where a robust
@@ -52,6 +59,9 @@ class DetectionSettings:
     noise_z: float = 3.0
     #: Rounds of evidence before the noise rule may flag a site.
     noise_min_rounds: int = 3
+    #: A per-round rule flags a site when it fires in at least this share of the rounds in
+    #: which the site's update was aggregated (one zero-gradient round is not free riding).
+    min_round_share: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,7 @@ class FreeRiderDetector:
     details: dict[tuple[str, Rule], set[str]] = field(default_factory=dict)
     evidence: dict[str, NoiseEvidence] = field(default_factory=dict)
     previous: dict[str, np.ndarray] = field(default_factory=dict)
+    participation: dict[str, int] = field(default_factory=dict)
 
     def observe(self, rnd: int, weights: Weights, updates: list[Update]) -> None:
         """One round's aggregated updates, in arrival order (``weights``: the global model)."""
@@ -127,6 +138,7 @@ class FreeRiderDetector:
         s = self.settings
         for i, (update, x) in enumerate(zip(updates, flat, strict=True)):
             site = update.site
+            self.participation[site] = self.participation.get(site, 0) + 1
             others = [norms[j] for j in range(len(flat)) if j != i]
             floor = s.zero_tolerance * float(np.median(others)) if others else 0.0
             if norms[i] == 0.0 or norms[i] <= floor:
@@ -167,15 +179,17 @@ class FreeRiderDetector:
 
     def flags(self) -> list[FreeRiderFlag]:
         """One flag per (site, rule) that fired, in site-then-rule order of first sight."""
+        s = self.settings
         flags = [
             FreeRiderFlag(site, rule, rounds, "; ".join(sorted(self.details[(site, rule)])))
             for (site, rule), rounds in self.hits.items()
+            if len(rounds) >= s.min_round_share * self.participation[site]
         ]
-        s = self.settings
         for site, scores in self.noise_scores().items():
             z_others, z_own = float(scores["z_others"]), float(scores["z_own"])
             rounds = self.evidence[site].rounds
-            if len(rounds) >= s.noise_min_rounds and z_others < s.noise_z and z_own < s.noise_z:
+            quiet = abs(z_others) < s.noise_z and abs(z_own) < s.noise_z
+            if len(rounds) >= s.noise_min_rounds and quiet:
                 detail = (
                     f"direction indistinguishable from random: z {z_others:.2f} against the "
                     f"others' mean, {z_own:.2f} against its own previous update "

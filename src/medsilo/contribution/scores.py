@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 
 from medsilo.config import RunConfig, load_config
-from medsilo.contribution.free_rider_ledger import record_free_riders
+from medsilo.contribution.free_rider_ledger import check_ledger_writable, record_free_riders
 from medsilo.contribution.free_riders import (
     FreeRiderDetector,
     detection_unsupported_reason,
@@ -147,6 +147,7 @@ def score_run_dir(
     if not config.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory: no config.yaml")
     cfg = load_config(config)
+    check_ledger_writable(run_dir)
     torch.set_num_threads(cfg.threads)
     scores = contribution_scores(
         cfg, method, metric, settings, run_dir=run_dir, on_round=on_round, noise_orders=noise_orders

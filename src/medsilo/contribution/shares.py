@@ -15,8 +15,10 @@ form, and what it guarantees:
   gets 0 whatever its score (a copy of an honest update would otherwise split the honest
   site's Shapley value with it);
 * **duplicated data does not double**: with Shapley values a second site holding the same
-  data adds nothing a coalition with the first did not already have, so the two split the
-  value one of them would have alone (symmetry plus efficiency) instead of each earning it.
+  data adds nothing to a coalition that already has the first, so the two identities split
+  most of the value instead of each earning it. In the diminishing-returns game of the
+  tests, a site with share 0.457 gets 0.263 + 0.263 = 0.526 as two identities (x1.15, not
+  x2) and 3 x 0.188 = 0.565 as three; identical *updates* are flagged as ``copy`` and get 0.
 """
 
 from __future__ import annotations
