@@ -67,8 +67,9 @@ def detection() -> None:
             hits += any(f.site == site and f.rule == rule for f in flags)
             others += sum(f.site != site for f in flags)
             for s, z in det.noise_scores().items():
-                if s != site:
-                    margin = min(margin, abs(float(z["z_own"])))
+                z_own = z["z_own"]
+                if s != site and z_own is not None:
+                    margin = min(margin, abs(z_own))
         rate = "-" if site is None else f"{hits}/{len(SEEDS)}"
         print(f"| {name} | {rate} | {others} | {margin:.2f} |", flush=True)
 

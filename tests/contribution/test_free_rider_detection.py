@@ -79,7 +79,9 @@ def test_noise_is_flagged_and_a_consistent_outlier_is_not() -> None:
     noise = _rounds({"n": lambda rnd, h, rng: rng.normal(size=DIM)})
     assert _rules(noise) == [("n", "noise")]
     scores = noise.noise_scores()["n"]
-    assert abs(float(scores["z_others"])) < 3 and abs(float(scores["z_own"])) < 3
+    z_others, z_own = scores["z_others"], scores["z_own"]
+    assert z_others is not None and abs(z_others) < 3
+    assert z_own is not None and abs(z_own) < 3
     # non-IID: opposite to the others, but the same direction every round: not noise
     direction = np.random.default_rng(9).normal(size=DIM)
     outlier = _rounds({"o": lambda rnd, h, rng: direction + 0.3 * rng.normal(size=DIM)})
@@ -113,3 +115,11 @@ def test_lines_name_each_flag_and_its_zero_share() -> None:
         "reward share 0"
     )
     assert free_rider_lines(_rounds({}).summary()) == "free-rider detection: no site flagged"
+    tiny = _rounds({"z": lambda rnd, h, rng: 1e-6 * rng.normal(size=DIM)}).flags()
+    assert tiny[0].detail == "update norm at most 0.001 x the others' median"
+
+
+def test_a_site_seen_once_has_no_noise_verdict() -> None:
+    detector = _rounds({"n": lambda rnd, h, rng: rng.normal(size=DIM)}, rounds=1)
+    assert detector.noise_scores()["n"]["z_own"] is None
+    assert _rules(detector) == []

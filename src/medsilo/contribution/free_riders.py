@@ -83,12 +83,13 @@ class NoiseEvidence:
     others: list[float] = field(default_factory=list)
     own: list[float] = field(default_factory=list)
 
-    def z_scores(self, dimension: int) -> tuple[float, float]:
+    def z_scores(self, dimension: int) -> tuple[float | None, float | None]:
         return _z(self.others, dimension), _z(self.own, dimension)
 
 
-def _z(cosines: list[float], dimension: int) -> float:
-    return float(sum(cosines) * math.sqrt(dimension / len(cosines))) if cosines else math.nan
+def _z(cosines: list[float], dimension: int) -> float | None:
+    """``None`` without evidence (a site seen once has no previous update to compare)."""
+    return float(sum(cosines) * math.sqrt(dimension / len(cosines))) if cosines else None
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -142,7 +143,7 @@ class FreeRiderDetector:
             others = [norms[j] for j in range(len(flat)) if j != i]
             floor = s.zero_tolerance * float(np.median(others)) if others else 0.0
             if norms[i] == 0.0 or norms[i] <= floor:
-                self._hit(site, "returns_received_model", rnd, f"update norm {norms[i]:.3g}")
+                self._hit(site, "returns_received_model", rnd, self._zero_detail(norms[i]))
                 continue  # a zero update carries no direction for the other rules
             prev = self.previous.get(site)
             if prev is not None and _same(x, prev, s.equal_tolerance):
@@ -165,13 +166,18 @@ class FreeRiderDetector:
         if prev is not None:
             evidence.own.append(_cosine(x, prev))
 
+    def _zero_detail(self, norm: float) -> str:
+        if norm == 0.0:
+            return "update norm 0"
+        return f"update norm at most {self.settings.zero_tolerance:g} x the others' median"
+
     def _hit(self, site: str, rule: Rule, rnd: int, detail: str) -> None:
         self.hits.setdefault((site, rule), []).append(rnd)
         self.details.setdefault((site, rule), set()).add(detail)
 
-    def noise_scores(self) -> dict[str, dict[str, float | int]]:
+    def noise_scores(self) -> dict[str, dict[str, float | int | None]]:
         """``{site: {"z_others", "z_own", "rounds"}}`` for every site with evidence."""
-        out: dict[str, dict[str, float | int]] = {}
+        out: dict[str, dict[str, float | int | None]] = {}
         for site, ev in self.evidence.items():
             z_others, z_own = ev.z_scores(self.dimension)
             out[site] = {"z_others": z_others, "z_own": z_own, "rounds": len(ev.rounds)}
@@ -186,10 +192,11 @@ class FreeRiderDetector:
             if len(rounds) >= s.min_round_share * self.participation[site]
         ]
         for site, scores in self.noise_scores().items():
-            z_others, z_own = float(scores["z_others"]), float(scores["z_own"])
+            z_others, z_own = scores["z_others"], scores["z_own"]
             rounds = self.evidence[site].rounds
-            quiet = abs(z_others) < s.noise_z and abs(z_own) < s.noise_z
-            if len(rounds) >= s.noise_min_rounds and quiet:
+            if z_others is None or z_own is None or len(rounds) < s.noise_min_rounds:
+                continue
+            if abs(z_others) < s.noise_z and abs(z_own) < s.noise_z:
                 detail = (
                     f"direction indistinguishable from random: z {z_others:.2f} against the "
                     f"others' mean, {z_own:.2f} against its own previous update "
