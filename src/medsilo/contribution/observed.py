@@ -1,4 +1,5 @@
-"""Run a federation while a GTG-Shapley observer sees every round's aggregated updates.
+"""Run a federation while observers (GTG-Shapley, the free-rider detector) see every round's
+aggregated updates.
 
 The observer needs ``(w_t, accepted updates)`` at the moment the coordinator aggregates.
 Rather than adding a hook to the engine, the run's algorithm gets its ``aggregate`` wrapped
