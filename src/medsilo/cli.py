@@ -17,6 +17,7 @@ from medsilo.audit.command import audit_app
 from medsilo.bundled import bundled_names, bundled_text, resolve_config
 from medsilo.config import ConfigError, RunConfig
 from medsilo.contribution.command import contribution as contribution_command
+from medsilo.contribution.reputation_command import reputation_app
 from medsilo.dashboard.command import dashboard as dashboard_command
 from medsilo.data.base import DataFormatError
 from medsilo.deploy.command import provision_command
@@ -48,6 +49,8 @@ app.add_typer(registry_app, name="registry")
 app.command("dashboard")(dashboard_command)
 # `medsilo contribution RUN` (leave-one-out, GTG-Shapley): medsilo.contribution.command.
 app.command("contribution")(contribution_command)
+# `medsilo reputation update|show` (reward shares across runs): medsilo.contribution.
+app.add_typer(reputation_app, name="reputation")
 # `medsilo unlearn RUN --site NAME` (exact unlearning by retraining): docs/governance.md.
 app.command("unlearn")(unlearn_command)
 # `medsilo provision FEDERATION.yaml` (CA, TLS cert, node keys, kits): docs/deployment.md.

@@ -416,8 +416,34 @@ class BackdoorAttack(_Attack):
     boost: float = Field(1.0, gt=0)
 
 
+class FreeRideAttack(_Attack):
+    """Free rider: returns the model it received (a zero delta) without training on it."""
+
+    kind: Literal["free_ride"]
+
+
+class StaleAttack(_Attack):
+    """Free rider: trains once, then re-sends that first upload in every later round."""
+
+    kind: Literal["stale"]
+
+
+class CopyAttack(_Attack):
+    """Free rider: sends the update ``source`` sent this round (a colluder passed it on)."""
+
+    kind: Literal["copy"]
+    source: str = Field(description="the (honest) site whose update is copied")
+
+
 AttackConfig = Annotated[
-    SignFlipAttack | ScaleAttack | GaussianAttack | LabelFlipAttack | BackdoorAttack,
+    SignFlipAttack
+    | ScaleAttack
+    | GaussianAttack
+    | LabelFlipAttack
+    | BackdoorAttack
+    | FreeRideAttack
+    | StaleAttack
+    | CopyAttack,
     Field(discriminator="kind"),
 ]
 

@@ -42,6 +42,7 @@ from medsilo.ledger.store import GENESIS, open_readonly, read_records
 
 KINDS = frozenset(
     {GENESIS, "run_start", "round", "run_end", "enrolment", "attestation", "unlearn"}
+    | {"free_rider"}  # a site flagged as a free rider (docs/contribution.md)
 )  # "unlearn": a data withdrawal retired this run's model (docs/governance.md)
 
 
