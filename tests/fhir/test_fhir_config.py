@@ -89,3 +89,13 @@ def test_bad_features_are_refused(feature: dict[str, object], message: str, tmp_
                                     "label": {"codes": ["s|c"]}}))  # fmt: skip
     with pytest.raises(DataFormatError, match=message):
         load_fhir_spec(SCHEMA, path)
+
+
+def test_the_example_config_reads_the_example_files() -> None:
+    from tests.fhir.heart_bundles import ROOT
+
+    cfg = load_config(ROOT / "examples" / "fhir" / "heart_federation.yaml")
+    assert cfg.data.fhir is not None
+    schema, spec = load_fhir_spec(cfg.data.fhir.schema_path, cfg.data.fhir.features)
+    assert schema.name == "uci_heart_disease_omop" and spec.name == "uci_heart_disease"
+    assert [s.name for s in cfg.data.fhir.sites] == ["cleveland", "hungarian", "switzerland", "va"]

@@ -11,6 +11,7 @@ import pytest
 
 from medsilo.config import RunConfig
 from medsilo.data.heart_disease import HOSPITALS
+from medsilo.data.own_site import load_own_site
 from medsilo.data.registry import build_federation
 from medsilo.data.spec import DataConfig
 from medsilo.fhir.heart_disease_bundles import Layout
@@ -57,3 +58,20 @@ def test_same_model_in_the_engine(tmp_path: Path) -> None:
     for a, b in zip(from_fhir, from_csv, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(np.abs(w).sum() > 0 for w in from_fhir)  # it did train
+
+
+def test_a_deployed_site_reads_only_its_own_bundles(tmp_path: Path) -> None:
+    """What ``load_own_site`` gives a site process is that site's part of the federation,
+    whatever the other sites' entries hold (``--data`` overrides the entry's bundles)."""
+    section = fhir_section(tmp_path / "bundles")
+    whole = build_federation(DataConfig.model_validate({"dataset": "fhir", "fhir": section}), 0)
+    sites: Any = section["sites"]
+    moved = tmp_path / "elsewhere.ndjson"
+    Path(sites[2]["bundles"]).rename(moved)
+    for entry in sites:
+        entry["bundles"] = str(tmp_path / "missing")
+    cfg = DataConfig.model_validate({"dataset": "fhir", "fhir": section})
+    own = load_own_site(cfg, "switzerland", moved, seed=0).sites[0]
+    expected = whole.sites[2]
+    np.testing.assert_array_equal(own.train.x, expected.train.x)
+    np.testing.assert_array_equal(own.test.y, expected.test.y)
