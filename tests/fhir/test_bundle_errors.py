@@ -4,6 +4,7 @@ the file, the resource (Type/id) and the field."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,51 +87,46 @@ def test_an_invalid_field_is_named_with_its_resource(tmp_path: Path) -> None:
     assert "Patient/h-0001: field birthDate" in message
 
 
-def test_a_missing_code(tmp_path: Path) -> None:
-    bundle = _bundle()
-    _resource(bundle, "h-0001-trestbps")["code"] = {"text": "blood pressure"}
-    message = _refusal(_write(tmp_path, bundle))
-    assert (
-        "Observation/h-0001-trestbps: field code.coding: no coding with a system and a code"
-        in message
-    )
+def _no_unit(quantity: dict[str, Any]) -> None:
+    del quantity["code"], quantity["unit"]
+
+
+CHOL = "Observation/h-0001-chol (feature 'chol'): field valueQuantity.code: "
 
 
 @pytest.mark.parametrize(
-    ("unit", "expected"),
+    ("rid", "edit", "expected"),
     [
-        ("kg", "unit 'kg': 'kg' is a mass and 'mg/dL' is a mass concentration; they cannot"),
-        ("mg/furlong", "unit 'mg/furlong': unknown unit 'mg/furlong'"),
+        (
+            "h-0001-trestbps",
+            lambda r: r.update(code={"text": "blood pressure"}),
+            "Observation/h-0001-trestbps: field code.coding: no coding with a system and a code",
+        ),
+        (
+            "h-0001-chol",
+            lambda r: r["valueQuantity"].update(code="kg"),
+            CHOL + "unit 'kg': 'kg' is a mass and 'mg/dL' is a mass concentration; they cannot",
+        ),
+        (
+            "h-0001-chol",
+            lambda r: r["valueQuantity"].update(code="mg/furlong"),
+            CHOL + "unit 'mg/furlong': unknown unit 'mg/furlong'",
+        ),
+        ("h-0001-chol", lambda r: _no_unit(r["valueQuantity"]), CHOL + "the quantity has no unit"),
+        (
+            "h-0001-chol",
+            lambda r: r.update(subject={"reference": "Patient/nobody"}),
+            "Observation/h-0001-chol: field subject.reference: Patient/nobody is in no bundle",
+        ),
     ],
+    ids=["missing code", "unit with no conversion", "unknown unit", "no unit", "no patient"],
 )
-def test_a_unit_with_no_conversion(unit: str, expected: str, tmp_path: Path) -> None:
+def test_a_resource_the_features_cannot_use(
+    rid: str, edit: Callable[[dict[str, Any]], None], expected: str, tmp_path: Path
+) -> None:
     bundle = _bundle()
-    _resource(bundle, "h-0001-chol")["valueQuantity"]["code"] = unit
-    message = _refusal(_write(tmp_path, bundle))
-    assert (
-        f"Observation/h-0001-chol (feature 'chol'): field valueQuantity.code: {expected}" in message
-    )
-
-
-def test_a_quantity_without_a_unit(tmp_path: Path) -> None:
-    bundle = _bundle()
-    quantity = _resource(bundle, "h-0001-chol")["valueQuantity"]
-    del quantity["code"], quantity["unit"]
-    message = _refusal(_write(tmp_path, bundle))
-    assert (
-        "Observation/h-0001-chol (feature 'chol'): field valueQuantity.code: the quantity has "
-        "no unit" in message
-    )
-
-
-def test_a_subject_that_is_in_no_bundle(tmp_path: Path) -> None:
-    bundle = _bundle()
-    _resource(bundle, "h-0001-chol")["subject"] = {"reference": "Patient/nobody"}
-    message = _refusal(_write(tmp_path, bundle))
-    assert (
-        "Observation/h-0001-chol: field subject.reference: Patient/nobody is in no bundle"
-        in message
-    )
+    edit(_resource(bundle, rid))
+    assert expected in _refusal(_write(tmp_path, bundle))
 
 
 def test_values_outside_the_schema_name_the_patient(tmp_path: Path) -> None:
