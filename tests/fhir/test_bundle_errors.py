@@ -67,6 +67,21 @@ def test_a_bundle_that_is_not_one(tmp_path: Path) -> None:
         read_site_bundles(path)
 
 
+@pytest.mark.parametrize(
+    ("bundle", "expected"),
+    [
+        ({"resourceType": "Bundle", "entry": []}, "field type: Value for the field 'type' is"),
+        ({"resourceType": "Bundle", "type": "collection", "entry": [3]}, "field entry: must be"),
+        ({"resourceType": "Bundle", "type": "collection", "entry": {"a": 1}}, "field entry: must"),
+    ],
+    ids=["no type", "entry not an object", "entries not a list"],
+)
+def test_a_malformed_bundle(bundle: dict[str, Any], expected: str, tmp_path: Path) -> None:
+    path = _write(tmp_path, bundle)
+    with pytest.raises(FhirSourceError, match=rf"{path} line 1: {expected}"):
+        read_site_bundles(path)
+
+
 def test_a_resource_of_an_unexpected_type(tmp_path: Path) -> None:
     bundle = _bundle()
     bundle["entry"].append({"resource": {"resourceType": "Encounter", "id": "e1"}})
@@ -156,3 +171,10 @@ def test_every_failing_site_is_named_and_nothing_is_written(tmp_path: Path) -> N
     with pytest.raises(SiteDataError, match=r"1 of 2 FHIR site\(s\) failed:\nsite 'bad'"):
         run_experiment(cfg, run_dir)
     assert not run_dir.exists()
+
+
+def test_a_patient_in_two_bundles(tmp_path: Path) -> None:
+    path = _write(tmp_path, _bundle(1), _bundle(1))
+    with pytest.raises(FhirSourceError, match=r"line 2 entry 0 Patient/h-0001: Patient/h-0001 is "
+                       r"also in .*site.ndjson line 1 entry 0"):  # fmt: skip
+        read_site_bundles(path)

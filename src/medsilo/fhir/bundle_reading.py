@@ -108,18 +108,14 @@ def _entries(where: str, raw: Any, problems: list[str]) -> Iterator[tuple[str, s
         problems.append(f"{where}: expected a Bundle, found resourceType {kind!r}")
         return
     entries = raw.get("entry") or []
-    if not isinstance(entries, list):
-        problems.append(f"{where}: field entry: must be a list of entries")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        problems.append(f"{where}: field entry: must be a list of entry objects")
         return
     shell = {**raw, "entry": [{k: v for k, v in e.items() if k != "resource"} for e in entries]}
     try:
         Bundle.model_validate(shell)
-    except (ValidationError, AttributeError) as err:
-        problems += (
-            _invalid(where, err)
-            if isinstance(err, ValidationError)
-            else [f"{where}: field entry: every entry must be an object"]
-        )
+    except ValidationError as err:
+        problems += _invalid(where, err)
         return
     for i, entry in enumerate(entries):
         if "resource" in entry:
