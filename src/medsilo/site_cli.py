@@ -1,6 +1,7 @@
 """``medsilo site ...``: what a hospital runs on its own data before joining a federation.
 
-- ``check``: validate a CSV against the federation schema through the site's mapping
+- ``check``: validate a CSV against the federation schema through the site's mapping, or
+  FHIR bundles through the federation's feature specification (``--fhir``; docs/fhir.md)
   (a table per column; exit code 1 when the data would be refused);
 - ``report``: the epsilon-DP data report (JSON) the site may send to the coordinator;
 - ``compare``: the coordinator's heterogeneity view from several sites' reports;
@@ -36,8 +37,17 @@ out = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 SchemaOpt = Annotated[Path, typer.Option("--schema", help="federation schema YAML")]
-MappingOpt = Annotated[Path, typer.Option("--mapping", help="this site's mapping YAML")]
-DataOpt = Annotated[Path, typer.Option("--data", help="this site's CSV export")]
+MappingOpt = Annotated[
+    Path | None, typer.Option("--mapping", help="this site's mapping YAML (CSV data)")
+]
+FhirOpt = Annotated[
+    Path | None,
+    typer.Option("--fhir", help="the federation's FHIR feature specification YAML (FHIR data)"),
+]
+DataOpt = Annotated[
+    Path,
+    typer.Option("--data", help="this site's CSV export, or with --fhir its FHIR bundles"),
+]
 SiteOpt = Annotated[str | None, typer.Option("--site", help="site name (default: mapping's)")]
 
 
@@ -47,12 +57,17 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _check(
-    schema_path: Path, mapping_path: Path, data: Path, site: str | None
+    schema_path: Path, mapping_path: Path | None, fhir: Path | None, data: Path, site: str | None
 ) -> tuple[FederationSchema, SiteCheck]:
     from medsilo.data.schema import load_schema
     from medsilo.data.site_mapping import load_mapping
     from medsilo.data.site_validation import check_site
 
+    if (mapping_path is None) == (fhir is None):
+        raise _fail("give --mapping (CSV data) or --fhir (FHIR bundles), one of the two")
+    if fhir is not None:
+        return _fhir_check(schema_path, fhir, data, site)
+    assert mapping_path is not None
     try:
         schema = load_schema(schema_path)
         mapping = load_mapping(mapping_path)
@@ -61,16 +76,34 @@ def _check(
     return schema, check_site(schema, mapping, data, site)
 
 
+def _fhir_check(
+    schema_path: Path, features: Path, bundles: Path, site: str | None
+) -> tuple[FederationSchema, SiteCheck]:
+    from medsilo.data.fhir_sites import check_fhir_site, load_fhir_spec
+    from medsilo.fhir.bundle_reading import FhirSourceError
+
+    try:
+        schema, spec = load_fhir_spec(schema_path, features)
+    except DataFormatError as err:
+        raise _fail(str(err)) from None
+    try:
+        return schema, check_fhir_site(schema, spec, site or bundles.stem, bundles)
+    except FhirSourceError as err:
+        raise _fail(str(err), 1) from None
+
+
 @site_app.command()
 def check(
     schema: SchemaOpt,
-    mapping: MappingOpt,
     data: DataOpt,
+    mapping: MappingOpt = None,
+    fhir: FhirOpt = None,
     site: SiteOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write JSON")] = None,
 ) -> None:
-    """Validate a site's CSV against the federation schema; exit 1 if it would be refused."""
-    _, result = _check(schema, mapping, data, site)
+    """Validate a site's CSV or FHIR bundles against the federation schema; exit 1 if they
+    would be refused."""
+    _, result = _check(schema, mapping, fhir, data, site)
     table = Table(
         title=f"site {result.site}: {result.rows} labelled rows vs schema {result.schema!r}"
     )
@@ -114,8 +147,9 @@ def check(
 @site_app.command()
 def report(
     schema: SchemaOpt,
-    mapping: MappingOpt,
     data: DataOpt,
+    mapping: MappingOpt = None,
+    fhir: FhirOpt = None,
     site: SiteOpt = None,
     epsilon: Annotated[float, typer.Option(help="total privacy budget of the report")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="noise seed: for tests only")] = None,
@@ -126,7 +160,7 @@ def report(
 
     if not epsilon > 0:
         raise _fail(f"--epsilon must be > 0, got {epsilon}")
-    fed_schema, result = _check(schema, mapping, data, site)
+    fed_schema, result = _check(schema, mapping, fhir, data, site)
     if not result.ok:
         raise _fail(result.message(), 1)
     text = json.dumps(private_report(fed_schema, result, epsilon, seed), indent=2)
