@@ -1,4 +1,4 @@
-"""The session's PostgreSQL cluster (tests/omop/postgres_cluster.py), stopped at the end."""
+"""The session's PostgreSQL cluster (medsilo.omop.postgres_cluster), stopped at the end."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.omop.postgres_cluster import Cluster, server_account, server_binaries
+from medsilo.omop.postgres_cluster import Cluster, server_account, server_binaries
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from medsilo.data.heart_disease import HOSPITALS
 from medsilo.data.paths import resolve_root
 from medsilo.omop.consent_access import create_consent_reader
 from medsilo.omop.heart_disease_cdm import write_hospital
-from tests.omop.postgres_cluster import Cluster
+from medsilo.omop.postgres_cluster import Cluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "omop"
 HEART_FILES = resolve_root(None) / "heart_disease"

@@ -14,8 +14,8 @@ from medsilo.data.heart_disease import COLUMNS
 from medsilo.data.own_site import load_own_site
 from medsilo.data.registry import build_federation
 from medsilo.data.spec import DataConfig
+from medsilo.omop.postgres_cluster import Cluster
 from tests.omop.heart_cdm import EXAMPLES, HEART_FILES, HOSPITALS, omop_section, write_hospitals
-from tests.omop.postgres_cluster import Cluster
 
 
 @pytest.fixture(scope="module")
