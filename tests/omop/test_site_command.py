@@ -12,9 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from medsilo.cli import app
-from medsilo.data.heart_disease import COLUMNS
 from medsilo.omop.postgres_cluster import Cluster
-from tests.omop.heart_cdm import EXAMPLES, HEART_FILES, write_hospitals
+from tests.omop.heart_cdm import EXAMPLES, heart_csv, write_hospitals
 from tests.omop.site_cli_args import flat, omop_args
 
 DB = "site_cli_db"
@@ -23,16 +22,16 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def cluster(postgres: Cluster) -> Cluster:
-    """``cli_ok`` (cleveland) as written; ``wild`` (cleveland) with one blood pressure of
+    """``cli_ok`` (cleveland) as written; ``cli_wild`` (cleveland) with one blood pressure of
     900 mmHg and one chest-pain type 7 (UCI codes are 1-4)."""
-    write_hospitals(postgres, DB, {"cli_ok": "cleveland", "wild": "cleveland"})
+    write_hospitals(postgres, DB, {"cli_ok": "cleveland", "cli_wild": "cleveland"})
     with psycopg.connect(postgres.dsn(dbname=DB)) as conn:
         conn.execute(
-            "UPDATE wild.measurement SET value_as_number = 900 "
+            "UPDATE cli_wild.measurement SET value_as_number = 900 "
             "WHERE measurement_concept_id = 3004249 AND person_id = 1"
         )
         conn.execute(
-            "UPDATE wild.observation SET value_as_number = 7 "
+            "UPDATE cli_wild.observation SET value_as_number = 7 "
             "WHERE observation_concept_id = 2000000002 AND person_id = 2"
         )
     return postgres
@@ -50,12 +49,9 @@ def test_check_prints_each_column_with_its_concepts_and_units(cluster: Cluster) 
 def test_the_report_is_the_csv_files_report(cluster: Cluster, tmp_path: Path) -> None:
     """Same rows, same seed: the OMOP site's DP report is the CSV file's, number for number."""
     csv = tmp_path / "cleveland.csv"
-    text = (HEART_FILES / "processed.cleveland.data").read_text(encoding="utf-8")
-    csv.write_text(",".join(COLUMNS) + "\n" + text, encoding="utf-8")
+    csv.write_text(heart_csv("cleveland"), encoding="utf-8")
     common = ["--site", "cleveland", "--epsilon", "2", "--seed", "5"]
-    from_omop = runner.invoke(
-        app, ["site", "report", *omop_args(cluster, DB, "cli_ok"), *common]
-    )
+    from_omop = runner.invoke(app, ["site", "report", *omop_args(cluster, DB, "cli_ok"), *common])
     from_csv = runner.invoke(
         app,
         [
@@ -78,7 +74,7 @@ def test_the_report_is_the_csv_files_report(cluster: Cluster, tmp_path: Path) ->
 
 
 def test_rows_outside_the_schema_fail_the_check_by_column(cluster: Cluster) -> None:
-    result = runner.invoke(app, ["site", "check", *omop_args(cluster, DB, "wild")])
+    result = runner.invoke(app, ["site", "check", *omop_args(cluster, DB, "cli_wild")])
     assert result.exit_code == 1
     out = flat(result.output)
     assert "column 'trestbps' (local 'measurement 3004249'): 1 value(s) outside" in out
@@ -88,7 +84,7 @@ def test_rows_outside_the_schema_fail_the_check_by_column(cluster: Cluster) -> N
 def test_a_refused_site_writes_no_report(cluster: Cluster, tmp_path: Path) -> None:
     out = tmp_path / "report.json"
     result = runner.invoke(
-        app, ["site", "report", *omop_args(cluster, DB, "wild"), "--out", str(out)]
+        app, ["site", "report", *omop_args(cluster, DB, "cli_wild"), "--out", str(out)]
     )
     assert result.exit_code == 1
     assert "fails the federation schema" in flat(result.output)
