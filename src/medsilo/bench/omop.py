@@ -15,6 +15,7 @@ size on disk. Nothing is asserted; the numbers are printed and written to
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -43,15 +44,17 @@ class OmopBench:
     write_s: float  # generating the population and COPYing it in, one transaction, ANALYZE
     database_mib: float  # pg_database_size after writing
     extract_s: float  # checks + cohort query + schema mapping, in the site process
+    site_cpu_s: float  # the site process's own CPU time in it (the rest: the database, waiting)
     cohort_rows: int  # persons the cohort query returned (consented, not excluded)
     site_peak_mib_before: float  # the site process's peak RSS after its imports
     site_peak_mib: float  # ... and after the extraction
+    load_average: float  # the machine's 1-minute load average when done (timings are wall)
 
 
 # The peak is the process's own high-water mark (VmHWM): Linux carries ru_maxrss over from
 # the parent across fork and exec, so it would count the generator's memory too.
 _SITE_CHILD = """
-import json, sys, time
+import json, resource, sys, time
 from pathlib import Path
 from medsilo.bench.omop import peak_rss_kib
 from medsilo.data.schema import load_schema
@@ -59,12 +62,16 @@ from medsilo.omop.cohort_spec import load_cohort_spec
 from medsilo.omop.site_cohort import extract_site
 dsn, cdm_schema, schema_path, spec_path = sys.argv[1:5]
 schema, spec = load_schema(Path(schema_path)), load_cohort_spec(Path(spec_path))
-before = peak_rss_kib()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+before, cpu0 = peak_rss_kib(), cpu()
 t0 = time.perf_counter()
 check = extract_site("bench", dsn, cdm_schema, spec, schema)
-seconds = time.perf_counter() - t0
+seconds, cpu_s = time.perf_counter() - t0, cpu() - cpu0
 peak = peak_rss_kib()
-print(json.dumps({"seconds": seconds, "rows": check.rows, "before_kib": before, "peak_kib": peak}))
+print(json.dumps({"seconds": seconds, "cpu_s": cpu_s, "rows": check.rows, "before_kib": before,
+                  "peak_kib": peak}))
 """
 
 
@@ -107,9 +114,11 @@ def bench_on_cluster(cluster: Cluster, patients: int, seed: int) -> OmopBench:
         write_s=write_s,
         database_mib=size / 2**20,
         extract_s=site["seconds"],
+        site_cpu_s=site["cpu_s"],
         cohort_rows=int(site["rows"]),
         site_peak_mib_before=site["before_kib"] / 1024,
         site_peak_mib=site["peak_kib"] / 1024,
+        load_average=os.getloadavg()[0],
     )
 
 
@@ -136,8 +145,10 @@ def run_omop_benchmark(patients: int, seed: int, out_dir: Path, console: Console
     table.add_row("database size", f"{result.database_mib:.1f} MiB")
     table.add_row("cohort rows extracted", f"{result.cohort_rows:,}")
     table.add_row("extraction (checks, cohort query, mapping)", f"{result.extract_s:.2f} s")
+    table.add_row("  of which the site process's own CPU", f"{result.site_cpu_s:.2f} s")
     table.add_row("site process peak RSS, after imports", f"{result.site_peak_mib_before:.0f} MiB")
     table.add_row("site process peak RSS, after extraction", f"{result.site_peak_mib:.0f} MiB")
+    table.add_row("machine load average (1 min) when done", f"{result.load_average:.1f}")
     console.print(table)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "omop.json").write_text(json.dumps(asdict(result), indent=2))
