@@ -545,5 +545,22 @@ def bench_secagg(
         raise _fail(str(err)) from None
 
 
+@bench_app.command("omop")
+def bench_omop(
+    patients: Annotated[int, typer.Option(min=1, help="synthetic patients")] = 100_000,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic population")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the JSON")] = Path(
+        "runs/bench-omop"
+    ),
+) -> None:
+    """One OMOP site's cohort extraction on a synthetic CDM in a throwaway PostgreSQL."""
+    from medsilo.bench.omop import run_omop_benchmark
+
+    try:
+        run_omop_benchmark(patients, seed, out_dir, out)
+    except RuntimeError as err:
+        raise _fail(str(err)) from None
+
+
 def main() -> Any:  # pragma: no cover - console entry point
     return app()
