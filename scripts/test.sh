@@ -4,6 +4,12 @@ set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 ensure_venv requirements-dev.txt
 cd "$ROOT"
+# A real Ethereum JSON-RPC node for the anchoring tests (tests/anchor/test_rpc_node.py).
+GANACHE_VERSION=7.9.2
+if command -v npm >/dev/null && ! [ -x .tools/ganache/node_modules/.bin/ganache ]; then
+  npm install --silent --no-audit --no-fund --prefix .tools/ganache "ganache@$GANACHE_VERSION" \
+    || echo "warning: could not install ganache; the anchoring node test will fail" >&2
+fi
 export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1
 "$VENV/bin/ruff" check src tests
 "$VENV/bin/ruff" format --check src tests

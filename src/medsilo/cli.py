@@ -11,11 +11,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from medsilo.anchor.chain import AnchorError
 from medsilo.attestation.command import attest_app, registry_app
 from medsilo.audit.command import audit_app
 from medsilo.bundled import bundled_names, bundled_text, resolve_config
 from medsilo.config import ConfigError, RunConfig
 from medsilo.contribution.command import contribution as contribution_command
+from medsilo.contribution.reputation_command import reputation_app
 from medsilo.dashboard.command import dashboard as dashboard_command
 from medsilo.data.base import DataFormatError
 from medsilo.deploy.command import provision_command
@@ -48,6 +50,8 @@ app.add_typer(registry_app, name="registry")
 app.command("dashboard")(dashboard_command)
 # `medsilo contribution RUN` (leave-one-out, GTG-Shapley): medsilo.contribution.command.
 app.command("contribution")(contribution_command)
+# `medsilo reputation update|show` (reward shares across runs): medsilo.contribution.
+app.add_typer(reputation_app, name="reputation")
 # `medsilo unlearn RUN --site NAME` (exact unlearning by retraining): docs/governance.md.
 app.command("unlearn")(unlearn_command)
 # `medsilo governance propose|approve|status` (council quorum decisions): docs/governance.md.
@@ -236,7 +240,7 @@ def simulate(
             suite_title(cfgs, seed_list),
             progress,
         )
-    except (DataFormatError, ConfigError, RunDirError, ReportError) as err:
+    except (DataFormatError, ConfigError, RunDirError, ReportError, AnchorError) as err:
         raise _fail(str(err)) from None  # found before anything was written (but ReportError)
 
 
@@ -541,6 +545,23 @@ def bench_secagg(
         with progress_bars(progress) as bars:
             run_secagg_benchmark(size, console=out, progress=bars)
     except (ValueError, SecAggError) as err:
+        raise _fail(str(err)) from None
+
+
+@bench_app.command("omop")
+def bench_omop(
+    patients: Annotated[int, typer.Option(min=1, help="synthetic patients")] = 100_000,
+    seed: Annotated[int, typer.Option(help="seed of the synthetic population")] = 0,
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the JSON")] = Path(
+        "runs/bench-omop"
+    ),
+) -> None:
+    """One OMOP site's cohort extraction on a synthetic CDM in a throwaway PostgreSQL."""
+    from medsilo.bench.omop import run_omop_benchmark
+
+    try:
+        run_omop_benchmark(patients, seed, out_dir, out)
+    except RuntimeError as err:
         raise _fail(str(err)) from None
 
 

@@ -16,6 +16,7 @@ from medsilo.aggregation.robust import bulyan_min_updates, krum_min_updates
 from medsilo.algorithms.capabilities import Capabilities, with_client_dp
 from medsilo.algorithms.compatibility import RunFeatures, algorithm_problem
 from medsilo.algorithms.registry import capabilities_of
+from medsilo.anchor.config import AnchorConfig
 from medsilo.asynchrony import AsynchronyConfig, FedAsyncConfig, FedBuffConfig, SyncConfig
 from medsilo.confidential.platform import PlatformRecord
 from medsilo.config_errors import describe_invalid
@@ -415,8 +416,34 @@ class BackdoorAttack(_Attack):
     boost: float = Field(1.0, gt=0)
 
 
+class FreeRideAttack(_Attack):
+    """Free rider: returns the model it received (a zero delta) without training on it."""
+
+    kind: Literal["free_ride"]
+
+
+class StaleAttack(_Attack):
+    """Free rider: trains once, then re-sends that first upload in every later round."""
+
+    kind: Literal["stale"]
+
+
+class CopyAttack(_Attack):
+    """Free rider: sends the update ``source`` sent this round (a colluder passed it on)."""
+
+    kind: Literal["copy"]
+    source: str = Field(description="the (honest) site whose update is copied")
+
+
 AttackConfig = Annotated[
-    SignFlipAttack | ScaleAttack | GaussianAttack | LabelFlipAttack | BackdoorAttack,
+    SignFlipAttack
+    | ScaleAttack
+    | GaussianAttack
+    | LabelFlipAttack
+    | BackdoorAttack
+    | FreeRideAttack
+    | StaleAttack
+    | CopyAttack,
     Field(discriminator="kind"),
 ]
 
@@ -487,6 +514,11 @@ class RunConfig(_Strict):
     tracking: TrackingConfig = Field(
         default_factory=TrackingConfig,
         description="also log the run to MLflow (docs/tracking.md)",
+    )
+    anchor: AnchorConfig = Field(
+        default_factory=AnchorConfig,
+        description="anchor each round's model hash and ledger head on an Ethereum chain "
+        "(docs/anchoring.md)",
     )
     output_dir: Path = Path("runs")
     threads: int = Field(
@@ -628,7 +660,11 @@ def config_of_file(raw: Any, path: Path, source: str | None = None) -> RunConfig
     cfg = parse_config(raw, source or str(path))
     folder = path.absolute().parent
     return cfg.model_copy(
-        update={"data": cfg.data.anchored_at(folder), "model": cfg.model.anchored_at(folder)}
+        update={
+            "data": cfg.data.anchored_at(folder),
+            "model": cfg.model.anchored_at(folder),
+            "governance": cfg.governance.anchored_at(folder),
+        }
     )
 
 

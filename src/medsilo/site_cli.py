@@ -1,6 +1,8 @@
 """``medsilo site ...``: what a hospital runs on its own data before joining a federation.
 
-- ``check``: validate a CSV against the federation schema through the site's mapping
+- ``check``: validate a CSV against the federation schema through the site's mapping, FHIR
+  bundles through the federation's feature specification (``--fhir``; docs/fhir.md), or an
+  OMOP database's cohort through the cohort specification (``--omop-spec``; docs/omop.md)
   (a table per column; exit code 1 when the data would be refused);
 - ``report``: the epsilon-DP data report (JSON) the site may send to the coordinator;
 - ``compare``: the coordinator's heterogeneity view from several sites' reports;
@@ -36,9 +38,28 @@ out = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 SchemaOpt = Annotated[Path, typer.Option("--schema", help="federation schema YAML")]
-MappingOpt = Annotated[Path, typer.Option("--mapping", help="this site's mapping YAML")]
-DataOpt = Annotated[Path, typer.Option("--data", help="this site's CSV export")]
-SiteOpt = Annotated[str | None, typer.Option("--site", help="site name (default: mapping's)")]
+MappingOpt = Annotated[
+    Path | None, typer.Option("--mapping", help="this site's mapping YAML (CSV data)")
+]
+FhirOpt = Annotated[
+    Path | None,
+    typer.Option("--fhir", help="the federation's FHIR feature specification YAML (FHIR data)"),
+]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option("--data", help="this site's CSV export, or with --fhir its FHIR bundles"),
+]
+SiteOpt = Annotated[
+    str | None, typer.Option("--site", help="site name (default: mapping's; OMOP: the CDM schema)")
+]
+OmopSpecOpt = Annotated[
+    Path | None,
+    typer.Option("--omop-spec", help="OMOP site: cohort specification YAML (with --dsn)"),
+]
+DsnOpt = Annotated[
+    str | None, typer.Option("--dsn", help="OMOP site: libpq connection string of its reader role")
+]
+CdmSchemaOpt = Annotated[str, typer.Option("--cdm-schema", help="OMOP site: the CDM's schema")]
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -46,13 +67,50 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _check_omop(
+    schema_path: Path, omop: tuple[Path | None, str | None, str], site: str | None
+) -> tuple[FederationSchema, SiteCheck]:
+    from medsilo.omop.site_checks import OmopSourceError
+    from medsilo.omop.site_command import check_omop_site
+
+    spec, dsn, cdm_schema = omop
+    if spec is None or dsn is None:
+        raise _fail("an OMOP site needs both --omop-spec and --dsn")
+    try:
+        return check_omop_site(schema_path, spec, dsn, cdm_schema, site or cdm_schema)
+    except OmopSourceError as err:
+        raise _fail(str(err), 1) from None
+    except DataFormatError as err:
+        raise _fail(str(err)) from None
+
+
 def _check(
-    schema_path: Path, mapping_path: Path, data: Path, site: str | None
+    schema_path: Path,
+    mapping_path: Path | None,
+    fhir: Path | None,
+    data: Path | None,
+    site: str | None,
+    omop: tuple[Path | None, str | None, str],
 ) -> tuple[FederationSchema, SiteCheck]:
     from medsilo.data.schema import load_schema
     from medsilo.data.site_mapping import load_mapping
     from medsilo.data.site_validation import check_site
 
+    is_omop = omop[0] is not None or omop[1] is not None
+    if [mapping_path is not None, fhir is not None, is_omop].count(True) != 1:
+        raise _fail(
+            "give one source: --mapping and --data (a CSV), --fhir and --data (FHIR bundles), "
+            "or --omop-spec and --dsn (OMOP)"
+        )
+    if is_omop:
+        if data is not None:
+            raise _fail("an OMOP site reads its database (--dsn), not --data")
+        return _check_omop(schema_path, omop, site)
+    if data is None:
+        raise _fail("give the site's data with --data")
+    if fhir is not None:
+        return _fhir_check(schema_path, fhir, data, site)
+    assert mapping_path is not None
     try:
         schema = load_schema(schema_path)
         mapping = load_mapping(mapping_path)
@@ -61,16 +119,37 @@ def _check(
     return schema, check_site(schema, mapping, data, site)
 
 
+def _fhir_check(
+    schema_path: Path, features: Path, bundles: Path, site: str | None
+) -> tuple[FederationSchema, SiteCheck]:
+    from medsilo.data.fhir_sites import check_fhir_site, load_fhir_spec
+    from medsilo.fhir.bundle_reading import FhirSourceError
+
+    try:
+        schema, spec = load_fhir_spec(schema_path, features)
+    except DataFormatError as err:
+        raise _fail(str(err)) from None
+    try:
+        return schema, check_fhir_site(schema, spec, site or bundles.stem, bundles)
+    except FhirSourceError as err:
+        raise _fail(str(err), 1) from None
+
+
 @site_app.command()
 def check(
     schema: SchemaOpt,
-    mapping: MappingOpt,
-    data: DataOpt,
+    mapping: MappingOpt = None,
+    fhir: FhirOpt = None,
+    data: DataOpt = None,
     site: SiteOpt = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="also write JSON")] = None,
+    omop_spec: OmopSpecOpt = None,
+    dsn: DsnOpt = None,
+    cdm_schema: CdmSchemaOpt = "cdm",
 ) -> None:
-    """Validate a site's CSV against the federation schema; exit 1 if it would be refused."""
-    _, result = _check(schema, mapping, data, site)
+    """Validate a site's CSV, FHIR bundles or OMOP cohort against the federation schema;
+    exit 1 if they would be refused."""
+    _, result = _check(schema, mapping, fhir, data, site, (omop_spec, dsn, cdm_schema))
     table = Table(
         title=f"site {result.site}: {result.rows} labelled rows vs schema {result.schema!r}"
     )
@@ -114,19 +193,23 @@ def check(
 @site_app.command()
 def report(
     schema: SchemaOpt,
-    mapping: MappingOpt,
-    data: DataOpt,
+    mapping: MappingOpt = None,
+    fhir: FhirOpt = None,
+    data: DataOpt = None,
     site: SiteOpt = None,
     epsilon: Annotated[float, typer.Option(help="total privacy budget of the report")] = 1.0,
     seed: Annotated[int | None, typer.Option(help="noise seed: for tests only")] = None,
     output: Annotated[Path | None, typer.Option("--out", help="JSON file (default stdout)")] = None,
+    omop_spec: OmopSpecOpt = None,
+    dsn: DsnOpt = None,
+    cdm_schema: CdmSchemaOpt = "cdm",
 ) -> None:
     """Epsilon-DP data report (counts, label balance, feature summaries) as JSON."""
     from medsilo.data.data_report import private_report
 
     if not epsilon > 0:
         raise _fail(f"--epsilon must be > 0, got {epsilon}")
-    fed_schema, result = _check(schema, mapping, data, site)
+    fed_schema, result = _check(schema, mapping, fhir, data, site, (omop_spec, dsn, cdm_schema))
     if not result.ok:
         raise _fail(result.message(), 1)
     text = json.dumps(private_report(fed_schema, result, epsilon, seed), indent=2)

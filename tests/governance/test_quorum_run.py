@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from medsilo.cli import app
-from medsilo.config import RunConfig, dump_config
+from medsilo.config import RunConfig, dump_config, load_config
 from medsilo.deploy.coordinator import start_coordinator
 from medsilo.experiment import run_experiment
 from medsilo.governance.checkpoint import config_hash
@@ -213,3 +213,16 @@ def test_a_site_refuses_to_train_without_its_councils_approval(kits: Path, tmp_p
     shutil.copytree(site, plain)
     (plain / COUNCIL_FILE).unlink()
     check_run_approved(plain, other, "")
+
+
+def test_quorum_paths_are_read_from_the_config_files_folder(tmp_path: Path) -> None:
+    quorum = {"council": "kits/council.json", "decisions": "decisions", "authority": "ca.crt"}
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    experiment = folder / "experiment.yaml"
+    experiment.write_text(dump_config(small_config(governance={"quorum": quorum})))
+    settings = load_config(experiment).governance.quorum
+    assert settings is not None
+    assert settings.council == folder / "kits" / "council.json"
+    assert settings.decisions == folder / "decisions"
+    assert settings.authority == folder / "ca.crt"

@@ -1,4 +1,5 @@
-"""The session's PostgreSQL cluster (tests/omop/postgres_cluster.py), stopped at the end."""
+"""The session's PostgreSQL cluster (medsilo.omop.postgres_cluster), stopped at the end, and
+the four heart-disease hospitals written into its database ``heart``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.omop.postgres_cluster import Cluster, server_account, server_binaries
+from medsilo.omop.postgres_cluster import Cluster, server_account, server_binaries
+from tests.omop.heart_cdm import HOSPITALS, write_hospitals
 
 
 @pytest.fixture(scope="session")
@@ -23,3 +25,10 @@ def postgres() -> Iterator[Cluster]:
             yield cluster
         finally:
             cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def heart_db(postgres: Cluster) -> str:
+    """Database ``heart``: schema ``<hospital>`` per hospital, read by ``reader_<hospital>``."""
+    write_hospitals(postgres, "heart", {h: h for h in HOSPITALS})
+    return "heart"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import psycopg
 
-from medsilo.data.heart_disease import HOSPITALS
+from medsilo.data.heart_disease import COLUMNS, HOSPITALS
 from medsilo.data.paths import resolve_root
 from medsilo.omop.consent_access import create_consent_reader
 from medsilo.omop.heart_disease_cdm import write_hospital
-from tests.omop.postgres_cluster import Cluster
+from medsilo.omop.postgres_cluster import Cluster
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "omop"
 HEART_FILES = resolve_root(None) / "heart_disease"
@@ -31,6 +31,22 @@ def write_hospitals(cluster: Cluster, dbname: str, schemas: dict[str, str]) -> N
             create_consent_reader(conn, schema, f"reader_{schema}")
 
 
+def csv_section(folder: Path) -> dict[str, object]:
+    """``data.tabular`` on the bundled files, written into ``folder`` with a header row."""
+    sites = []
+    for h in HOSPITALS:
+        csv = folder / f"{h}.csv"
+        csv.write_text(heart_csv(h), encoding="utf-8")
+        sites.append({"name": h, "csv": str(csv), "mapping": str(EXAMPLES / "heart_mapping.yaml")})
+    return {"schema": str(EXAMPLES / "heart_schema.yaml"), "sites": sites}
+
+
+def heart_csv(hospital: str) -> str:
+    """The hospital's bundled file with a header row (what ``dataset: tabular`` reads)."""
+    text = (HEART_FILES / f"processed.{hospital}.data").read_text(encoding="utf-8")
+    return ",".join(COLUMNS) + "\n" + text
+
+
 def omop_section(cluster: Cluster, dbname: str, schemas: list[str]) -> dict[str, object]:
     return {
         "schema": str(EXAMPLES / "heart_schema.yaml"),
@@ -41,4 +57,4 @@ def omop_section(cluster: Cluster, dbname: str, schemas: list[str]) -> dict[str,
     }
 
 
-__all__ = ["HOSPITALS", "omop_section", "write_hospitals"]
+__all__ = ["HOSPITALS", "csv_section", "heart_csv", "omop_section", "write_hospitals"]

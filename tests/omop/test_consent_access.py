@@ -1,28 +1,52 @@
-"""Row-level security: the site's role reads consented patients only and can write nothing;
-a site connecting with a role that can write refuses to start."""
+"""Row-level security: the site's role reads consented patients of its own schema only and can
+write nothing; a site connecting with a role that can write refuses to start (checked, in a
+deployed site process's loading, and through ``medsilo site check`` in test_site_command)."""
 
 from __future__ import annotations
 
 import psycopg
 import pytest
 
+from medsilo.data.own_site import load_own_site
 from medsilo.data.schema import load_schema
+from medsilo.data.spec import DataConfig
 from medsilo.omop.cohort_spec import load_cohort_spec
+from medsilo.omop.postgres_cluster import Cluster
 from medsilo.omop.site_checks import OmopSourceError
 from medsilo.omop.site_cohort import extract_site
 from tests.omop.heart_cdm import EXAMPLES, write_hospitals
-from tests.omop.postgres_cluster import Cluster
 
-DB, SCHEMA, READER = "consent_db", "rls_site", "reader_rls_site"
+DB, SCHEMA, READER, OTHER = "consent_db", "rls_site", "reader_rls_site", "rls_other"
+#: Every table holding patients' rows (row-level security applies to each).
+PATIENT_TABLES = (
+    "person",
+    "visit_occurrence",
+    "condition_occurrence",
+    "measurement",
+    "observation",
+    "drug_exposure",
+    "consent",
+)
 
 
 @pytest.fixture(scope="module")
 def cluster(postgres: Cluster) -> Cluster:
-    """Cleveland, with person 1's consent withdrawn and person 2's expired."""
-    write_hospitals(postgres, DB, {SCHEMA: "cleveland"})
+    """Cleveland, with person 1's consent withdrawn and person 2's expired; persons 1-3 have a
+    condition and a drug exposure each (so every table holds rows the reader must not see);
+    another site's schema (va) beside it in the same database."""
+    write_hospitals(postgres, DB, {SCHEMA: "cleveland", OTHER: "va"})
     with psycopg.connect(postgres.dsn(dbname=DB)) as conn:
         conn.execute(f"UPDATE {SCHEMA}.consent SET consented = false WHERE person_id = 1")
         conn.execute(f"UPDATE {SCHEMA}.consent SET valid_until = '2001-01-01' WHERE person_id = 2")
+        for pid in (1, 2, 3):
+            conn.execute(
+                f"INSERT INTO {SCHEMA}.condition_occurrence VALUES "
+                f"({1000 + pid}, {pid}, 201826, '1988-01-01', 32817)"
+            )
+            conn.execute(
+                f"INSERT INTO {SCHEMA}.drug_exposure VALUES "
+                f"({pid}, {pid}, 1545958, '1988-01-01', '1988-02-01', 32817)"
+            )
     return postgres
 
 
@@ -36,7 +60,7 @@ def test_the_reader_sees_only_patients_with_current_consent(cluster: Cluster) ->
     with psycopg.connect(cluster.dsn(dbname=DB)) as owner:
         (everyone,) = owner.execute(f"SELECT count(*) FROM {SCHEMA}.person").fetchone() or (0,)
     with psycopg.connect(cluster.dsn(READER, DB)) as conn:
-        for table in ("person", "visit_occurrence", "measurement", "observation", "consent"):
+        for table in PATIENT_TABLES:
             ids = {r[0] for r in conn.execute(f"SELECT person_id FROM {SCHEMA}.{table}")}
             assert ids and not ids & {1, 2}, table
         (seen,) = conn.execute(f"SELECT count(*) FROM {SCHEMA}.person").fetchone() or (0,)
@@ -54,6 +78,14 @@ def test_the_reader_sees_only_patients_with_current_consent(cluster: Cluster) ->
         f"DELETE FROM {SCHEMA}.measurement",
         f"TRUNCATE {SCHEMA}.person",
         f"CREATE TABLE {SCHEMA}.copied AS SELECT * FROM {SCHEMA}.person",
+        f"UPDATE {SCHEMA}.concept SET concept_name = 'x'",
+        f"INSERT INTO {SCHEMA}.drug_exposure VALUES (9, 9, 1, '1988-01-01', '1988-01-01', 1)",
+        f"ALTER TABLE {SCHEMA}.measurement DISABLE ROW LEVEL SECURITY",
+        f"DROP POLICY consented_only ON {SCHEMA}.person",
+        f"DROP TABLE {SCHEMA}.consent",
+        "CREATE SCHEMA elsewhere",
+        "CREATE TABLE public.elsewhere (x integer)",
+        "SET ROLE postgres",
     ],
 )
 def test_the_reader_can_write_nothing(cluster: Cluster, statement: str) -> None:
@@ -62,6 +94,27 @@ def test_the_reader_can_write_nothing(cluster: Cluster, statement: str) -> None:
         pytest.raises(psycopg.errors.InsufficientPrivilege),
     ):
         conn.execute(statement)
+
+
+@pytest.mark.parametrize("table", (*PATIENT_TABLES, "concept"))
+def test_the_reader_cannot_read_another_sites_schema(cluster: Cluster, table: str) -> None:
+    with (
+        psycopg.connect(cluster.dsn(READER, DB)) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        conn.execute(f"SELECT count(*) FROM {OTHER}.{table}")
+
+
+def test_a_deployed_site_with_a_role_that_can_write_refuses_to_start(cluster: Cluster) -> None:
+    """What ``medsilo site start`` loads its data with refuses the owner's connection."""
+    section = {
+        "schema": str(EXAMPLES / "heart_schema.yaml"),
+        "spec": str(EXAMPLES / "heart_cohort.yaml"),
+        "sites": [{"name": "cleveland", "dsn": cluster.dsn("postgres", DB), "cdm_schema": SCHEMA}],
+    }
+    cfg = DataConfig.model_validate({"dataset": "omop", "omop": section})
+    with pytest.raises(OmopSourceError, match="refusing to start: role 'postgres' can write"):
+        load_own_site(cfg, "cleveland", None, seed=0)
 
 
 def test_a_superuser_role_is_refused(cluster: Cluster) -> None:

@@ -7,32 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 from medsilo.config import RunConfig
-from medsilo.data.heart_disease import COLUMNS
 from medsilo.data.own_site import load_own_site
 from medsilo.data.registry import build_federation
 from medsilo.data.spec import DataConfig
-from tests.omop.heart_cdm import EXAMPLES, HEART_FILES, HOSPITALS, omop_section, write_hospitals
-from tests.omop.postgres_cluster import Cluster
-
-
-@pytest.fixture(scope="module")
-def heart_db(postgres: Cluster) -> str:
-    write_hospitals(postgres, "heart", {h: h for h in HOSPITALS})
-    return "heart"
-
-
-def _csv_section(folder: Path) -> dict[str, object]:
-    """The bundled files with a header row (what ``dataset: tabular`` reads)."""
-    sites = []
-    for h in HOSPITALS:
-        csv = folder / f"{h}.csv"
-        text = (HEART_FILES / f"processed.{h}.data").read_text(encoding="utf-8")
-        csv.write_text(",".join(COLUMNS) + "\n" + text, encoding="utf-8")
-        sites.append({"name": h, "csv": str(csv), "mapping": str(EXAMPLES / "heart_mapping.yaml")})
-    return {"schema": str(EXAMPLES / "heart_schema.yaml"), "sites": sites}
+from medsilo.omop.postgres_cluster import Cluster
+from tests.omop.heart_cdm import HOSPITALS, csv_section, omop_section
 
 
 def _data(kind: str, section: dict[str, object]) -> dict[str, Any]:
@@ -42,7 +23,7 @@ def _data(kind: str, section: dict[str, object]) -> dict[str, Any]:
 def test_same_rows_as_the_csv_files(postgres: Cluster, heart_db: str, tmp_path: Path) -> None:
     omop_data = _data("omop", omop_section(postgres, heart_db, list(HOSPITALS)))
     omop = build_federation(DataConfig.model_validate(omop_data), seed=0)
-    csv_data = _data("tabular", _csv_section(tmp_path))
+    csv_data = _data("tabular", csv_section(tmp_path))
     csv = build_federation(DataConfig.model_validate(csv_data), seed=0)
     assert [s.name for s in omop.sites] == list(HOSPITALS)
     assert sum(len(s.train) + len(s.test) for s in omop.sites) == 920  # every UCI row
@@ -69,7 +50,7 @@ def test_same_model_in_the_engine(postgres: Cluster, heart_db: str, tmp_path: Pa
         return [np.asarray(w) for w in run_federation(cfg).weights]
 
     from_omop = run(_data("omop", omop_section(postgres, heart_db, list(HOSPITALS))))
-    from_csv = run(_data("tabular", _csv_section(tmp_path)))
+    from_csv = run(_data("tabular", csv_section(tmp_path)))
     assert len(from_omop) == len(from_csv)
     for a, b in zip(from_omop, from_csv, strict=True):
         np.testing.assert_array_equal(a, b)

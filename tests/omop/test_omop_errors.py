@@ -1,5 +1,6 @@
 """Bad OMOP input is refused before anything is extracted or trained, with a message naming
-the table, column, concept or unit (and the site)."""
+the table, column, concept or unit (and the site), by training and by ``medsilo site check |
+report`` alike."""
 
 from __future__ import annotations
 
@@ -9,15 +10,19 @@ from typing import Any
 import psycopg
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from medsilo.cli import app
 from medsilo.data.base import DataFormatError
 from medsilo.data.registry import build_federation
 from medsilo.data.spec import DataConfig
+from medsilo.omop.postgres_cluster import Cluster
 from medsilo.omop.site_checks import OmopSourceError
 from tests.omop.heart_cdm import EXAMPLES, omop_section, write_hospitals
-from tests.omop.postgres_cluster import Cluster
+from tests.omop.site_cli_args import flat, omop_args
 
 DB = "broken_db"
+runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -119,3 +124,43 @@ def test_a_refused_site_leaves_no_run_directory(cluster: Cluster, tmp_path: Path
     with pytest.raises(OmopSourceError, match="site 'kg_chol'"):
         run_experiment(cfg, run_dir)
     assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        ("no_measurement", "table no_measurement.measurement not found"),
+        ("no_unit_col", "column no_unit_col.observation.unit_concept_id not found"),
+        ("kg_chol", "(feature 'chol'): unit 'kg' (concept 9529)"),
+    ],
+)
+def test_site_check_names_what_the_database_lacks(
+    cluster: Cluster, schema: str, message: str
+) -> None:
+    result = runner.invoke(app, ["site", "check", *omop_args(cluster, DB, schema)])
+    assert result.exit_code == 1
+    assert f"site '{schema}'" in flat(result.output) and message in flat(result.output)
+
+
+def test_site_check_names_an_unknown_concept(cluster: Cluster, tmp_path: Path) -> None:
+    spec = yaml.safe_load((EXAMPLES / "heart_cohort.yaml").read_text())
+    spec["features"][4]["concept_ids"] = [3027114, 123456789]
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    args = [*omop_args(cluster, DB, "intact"), "--omop-spec", str(path)]
+    result = runner.invoke(app, ["site", "check", *args])
+    assert result.exit_code == 1
+    assert "123456789 (feature 'chol')" in flat(result.output)
+
+
+def test_site_report_names_a_refused_connection(tmp_path: Path) -> None:
+    out = tmp_path / "report.json"
+    dsn = f"host={tmp_path} port=5 user=x password=secret"
+    args = [
+        *["--schema", str(EXAMPLES / "heart_schema.yaml")],
+        *["--omop-spec", str(EXAMPLES / "heart_cohort.yaml"), "--dsn", dsn],
+    ]
+    result = runner.invoke(app, ["site", "report", *args, "--out", str(out)])
+    assert result.exit_code == 1
+    assert "site 'cdm': cannot connect to PostgreSQL" in flat(result.output)
+    assert "secret" not in result.output and not out.exists()

@@ -1,6 +1,6 @@
 import psycopg
 
-from tests.omop.postgres_cluster import Cluster
+from medsilo.omop.postgres_cluster import Cluster
 
 
 def test_the_cluster_answers_queries(postgres: Cluster) -> None:

@@ -11,10 +11,10 @@ import pytest
 from medsilo.data.schema import load_schema
 from medsilo.data.units import lookup
 from medsilo.omop.cohort_spec import load_cohort_spec
+from medsilo.omop.postgres_cluster import Cluster
 from medsilo.omop.site_checks import OmopSourceError
 from medsilo.omop.site_cohort import extract_site
 from tests.omop.heart_cdm import EXAMPLES, write_hospitals
-from tests.omop.postgres_cluster import Cluster
 
 DB = "units_db"
 

@@ -79,9 +79,8 @@ def test_lora_bytes_per_round_are_a_fraction_of_full_fine_tuning(
             training={"rounds": 1, "local_steps": 1, "batch_size": 16, "lr": 0.1}
         )
     )
-    per_round = {r.bytes_up for r in lora.rounds}
-    assert len(per_round) == 1  # every site sends the same adapters every round
-    assert per_round.pop() * 10 < full.rounds[0].bytes_up
+    # the adapters' exact zeros (B starts at zero) vary by round, and the wire pays for them
+    assert max(r.bytes_up for r in lora.rounds) * 10 < full.rounds[0].bytes_up
     assert lora.rounds[0].bytes_down * 10 < full.rounds[0].bytes_down
 
 

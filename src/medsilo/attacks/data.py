@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from medsilo.config import AttackConfig, BackdoorAttack, LabelFlipAttack
+from medsilo.attacks.updates import check_copy_source
+from medsilo.config import AttackConfig, BackdoorAttack, CopyAttack, LabelFlipAttack
 from medsilo.models.weights import set_weights
 from medsilo.training.evaluate import EVAL_BATCH_SIZE
 from medsilo.training.samples import Samples
@@ -65,6 +66,8 @@ def check_attack(attack: AttackConfig | None, site_names: list[str], num_classes
         raise ValueError(
             f"attack.sites names unknown site(s) {unknown}; the federation has {site_names}"
         )
+    if isinstance(attack, CopyAttack):
+        check_copy_source(attack, site_names)
     if isinstance(attack, BackdoorAttack) and attack.target >= num_classes:
         raise ValueError(
             f"attack.target {attack.target} is not a class of this task ({num_classes} classes)"

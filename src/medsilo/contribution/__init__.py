@@ -4,7 +4,10 @@
 * :mod:`~medsilo.contribution.gtg`: GTG-Shapley from round-wise reconstructed models, no
   retraining (:mod:`~medsilo.contribution.observed` attaches it to a run);
 * :mod:`~medsilo.contribution.shapley`: exact and Monte Carlo Shapley values of any game;
-* :mod:`~medsilo.contribution.scores`: both for a run directory, as ``contribution.json``.
+* :mod:`~medsilo.contribution.scores`: both for a run directory, as ``contribution.json``;
+* incentives: :mod:`~medsilo.contribution.free_riders` (detection on the aggregated
+  updates), :mod:`~medsilo.contribution.shares` (reward shares of a run) and
+  :mod:`~medsilo.contribution.reputation` (per-site reputation across runs).
 """
 
 from medsilo.contribution.gtg import GTGSettings, GTGShapley, RoundShapley, reconstruct

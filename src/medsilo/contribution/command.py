@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medsilo.config import ConfigError, load_config
+from medsilo.contribution.free_riders import free_rider_lines
 from medsilo.contribution.gtg import GTGSettings
 from medsilo.contribution.metric import METRICS, Metric
 from medsilo.progress import progress_bars
@@ -43,8 +44,9 @@ def contribution(
     ] = 0,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
-    """Leave-one-out (retrain without each site) and GTG-Shapley scores; writes
-    RUN/contribution.json and RUN/contribution.png (docs/contribution.md)."""
+    """Leave-one-out (retrain without each site) and GTG-Shapley scores, free-rider flags and
+    reward shares; writes RUN/contribution.json and RUN/contribution.png, and the flags to
+    the run's ledger (docs/contribution.md)."""
     if method not in ("loo", "shapley", "both"):
         raise typer.BadParameter(f"--method must be loo, shapley or both, not {method!r}")
     if noise_orders == 1 or noise_orders < 0:
@@ -98,9 +100,13 @@ def contribution(
     columns = score_columns(scores)
     for label in columns:
         table.add_column(label, justify="right")
+    shares = scores["shares"]["values"]
+    table.add_column(f"reward share (from {scores['shares']['from']})", justify="right")
     for site in scores["sites"]:
-        table.add_row(site, *(f"{values.get(site, 0.0):+.4f}" for values in columns.values()))
+        row = [f"{values.get(site, 0.0):+.4f}" for values in columns.values()]
+        table.add_row(site, *row, f"{shares.get(site, 0.0):.4f}")
     console.print(table)
+    console.print(free_rider_lines(scores["free_riders"]))
     if "site_order_noise" in scores:
         noise = scores["site_order_noise"]
         console.print(

@@ -1,4 +1,5 @@
-"""Run a federation while a GTG-Shapley observer sees every round's aggregated updates.
+"""Run a federation while observers (GTG-Shapley, the free-rider detector) see every round's
+aggregated updates.
 
 The observer needs ``(w_t, accepted updates)`` at the moment the coordinator aggregates.
 Rather than adding a hook to the engine, the run's algorithm gets its ``aggregate`` wrapped
@@ -66,21 +67,17 @@ def observe_aggregation(
     setattr(algorithm, "aggregate", aggregate)  # noqa: B010 - instance-level wrap, on purpose
 
 
-def run_with_shapley(
+#: ``observer(round, global weights, updates)``, called as the coordinator aggregates.
+RoundObserver = Callable[[int, Weights, list[Update]], object]
+
+
+def run_observed(
     cfg: RunConfig,
     prep: PreparedFederation,
-    metric: Metric,
-    settings: GTGSettings,
+    observers: list[RoundObserver],
     on_round: Callable[[RoundRecord], None] | None = None,
-) -> tuple[FederationResult, GTGShapley]:
-    """Run ``cfg`` on ``prep`` and return the result with the accumulated round-wise values."""
-    reason = unsupported_reason(cfg)
-    if reason is not None:
-        raise ValueError(f"GTG-Shapley cannot score this run: {reason}")
-    assert isinstance(cfg.server_optimizer, ServerSGDConfig)
-    gtg = GTGShapley(
-        Validator(prep.model, prep.pooled_test, metric), cfg.server_optimizer.lr, settings
-    )
+) -> FederationResult:
+    """Run ``cfg`` on ``prep`` with every observer seeing each round's aggregated updates."""
     completed = 0
 
     def count(record: RoundRecord) -> None:
@@ -90,9 +87,34 @@ def run_with_shapley(
             on_round(record)
 
     def observe(weights: Weights, updates: list[Update]) -> None:
-        gtg.observe(completed + 1, weights, updates)  # aggregation precedes the round's record
+        for observer in observers:  # aggregation precedes the round's record
+            observer(completed + 1, weights, updates)
 
     algo = build_run_algorithm(cfg, len(prep.fed.sites))
     observe_aggregation(algo, observe)
-    result = run_federation(cfg, prepared=prep, algorithm=algo, on_round=count)
-    return result, gtg
+    return run_federation(cfg, prepared=prep, algorithm=algo, on_round=count)
+
+
+def shapley_observer(
+    cfg: RunConfig, prep: PreparedFederation, metric: Metric, settings: GTGSettings
+) -> GTGShapley:
+    """The GTG-Shapley accumulator for ``cfg`` (refused where reconstruction does not hold)."""
+    reason = unsupported_reason(cfg)
+    if reason is not None:
+        raise ValueError(f"GTG-Shapley cannot score this run: {reason}")
+    assert isinstance(cfg.server_optimizer, ServerSGDConfig)
+    return GTGShapley(
+        Validator(prep.model, prep.pooled_test, metric), cfg.server_optimizer.lr, settings
+    )
+
+
+def run_with_shapley(
+    cfg: RunConfig,
+    prep: PreparedFederation,
+    metric: Metric,
+    settings: GTGSettings,
+    on_round: Callable[[RoundRecord], None] | None = None,
+) -> tuple[FederationResult, GTGShapley]:
+    """Run ``cfg`` on ``prep`` and return the result with the accumulated round-wise values."""
+    gtg = shapley_observer(cfg, prep, metric, settings)
+    return run_observed(cfg, prep, [gtg.observe], on_round), gtg

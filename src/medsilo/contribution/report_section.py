@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medsilo.contribution.figure import CHART_FILE, plot_contribution, score_columns
+from medsilo.contribution.free_riders import free_rider_lines
 from medsilo.contribution.scores import load_scores
 from medsilo.report.plots import PlotFile
 
@@ -20,6 +21,8 @@ class ContributionSection:
     columns: list[str]
     rows: list[list[str]]
     note: str
+    #: Free-rider detection in words, one line per flag (or why it was skipped).
+    free_riders: list[str]
 
 
 def contribution_section(run_dir: Path, out_dir: Path) -> ContributionSection | None:
@@ -29,7 +32,10 @@ def contribution_section(run_dir: Path, out_dir: Path) -> ContributionSection | 
         return None
     plot = PlotFile(plot_contribution(scores, out_dir / CHART_FILE), "Per-site contribution")
     methods = score_columns(scores)
+    shares = scores.get("shares")  # absent from files written before reward shares existed
     columns = ["Site", *methods]
+    if shares is not None:
+        columns.append(f"Reward share (from {shares['from']})")
     if "loo" in scores:
         columns.insert(1, f"{scores['metric']} without the site")
     rows = []
@@ -38,12 +44,15 @@ def contribution_section(run_dir: Path, out_dir: Path) -> ContributionSection | 
         if "loo" in scores:
             row.append(f"{scores['loo'][site]['without']:.4f}")
         row += [f"{values.get(site, 0.0):+.4f}" for values in methods.values()]
+        if shares is not None:
+            row.append(f"{shares['values'].get(site, 0.0):.4f}")
         rows.append(row)
     note = (
         f"Metric: {scores['metric']} on the {scores['validation']}, n={scores['validation_n']}; "
         f"full federation: {scores['full']:.4f}. Leave-one-out = full minus without the site; "
         "GTG-Shapley sums per-round Shapley values of models reconstructed from the round's "
-        "updates (docs/contribution.md)."
+        "updates. Reward share: the positive part of the score, normalised, 0 for a flagged "
+        "free rider (docs/contribution.md)."
     )
     if "site_order_noise" in scores:
         noise = scores["site_order_noise"]
@@ -52,4 +61,6 @@ def contribution_section(run_dir: Path, out_dir: Path) -> ContributionSection | 
             f"std {noise['std']:.4f}, range {noise['range']:.4f}; smaller leave-one-out "
             "scores are indistinguishable from noise."
         )
-    return ContributionSection(plot, columns, rows, note)
+    detection = scores.get("free_riders")
+    lines = free_rider_lines(detection).splitlines() if detection is not None else []
+    return ContributionSection(plot, columns, rows, note, lines)

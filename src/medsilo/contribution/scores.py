@@ -3,7 +3,10 @@
 One full run (re-run from the run directory's ``config.yaml``; deterministic for the seed,
 and required to reproduce ``final_weights.npz`` when present, :mod:`~medsilo.contribution
 .run_model`) gives ``metric(w_N)`` and, with the
-GTG observer attached, the round-wise Shapley values; leave-one-out adds one run per site.
+GTG observer attached, the round-wise Shapley values, and with the free-rider detector the
+flags (:mod:`~medsilo.contribution.free_riders`, also appended to the run's ledger);
+leave-one-out adds one run per site. The reward shares (:mod:`~medsilo.contribution.shares`)
+follow from the scores and the flags.
 The JSON is what the report (:mod:`medsilo.report`) and the bar chart read.
 """
 
@@ -19,16 +22,28 @@ from typing import Any, Literal
 import torch
 
 from medsilo.config import RunConfig, load_config
+from medsilo.contribution.free_rider_ledger import check_ledger_writable, record_free_riders
+from medsilo.contribution.free_riders import (
+    FreeRiderDetector,
+    detection_unsupported_reason,
+    flagged_sites,
+)
 from medsilo.contribution.gtg import GTGSettings
 from medsilo.contribution.loo import leave_one_out
 from medsilo.contribution.metric import Metric, Validator
 from medsilo.contribution.noise import site_order_noise
-from medsilo.contribution.observed import run_with_shapley, unsupported_reason
+from medsilo.contribution.observed import (
+    RoundObserver,
+    run_observed,
+    shapley_observer,
+    unsupported_reason,
+)
 from medsilo.contribution.run_model import (
     require_configured_model,
     require_reproduced,
     saved_final_weights,
 )
+from medsilo.contribution.shares import shares_entry
 from medsilo.data.base import FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.runtime.prepared import PreparedFederation
@@ -75,9 +90,16 @@ def contribution_scores(
         if on_round is not None:
             on_round("full", record)
 
-    gtg = None
-    if shapley_wanted:
-        result, gtg = run_with_shapley(cfg, prep, metric, settings, full_round)
+    observers: list[RoundObserver] = []
+    gtg = shapley_observer(cfg, prep, metric, settings) if shapley_wanted else None
+    if gtg is not None:
+        observers.append(gtg.observe)
+    skipped = detection_unsupported_reason(cfg)
+    detector = FreeRiderDetector() if skipped is None else None
+    if detector is not None:
+        observers.append(detector.observe)
+    if observers:
+        result = run_observed(cfg, prep, observers, full_round)
     else:
         result = run_federation(cfg, prepared=prep, on_round=full_round)
     if saved is not None:
@@ -104,6 +126,8 @@ def contribution_scores(
         }
     if method in ("loo", "both"):
         out["loo"] = leave_one_out(cfg, fed, full, metric, on_round)
+    out["free_riders"] = detector.summary() if detector is not None else {"skipped": skipped}
+    out["shares"] = shares_entry(out, flagged_sites(out["free_riders"]))
     if noise_orders:
         out["site_order_noise"] = site_order_noise(cfg, fed, metric, noise_orders, on_round)
     out["wall_s"] = time.perf_counter() - start
@@ -123,12 +147,14 @@ def score_run_dir(
     if not config.exists():
         raise FileNotFoundError(f"{run_dir} is not a run directory: no config.yaml")
     cfg = load_config(config)
+    check_ledger_writable(run_dir)
     torch.set_num_threads(cfg.threads)
     scores = contribution_scores(
         cfg, method, metric, settings, run_dir=run_dir, on_round=on_round, noise_orders=noise_orders
     )
     path = run_dir / CONTRIBUTION_FILE
     path.write_text(json.dumps(scores, indent=2))
+    record_free_riders(run_dir, cfg.name, scores["free_riders"].get("flags", []))
     return path
 
 

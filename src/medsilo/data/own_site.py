@@ -29,6 +29,8 @@ Per dataset:
   folder (dicom). The site keeps its index in the config, which seeds its train/test split.
 * site-held ``omop``: only that site's database is checked and queried (docs/omop.md); the
   connection is the site's entry in the config (``path`` does not apply).
+* site-held ``fhir``: only that site's bundles are read and validated (docs/fhir.md); ``path``
+  overrides the entry's bundles (a folder or file).
 * site-held ``images``: only that site's folder is checked and read, item by item as in the
   engine (never cached as arrays); ``path`` overrides the entry's folder (a labels CSV or
   mask folder left at its default, inside the folder, moves with it).
@@ -58,7 +60,7 @@ def load_own_site(cfg: DataConfig, site: str, path: Path | None, seed: int) -> F
     (None: ``data_root()/heart_disease``); partitioned datasets — a data root like
     ``$MEDSILO_DATA_DIR`` (None: the default root); tabular — the site's CSV; dicom — the
     site's DICOM folder; images — the site's image folder (None for these three: the path in
-    the config).
+    the config); fhir — the site's bundles (None: the config's).
     """
     if cfg.dataset == "tabular":
         return _tabular_site(cfg, site, path)
@@ -68,6 +70,8 @@ def load_own_site(cfg: DataConfig, site: str, path: Path | None, seed: int) -> F
         return _images_site(cfg, site, path)
     if cfg.dataset == "omop":
         return _omop_site(cfg, site, path)
+    if cfg.dataset == "fhir":
+        return _fhir_site(cfg, site, path)
     if cfg.partition == "natural" and cfg.dataset not in SEGMENTATION_DATASETS:
         return _heart_site(cfg, site, path)
     return _partitioned_site(cfg, site, path, seed)
@@ -187,6 +191,23 @@ def _omop_site(cfg: DataConfig, site: str, path: Path | None) -> FederatedData:
     train, test = site_arrays(schema, check, src.test_fraction, src.split_seed, index)
     return FederatedData(
         f"omop:{schema.name}", [SiteData(site, train, test)], test, num_classes=2, task="binary"
+    )
+
+
+def _fhir_site(cfg: DataConfig, site: str, bundles: Path | None) -> FederatedData:
+    from medsilo.data.fhir_sites import check_fhir_site, load_fhir_spec
+    from medsilo.data.tabular_sites import SiteDataError, site_arrays
+
+    src = cfg.fhir
+    assert src is not None  # guaranteed by DataConfig's validator
+    index = _site_index([s.name for s in src.sites], site, "fhir")
+    schema, spec = load_fhir_spec(src.schema_path, src.features)
+    check = check_fhir_site(schema, spec, site, bundles or src.sites[index].bundles)
+    if not check.ok:
+        raise SiteDataError(check.message())
+    train, test = site_arrays(schema, check, src.test_fraction, src.split_seed, index)
+    return FederatedData(
+        f"fhir:{schema.name}", [SiteData(site, train, test)], test, num_classes=2, task="binary"
     )
 
 

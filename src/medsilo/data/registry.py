@@ -150,6 +150,11 @@ def _site_held(cfg: DataConfig) -> FederatedData:
 
         assert cfg.omop is not None
         return build_omop_federation(cfg.omop)
+    if cfg.dataset == "fhir":
+        from medsilo.data.fhir_sites import build_fhir_federation
+
+        assert cfg.fhir is not None
+        return build_fhir_federation(cfg.fhir)
     from medsilo.data.tabular_sites import build_tabular_federation
 
     assert cfg.tabular is not None

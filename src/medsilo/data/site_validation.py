@@ -125,13 +125,16 @@ class SiteCheck:
 
 
 @dataclass
-class _Csv:
+class SiteTable:
+    """A site's rows as text cells under local column names; ``lines`` names each row where
+    a message points at it (``line 5`` of a CSV, a FHIR patient)."""
+
     header: list[str]
     rows: list[list[str]]
-    lines: list[int]
+    lines: list[str]
 
 
-def _read_csv(path: Path, check: SiteCheck, columns: Sequence[str] | None) -> _Csv | None:
+def _read_csv(path: Path, check: SiteCheck, columns: Sequence[str] | None) -> SiteTable | None:
     """The rows of ``path``; with ``columns`` the file has no header row and those are its
     column names."""
     if not path.is_file():
@@ -158,7 +161,7 @@ def _read_csv(path: Path, check: SiteCheck, columns: Sequence[str] | None) -> _C
             ragged.append(f"line {reader.line_num} has {len(row)}")
             continue
         rows.append([cell.strip() for cell in row])
-        lines.append(reader.line_num)
+        lines.append(f"line {reader.line_num}")
     if ragged:
         check.issues.append(
             Issue(
@@ -169,11 +172,11 @@ def _read_csv(path: Path, check: SiteCheck, columns: Sequence[str] | None) -> _C
                 "quote fields that contain commas, or remove the broken rows",
             )
         )
-    return _Csv(header, rows, lines)
+    return SiteTable(header, rows, lines)
 
 
 def _check_mapping(
-    schema: FederationSchema, mapping: SiteMapping, data: _Csv, check: SiteCheck
+    schema: FederationSchema, mapping: SiteMapping, data: SiteTable, check: SiteCheck
 ) -> dict[str, str]:
     """Structural problems of the mapping; returns schema column -> local column for the
     mappings that can be used."""
@@ -255,7 +258,7 @@ def _as_codes(
     m: ColumnMapping,
     allowed: list[str],
     out: ColumnCheck,
-    lines: list[int],
+    lines: list[str],
     spellings: dict[str, str] | None = None,
 ) -> NDArray[np.float64]:
     """Index of each value's schema code (NaN when missing); unknown codes are counted, with
@@ -279,7 +282,7 @@ def _as_codes(
         else:
             out.unknown[text] = out.unknown.get(text, 0) + 1
             if len(out.unknown_examples) < MAX_EXAMPLES:
-                out.unknown_examples.append(f"line {lines[i]}: {text!r}")
+                out.unknown_examples.append(f"{lines[i]}: {text!r}")
     return values
 
 
@@ -309,7 +312,7 @@ def _numeric(
     col: SchemaColumn,
     m: ColumnMapping,
     local: str,
-    lines: list[int],
+    lines: list[str],
     schema: FederationSchema,
     out: ColumnCheck,
     check: SiteCheck,
@@ -325,7 +328,7 @@ def _numeric(
             v = math.nan
         if not math.isfinite(v):
             out.type_errors += 1
-            bad_text.append(f"line {lines[i]}: {text!r}")
+            bad_text.append(f"{lines[i]}: {text!r}")
             continue
         values[i] = v
     if out.type_errors:
@@ -364,7 +367,7 @@ def _numeric(
         shown = f"{values[i]:g} {source}" + (
             f" = {converted[i]:g} {col.unit}" if out.conversion != col.unit else ""
         )
-        out.out_of_range_examples.append(f"line {lines[i]}: {shown}")
+        out.out_of_range_examples.append(f"{lines[i]}: {shown}")
     share = out.out_of_range / max(int(observed.sum()), 1)
     if out.out_of_range and share > schema.max_out_of_range:
         hint = _unit_hint(values[observed], col, source, local)
@@ -408,6 +411,14 @@ def check_site(
     data = _read_csv(Path(csv_path), check, columns)
     if data is None:
         return check
+    return check_table(schema, mapping, data, check)
+
+
+def check_table(
+    schema: FederationSchema, mapping: SiteMapping, data: SiteTable, check: SiteCheck
+) -> SiteCheck:
+    """Validate rows already read (a CSV's, or a FHIR site's patients as text cells) into
+    ``check``, which may hold issues found while reading; never raises for the data."""
     used = _check_mapping(schema, mapping, data, check)
     missing_tokens = set(mapping.missing_values)
 

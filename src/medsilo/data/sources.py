@@ -1,5 +1,5 @@
 """Config sections for data that stays at the hospitals: DICOM folders, EHR CSV exports, OMOP
-databases.
+databases, FHIR bundles.
 
 Bundled datasets are named; site-held data is described: which folder or CSV each site
 reads, how images are preprocessed, which federation schema tabular columns must follow.
@@ -162,6 +162,39 @@ class OmopSourceConfig(_SchemaSourceConfig):
     @model_validator(mode="after")
     def _unique(self) -> OmopSourceConfig:
         check_unique_names("data.omop.sites", [s.name for s in self.sites])
+        return self
+
+
+class FhirSiteEntry(_Strict):
+    name: str = Field(pattern=SITE_NAME_PATTERN)
+    bundles: Path = Field(
+        description="the site's FHIR R4 bundles: a folder of *.json (one Bundle each) and "
+        "*.ndjson (one Bundle a line) files, or one such file"
+    )
+
+    def anchored_at(self, folder: Path) -> FhirSiteEntry:
+        """The entry with a relative path read from ``folder``."""
+        return self.model_copy(update={"bundles": anchored(self.bundles, folder)})
+
+
+class FhirSourceConfig(_SchemaSourceConfig):
+    """``data.fhir``: per-site FHIR bundles, one feature specification (docs/fhir.md)."""
+
+    features: Path = Field(description="the FHIR feature specification YAML (codes -> schema)")
+    sites: list[FhirSiteEntry] = Field(min_length=1)
+
+    def anchored_at(self, folder: Path) -> FhirSourceConfig:
+        """The section with the schema, specification and bundle paths read from ``folder``."""
+        update = {
+            "schema_path": anchored(self.schema_path, folder),
+            "features": anchored(self.features, folder),
+            "sites": [s.anchored_at(folder) for s in self.sites],
+        }
+        return self.model_copy(update=update)
+
+    @model_validator(mode="after")
+    def _unique(self) -> FhirSourceConfig:
+        check_unique_names("data.fhir.sites", [s.name for s in self.sites])
         return self
 
 

@@ -13,7 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medsilo.data import heart_disease
 from medsilo.data.image_config import ImageSourceConfig
-from medsilo.data.sources import DicomSourceConfig, OmopSourceConfig, TabularSourceConfig
+from medsilo.data.sources import (
+    DicomSourceConfig,
+    FhirSourceConfig,
+    OmopSourceConfig,
+    TabularSourceConfig,
+)
 from medsilo.data.synthetic_segmentation import (
     SEGMENTATION_CLASSES,
     SEGMENTATION_DATASETS,
@@ -33,7 +38,7 @@ BundledDatasetName = Literal[
     "synthetic_segmentation_3d",
 ]
 #: Data held at the sites and described in the config (docs/data-ingestion.md).
-SiteHeldDatasetName = Literal["dicom", "tabular", "images", "omop"]
+SiteHeldDatasetName = Literal["dicom", "tabular", "images", "omop", "fhir"]
 DatasetName = Literal[BundledDatasetName, SiteHeldDatasetName]
 PartitionName = Literal["natural", "iid", "dirichlet", "shards", "quantity_skew"]
 
@@ -66,8 +71,8 @@ class DataConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     dataset: DatasetName | ImportPath = Field(
-        description="a bundled dataset, dicom/tabular/images/omop (site-held), or the import path "
-        "'package.module:factory' of the user's own (medsilo.data.user_dataset)"
+        description="a bundled dataset, dicom/tabular/images/omop/fhir (site-held), or the "
+        "import path 'package.module:factory' of the user's own (medsilo.data.user_dataset)"
     )
     partition: PartitionName = "natural"
     num_sites: int | None = Field(default=None, ge=1)
@@ -101,6 +106,11 @@ class DataConfig(BaseModel):
         description="dataset omop: per-site OMOP CDM databases and the cohort specification "
         "(docs/omop.md)",
     )
+    fhir: FhirSourceConfig | None = Field(
+        default=None,
+        description="dataset fhir: per-site FHIR R4 bundles and the feature specification "
+        "(docs/fhir.md)",
+    )
 
     def anchored_at(self, folder: Path) -> DataConfig:
         """The section with the site-held data's relative paths read from ``folder`` (the
@@ -114,6 +124,8 @@ class DataConfig(BaseModel):
             update["images"] = self.images.anchored_at(folder)
         if self.omop is not None:
             update["omop"] = self.omop.anchored_at(folder)
+        if self.fhir is not None:
+            update["fhir"] = self.fhir.anchored_at(folder)
         return self.model_copy(update=update)
 
     def ingestion_reports(self) -> tuple[Path, list[str]] | None:
@@ -202,7 +214,12 @@ class DataConfig(BaseModel):
         if self.dataset not in SITE_HELD_DATASETS:
             return False
         source: (
-            DicomSourceConfig | TabularSourceConfig | ImageSourceConfig | OmopSourceConfig | None
+            DicomSourceConfig
+            | TabularSourceConfig
+            | ImageSourceConfig
+            | OmopSourceConfig
+            | FhirSourceConfig
+            | None
         ) = getattr(self, self.dataset)
         if source is None:
             raise ValueError(f"dataset {self.dataset!r} needs a data.{self.dataset} section")

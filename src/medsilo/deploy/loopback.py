@@ -71,6 +71,8 @@ class Loopback:
     experiment: dict[str, Any]
     sites: list[str] = field(default_factory=lambda: list(SITES))
     council: dict[str, Any] | None = None  # FEDERATION.yaml's council section, if any
+    #: each site's ``--data``; None: sites read what the config names (e.g. data.omop)
+    site_data: Path | None = field(default_factory=heart_data)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -137,10 +139,11 @@ class Loopback:
     def start_site(
         self, site: str, kit: Path | None = None, *extra: str
     ) -> subprocess.Popen[bytes]:
-        """``medsilo site start`` with ``site``'s kit (or ``kit``) on the bundled data."""
+        """``medsilo site start`` with ``site``'s kit (or ``kit``) on :attr:`site_data`."""
         kit = kit or self.site_kit(site)
+        data = [] if self.site_data is None else ["--data", str(self.site_data)]
         return self._start(
-            ["site", "start", str(kit), "--data", str(heart_data()), *extra],
+            ["site", "start", str(kit), *data, *extra],
             self.root / f"site-{kit.name}.log",
         )
 

@@ -38,7 +38,9 @@ class CheckpointError(ConfigError):
 
 
 def config_hash(cfg: RunConfig) -> str:
-    data = cfg.model_dump(mode="json", exclude={"name", "output_dir", "governance", "tracking"})
+    data = cfg.model_dump(
+        mode="json", exclude={"name", "output_dir", "governance", "tracking", "anchor"}
+    )
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

@@ -15,15 +15,20 @@ Choices:
 * ``quorum: {council: FILE, decisions: DIR, authority: CA_CERT}`` makes starting the run
   need a council-approved ``start_run`` proposal for its config hash (``governance.quorum``,
   docs/governance.md "Quorum decisions"); absent, runs start as before.
+* ``patient_consent: {start, round_hours, sites: {SITE: {register_file, key_file}}, withdrawn}`` is
+  patient-level consent (:mod:`medsilo.governance.patient_consent`): a site trains in round
+  ``r`` only on the patients its register says consent at ``start + (r-1) * round_hours``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from medsilo.data.paths import anchored
 
 
 class _Strict(BaseModel):
@@ -65,6 +70,65 @@ class QuorumConfig(_Strict):
         default=None, description="ca.crt the council file must be signed by (kits: required)"
     )
 
+    def anchored_at(self, folder: Path) -> QuorumConfig:
+        authority = None if self.authority is None else anchored(self.authority, folder)
+        return QuorumConfig(
+            council=anchored(self.council, folder),
+            decisions=anchored(self.decisions, folder),
+            authority=authority,
+        )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class PatientConsentSite(_Strict):
+    register_file: Path = Field(
+        description="the site's consent register: patient_id,granted,revoked"
+    )
+    key_file: Path = Field(description="the site's secret key file (pseudonyms and ledger refs)")
+
+    def anchored_at(self, folder: Path) -> PatientConsentSite:
+        return PatientConsentSite(
+            register_file=anchored(self.register_file, folder),
+            key_file=anchored(self.key_file, folder),
+        )
+
+
+class PatientConsentConfig(_Strict):
+    start: datetime = Field(
+        default_factory=now_utc, description="round 1's time (default: now, UTC)"
+    )
+    round_hours: float = Field(24.0, gt=0, description="time between two rounds")
+    sites: dict[str, PatientConsentSite] = Field(
+        min_length=1, description="keyed by site name; other sites train on every row"
+    )
+    withdrawn: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="SITE: [patient ref]: never trains (written by `medsilo unlearn --patient`)",
+    )
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def round_time(self, rnd: int) -> datetime:
+        """When round ``rnd`` (1-based) happens on the run's consent schedule."""
+        return self.start + timedelta(hours=self.round_hours * (rnd - 1))
+
+    def anchored_at(self, folder: Path) -> PatientConsentConfig:
+        sites = {name: site.anchored_at(folder) for name, site in self.sites.items()}
+        return self.model_copy(update={"sites": sites})
+
+    def without(self, site: str) -> PatientConsentConfig | None:
+        sites = {k: v for k, v in self.sites.items() if k != site}
+        if not sites:
+            return None
+        withdrawn = {k: v for k, v in self.withdrawn.items() if k != site}
+        return self.model_copy(update={"sites": sites, "withdrawn": withdrawn})
+
 
 class GovernanceConfig(_Strict):
     checkpoint: CheckpointConfig | None = None
@@ -75,6 +139,7 @@ class GovernanceConfig(_Strict):
     withdrawn_sites: list[str] = Field(default_factory=list)
     withdrawn_cohorts: list[str] = Field(default_factory=list, description="SITE:VERSION")
     quorum: QuorumConfig | None = None
+    patient_consent: PatientConsentConfig | None = None
 
     @field_validator("withdrawn_cohorts")
     @classmethod
@@ -94,5 +159,18 @@ class GovernanceConfig(_Strict):
                 "withdrawn_cohorts": [
                     c for c in self.withdrawn_cohorts if c.partition(":")[0] != site
                 ],
+                "patient_consent": (
+                    None if self.patient_consent is None else self.patient_consent.without(site)
+                ),
             }
         )
+
+    def anchored_at(self, folder: Path) -> GovernanceConfig:
+        """The section with its file paths (consent registers and keys; the quorum's council,
+        decisions folder and authority) read from ``folder``."""
+        update: dict[str, object] = {}
+        if self.patient_consent is not None:
+            update["patient_consent"] = self.patient_consent.anchored_at(folder)
+        if self.quorum is not None:
+            update["quorum"] = self.quorum.anchored_at(folder)
+        return self.model_copy(update=update)

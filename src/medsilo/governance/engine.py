@@ -5,6 +5,8 @@ Checkpoint/resume and absent sites are implemented in the synchronous in-process
 
 * asynchronous runs: their event queue (in-flight updates, staleness) is not checkpointed;
 * the ``pooled``/``local`` baselines: they have no federated rounds;
+* patient-level consent with DP-SGD or federated standardisation
+  (:func:`~medsilo.governance.patient_consent.patient_consent_problem`);
 * differential privacy (client-level: ``dp_fedavg`` or ``privacy.client_dp``;
   ``privacy.dp_sgd``) for checkpoint/resume: the noise generator and the privacy accountant
   live outside the checkpointed state; so is any algorithm whose capabilities say its state
@@ -15,11 +17,17 @@ from __future__ import annotations
 
 from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, ConfigError, RunConfig
+from medsilo.governance.patient_consent import patient_consent_problem
 
 
 def uses_absent_sites(cfg: RunConfig) -> bool:
     gov = cfg.governance
-    return bool(gov.withdrawn_sites or gov.withdrawn_cohorts or gov.consent is not None)
+    return bool(
+        gov.withdrawn_sites
+        or gov.withdrawn_cohorts
+        or gov.consent is not None
+        or gov.patient_consent is not None
+    )
 
 
 def governance_problem(cfg: RunConfig, checkpointing: bool) -> str | None:
@@ -27,7 +35,7 @@ def governance_problem(cfg: RunConfig, checkpointing: bool) -> str | None:
         name
         for name, on in (
             ("checkpoints/resume", checkpointing or cfg.governance.checkpoint is not None),
-            ("withdrawn sites or a consent window", uses_absent_sites(cfg)),
+            ("withdrawn sites or consent (window, patients)", uses_absent_sites(cfg)),
         )
         if on
     ]
@@ -41,6 +49,9 @@ def governance_problem(cfg: RunConfig, checkpointing: bool) -> str | None:
             f"{what} are supported by the synchronous engine only; asynchronous runs keep "
             "in-flight updates that a checkpoint does not hold (set asynchrony.mode: sync)"
         )
+    consent = patient_consent_problem(cfg)
+    if consent is not None:
+        return consent
     if not (checkpointing or cfg.governance.checkpoint is not None):
         return None
     if cfg.client_dp() is not None or cfg.privacy.dp_sgd is not None:

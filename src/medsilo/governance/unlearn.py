@@ -109,13 +109,8 @@ def record_event(run_dir: Path, event: dict[str, Any]) -> Path:
     return path
 
 
-def unlearn(
-    run_dir: Path,
-    withdrawal: Withdrawal,
-    out: Path | None = None,
-    on_round: RoundCallback | None = None,
-) -> UnlearnOutcome:
-    """Retrain ``run_dir`` with ``withdrawal`` applied from its first contribution on."""
+def finished_run(run_dir: Path) -> tuple[RunConfig, list[RoundRecord]]:
+    """The config and round records of a finished, unretired run that can be resumed."""
     cfg = load_config(run_dir / "config.yaml")
     refuse_unsupported(cfg, checkpointing=True)
     notice = retirement(run_dir)
@@ -127,44 +122,81 @@ def unlearn(
     records = read_rounds(run_dir)
     if len(records) < cfg.training.rounds:
         raise ConfigError(f"{run_dir} did not finish ({len(records)} of {cfg.training.rounds})")
-    roster = json.loads((run_dir / "summary.json").read_text())["sites"]
-    if withdrawal.site not in roster:
-        raise ConfigError(f"{run_dir} has no site {withdrawal.site!r}; its sites are {roster}")
-    new_cfg = withdrawal.applied_to(cfg)
-    first = first_contribution(records, withdrawal)
-    if first is None:
-        return UnlearnOutcome(
-            f"{withdrawal.label} never contributed to {run_dir} (rounds 1-{len(records)}): "
-            "nothing to unlearn, the model stays in service"
-        )
+    return cfg, records
+
+
+@dataclass(frozen=True)
+class Retraining:
+    """What to retrain: ``new_cfg`` (the run's config with the data withdrawn) from before
+    round ``first``, the data's first contribution. ``label`` names what was withdrawn (in
+    messages, the retirement notice and the default output folder); ``details`` join the
+    recorded event."""
+
+    new_cfg: RunConfig
+    first: int
+    label: str
+    details: dict[str, Any]
+
+
+def retrain(
+    run_dir: Path,
+    records: list[RoundRecord],
+    plan: Retraining,
+    out: Path | None = None,
+    on_round: RoundCallback | None = None,
+) -> UnlearnOutcome:
+    """Resume from the newest checkpoint before ``plan.first`` with ``plan.new_cfg``, retire
+    ``run_dir`` and record the event in both runs (see the module docstring for exactness)."""
     ckpt_dir = run_dir / "checkpoints"
-    resume = latest_before(ckpt_dir, first)
-    after = 0 if resume is None else resume.round
-    target = (
-        out or run_dir.parent / f"{run_dir.name}-unlearned-{withdrawal.label.replace(':', '-')}"
-    )
+    target = out or run_dir.parent / f"{run_dir.name}-unlearned-{plan.label.replace(':', '-')}"
     if target.exists():
         raise ConfigError(f"{target} already exists; choose another --out")
-    result = run_experiment(new_cfg, target, on_round, resume=resume, prior_rounds=records[:after])
+    resume = latest_before(ckpt_dir, plan.first)
+    after = 0 if resume is None else resume.round
+    result = run_experiment(
+        plan.new_cfg, target, on_round, resume=resume, prior_rounds=records[:after]
+    )
     _copy_checkpoints(ckpt_dir, target / "checkpoints", after)
-    reason = f"{withdrawal.label} withdrawn; it contributed from round {first}"
-    retire(run_dir, reason, target)
+    retire(run_dir, f"{plan.label} withdrawn; it contributed from round {plan.first}", target)
     event = {
         "event": "unlearn",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "run": str(run_dir),
-        "withdrawn": withdrawal.label,
-        "first_contribution_round": first,
+        "withdrawn": plan.label,
+        **plan.details,
+        "first_contribution_round": plan.first,
         "resumed_after_round": after,
         "replacement": str(target),
     }
     record_event(run_dir, event)
     record_event(target, event)
     message = (
-        f"{withdrawal.label} first contributed in round {first}; retrained rounds "
-        f"{after + 1}-{cfg.training.rounds} without it into {target}; {run_dir} is retired"
+        f"{plan.label} first contributed in round {plan.first}; retrained rounds "
+        f"{after + 1}-{plan.new_cfg.training.rounds} without it into {target}; "
+        f"{run_dir} is retired"
     )
-    return UnlearnOutcome(message, first, after, target, result)
+    return UnlearnOutcome(message, plan.first, after, target, result)
+
+
+def unlearn(
+    run_dir: Path,
+    withdrawal: Withdrawal,
+    out: Path | None = None,
+    on_round: RoundCallback | None = None,
+) -> UnlearnOutcome:
+    """Retrain ``run_dir`` with ``withdrawal`` applied from its first contribution on."""
+    cfg, records = finished_run(run_dir)
+    roster = json.loads((run_dir / "summary.json").read_text())["sites"]
+    if withdrawal.site not in roster:
+        raise ConfigError(f"{run_dir} has no site {withdrawal.site!r}; its sites are {roster}")
+    first = first_contribution(records, withdrawal)
+    if first is None:
+        return UnlearnOutcome(
+            f"{withdrawal.label} never contributed to {run_dir} (rounds 1-{len(records)}): "
+            "nothing to unlearn, the model stays in service"
+        )
+    plan = Retraining(withdrawal.applied_to(cfg), first, withdrawal.label, {})
+    return retrain(run_dir, records, plan, out, on_round)
 
 
 def _copy_checkpoints(source: Path, target: Path, up_to: int) -> None:

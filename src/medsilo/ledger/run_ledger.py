@@ -33,6 +33,7 @@ from medsilo.runtime.round_record import RoundRecord
 from medsilo.types import Weights
 
 if TYPE_CHECKING:
+    from medsilo.anchor.run_anchor import RunAnchor
     from medsilo.config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,11 @@ class RunLedger:
         sites: list[str],
         resumed: Resumed | None = None,
         key_path: Path | None = None,
+        anchor: RunAnchor | None = None,
     ) -> None:
+        """``anchor``: where each round is also anchored on chain (docs/anchoring.md)."""
+        self.run_dir = run_dir
+        self.anchor = anchor
         key = load_or_create_private_key(key_path)
         write_public_key(key.public_key(), run_dir / PUBLIC_KEY_FILE)
         self.ledger = Ledger(run_dir / LEDGER_FILE, key)
@@ -128,8 +133,11 @@ class RunLedger:
         record_run_end(self.ledger, end)
 
     def round(self, record: RoundRecord) -> None:
-        record_round(self.ledger, RoundEntry.from_round_record(record, self.rule))
+        entry = record_round(self.ledger, RoundEntry.from_round_record(record, self.rule))
         self.rounds += 1
+        if self.anchor is not None:
+            assert record.global_model_sha256 is not None  # every runtime sets it
+            self.anchor.round(record.round, record.global_model_sha256, entry.hash)
 
     def end(self, weights: Weights, last: RoundRecord | None) -> None:
         """Append ``run_end`` (final weights hashed as saved) and close the file."""
@@ -144,3 +152,5 @@ class RunLedger:
         )
         record_run_end(self.ledger, end)
         self.ledger.close()
+        if self.anchor is not None:
+            self.anchor.finish(weights, self.run_dir)

@@ -41,10 +41,11 @@ from medsilo.ledger.keys import fingerprint, raw_public
 from medsilo.ledger.round_sequence import RoundSequence
 from medsilo.ledger.store import GENESIS, open_readonly, read_records
 
-KINDS = (
-    frozenset({GENESIS, "run_start", "round", "run_end", "enrolment", "attestation", "unlearn"})
-    | QUORUM_KINDS
-)  # "unlearn", quorum_*: docs/governance.md
+KINDS = frozenset(
+    {GENESIS, "run_start", "round", "run_end", "enrolment", "attestation", "unlearn"}
+    | {"free_rider"}  # a site flagged as a free rider (docs/contribution.md)
+    | QUORUM_KINDS  # the council's votes (docs/governance.md, "Quorum decisions")
+)  # "unlearn": a data withdrawal retired this run's model (docs/governance.md)
 
 
 @dataclass(frozen=True)

@@ -102,3 +102,12 @@ def create_statements(schema: str) -> list[sql.Composed]:
         if table in PERSON_TABLES and columns[0][0] != "person_id":
             out.append(sql.SQL("CREATE INDEX ON {} (person_id)").format(name))
     return out
+
+
+def copy_statement(schema: str, table: str, columns: int) -> sql.Composed:
+    """``COPY schema.table (<its first columns declared>) FROM STDIN``: the generators write
+    rows in the declared column order, leaving trailing nullable columns out."""
+    names = sql.SQL(", ").join(sql.Identifier(c) for c, _ in CDM_TABLES[table][:columns])
+    return sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
+        sql.Identifier(schema), sql.Identifier(table), names
+    )

@@ -10,7 +10,9 @@ as a hospital's ETL does for its local codes.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class Concept:
     code: str
     standard: bool = True
 
+
+#: ``valid_start_date``, ``valid_end_date`` of every concept written here.
+VOCABULARY_DATES = (dt.date(1970, 1, 1), dt.date(2099, 12, 31))
 
 MALE = Concept(8507, "MALE", "Gender", "Gender", "Gender", "M")
 FEMALE = Concept(8532, "FEMALE", "Gender", "Gender", "Gender", "F")
@@ -66,3 +71,17 @@ ALL: tuple[Concept, ...] = (
     CORONARY_ARTERIOSCLEROSIS, MM_HG, MG_DL, PER_MINUTE, MILLIMETER, ST_DEPRESSION,
     CHEST_PAIN_TYPE, RESTING_ECG, EXERCISE_ANGINA, FASTING_GLUCOSE_HIGH,
 )  # fmt: skip
+
+#: Written by the synthetic population (:mod:`medsilo.omop.synthetic_cdm`) beside :data:`ALL`:
+#: its earlier inpatient stays and cholesterol recorded in mmol/L.
+INPATIENT_VISIT = Concept(9201, "Inpatient Visit", "Visit", "Visit", "Visit", "IP")
+MMOL_L = Concept(8753, "millimole per liter", "Unit", "UCUM", "Unit", "mmol/L")
+
+
+def concept_rows(concepts: tuple[Concept, ...]) -> list[tuple[Any, ...]]:
+    """``concept`` table rows (declared column order) for ``concepts``."""
+    return [
+        (c.concept_id, c.name, c.domain, c.vocabulary, c.concept_class,
+         "S" if c.standard else None, c.code, *VOCABULARY_DATES)
+        for c in concepts
+    ]  # fmt: skip

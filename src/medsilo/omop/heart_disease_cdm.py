@@ -19,11 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from medsilo.data.heart_disease import COLUMNS
 from medsilo.omop import heart_concepts as hc
-from medsilo.omop.cdm_tables import CDM_TABLES, create_statements
+from medsilo.omop.cdm_tables import CDM_TABLES, copy_statement, create_statements
 
 INDEX_DATE = dt.date(1988, 6, 15)  # within the UCI collection years (1981-1988)
 #: UCI field -> (CDM table, concept, unit concept or None).
@@ -37,26 +36,13 @@ EVENTS: dict[str, tuple[str, hc.Concept, hc.Concept | None]] = {
     "exang": ("observation", hc.EXERCISE_ANGINA, None),
     "fbs": ("observation", hc.FASTING_GLUCOSE_HIGH, None),
 }
-_VOCABULARY_DATES = (dt.date(1970, 1, 1), dt.date(2099, 12, 31))
 
 
 def _copy(cur: psycopg.Cursor[Any], schema: str, table: str, rows: list[tuple[Any, ...]]) -> None:
     """COPY ``rows`` (values in the table's declared column order) into ``schema.table``."""
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c, _ in CDM_TABLES[table][: len(rows[0])])
-    statement = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-        sql.Identifier(schema), sql.Identifier(table), columns
-    )
-    with cur.copy(statement) as copy:
+    with cur.copy(copy_statement(schema, table, len(rows[0]))) as copy:
         for row in rows:
             copy.write_row(row)
-
-
-def _concept_rows() -> list[tuple[Any, ...]]:
-    return [
-        (c.concept_id, c.name, c.domain, c.vocabulary, c.concept_class,
-         "S" if c.standard else None, c.code, *_VOCABULARY_DATES)
-        for c in hc.ALL
-    ]  # fmt: skip
 
 
 def write_hospital(conn: psycopg.Connection[Any], schema: str, path: Path) -> int:
@@ -64,7 +50,7 @@ def write_hospital(conn: psycopg.Connection[Any], schema: str, path: Path) -> in
     number of persons. One transaction: a failure leaves no half-written schema."""
     rows = [r for r in csv.reader(path.read_text(encoding="utf-8").splitlines()) if r]
     tables: dict[str, list[tuple[Any, ...]]] = {t: [] for t in CDM_TABLES}
-    tables["concept"] = _concept_rows()
+    tables["concept"] = hc.concept_rows(hc.ALL)
     for pid, raw in enumerate(rows, start=1):
         field = dict(zip(COLUMNS, (v.strip() for v in raw), strict=True))
         age = int(float(field["age"]))

@@ -134,6 +134,25 @@ def check_concepts(conn: psycopg.Connection[Any], schema: str, spec: CohortSpec,
         )
 
 
+def _units_seen(
+    conn: psycopg.Connection[Any], schema: str, source: str, concepts: list[int]
+) -> list[tuple[int, int | None, str | None]]:
+    """``(concept, unit_concept_id, its concept_code)`` of the events of ``concepts`` in
+    ``source``'s table: one scan of the table for every feature it feeds."""
+    table, concept_column, _ = DOMAINS[source]
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT DISTINCT e.{c}, e.unit_concept_id, u.concept_code FROM {s}.{t} e "
+            "LEFT JOIN {s}.concept u ON u.concept_id = e.unit_concept_id "
+            "WHERE e.{c} = ANY(%s)"
+        ).format(
+            c=sql.Identifier(concept_column), s=sql.Identifier(schema), t=sql.Identifier(table)
+        ),
+        [concepts],
+    ).fetchall()
+    return [(int(c), u, code) for c, u, code in rows]
+
+
 def unit_factors(
     conn: psycopg.Connection[Any],
     schema: str,
@@ -143,29 +162,26 @@ def unit_factors(
 ) -> dict[int, dict[int, tuple[float, float]]]:
     """Per numeric feature, each ``unit_concept_id`` its events carry -> (scale, offset) into
     the schema unit; an event without a unit, or a unit that does not convert, is refused."""
+    numeric = {
+        i: f
+        for i, f in enumerate(spec.features)
+        if f.source in VALUED_DOMAINS
+        and federation.column(f.to).type == "numeric"
+        and f.aggregate != "count"
+    }
+    wanted: dict[str, set[int]] = {}
+    for f in numeric.values():
+        wanted.setdefault(f.source, set()).update(f.concept_ids)
+    seen = {src: _units_seen(conn, schema, src, sorted(ids)) for src, ids in wanted.items()}
     out: dict[int, dict[int, tuple[float, float]]] = {}
     problems = []
-    for i, f in enumerate(spec.features):
+    for i, f in numeric.items():
         column = federation.column(f.to)
-        if f.source not in VALUED_DOMAINS or column.type != "numeric" or f.aggregate == "count":
-            continue
         assert column.unit is not None  # numeric schema columns have one
-        table, concept_column, _ = DOMAINS[f.source]
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT DISTINCT e.unit_concept_id, u.concept_code FROM {}.{} e "
-                "LEFT JOIN {}.concept u ON u.concept_id = e.unit_concept_id "
-                "WHERE e.{} = ANY(%s)"
-            ).format(
-                sql.Identifier(schema),
-                sql.Identifier(table),
-                sql.Identifier(schema),
-                sql.Identifier(concept_column),
-            ),
-            [f.concept_ids],
-        ).fetchall()
+        table = DOMAINS[f.source][0]
+        units = {(u, code) for c, u, code in seen[f.source] if c in f.concept_ids}
         out[i] = {}
-        for unit_id, code in rows:
+        for unit_id, code in sorted(units, key=lambda unit: (unit[0] is None, unit[0] or 0)):
             where = f"{schema}.{table} rows of concept(s) {f.concept_ids} (feature {f.to!r})"
             if unit_id is None or code is None:
                 problems.append(

@@ -87,6 +87,8 @@ class TrainingExchange:
     trained: list[str]
     timing: RoundTiming
     secure: SecureRound | None = None
+    #: Fields the sites add to the round record (patient consent: docs/governance.md).
+    record_fields: RoundFields = field(default_factory=dict)
 
 
 class Transport(Protocol):
@@ -227,6 +229,7 @@ class RoundLoop:
                 outcome,
             )
             fields.update(exchange.timing.fields())
+            fields.update(exchange.record_fields)
             self.participation.annotate(fields, chosen)
             contributed.update(exchange.trained)
             if exchange.secure is not None:

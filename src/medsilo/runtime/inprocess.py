@@ -12,6 +12,7 @@ from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.confidential.vulnerabilities import exploit_indicator
 from medsilo.config import RunConfig
+from medsilo.governance.patient_consent import PatientConsent
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import SimClock
 from medsilo.runtime.cohorts import cohort_size
@@ -49,6 +50,7 @@ class InProcessSites:
         self.secure = secure_aggregation(
             cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
         )
+        self.patients = PatientConsent.of(cfg, self.train_sizes)  # docs/governance.md
 
     @property
     def train_sizes(self) -> dict[str, int]:
@@ -65,7 +67,7 @@ class InProcessSites:
             seed=self.cfg.seed,
             model=self.prep.model,
             layout=self.prep.layout,
-            data=self.train_data[name],
+            data=self.patients.training_data(name, key, self.train_data[name]),
             training=self.local,
             state=self.states[name],
             exploit_indicator=self.indicators[name],
@@ -83,11 +85,13 @@ class InProcessSites:
         sim_clock_s: float,
     ) -> TrainingExchange:
         assert isinstance(self.cfg.asynchrony, SyncConfig)
-        dropped = self.clock.dropped(rnd, chosen)
-        sent = [self.site_update(rnd, n, weights, payload) for n in chosen if n not in dropped]
+        idle = self.patients.without_patients(rnd, chosen)  # no consenting patient
+        working = [n for n in chosen if n not in idle]
+        dropped = self.clock.dropped(rnd, working)
+        sent = [self.site_update(rnd, n, weights, payload) for n in working if n not in dropped]
         timing = self.clock.sync_round(
             sim_clock_s,
-            chosen,
+            working,
             dropped,
             broadcast_bytes(weights, payload),
             {u.site: update_bytes(u) for u in sent},
@@ -98,9 +102,11 @@ class InProcessSites:
         secure = None
         if self.secure is not None:  # the coordinator gets masked payloads and sums only
             late = {u.site for u in sent} - set(timing.on_time)
-            secure = self.secure.run(rnd, chosen, sent, late)
+            secure = self.secure.run(rnd, working, sent, late)
             received = secure.updates
-        return TrainingExchange(sent, received, [u.site for u in sent], timing, secure)
+        trained = [u.site for u in sent]
+        consent = self.patients.fields(rnd, trained + idle)
+        return TrainingExchange(sent, received, trained, timing, secure, consent)
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
         prep = self.prep

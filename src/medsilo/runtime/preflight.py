@@ -17,7 +17,9 @@ from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, ConfigError, RunConfig
 from medsilo.data.base import DataFormatError, FederatedData
 from medsilo.data.registry import build_federation
+from medsilo.governance.engine import refuse_unsupported
 from medsilo.governance.participation import Participation, absent_sites
+from medsilo.governance.patient_consent import PatientConsent
 from medsilo.privacy.accounting import PrivacyAccounting
 from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible, site_training
 from medsilo.runtime.federation import sample_sites
@@ -65,6 +67,8 @@ def _checked(cfg: RunConfig, fed: FederatedData) -> PreparedFederation:
     site_training(cfg)  # the user's training step, if any, can be imported
     names = fed.site_names
     cfg.sites.check_names(names)
+    refuse_unsupported(cfg, checkpointing=False)  # governance features this run cannot use
+    PatientConsent.of(cfg, {n: len(prepared.train[n]) for n in names})  # registers, site keys
     if cfg.algorithm.name in BASELINES:  # no updates exchanged: nothing more to check
         return prepared
     algorithm = build_run_algorithm(cfg, len(names))

@@ -133,6 +133,8 @@ class RoundRecord(Mapping[str, Any]):
     # --- governance, privacy, secure aggregation -------------------------------------------
     cohorts: dict[str, str] | None = None
     absent_sites: dict[str, str] | None = None
+    #: Patient-level consent: ``{site: {consented, sha256}}`` (docs/governance.md).
+    patients: dict[str, Any] | None = None
     #: The accountant's state after this round (docs/privacy.md); its keys depend on the
     #: mechanism (``epsilon``, ``delta``, ``budget``, ``mechanism``, ...).
     privacy: dict[str, Any] | None = None

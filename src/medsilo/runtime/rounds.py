@@ -40,7 +40,13 @@ from medsilo.aggregation.validation import Rejection, validate_updates
 from medsilo.algorithms.base import Algorithm, ServerState, SiteState, SiteTask
 from medsilo.algorithms.compatibility import COORDINATE_WISE_RULES
 from medsilo.attacks.data import check_attack, poisoned_training_data
-from medsilo.attacks.updates import attack_seed, poison_update
+from medsilo.attacks.updates import (
+    FreeRiderAttack,
+    RoundUploads,
+    attack_seed,
+    free_rider_delta,
+    poison_update,
+)
 from medsilo.compression.codecs import Codec, DecodeError
 from medsilo.compression.feedback import RESIDUAL_KEY, compress
 from medsilo.config import (
@@ -129,6 +135,7 @@ class SiteSteps:
         self.site_names = site_names
         self.num_classes = num_classes
         self.codec = codec_of(cfg)
+        self.uploads = RoundUploads()  # what a ``copy`` free rider reads
 
     def training_data(self, site: str, data: Samples) -> Samples:
         """The training set ``site`` trains on (poisoned for a data-poisoning attacker)."""
@@ -140,8 +147,14 @@ class SiteSteps:
         """What the site sends; updates the error-feedback residual in ``state``."""
         attack = self.cfg.attack
         if attack is not None and update.site in attack.sites:
-            rng = attack_seed(self.cfg.seed, rnd, site_index)
-            update = replace(update, delta=poison_update(update.delta, attack, rng))
+            if isinstance(attack, FreeRiderAttack):
+                delta = free_rider_delta(update.delta, attack, state, self.uploads, rnd)
+            else:
+                delta = poison_update(
+                    update.delta, attack, attack_seed(self.cfg.seed, rnd, site_index)
+                )
+            update = replace(update, delta=delta)
+        self.uploads.keep(rnd, update.site, update.delta)
         if self.codec is None:
             return update
         compression = self.cfg.compression

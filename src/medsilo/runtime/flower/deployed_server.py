@@ -44,6 +44,7 @@ import numpy as np
 from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
+from medsilo.anchor.run_anchor import open_anchor
 from medsilo.attestation.evidence import Evidence
 from medsilo.attestation.nonces import NonceBook
 from medsilo.attestation.policy import EnrolmentDecision, enrol, load_policy
@@ -62,8 +63,10 @@ from medsilo.governance.checkpoint import (
 )
 from medsilo.governance.config import CheckpointConfig
 from medsilo.governance.participation import Participation
+from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.governance.record_kinds import DECISION_KIND
 from medsilo.governance.run_gate import run_decision_json
+from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.builder import build_model
 from medsilo.models.local_weights import file_sha256
@@ -218,6 +221,7 @@ class _Deployment:
     def __init__(self, settings: DeployedRunConfig) -> None:
         self.settings = settings
         self.cfg = load_config(settings.experiment)
+        refuse_outside_engine(self.cfg, "a deployed coordinator")  # docs/governance.md
         roster = load_roster(settings.kit)
         self.names = list(roster.sites)
         hospitals = getattr(self.cfg.data, "hospitals", None)
@@ -230,7 +234,10 @@ class _Deployment:
         self.keys = load_attestation_keys(settings.kit)
         self.decision_json = run_decision_json(settings.kit, self.cfg)  # sites check it
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
-        self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume)
+        anchor = open_anchor(  # docs/anchoring.md
+            self.cfg.anchor, config_sha256(self.cfg), self.names, self.resume is not None
+        )
+        self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume, anchor=anchor)
         if self.decision_json and self.resume is None:  # the council's approval, on record
             self.ledger.ledger.append(DECISION_KIND, json.loads(self.decision_json))
         self.nodes: dict[str, int] = {}

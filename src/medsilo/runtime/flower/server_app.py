@@ -29,6 +29,7 @@ from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
+from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.models.weights import Layout
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
@@ -520,6 +521,7 @@ def make_server_app(
             "coordinator (`medsilo coordinator start`, which checkpoints every round); the "
             "simulated Flower ServerApp does not checkpoint (remove governance.checkpoint)"
         )
+    refuse_outside_engine(cfg, "the Flower ServerApp")  # docs/governance.md
     if cfg.secure_aggregation.enabled and cfg.secure_aggregation.mechanism != "masking":
         raise ValueError(
             f"secure_aggregation.mechanism {cfg.secure_aggregation.mechanism!r} runs in the "

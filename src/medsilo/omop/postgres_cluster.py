@@ -1,4 +1,7 @@
-"""A throwaway PostgreSQL cluster for tests: ``initdb`` + ``pg_ctl`` in a temporary folder.
+"""A throwaway PostgreSQL cluster: ``initdb`` + ``pg_ctl`` in a temporary folder.
+
+The tests (tests/omop/conftest.py) and ``medsilo bench omop`` run against one, so neither
+needs a database server set up beforehand, only PostgreSQL's server binaries.
 
 Debian keeps the server binaries in ``/usr/lib/postgresql/<major>/bin`` (off PATH); other
 systems put them on PATH. initdb refuses to run as root, so under root (a CI container) the
