@@ -24,6 +24,7 @@ from medsilo.deploy.command import provision_command
 from medsilo.deploy.run_commands import coordinator_app, site_start
 from medsilo.experiment import RunDirError
 from medsilo.governance.command import unlearn_command
+from medsilo.governance.quorum_command import governance_app
 from medsilo.progress import progress_bars
 from medsilo.report.runs import ReportError
 from medsilo.site_cli import site_app
@@ -53,6 +54,8 @@ app.command("contribution")(contribution_command)
 app.add_typer(reputation_app, name="reputation")
 # `medsilo unlearn RUN --site NAME` (exact unlearning by retraining): docs/governance.md.
 app.command("unlearn")(unlearn_command)
+# `medsilo governance propose|approve|status` (council quorum decisions): docs/governance.md.
+app.add_typer(governance_app, name="governance")
 # `medsilo provision FEDERATION.yaml` (CA, TLS cert, node keys, kits): docs/deployment.md.
 app.command("provision")(provision_command)
 # `medsilo coordinator start KIT` and `medsilo site start KIT --data PATH`: docs/deployment.md.

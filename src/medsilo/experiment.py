@@ -23,6 +23,8 @@ from medsilo.anchor.run_anchor import open_anchor
 from medsilo.config import RunConfig, dump_config
 from medsilo.data.base import FederatedData, concat_splits
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
+from medsilo.governance.record_kinds import DECISION_KIND
+from medsilo.governance.run_gate import authorize_run
 from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.local_weights import file_sha256
@@ -122,6 +124,9 @@ def run_experiment(
     fed = prepared.fed
     weights = cfg.model.weights_path  # read by preflight's model; recorded in summary.json
     weights_sha256 = None if weights is None else file_sha256(weights)
+    # The council's approval of this config (docs/governance.md, "Quorum decisions"); a
+    # resumed run continues the run its checkpoint came from, approved when it started.
+    decision = authorize_run(cfg) if resume is None else None
     anchor = open_anchor(cfg.anchor, config_sha256(cfg), fed.site_names, resume is not None)
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
@@ -135,6 +140,8 @@ def run_experiment(
 
         write_validation_reports(cfg.data.tabular, run_dir / "data")
     ledger = RunLedger(run_dir, cfg, fed.site_names, resume, anchor=anchor)  # docs/audit-ledger.md
+    if decision is not None:
+        ledger.ledger.append(DECISION_KIND, decision.payload())
     start = time.perf_counter()
     checkpoints = None
     if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)

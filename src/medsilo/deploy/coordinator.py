@@ -30,6 +30,7 @@ from pathlib import Path
 from medsilo.config import ConfigError, load_config
 from medsilo.deploy import processes as proc
 from medsilo.deploy.kit_files import load_roster
+from medsilo.governance.run_gate import KIT_DECISIONS_DIR, authorize_start, kit_council
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, resumable_checkpoint
 
 log = logging.getLogger(__name__)
@@ -114,6 +115,9 @@ def start_coordinator(
     cfg = load_config(experiment)  # fail here, not inside the ServerApp
     roster = load_roster(kit)
     resumable_checkpoint(run_dir, cfg, list(roster.sites), resume)  # refuse bad ones early
+    council = kit_council(kit)  # provisioned with a council: its quorum gates a new run
+    if council is not None and not resume:  # (docs/governance.md, "Quorum decisions")
+        authorize_start(cfg, council, kit / KIT_DECISIONS_DIR)
     flower_dir = run_dir / "flower"
     home = flower_dir / "home"
     env = proc.flower_env(home)

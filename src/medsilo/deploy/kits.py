@@ -21,6 +21,9 @@ from the SuperNode key: ``attest.key`` is Ed25519 (what the software backend sig
 with), PKCS#8 PEM, unencrypted, mode 0600; the coordinator holds its public half
 ``site-keys/<site>.attest.pub``, the resolved enrolment policy and the roster
 ``federation.json``. Names and loaders: :mod:`medsilo.deploy.kit_files`.
+
+With a ``council`` in the spec, every kit also gets ``council.json`` (the voting members'
+attestation public keys and the threshold, signed by the CA; :mod:`medsilo.governance.council`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import yaml
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from medsilo.attestation.policy import EnrolmentPolicy
 from medsilo.deploy import pki
@@ -47,7 +50,8 @@ from medsilo.deploy.kit_files import (
     attest_public_key_name,
 )
 from medsilo.deploy.spec import FederationSpec
-from medsilo.ledger.keys import public_pem
+from medsilo.governance.council import COUNCIL_FILE, Council, council_document
+from medsilo.ledger.keys import public_pem, raw_public
 
 AUTHORITY_DIR = "authority"
 COORDINATOR_DIR = "coordinator"
@@ -308,6 +312,8 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
     ]
 
     site_files: list[str] = []
+    council_files = (COUNCIL_FILE,) if spec.council is not None else ()
+    voters: dict[str, Ed25519PublicKey] = {}  # attestation keys double as council votes
     for site in spec.sites:
         folder = out / SITES_DIR / site.name
         node_key = pki.new_key()
@@ -321,7 +327,8 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
         (folder / "coordinator.txt").write_text(coordinator_endpoint(spec) + "\n")
         _script(folder / "start-site.sh", _command(site_command(spec, site.name)))
         (folder / "README.txt").write_text(_site_readme(spec, site.name))
-        kits.append(Kit("site", site.name, folder, SITE_FILES))
+        kits.append(Kit("site", site.name, folder, SITE_FILES + council_files))
+        voters[site.name] = attest_key.public_key()
 
         key_name = f"{SITE_KEYS_DIR}/{site.name}.pub"
         pki.write_public(coordinator / key_name, public)
@@ -335,12 +342,27 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
             ]
         )
 
+    if spec.council is not None:  # signed by the CA: the coordinator cannot change it alone
+        council = Council(
+            federation=spec.federation,
+            threshold=spec.council.threshold,
+            members={m: raw_public(voters[m]).hex() for m in spec.council.members},
+        )
+        document = council_document(council, ca.key).encode()
+        for kit in [coordinator, *(k.path for k in kits if k.role == "site")]:
+            pki.write_public(kit / COUNCIL_FILE, document)
     pki.write_public(coordinator / POLICY_FILE, _policy_yaml(spec, policy).encode())
     pki.write_public(coordinator / ROSTER_FILE, _roster_json(spec).encode())
     _script(coordinator / "start-coordinator.sh", _command(coordinator_command(spec)))
     _script(coordinator / "register-sites.sh", register_lines)
     (coordinator / "README.txt").write_text(_coordinator_readme(spec))
     kits.insert(
-        1, Kit("coordinator", COORDINATOR_DIR, coordinator, COORDINATOR_FILES + tuple(site_files))
+        1,
+        Kit(
+            "coordinator",
+            COORDINATOR_DIR,
+            coordinator,
+            COORDINATOR_FILES + council_files + tuple(site_files),
+        ),
     )
     return kits

@@ -70,6 +70,7 @@ class Loopback:
     root: Path
     experiment: dict[str, Any]
     sites: list[str] = field(default_factory=lambda: list(SITES))
+    council: dict[str, Any] | None = None  # FEDERATION.yaml's council section, if any
     #: each site's ``--data``; None: sites read what the config names (e.g. data.omop)
     site_data: Path | None = field(default_factory=heart_data)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -87,6 +88,7 @@ class Loopback:
                 "sites": [{"name": s} for s in self.sites],
                 "enrolment": {"allowed_backends": ["software"]},
             }
+            | ({"council": self.council} if self.council is not None else {})
         )
         provision(spec, self.root / "kits")
         self.exp_path = self.root / "experiment.yaml"

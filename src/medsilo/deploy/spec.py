@@ -13,6 +13,9 @@ package installed where ``medsilo provision`` runs" (:func:`package_measurement`
 once when the kits are written. Left out entirely, the section takes every default, so only
 the hardware backends (``sev-snp``, ``tdx``) are admitted; ``software`` (no hardware root of
 trust) must be listed explicitly.
+
+The optional ``council`` section (``members``: site names, ``threshold``: M) makes the
+coordinator's guarded actions need M members' signed approvals (docs/governance.md).
 """
 
 from __future__ import annotations
@@ -23,7 +26,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from medsilo.attestation.evidence import Backend
 from medsilo.attestation.measurement import package_measurement
@@ -124,11 +134,20 @@ class EnrolmentSpec(_Strict):
         return EnrolmentPolicy(allowed_measurements=measurements, **fields)
 
 
+class CouncilSpec(_Strict):
+    """Who must approve the coordinator's guarded actions: ``threshold`` of ``members`` (site
+    names), each voting with its site kit's key (docs/governance.md, "Quorum decisions")."""
+
+    members: list[str] = Field(min_length=1)
+    threshold: int = Field(ge=1)
+
+
 class FederationSpec(_Strict):
     federation: str
     coordinator: CoordinatorSpec
     sites: list[SiteSpec] = Field(min_length=1)
     enrolment: EnrolmentSpec = Field(default_factory=EnrolmentSpec)
+    council: CouncilSpec | None = None
     validity_days: int = Field(default=365, ge=1, le=3650)
     output: Path = Path("deploy-kits")
 
@@ -149,6 +168,23 @@ class FederationSpec(_Strict):
         if "coordinator" in names:
             raise ValueError("'coordinator' is reserved for the coordinator kit")
         return value
+
+    @model_validator(mode="after")
+    def _council_of_sites(self) -> FederationSpec:
+        if self.council is None:
+            return self
+        names = {site.name for site in self.sites}
+        members = self.council.members
+        strangers = [m for m in members if m not in names]
+        if strangers:
+            raise ValueError(f"council members must be sites; not sites: {', '.join(strangers)}")
+        if len(set(members)) != len(members):
+            raise ValueError("council members must be unique")
+        if self.council.threshold > len(members):
+            raise ValueError(
+                f"council threshold {self.council.threshold} exceeds its {len(members)} members"
+            )
+        return self
 
 
 def parse_federation(raw: Any, source: str = "<federation>") -> FederationSpec:

@@ -12,6 +12,9 @@ Choices:
 * ``withdrawn_sites`` / ``withdrawn_cohorts`` (``SITE:VERSION``) are sites whose data was
   withdrawn; they stay on the federation's roster (site indices, and so every seed, unchanged)
   but are absent from training, as expired cohorts are.
+* ``quorum: {council: FILE, decisions: DIR, authority: CA_CERT}`` makes starting the run
+  need a council-approved ``start_run`` proposal for its config hash (``governance.quorum``,
+  docs/governance.md "Quorum decisions"); absent, runs start as before.
 * ``patient_consent: {start, round_hours, sites: {SITE: {register_file, key_file}}, withdrawn}`` is
   patient-level consent (:mod:`medsilo.governance.patient_consent`): a site trains in round
   ``r`` only on the patients its register says consent at ``start + (r-1) * round_hours``.
@@ -58,6 +61,22 @@ class ConsentConfig(_Strict):
     as_of: date = Field(
         default_factory=today_utc, description="the day consent is judged (default: today, UTC)"
     )
+
+
+class QuorumConfig(_Strict):
+    council: Path = Field(description="the council.json written by `medsilo provision`")
+    decisions: Path = Field(description="the decisions folder (proposals, approvals, ledger)")
+    authority: Path | None = Field(
+        default=None, description="ca.crt the council file must be signed by (kits: required)"
+    )
+
+    def anchored_at(self, folder: Path) -> QuorumConfig:
+        authority = None if self.authority is None else anchored(self.authority, folder)
+        return QuorumConfig(
+            council=anchored(self.council, folder),
+            decisions=anchored(self.decisions, folder),
+            authority=authority,
+        )
 
 
 def now_utc() -> datetime:
@@ -119,6 +138,7 @@ class GovernanceConfig(_Strict):
     consent: ConsentConfig | None = None
     withdrawn_sites: list[str] = Field(default_factory=list)
     withdrawn_cohorts: list[str] = Field(default_factory=list, description="SITE:VERSION")
+    quorum: QuorumConfig | None = None
     patient_consent: PatientConsentConfig | None = None
 
     @field_validator("withdrawn_cohorts")
@@ -146,7 +166,11 @@ class GovernanceConfig(_Strict):
         )
 
     def anchored_at(self, folder: Path) -> GovernanceConfig:
-        """The section with the consent registers' and keys' paths read from ``folder``."""
-        if self.patient_consent is None:
-            return self
-        return self.model_copy(update={"patient_consent": self.patient_consent.anchored_at(folder)})
+        """The section with its file paths (consent registers and keys; the quorum's council,
+        decisions folder and authority) read from ``folder``."""
+        update: dict[str, object] = {}
+        if self.patient_consent is not None:
+            update["patient_consent"] = self.patient_consent.anchored_at(folder)
+        if self.quorum is not None:
+            update["quorum"] = self.quorum.anchored_at(folder)
+        return self.model_copy(update=update)

@@ -17,12 +17,14 @@ log = logging.getLogger(__name__)
 RETIRED = "RETIRED.json"
 
 
-def retire(run_dir: Path, reason: str, replacement: Path) -> Path:
+def retire(run_dir: Path, reason: str, replacement: Path | None) -> Path:
+    """Write the notice; ``replacement`` is ``None`` when no run replaces the model (a
+    retirement the council decided, docs/governance.md "Quorum decisions")."""
     notice = {
         "retired": True,
         "reason": reason,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "replacement": str(replacement),
+        "replacement": None if replacement is None else str(replacement),
     }
     path = run_dir / RETIRED
     path.write_text(json.dumps(notice, indent=2) + "\n")
@@ -41,10 +43,9 @@ def retired_message(run_dir: Path) -> str | None:
     notice = retirement(run_dir)
     if notice is None:
         return None
-    return (
-        f"the model of {run_dir} was retired on {notice['date']} ({notice['reason']}); "
-        f"use {notice['replacement']} instead"
-    )
+    instead = notice["replacement"]
+    use = f"use {instead} instead" if instead is not None else "no run replaces it"
+    return f"the model of {run_dir} was retired on {notice['date']} ({notice['reason']}); {use}"
 
 
 def warn_if_retired(run_dir: Path) -> str | None:

@@ -34,6 +34,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from medsilo.governance.record_kinds import QUORUM_KINDS
 from medsilo.ledger.canonical import parse_canonical
 from medsilo.ledger.chain import GENESIS_PREV, LedgerRecord
 from medsilo.ledger.keys import fingerprint, raw_public
@@ -43,6 +44,7 @@ from medsilo.ledger.store import GENESIS, open_readonly, read_records
 KINDS = frozenset(
     {GENESIS, "run_start", "round", "run_end", "enrolment", "attestation", "unlearn"}
     | {"free_rider"}  # a site flagged as a free rider (docs/contribution.md)
+    | QUORUM_KINDS  # the council's votes (docs/governance.md, "Quorum decisions")
 )  # "unlearn": a data withdrawal retired this run's model (docs/governance.md)
 
 

@@ -64,6 +64,8 @@ from medsilo.governance.checkpoint import (
 from medsilo.governance.config import CheckpointConfig
 from medsilo.governance.participation import Participation
 from medsilo.governance.patient_consent import refuse_outside_engine
+from medsilo.governance.record_kinds import DECISION_KIND
+from medsilo.governance.run_gate import run_decision_json
 from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.builder import build_model
@@ -230,11 +232,14 @@ class _Deployment:
             )
         self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
         self.keys = load_attestation_keys(settings.kit)
+        self.decision_json = run_decision_json(settings.kit, self.cfg)  # sites check it
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
         anchor = open_anchor(  # docs/anchoring.md
             self.cfg.anchor, config_sha256(self.cfg), self.names, self.resume is not None
         )
         self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume, anchor=anchor)
+        if self.decision_json and self.resume is None:  # the council's approval, on record
+            self.ledger.ledger.append(DECISION_KIND, json.loads(self.decision_json))
         self.nodes: dict[str, int] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
         self.weights_sha256: str | None = None
@@ -271,6 +276,7 @@ class _Deployment:
                         roster=self.names,
                         run_key=key,
                         resume_round=resume_round,
+                        decision_json=self.decision_json,
                     )
                 ),
                 dst_node_id=node,

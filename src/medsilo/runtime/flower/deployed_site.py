@@ -47,6 +47,7 @@ from medsilo.data._util import frozen
 from medsilo.data.base import FederatedData, SiteData, in_memory
 from medsilo.data.own_site import load_own_site
 from medsilo.data.standardize import Moments, apply_standardization
+from medsilo.governance.site_check import check_run_approved
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower.client_app import (
@@ -253,8 +254,9 @@ def enrol(msg: Message, context: Context) -> Message:
     if site not in request.roster:
         raise SiteSetupError(f"site {site!r} is not in the federation's roster {request.roster}")
     cfg = RunConfig.model_validate_json(request.config_json)
-    fed = _own_data(cfg, context)
     kit = Path(_node_str(context, KIT))
+    check_run_approved(kit, cfg, request.decision_json)  # the site's own council copy decides
+    fed = _own_data(cfg, context)
     evidence = sign_evidence(
         _attestation_key(kit),
         site=site,

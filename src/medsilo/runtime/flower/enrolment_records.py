@@ -4,7 +4,9 @@ A deployed coordinator holds no data and no site's secrets, so before training i
 
 * ``query.enrol`` (server -> site): ``enrol`` ConfigRecord with the attestation ``nonce``, the
   run ``config`` (JSON of the :class:`RunConfig`), the ``roster`` (site names in federation
-  order), ``run_key`` (names this run's on-disk site state) and ``resume_round`` (0: fresh).
+  order), ``run_key`` (names this run's on-disk site state), ``resume_round`` (0: fresh) and
+  ``decision`` (the council's ``quorum_decision`` for this run as JSON, empty without a
+  council; the site checks it, :mod:`medsilo.governance.site_check`).
   Reply: ``enrolled`` ConfigRecord: ``site``, ``index``, ``evidence`` (attestation evidence
   JSON), ``n_train``, ``n_test``, ``input_shape``, ``num_classes``, ``task``.
 * ``query.moments`` (only with ``data.standardize: federated``): reply ``moments`` ArrayRecord
@@ -41,6 +43,7 @@ class EnrolRequest:
     roster: list[str]
     run_key: str
     resume_round: int
+    decision_json: str = ""  # the council's quorum_decision for this run (docs/governance.md)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ def enrol_content(request: EnrolRequest) -> RecordDict:
                     "roster": list(request.roster),
                     "run_key": request.run_key,
                     "resume_round": request.resume_round,
+                    "decision": request.decision_json,
                 }
             )
         }
@@ -95,6 +99,7 @@ def read_enrol(content: RecordDict) -> EnrolRequest:
         roster=[str(n) for n in roster],
         run_key=str(record["run_key"]),
         resume_round=int(record["resume_round"]),  # type: ignore[arg-type]
+        decision_json=str(record.get("decision", "")),
     )
 
 

@@ -1,0 +1,148 @@
+"""``medsilo governance propose | approve | status``: the council's votes (docs/governance.md).
+
+``propose`` is run by the coordinator (it appends to the governance ledger with the
+coordinator's key); ``approve`` by a council member on its own machine with its site kit (its
+private key never leaves it), writing an approval file into the decisions folder (shared, or
+mailed to the coordinator and dropped there); ``status`` by anyone with the folder and a
+council file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from medsilo.config import ConfigError, load_config
+from medsilo.deploy.kit_files import load_site_identity
+from medsilo.governance.council import COUNCIL_FILE, Council, load_council
+from medsilo.governance.decisions import APPROVALS_DIR, DecisionBook, recorded_problems
+from medsilo.governance.proposal import Proposal, ProposalError, sign_approval, write_json
+from medsilo.governance.retire_gate import retire_proposal, retire_with_quorum
+from medsilo.governance.run_gate import start_run_proposal
+
+governance_app = typer.Typer(
+    help="Council decisions: propose an action, approve it, see what is approved.",
+    no_args_is_help=True,
+)
+
+DecisionsArg = Annotated[Path, typer.Argument(help="the decisions folder")]
+CouncilOpt = Annotated[Path, typer.Option(help="the council.json written by `medsilo provision`")]
+AuthorityOpt = Annotated[
+    Path | None, typer.Option(help="the federation's ca.crt: check the council's signature")
+]
+
+
+def _fail(err: Exception) -> typer.Exit:
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(str(err))}")
+    return typer.Exit(2)
+
+
+def _proposal(council: Council, config: Path | None, run: Path | None) -> Proposal:
+    if config is not None and run is None:
+        return start_run_proposal(load_config(config), council)
+    if run is not None and config is None:
+        return retire_proposal(run, council)
+    raise ConfigError("give either --config (start a run) or --run (retire its model)")
+
+
+@governance_app.command("propose")
+def propose(
+    decisions: DecisionsArg,
+    council: CouncilOpt,
+    config: Annotated[
+        Path | None, typer.Option(help="start_run: the experiment whose runs may start")
+    ] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="retire_model: the finished run whose model to retire")
+    ] = None,
+    authority: AuthorityOpt = None,
+) -> None:
+    """File a proposal (coordinator side); print its id for the members to approve."""
+    try:
+        members = load_council(council, authority)
+        proposal = _proposal(members, config, run)
+        path = DecisionBook(decisions, members).propose(proposal)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    typer.echo(f"proposal {proposal.proposal_id()}: {proposal.describe()}")
+    needed = f"{members.threshold} approvals from: {', '.join(members.members)}"
+    typer.echo(f"written to {path}; it needs {needed}")
+
+
+@governance_app.command("approve")
+def approve(
+    decisions: DecisionsArg,
+    proposal: Annotated[str, typer.Argument(help="the proposal id (or a unique prefix)")],
+    kit: Annotated[Path, typer.Option(help="this member's site kit (site.txt, attest.key)")],
+) -> None:
+    """Sign an approval of a proposal with this site kit's key (member side)."""
+    try:
+        identity = load_site_identity(kit)
+        council = load_council(kit / COUNCIL_FILE, kit / "ca.crt")
+        chosen = DecisionBook(decisions, council).find(proposal)
+        approval = sign_approval(identity.attest_private_key(), chosen, identity.name, council)
+        name = f"{chosen.proposal_id()[:16]}.{identity.name}.json"
+        path = decisions / APPROVALS_DIR / name
+        if path.exists():
+            raise ProposalError(f"{identity.name} already approved this proposal ({path})")
+        write_json(path, approval)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    typer.echo(f"{identity.name} approved {chosen.describe()}: {path}")
+
+
+@governance_app.command("status")
+def status(decisions: DecisionsArg, council: CouncilOpt, authority: AuthorityOpt = None) -> None:
+    """Every proposal with its counted, refused and missing approvals; recorded decisions
+    re-checked against the council."""
+    try:
+        members = load_council(council, authority)
+        book = DecisionBook(decisions, members)
+        proposals = book.proposals()
+        unreadable = book.votes()[1]
+        executed = book.executed()
+        problems = recorded_problems(book.records(), members)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    for item in proposals:
+        count = book.tally(item, executed)
+        state = "APPROVED" if count.met else "pending"
+        state = "executed" if count.executed_seq is not None else state
+        typer.echo(
+            f"{count.proposal_id[:16]}  {item.describe()}  {state}  "
+            f"{len(count.counted)}/{count.threshold}  approved by: "
+            f"{', '.join(count.counted) or '-'}  missing: {', '.join(count.missing) or '-'}"
+        )
+        for refused in count.refused:
+            typer.echo(f"    refused {refused.source}: {refused.reason}")
+    for refused in unreadable:
+        typer.echo(f"unreadable approval {refused.source}: {refused.reason}")
+    if not proposals:
+        typer.echo(f"no proposals in {decisions}")
+    for problem in problems:
+        typer.echo(f"recorded decision without quorum: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+
+
+@governance_app.command("retire")
+def retire_command(
+    run: Annotated[Path, typer.Argument(help="the finished run whose model to retire")],
+    decisions: Annotated[Path, typer.Option(help="the decisions folder")],
+    council: CouncilOpt,
+    reason: Annotated[str, typer.Option(help="why, as RETIRED.json will say")],
+    replacement: Annotated[Path | None, typer.Option(help="the run that replaces it")] = None,
+    authority: AuthorityOpt = None,
+) -> None:
+    """Retire a run's model once the council approved a ``retire_model`` proposal for it."""
+    try:
+        members = load_council(council, authority)
+        decision = retire_with_quorum(run, members, decisions, reason, replacement)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    approvers = ", ".join(a.member for a in decision.approvals)
+    typer.echo(f"{run} retired (approved by {approvers}; decision record {decision.ledger_seq})")

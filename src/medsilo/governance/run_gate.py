@@ -1,0 +1,79 @@
+"""The coordinator's guard before a run starts: the council must have approved its config.
+
+The subject of a ``start_run`` proposal is :func:`medsilo.governance.checkpoint.config_hash`:
+the whole run config except ``name``, ``output_dir``, ``tracking`` and ``governance``. So a
+run with another algorithm, model, privacy budget, site list or any training setting is a
+different subject and needs its own approved proposal, while renaming a run or moving its
+output does not. The proposal's ``details`` repeat the algorithm, model, rounds and privacy
+section so that voters see what they approve.
+
+Two callers: :func:`medsilo.experiment.run_experiment` (engine and ``medsilo simulate``),
+when the config has ``governance.quorum``; ``medsilo coordinator start KIT``, whenever the
+coordinator kit holds a council (provisioned with one), whatever the config says.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medsilo.governance.checkpoint import config_hash
+from medsilo.governance.council import COUNCIL_FILE, Council, load_council
+from medsilo.governance.decisions import Decision, DecisionBook, latest_decision
+from medsilo.governance.proposal import Proposal
+
+if TYPE_CHECKING:
+    from medsilo.config import RunConfig
+
+#: The decisions folder of a coordinator kit, unless ``--decisions`` names another.
+KIT_DECISIONS_DIR = "decisions"
+
+
+def start_run_proposal(cfg: RunConfig, council: Council) -> Proposal:
+    """A new proposal to start runs of ``cfg`` (subject: its config hash)."""
+    details = {
+        "algorithm": cfg.algorithm.name,
+        "model": cfg.model.label,
+        "rounds": cfg.training.rounds,
+        "privacy": cfg.privacy.model_dump(mode="json"),
+    }
+    return Proposal(
+        federation=council.federation,
+        action="start_run",
+        subject=config_hash(cfg),
+        details=details,
+    )
+
+
+def authorize_start(cfg: RunConfig, council: Council, decisions: Path) -> Decision:
+    """Consume an approved ``start_run`` proposal for ``cfg``, or raise ``QuorumRefused``."""
+    return DecisionBook(decisions, council).authorize("start_run", config_hash(cfg))
+
+
+def authorize_run(cfg: RunConfig) -> Decision | None:
+    """The engine's guard: ``None`` (nothing to check) without ``governance.quorum``."""
+    settings = cfg.governance.quorum
+    if settings is None:
+        return None
+    council = load_council(settings.council, settings.authority)
+    return authorize_start(cfg, council, settings.decisions)
+
+
+def kit_council(kit: Path) -> Council | None:
+    """The coordinator kit's council, checked against the kit's CA; ``None`` when the
+    federation was provisioned without one."""
+    path = kit / COUNCIL_FILE
+    if not path.exists():
+        return None
+    return load_council(path, kit / "ca.crt")
+
+
+def run_decision_json(kit: Path, cfg: RunConfig) -> str:
+    """The recorded decision that approved starting ``cfg``, as JSON, for the deployed
+    ServerApp to send each site at enrolment (:mod:`medsilo.governance.site_check`); empty
+    when the kit has no council or no decision was recorded."""
+    if not (kit / COUNCIL_FILE).exists():
+        return ""
+    found = latest_decision(kit / KIT_DECISIONS_DIR, "start_run", config_hash(cfg))
+    return "" if found is None else json.dumps(found, sort_keys=True)
