@@ -24,6 +24,7 @@ from medsilo.config import RunConfig, dump_config
 from medsilo.data.base import FederatedData, concat_splits
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.ledger.digest import config_sha256
+from medsilo.ledger.engine_witnesses import EngineWitnessing
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import set_weights
@@ -135,6 +136,7 @@ def run_experiment(
 
         write_validation_reports(cfg.data.tabular, run_dir / "data")
     ledger = RunLedger(run_dir, cfg, fed.site_names, resume, anchor=anchor)  # docs/audit-ledger.md
+    witnessing = EngineWitnessing.create(run_dir, fed.site_names, ledger.feed)  # (its sites)
     start = time.perf_counter()
     checkpoints = None
     if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)
@@ -160,11 +162,17 @@ def run_experiment(
                     on_round(rec)
 
             result = run_federation(
-                cfg, on_round=record, prepared=prepared, checkpoints=checkpoints, resume=resume
+                cfg,
+                on_round=record,
+                prepared=prepared,
+                checkpoints=checkpoints,
+                resume=resume,
+                witnessing=witnessing,
             )
         result.rounds = rounds
         np.savez(run_dir / "final_weights.npz", *result.weights)
-        ledger.end(result.weights, rounds[-1] if rounds else None)  # LOHO trains other models
+        last = rounds[-1] if rounds else None  # LOHO, after this, trains other models:
+        ledger.end(result.weights, last, witnessing.sites.countersign)
         phase = "leave-one-hospital-out"
         if cfg.evaluation.loho:
             leave_one_hospital_out(cfg, fed, on_loho_site, results=loho)

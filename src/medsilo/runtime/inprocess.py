@@ -8,6 +8,9 @@ ClientApp runs, and the round around it is :class:`~medsilo.runtime.federation.R
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.confidential.vulnerabilities import exploit_indicator
@@ -29,12 +32,24 @@ from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.types import Update, Weights
 
+if TYPE_CHECKING:
+    from medsilo.ledger.engine_witnesses import SimulatedSites
+    from medsilo.ledger.witness import HeadProof
+
 
 class InProcessSites:
-    """Every site of a prepared federation, trained and evaluated in this process."""
+    """Every site of a prepared federation, trained and evaluated in this process
+    (``witnesses``: the simulated sites that witness the audit ledger's head each round)."""
 
-    def __init__(self, cfg: RunConfig, prep: PreparedFederation, algorithm: Algorithm) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        prep: PreparedFederation,
+        algorithm: Algorithm,
+        witnesses: SimulatedSites | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.witnesses = witnesses
         self.prep = prep
         self.algorithm = algorithm
         self.local = site_training(cfg)
@@ -81,9 +96,14 @@ class InProcessSites:
         weights: Weights,
         payload: dict[str, Weights],
         sim_clock_s: float,
+        heads: Mapping[str, HeadProof] | None = None,
     ) -> TrainingExchange:
         assert isinstance(self.cfg.asynchrony, SyncConfig)
         dropped = self.clock.dropped(rnd, chosen)
+        countersignatures = {}
+        if heads and self.witnesses is not None:  # before training, as a site would
+            reached = {n: heads[n] for n in chosen if n not in dropped and n in heads}
+            countersignatures = self.witnesses.countersign(reached)
         sent = [self.site_update(rnd, n, weights, payload) for n in chosen if n not in dropped]
         timing = self.clock.sync_round(
             sim_clock_s,
@@ -100,7 +120,8 @@ class InProcessSites:
             late = {u.site for u in sent} - set(timing.on_time)
             secure = self.secure.run(rnd, chosen, sent, late)
             received = secure.updates
-        return TrainingExchange(sent, received, [u.site for u in sent], timing, secure)
+        trained = [u.site for u in sent]
+        return TrainingExchange(sent, received, trained, timing, secure, countersignatures)
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
         prep = self.prep
