@@ -10,15 +10,20 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
 
+from medsilo.cli import app
+from medsilo.experiment import run_experiment
 from medsilo.ledger.engine_witnesses import SimulatedSites
 from medsilo.ledger.events import RoundEntry
+from medsilo.ledger.keys import load_or_create_private_key
 from medsilo.ledger.store import Ledger
 from medsilo.ledger.verify import verify_ledger
 from medsilo.ledger.witness import WITNESS_KIND, Countersignature, HeadProof, WitnessError
 from medsilo.ledger.witness_feed import WitnessFeed
 from medsilo.ledger.witness_file import SiteWitness, read_witness_lines
 
+from ..conftest import small_config
 from .witnessing import (
     FIRST_HEAD,
     LAST,
@@ -36,6 +41,8 @@ from .witnessing import (
     witnessed_round,
     witnessed_run,
 )
+
+runner = CliRunner()
 
 
 @pytest.fixture
@@ -117,7 +124,7 @@ def test_a_chain_re_signed_under_a_new_key_is_named(
     assert verify_ledger(run, forger.public_key()).ok
     found = where(findings(run, tmp_path / "witness"))
     assert {("re-signed", site, 1) for site in SITES} <= found
-    assert {("diverged", site, FIRST_HEAD) for site in SITES} <= found
+    assert {("diverged", site, 1) for site in SITES} <= found  # every site saw the genesis
 
 
 def test_equivocation_names_the_record_and_the_site_shown_the_other_history(
@@ -220,3 +227,79 @@ def test_a_witness_line_the_coordinator_never_signed_proves_nothing(
     with path.open("a") as out:
         out.write(json.dumps(fabricated) + "\n")
     assert where(findings(run, tmp_path / "witness")) == {("bad witness line", "a", 99)}
+
+
+@pytest.fixture(scope="module")
+def engine_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 2-round, 4-site engine run (``medsilo simulate``'s path) and its coordinator key."""
+    key = tmp_path_factory.mktemp("key") / "coordinator.pem"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MEDSILO_COORDINATOR_KEY", str(key))
+        cfg = small_config(training={"rounds": 2, "local_steps": 3, "batch_size": 8, "lr": 0.1})
+        return run_experiment(cfg, tmp_path_factory.mktemp("runs") / "run").run_dir, key
+
+
+def _copy_run(run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("ledger.sqlite", "ledger.pub"):
+        shutil.copy(run / name, copy / name)
+    return copy
+
+
+def test_engine_sites_witness_the_run_and_the_cli_holds_the_ledger_to_them(
+    engine_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run, key_path = engine_run
+    names = ["cleveland", "hungarian", "switzerland", "va"]
+    assert sorted(p.name for p in (run / "witness").glob("*.jsonl")) == [
+        f"{n}.jsonl" for n in names
+    ]
+    assert all(((run / "witness" / f"{n}.key").stat().st_mode & 0o777) == 0o600 for n in names)
+    witness = ["--witness", str(run / "witness")]
+    ok = runner.invoke(app, ["audit", "verify", str(run), *witness])
+    assert ok.exit_code == 0, ok.output
+    assert "WITNESSED" in ok.output and "up to seq 13" in ok.output  # run_end: seq 13
+
+    rewritten = _copy_run(run, tmp_path)  # round 2 (seq 12) rewritten with the real key
+    coordinator = load_or_create_private_key(key_path)
+    rewrite_from(rewritten / "ledger.sqlite", 12, coordinator, _hide_rejection)
+    res = runner.invoke(app, ["audit", "verify", str(rewritten), *witness])
+    assert res.exit_code == 1, res.output
+    assert "OK: 17 record(s) verified" in res.output  # the chain alone is fine
+    for name in names:
+        assert f"WITNESS diverged at record seq 12, site {name}" in res.output
+
+
+def test_cli_witness_input_errors_exit_2(engine_run: tuple[Path, Path], tmp_path: Path) -> None:
+    run, _ = engine_run
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = runner.invoke(app, ["audit", "verify", str(run), "--witness", str(empty)])
+    assert res.exit_code == 2 and "no witness file" in res.output
+    bogus = tmp_path / "bogus.jsonl"
+    bogus.write_text('{"type": "head", "seq": 1}\n')
+    res = runner.invoke(app, ["audit", "verify", str(run), "--witness", str(bogus)])
+    assert res.exit_code == 2 and "no header line" in res.output
+
+
+def test_head_proofs_and_countersignatures_travel_in_flower_records(
+    run: Path, tmp_path: Path
+) -> None:
+    from flwr.app import ConfigRecord, RecordDict
+
+    from medsilo.runtime.flower import witness_records as wire
+    from medsilo.runtime.flower.server_app import countersignatures
+
+    proof = HeadProof(tuple(stored(run)))
+    shared = RecordDict({"round": ConfigRecord({"round": 1})})
+    content = wire.with_head(shared, proof)
+    assert wire.HEAD not in shared  # the broadcast other sites get is left alone
+    assert wire.read_head(content) == proof and wire.read_head(shared) is None
+    signature = SiteWitness(tmp_path / "s.jsonl", "s", Ed25519PrivateKey.generate()).witness(
+        wire.read_head(content) or proof
+    )
+    reply = wire.add_countersignature(RecordDict(), signature)
+    garbled = RecordDict({wire.COUNTERSIGNATURE: ConfigRecord({"signature": b"not json"})})
+    got = countersignatures("round 1", {"s": reply, "t": garbled, "u": RecordDict()})
+    assert got == {"s": signature}  # the unreadable one is logged and left out

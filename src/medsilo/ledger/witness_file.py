@@ -8,7 +8,9 @@ The file is JSON lines, append-only, each line fsynced before the site answers:
   (``ledger_key``, raw hex, and ``ledger_key_sha256``);
 * ``head``: a head the site accepted and countersigned: ``seq``, ``hash``, the record's
   ``kind``, the coordinator's ``coordinator_signature`` of it and the site's
-  ``countersignature``;
+  ``countersignature``, and ``records``: ``[seq, hash, kind, coordinator_signature]`` of
+  every record the proof brought that the site had not seen (the head included), so a
+  verifier can name the exact record a later ledger changed, not only the next head;
 * ``refused``: a head proof the site refused, with the offered record's ``seq``, ``hash`` and
   ``coordinator_signature`` (so the refusal is evidence, not hearsay), the hash the site had
   witnessed at that seq (``seen_hash``, when it had one) and ``reason``.
@@ -70,7 +72,7 @@ class SiteWitness:
         self.site = site
         self.key = key
         self.ledger_key: Ed25519PublicKey | None = None
-        self.seen: dict[int, str] = {}  # seq -> hash of every head witnessed
+        self.seen: dict[int, str] = {}  # seq -> hash of every record witnessed
         self.last: tuple[int, str] | None = None
         if path.is_file():
             self._load()
@@ -86,6 +88,7 @@ class SiteWitness:
                 self.ledger_key = Ed25519PublicKey.from_public_bytes(raw)
             elif entry.get("type") == HEAD:
                 seq, digest = int(entry["seq"]), str(entry["hash"])
+                self.seen.update({int(r[0]): str(r[1]) for r in entry.get("records", [])})
                 self.seen[seq] = digest
                 if self.last is None or seq >= self.last[0]:
                     self.last = (seq, digest)
@@ -114,6 +117,7 @@ class SiteWitness:
                 }
             )
         if self.last is None or head.seq > self.last[0]:
+            new = [r for r in proof.records if self.last is None or r.seq > self.last[0]]
             self._write(
                 {
                     "type": HEAD,
@@ -122,10 +126,11 @@ class SiteWitness:
                     "kind": head.kind,
                     "coordinator_signature": head.signature,
                     "countersignature": signature.signature,
+                    "records": [[r.seq, r.hash, r.kind, r.signature] for r in new],
                     "at": _now(),
                 }
             )
-            self.seen[head.seq] = head.hash
+            self.seen.update({r.seq: r.hash for r in new})
             self.last = (head.seq, head.hash)
         return signature
 

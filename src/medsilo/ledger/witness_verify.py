@@ -1,21 +1,24 @@
 """Hold a ledger against the sites' witness files: what one signer alone could hide shows here.
 
 Each site's file (:mod:`medsilo.ledger.witness_file`) lists the heads it was shown, each
-signed by the coordinator and countersigned by the site. For a ledger as stored:
+countersigned by the site, and every record it was shown, each signed by the coordinator.
+For a ledger as stored:
 
 * **re-signed**: the ledger's genesis names another coordinator key than the one the site
   witnessed (a history rewritten and signed under a new key, ``ledger.pub`` replaced);
-* **truncated**: the site witnessed a head beyond the ledger's last record (records removed
+* **truncated**: the site witnessed a record beyond the ledger's last record (records removed
   from the end, e.g. after a ``run_end``);
-* **diverged**: the ledger holds another hash at a seq where the site witnessed a head (a
-  history rewritten with the coordinator's own key, or shown differently to this site);
+* **diverged**: the ledger holds another hash at a seq where the site witnessed a record (a
+  history rewritten with the coordinator's own key, or shown differently to this site): the
+  first such record is named;
 * **equivocation**: two sites witnessed different coordinator-signed records at the same
-  seq, or a site refused a head that did not extend its own (``refused`` lines);
+  seq (the first such seq per pair of sites), or a site refused a head that did not extend
+  what it saw (its ``refused`` lines);
 * **countersignature**: a ``witness`` record in the ledger that does not verify, or names
   another key for a site than the site's own file;
-* **bad witness line**: a line of a witness file whose coordinator signature or
-  countersignature does not verify (the line is ignored: a site cannot frame the
-  coordinator with heads the coordinator never signed).
+* **bad witness line**: a line of a witness file whose coordinator signatures or
+  countersignature do not verify (the line is ignored: a site cannot frame the
+  coordinator with records the coordinator never signed).
 
 Every finding names the site and the ledger record (``seq``).
 """
@@ -109,32 +112,36 @@ def _coordinator_signed(log: WitnessLog, entry: dict[str, Any]) -> bool:
     return _verifies(log.ledger_key, str(entry.get("coordinator_signature")), digest)
 
 
-def _genuine_heads(log: WitnessLog, findings: list[WitnessFinding]) -> list[dict[str, Any]]:
-    """The head lines signed by the witnessed coordinator key and countersigned by the site."""
+def _witnessed_records(log: WitnessLog, findings: list[WitnessFinding]) -> list[dict[str, Any]]:
+    """``{seq, hash, kind}`` of every record the site witnessed, from the head lines that
+    the site countersigned, each record signed by the witnessed coordinator key."""
     out = []
     for entry in log.heads:
         seq, digest = int(entry["seq"]), str(entry["hash"])
         signature = Countersignature(
             log.site, seq, digest, log.public_key, str(entry.get("countersignature"))
         )
-        signed = _coordinator_signed(log, entry)
-        if signed and signature.valid():
-            out.append(entry)
+        rows = [dict(zip(("seq", "hash", "kind", "coordinator_signature"), r, strict=False))
+                for r in entry.get("records", [])]  # fmt: skip
+        problem = None
+        if not signature.valid():
+            problem = "the site's countersignature of this head does not verify"
+        elif not all(_coordinator_signed(log, row) for row in [entry, *rows]):
+            problem = "a record in this line is not signed by the witnessed coordinator key"
+        if problem is None:
+            out += [{"seq": int(r["seq"]), "hash": r["hash"], "kind": r.get("kind")} for r in rows]
+            out.append({"seq": seq, "hash": digest, "kind": entry.get("kind")})
         else:
-            who = "the site's countersignature" if signed else "the coordinator signature"
             findings.append(
                 WitnessFinding(
-                    "bad witness line",
-                    log.site,
-                    seq,
-                    f"{log.path}: {who} of this head does not verify; the line is ignored",
+                    "bad witness line", log.site, seq, f"{log.path}: {problem}; line ignored"
                 )
             )
     return out
 
 
 def _against_ledger(
-    log: WitnessLog, heads: list[dict[str, Any]], records: dict[int, LedgerRecord]
+    log: WitnessLog, seen: list[dict[str, Any]], records: dict[int, LedgerRecord]
 ) -> list[WitnessFinding]:
     findings = []
     genesis = records.get(1)
@@ -151,7 +158,7 @@ def _against_ledger(
             )
         )
     end = max(records, default=0)
-    beyond = [h for h in heads if int(h["seq"]) > end]
+    beyond = [h for h in seen if int(h["seq"]) > end]
     if beyond:
         last = max(beyond, key=lambda h: int(h["seq"]))
         findings.append(
@@ -164,7 +171,7 @@ def _against_ledger(
                 f"{end + 1}..{last['seq']} were removed",
             )
         )
-    for head in sorted(heads, key=lambda h: int(h["seq"])):
+    for head in sorted(seen, key=lambda h: int(h["seq"])):
         seq = int(head["seq"])
         stored = records.get(seq)
         if seq <= end and (stored is None or stored.hash != head["hash"]):
@@ -210,13 +217,13 @@ def _refusals(log: WitnessLog) -> list[WitnessFinding]:
     return out
 
 
-def _between_sites(heads: dict[str, list[dict[str, Any]]]) -> list[WitnessFinding]:
+def _between_sites(seen: dict[str, list[dict[str, Any]]]) -> list[WitnessFinding]:
     """The first seq at which two sites witnessed different records, per pair of sites."""
     first_seen: dict[int, tuple[str, str]] = {}
     out = []
     reported: set[frozenset[str]] = set()
-    for site in sorted(heads):
-        for head in sorted(heads[site], key=lambda h: int(h["seq"])):
+    for site in sorted(seen):
+        for head in sorted(seen[site], key=lambda h: int(h["seq"])):
             seq, digest = int(head["seq"]), str(head["hash"])
             other = first_seen.setdefault(seq, (site, digest))
             pair = frozenset({site, other[0]})
@@ -269,7 +276,7 @@ def check_witnesses(
     findings: list[WitnessFinding] = []
     genuine = {}
     for site, log in by_site.items():
-        genuine[site] = _genuine_heads(log, findings)
+        genuine[site] = _witnessed_records(log, findings)
         findings += _against_ledger(log, genuine[site], by_seq)
         findings += _refusals(log)
     findings += _between_sites(genuine)

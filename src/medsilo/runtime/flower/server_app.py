@@ -371,7 +371,7 @@ class FlowerSites:
         )
         on_time = [u for u in updates if u.site in timing.on_time]
         trained = [u.site for u in updates]
-        signed = countersignatures(rnd, replies)
+        signed = countersignatures(f"round {rnd}", replies)
         return TrainingExchange(updates, on_time, trained, timing, countersignatures=signed)
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
@@ -420,7 +420,7 @@ class FlowerSites:
         """Nothing to do here: each site reloads its state of the resumed round."""
 
 
-def countersignatures(rnd: int, replies: Mapping[str, RecordDict]) -> dict[str, Countersignature]:
+def countersignatures(when: str, replies: Mapping[str, RecordDict]) -> dict[str, Countersignature]:
     """The sites' countersignatures in their replies; an unreadable one is logged and left
     out (the coordinator's ledger then lacks it, which the site's witness file shows)."""
     out = {}
@@ -428,7 +428,7 @@ def countersignatures(rnd: int, replies: Mapping[str, RecordDict]) -> dict[str, 
         try:
             signature = witness_wire.read_countersignature(content)
         except WitnessError as err:
-            log.warning("round %s: site %r's countersignature is unreadable: %s", rnd, site, err)
+            log.warning("%s: site %r's countersignature is unreadable: %s", when, site, err)
             continue
         if signature is not None:
             out[site] = signature

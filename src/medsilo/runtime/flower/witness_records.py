@@ -17,7 +17,8 @@ from medsilo.ledger.witness import Countersignature, HeadProof
 HEAD = "witness.head"
 COUNTERSIGNATURE = "witness.countersignature"
 #: The message a deployed coordinator sends after ``run_end`` (the head proof only).
-WITNESS_ACTION = "query.witness"
+WITNESS = "witness"
+WITNESS_ACTION = f"query.{WITNESS}"
 
 
 def with_head(content: RecordDict, proof: HeadProof | None) -> RecordDict:
