@@ -303,3 +303,21 @@ def test_head_proofs_and_countersignatures_travel_in_flower_records(
     garbled = RecordDict({wire.COUNTERSIGNATURE: ConfigRecord({"signature": b"not json"})})
     got = countersignatures("round 1", {"s": reply, "t": garbled, "u": RecordDict()})
     assert got == {"s": signature}  # the unreadable one is logged and left out
+
+
+def test_a_restarted_coordinator_sends_each_site_only_what_it_has_not_countersigned(
+    run: Path, key: Ed25519PrivateKey, sites: SimulatedSites
+) -> None:
+    with Ledger(run, key) as ledger:
+        feed = WitnessFeed(ledger)  # a new feed: what each site acknowledged, from the ledger
+        assert feed.acknowledged == dict.fromkeys(SITES, RUN_END)
+        proofs = feed.proofs(SITES)
+        assert [r.seq for r in proofs["a"].records] == list(range(RUN_END + 1, LAST + 1))
+        signed = sites.countersign(proofs)  # the sites accept the continuation
+        assert {s.seq for s in signed.values()} == {LAST}
+        feed.record(None, signed)
+        later = [r.seq for r in feed.proofs(["a"])["a"].records]
+        assert later == [LAST + 1, LAST + 2, LAST + 3]  # only the 3 countersignatures just ledgered
+        head = ledger.records()[-1]
+        feed.acknowledged["b"] = head.seq  # a site already at the head is shown the head again
+        assert feed.proofs(["b"])["b"].records == (head,)
