@@ -117,7 +117,7 @@ def _witnessed(path: Path, logs: list[WitnessLog]) -> bool:
         last = max((int(h["seq"]) for log in logs for h in log.heads), default=0)
         sites = ", ".join(sorted(log.site for log in logs))
         out.print(
-            f"[bold green]WITNESSED[/]: every head site(s) {sites} saw (up to seq {last}) is "
+            f"[bold green]WITNESSED[/]: every record site(s) {sites} saw (up to seq {last}) is "
             "in this ledger, under the key they saw",
             soft_wrap=True,
         )
