@@ -26,6 +26,7 @@ from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.governance.record_kinds import DECISION_KIND
 from medsilo.governance.run_gate import authorize_run
 from medsilo.ledger.digest import config_sha256
+from medsilo.ledger.engine_witnesses import EngineWitnessing
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import set_weights
@@ -142,6 +143,7 @@ def run_experiment(
     ledger = RunLedger(run_dir, cfg, fed.site_names, resume, anchor=anchor)  # docs/audit-ledger.md
     if decision is not None:
         ledger.ledger.append(DECISION_KIND, decision.payload())
+    witnessing = EngineWitnessing.create(run_dir, fed.site_names, ledger.feed)  # (its sites)
     start = time.perf_counter()
     checkpoints = None
     if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)
@@ -167,11 +169,17 @@ def run_experiment(
                     on_round(rec)
 
             result = run_federation(
-                cfg, on_round=record, prepared=prepared, checkpoints=checkpoints, resume=resume
+                cfg,
+                on_round=record,
+                prepared=prepared,
+                checkpoints=checkpoints,
+                resume=resume,
+                witnessing=witnessing,
             )
         result.rounds = rounds
         np.savez(run_dir / "final_weights.npz", *result.weights)
-        ledger.end(result.weights, rounds[-1] if rounds else None)  # LOHO trains other models
+        last = rounds[-1] if rounds else None  # LOHO, after this, trains other models:
+        ledger.end(result.weights, last, witnessing.sites.countersign)
         phase = "leave-one-hospital-out"
         if cfg.evaluation.loho:
             leave_one_hospital_out(cfg, fed, on_loho_site, results=loho)

@@ -26,6 +26,9 @@ from ..conftest import small_config
 from .conftest import flip_payload_byte, tamper, write_ledger
 
 runner = CliRunner()
+# The 2-round, 4-site run's ledger: genesis, run_start, 4 countersignatures and round 1 (seq
+# 7), 4 and round 2 (seq 12), run_end, 4 countersignatures of the final head.
+ROUND_1, ROUND_2, RECORDS = 7, 12, 17
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +60,11 @@ def test_run_ledger_verifies_and_matches_the_run(run_dir: Path) -> None:
     result = verify_ledger(run_dir / "ledger.sqlite", load_public_key(run_dir / "ledger.pub"))
     assert result.ok, result.problem
     records = _payloads(run_dir)
-    assert [k for k, _ in records] == ["genesis", "run_start", "round", "round", "run_end"]
-    start, end = records[1][1], records[-1][1]
+    witnesses = ["witness"] * 4  # every site countersigns the head of each round and the end
+    assert [k for k, _ in records] == [
+        "genesis", "run_start", *witnesses, "round", *witnesses, "round", "run_end", *witnesses
+    ]  # fmt: skip
+    start, end = records[1][1], next(p for k, p in records if k == "run_end")
     cfg = parse_config(yaml.safe_load((run_dir / "config.yaml").read_text()))
     assert start["config_sha256"] == config_sha256(cfg)
     assert start["sites"] == ["cleveland", "hungarian", "switzerland", "va"]
@@ -99,26 +105,27 @@ def test_cli_verify_intact_copy(run_dir: Path, tmp_path: Path) -> None:
     copy = _copy(run_dir, tmp_path)
     res = runner.invoke(app, ["audit", "verify", str(copy)])
     assert res.exit_code == 0, res.output
-    assert "OK: 5 record(s) verified" in res.output
+    assert f"OK: {RECORDS} record(s) verified" in res.output
     res = runner.invoke(app, ["audit", "show", str(copy)])
     assert res.exit_code == 0 and "run_end" in res.output and "round=2" in res.output
 
 
 def test_cli_verify_names_the_flipped_round(run_dir: Path, tmp_path: Path) -> None:
     copy = _copy(run_dir, tmp_path)
-    flip_payload_byte(copy / "ledger.sqlite", 4, index=1)  # the key's first letter
+    flip_payload_byte(copy / "ledger.sqlite", ROUND_2, index=1)  # the key's first letter
     res = runner.invoke(app, ["audit", "verify", str(copy / "ledger.sqlite")])
     assert res.exit_code == 1
-    assert "BROKEN at record seq 4 (kind round" in res.output and "hash mismatch" in res.output
+    assert f"BROKEN at record seq {ROUND_2} (kind round" in res.output
+    assert "hash mismatch" in res.output
 
 
 def test_cli_verify_names_the_deleted_round(run_dir: Path, tmp_path: Path) -> None:
     copy = _copy(run_dir, tmp_path)
-    tamper(copy / "ledger.sqlite", "DELETE FROM records WHERE seq = 3")
+    tamper(copy / "ledger.sqlite", f"DELETE FROM records WHERE seq = {ROUND_1}")
     res = runner.invoke(app, ["audit", "verify", str(copy)])
     assert res.exit_code == 1
-    assert "record seq 4 (kind round, round 2)" in res.output
-    assert "record(s) 3 missing" in res.output
+    assert f"record seq {ROUND_1 + 1} (kind witness, round 2)" in res.output
+    assert f"record(s) {ROUND_1} missing" in res.output
 
 
 def test_cli_verify_with_another_key_and_missing_files(run_dir: Path, tmp_path: Path) -> None:
@@ -169,10 +176,10 @@ def test_cli_verify_checks_every_run_of_a_suite(run_dir: Path, tmp_path: Path) -
         for file in ("ledger.sqlite", "ledger.pub"):
             (suite / name / file).write_bytes((run_dir / file).read_bytes())
     res = runner.invoke(app, ["audit", "verify", str(suite)])
-    assert res.exit_code == 0 and res.output.count("OK: 5 record(s)") == 2
+    assert res.exit_code == 0 and res.output.count(f"OK: {RECORDS} record(s)") == 2
     flip_payload_byte(suite / "b" / "ledger.sqlite", 2)
     res = runner.invoke(app, ["audit", "verify", str(suite)])
-    assert res.exit_code == 1 and res.output.count("OK: 5 record(s)") == 1
+    assert res.exit_code == 1 and res.output.count(f"OK: {RECORDS} record(s)") == 1
     assert "BROKEN at record seq 2 (kind run_start)" in res.output
     res = runner.invoke(app, ["audit", "show", str(suite)])
     assert res.exit_code == 2 and "holds 2 ledgers (a, b)" in res.output

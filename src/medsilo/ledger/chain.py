@@ -19,7 +19,8 @@ TAG = b"medsilo-ledger/1\n"
 GENESIS_PREV = "0" * 64
 
 
-def _field(data: bytes) -> bytes:
+def length_prefixed(data: bytes) -> bytes:
+    """``data`` after its 8-byte big-endian length: fields so framed cannot run together."""
     return len(data).to_bytes(8, "big") + data
 
 
@@ -27,8 +28,8 @@ def record_digest(seq: int, timestamp: str, kind: str, payload: bytes, prev_hash
     """The 32-byte SHA-256 a record's ``hash`` column holds (hex) and its signature covers."""
     h = hashlib.sha256(TAG)
     for part in (str(seq).encode("ascii"), timestamp.encode(), kind.encode(), payload):
-        h.update(_field(part))
-    h.update(_field(prev_hash.encode("ascii")))
+        h.update(length_prefixed(part))
+    h.update(length_prefixed(prev_hash.encode("ascii")))
     return h.digest()
 
 

@@ -2,8 +2,10 @@
 
 Registered on the ``audit`` group in :mod:`medsilo.audit.command`. ``verify`` exits 0 when
 the chain is intact and signed by the key pinned for the ledger (:mod:`medsilo.ledger.trust`),
-1 naming the first broken record (seq, kind, round) and why or a key other than the pinned
-one, 2 when the ledger, key or trust store cannot be read.
+1 naming the first broken record (seq, kind, round) and why, a key other than the pinned
+one or, with ``--witness``, each record where the ledger and a site's witness file disagree
+(:mod:`medsilo.ledger.witness_verify`), 2 when the ledger, key, trust store or a witness file
+cannot be read.
 """
 
 from __future__ import annotations
@@ -11,13 +13,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from medsilo.ledger.run_ledger import LEDGER_FILE, PUBLIC_KEY_FILE
+
+if TYPE_CHECKING:
+    from medsilo.ledger.witness_verify import WitnessLog
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -62,17 +67,61 @@ def verify(
         bool,
         typer.Option(help="replace the pinned key with this one (after a real key change)"),
     ] = False,
+    witness: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="a site's witness file, or a folder of them (repeatable): the heads the "
+            "sites saw must be in this ledger (catches truncation, re-signing, equivocation)"
+        ),
+    ] = None,
 ) -> None:
     """Check every record's chain link, hash and signature, and that the key is the one
     pinned for the ledger; name the first broken record (a suite directory: every run's
-    ledger)."""
-    broken = [
-        path
-        for path in ledger_paths(target)
-        if not _verify_one(path, public_key, require_end, repin)
-    ]
+    ledger). With ``--witness``, also hold the ledger against the sites' witness files."""
+    paths = [ledger_path(target)] if witness else ledger_paths(target)
+    logs = _witness_logs(witness or [])
+    broken = False
+    for path in paths:
+        intact = _verify_one(path, public_key, require_end, repin)
+        agreed = _witnessed(path, logs) if witness else True  # reported whatever the chain says
+        broken = broken or not (intact and agreed)
     if broken:
         raise typer.Exit(1)
+
+
+def _witness_logs(paths: list[Path]) -> list[WitnessLog]:
+    from medsilo.ledger.witness_verify import WitnessLog, witness_files
+
+    files = witness_files(paths)
+    if paths and not files:
+        raise _fail(f"no witness file in {', '.join(map(str, paths))}")
+    try:
+        return [WitnessLog.read(path) for path in files]
+    except (OSError, ValueError) as err:
+        raise _fail(f"cannot read a witness file: {err}") from None
+
+
+def _witnessed(path: Path, logs: list[WitnessLog]) -> bool:
+    """Print what the sites' witness files say about the ledger at ``path``."""
+    from medsilo.ledger.store import open_readonly, read_records
+    from medsilo.ledger.witness_verify import check_witnesses
+
+    conn = open_readonly(path)
+    try:
+        findings = check_witnesses(list(read_records(conn)), logs)
+    finally:
+        conn.close()
+    for finding in findings:
+        out.print(f"[bold red]WITNESS[/] {finding.describe()}", soft_wrap=True)
+    if not findings:
+        last = max((int(h["seq"]) for log in logs for h in log.heads), default=0)
+        sites = ", ".join(sorted(log.site for log in logs))
+        out.print(
+            f"[bold green]WITNESSED[/]: every record site(s) {sites} saw (up to seq {last}) is "
+            "in this ledger, under the key they saw",
+            soft_wrap=True,
+        )
+    return not findings
 
 
 def _verify_one(path: Path, public_key: Path | None, require_end: bool, repin: bool) -> bool:

@@ -29,6 +29,7 @@ from medsilo.ledger.events import (
 from medsilo.ledger.keys import fingerprint, load_or_create_private_key, write_public_key
 from medsilo.ledger.store import Ledger
 from medsilo.ledger.trust import TrustStore
+from medsilo.ledger.witness_feed import Exchange, WitnessFeed
 from medsilo.runtime.round_record import RoundRecord
 from medsilo.types import Weights
 
@@ -106,6 +107,9 @@ class RunLedger:
         )
         record_run_start(self.ledger, start)
         self.rounds = 0
+        self.sites = list(sites)
+        #: Head proofs to the sites, their countersignatures back (docs/audit-ledger.md).
+        self.feed = WitnessFeed(self.ledger)
 
     def _close_interrupted(self, resumed: Resumed) -> None:
         """A run resumed in the same folder left its run open when it died: close it with
@@ -139,8 +143,11 @@ class RunLedger:
             assert record.global_model_sha256 is not None  # every runtime sets it
             self.anchor.round(record.round, record.global_model_sha256, entry.hash)
 
-    def end(self, weights: Weights, last: RoundRecord | None) -> None:
-        """Append ``run_end`` (final weights hashed as saved) and close the file."""
+    def end(
+        self, weights: Weights, last: RoundRecord | None, witnesses: Exchange | None = None
+    ) -> None:
+        """Append ``run_end`` (final weights hashed as saved), let the sites witness it
+        through ``witnesses`` (their countersignatures are ledgered after it) and close."""
         test = last.test if last is not None else None
         privacy = (last.privacy if last is not None else None) or {}
         end = RunEnd(
@@ -151,6 +158,8 @@ class RunLedger:
             test_accuracy=test.accuracy if test is not None else None,
         )
         record_run_end(self.ledger, end)
+        if witnesses is not None:
+            self.feed.final(self.sites, witnesses)
         self.ledger.close()
         if self.anchor is not None:
             self.anchor.finish(weights, self.run_dir)

@@ -56,9 +56,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
-def read_records(conn: sqlite3.Connection) -> Iterator[LedgerRecord]:
-    """Every stored row in ``seq`` order, as stored (no checks)."""
-    for row in conn.execute(f"SELECT {_COLUMNS} FROM records ORDER BY seq"):
+def read_records(conn: sqlite3.Connection, after: int = 0) -> Iterator[LedgerRecord]:
+    """Every stored row with ``seq > after`` in ``seq`` order, as stored (no checks)."""
+    query = f"SELECT {_COLUMNS} FROM records WHERE seq > ? ORDER BY seq"
+    for row in conn.execute(query, (after,)):
         seq, ts, kind, payload, prev, digest, sig = row
         data = payload if isinstance(payload, bytes) else str(payload).encode()
         yield LedgerRecord(int(seq), str(ts), str(kind), data, str(prev), str(digest), str(sig))
@@ -128,6 +129,14 @@ class Ledger:
 
     def records(self) -> list[LedgerRecord]:
         return list(read_records(self.conn))
+
+    def records_after(self, seq: int) -> list[LedgerRecord]:
+        """The stored records with a ``seq`` above ``seq``, in order (what a site that has
+        witnessed up to ``seq`` has not seen yet)."""
+        return list(read_records(self.conn, after=seq))
+
+    def record_at(self, seq: int) -> LedgerRecord | None:
+        return next(read_records(self.conn, after=seq - 1), None)
 
     def close(self) -> None:
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

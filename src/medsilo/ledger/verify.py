@@ -40,12 +40,14 @@ from medsilo.ledger.chain import GENESIS_PREV, LedgerRecord
 from medsilo.ledger.keys import fingerprint, raw_public
 from medsilo.ledger.round_sequence import RoundSequence
 from medsilo.ledger.store import GENESIS, open_readonly, read_records
+from medsilo.ledger.witness import WITNESS_KIND
 
 KINDS = frozenset(
     {GENESIS, "run_start", "round", "run_end", "enrolment", "attestation", "unlearn"}
     | {"free_rider"}  # a site flagged as a free rider (docs/contribution.md)
     | QUORUM_KINDS  # the council's votes (docs/governance.md, "Quorum decisions")
 )  # "unlearn": a data withdrawal retired this run's model (docs/governance.md)
+KINDS |= {WITNESS_KIND}  # a site's countersignature of a head (medsilo.ledger.witness)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ handed the network layer). Everything else happens here, once:
 
 1. cohort sampling (:func:`sample_sites`) minus absent sites (governance);
 2. :meth:`Algorithm.broadcast`, then :meth:`Transport.train` (the sites' local updates, the
-   simulated clock, and secure aggregation's masked exchange where configured);
+   simulated clock, and secure aggregation's masked exchange where configured); with a
+   witness feed, each site's message carries the audit ledger's head proof and its
+   countersignature comes back and is ledgered (:mod:`medsilo.ledger.witness_feed`);
 3. :class:`~medsilo.runtime.rounds.CoordinatorSteps` (decode, validate, skip or aggregate
    robustly around :meth:`Algorithm.aggregate`);
 4. the round record (:func:`~medsilo.runtime.records.round_record`), the privacy
@@ -25,8 +27,9 @@ the same steps: the same site transport, :class:`CoordinatorSteps` and :class:`G
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -45,6 +48,10 @@ from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
 from medsilo.runtime.rounds import CoordinatorSteps, RoundOutcome
 from medsilo.secure.result import SecureRound
 from medsilo.types import Update, Weights
+
+if TYPE_CHECKING:
+    from medsilo.ledger.witness import Countersignature, HeadProof
+    from medsilo.ledger.witness_feed import WitnessFeed
 
 
 def sample_sites(
@@ -79,7 +86,8 @@ class TrainingExchange:
     ``received``: what the coordinator steps process (the updates on time, or secure
     aggregation's masked payloads); ``trained``: the sites that trained (privacy accounting,
     contributions); ``timing``: the round on the simulated clock; ``secure``: the secure
-    aggregation round, if any.
+    aggregation round, if any; ``countersignatures``: each site's signature over the ledger
+    head it was shown (witnessing, :mod:`medsilo.ledger.witness`).
     """
 
     sent: list[Update]
@@ -89,6 +97,7 @@ class TrainingExchange:
     secure: SecureRound | None = None
     #: Fields the sites add to the round record (patient consent: docs/governance.md).
     record_fields: RoundFields = field(default_factory=dict)
+    countersignatures: dict[str, Countersignature] = field(default_factory=dict)
 
 
 class Transport(Protocol):
@@ -101,8 +110,10 @@ class Transport(Protocol):
         weights: Weights,
         payload: dict[str, Weights],
         sim_clock_s: float,
+        heads: Mapping[str, HeadProof] | None = None,
     ) -> TrainingExchange:
-        """Every site in ``chosen`` trains from ``weights`` (and the algorithm's payload)."""
+        """Every site in ``chosen`` trains from ``weights`` (and the algorithm's payload);
+        a site with a ledger head proof in ``heads`` witnesses it first."""
         ...
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
@@ -165,6 +176,7 @@ class RoundLoop:
         on_round: RoundCallback | None = None,
         checkpoints: CheckpointWriter | None = None,
         resume: Checkpoint | None = None,
+        witness: WitnessFeed | None = None,
     ) -> None:
         cfg.sites.check_names(names)
         self.cfg = cfg
@@ -176,6 +188,7 @@ class RoundLoop:
         self.on_round = on_round
         self.checkpoints = checkpoints
         self.resume = resume
+        self.witness = witness
         self.participation = Participation.of(cfg.governance, names)
         self.networks = {n: cfg.sites.record(n).network for n in names}
         self.coordinator = CoordinatorSteps(cfg, layout, len(names))
@@ -208,7 +221,10 @@ class RoundLoop:
             t0 = time.perf_counter()
             chosen = self.cohort(rnd)
             payload = algo.broadcast(model.server_state)
-            exchange = transport.train(rnd, chosen, model.weights, payload, sim_clock)
+            heads = self.witness.proofs(chosen) if self.witness is not None else None
+            exchange = transport.train(rnd, chosen, model.weights, payload, sim_clock, heads)
+            if self.witness is not None:  # the sites' signatures beside the coordinator's
+                self.witness.record(rnd, exchange.countersignatures)
             sim_clock = exchange.timing.end_s
             outcome = self.coordinator.process(
                 rnd,

@@ -8,6 +8,9 @@ ClientApp runs, and the round around it is :class:`~medsilo.runtime.federation.R
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
 from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import SyncConfig
 from medsilo.confidential.vulnerabilities import exploit_indicator
@@ -30,12 +33,24 @@ from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.types import Update, Weights
 
+if TYPE_CHECKING:
+    from medsilo.ledger.engine_witnesses import SimulatedSites
+    from medsilo.ledger.witness import HeadProof
+
 
 class InProcessSites:
-    """Every site of a prepared federation, trained and evaluated in this process."""
+    """Every site of a prepared federation, trained and evaluated in this process
+    (``witnesses``: the simulated sites that witness the audit ledger's head each round)."""
 
-    def __init__(self, cfg: RunConfig, prep: PreparedFederation, algorithm: Algorithm) -> None:
+    def __init__(
+        self,
+        cfg: RunConfig,
+        prep: PreparedFederation,
+        algorithm: Algorithm,
+        witnesses: SimulatedSites | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.witnesses = witnesses
         self.prep = prep
         self.algorithm = algorithm
         self.local = site_training(cfg)
@@ -83,11 +98,16 @@ class InProcessSites:
         weights: Weights,
         payload: dict[str, Weights],
         sim_clock_s: float,
+        heads: Mapping[str, HeadProof] | None = None,
     ) -> TrainingExchange:
         assert isinstance(self.cfg.asynchrony, SyncConfig)
         idle = self.patients.without_patients(rnd, chosen)  # no consenting patient
         working = [n for n in chosen if n not in idle]
         dropped = self.clock.dropped(rnd, working)
+        countersignatures = {}
+        if heads and self.witnesses is not None:  # before training, as a site would
+            reached = {n: heads[n] for n in working if n not in dropped and n in heads}
+            countersignatures = self.witnesses.countersign(reached)
         sent = [self.site_update(rnd, n, weights, payload) for n in working if n not in dropped]
         timing = self.clock.sync_round(
             sim_clock_s,
@@ -106,7 +126,15 @@ class InProcessSites:
             received = secure.updates
         trained = [u.site for u in sent]
         consent = self.patients.fields(rnd, trained + idle)
-        return TrainingExchange(sent, received, trained, timing, secure, consent)
+        return TrainingExchange(
+            sent,
+            received,
+            trained,
+            timing,
+            secure,
+            record_fields=consent,
+            countersignatures=countersignatures,
+        )
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
         prep = self.prep

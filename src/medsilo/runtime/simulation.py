@@ -9,6 +9,7 @@ reference points through :mod:`medsilo.runtime.baselines`.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from medsilo.algorithms.base import Algorithm
 from medsilo.asynchrony import SyncConfig
@@ -24,6 +25,9 @@ from medsilo.runtime.inprocess import InProcessSites
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundCallback
 
+if TYPE_CHECKING:
+    from medsilo.ledger.engine_witnesses import EngineWitnessing
+
 __all__ = ["FederationResult", "run_federation"]
 
 
@@ -35,12 +39,15 @@ def run_federation(
     algorithm: Algorithm | None = None,
     checkpoints: CheckpointWriter | None = None,
     resume: Checkpoint | None = None,
+    witnessing: EngineWitnessing | None = None,
 ) -> FederationResult:
     """Run ``cfg`` to completion; ``on_round`` sees each round's record as it is made.
 
     ``algorithm`` overrides the one ``cfg`` names (as in the Flower apps). ``checkpoints``
     saves the state after each due round, ``resume`` starts after a checkpoint's round
-    (docs/governance.md; only the synchronous engine supports either).
+    (docs/governance.md; only the synchronous engine supports either). ``witnessing``: the
+    sites witness the audit ledger's head with every round (synchronous engine only;
+    docs/audit-ledger.md).
     """
     refuse_unsupported(cfg, checkpoints is not None or resume is not None)
     prep = prepared or PreparedFederation.build(cfg, fed)
@@ -51,7 +58,7 @@ def run_federation(
     if not isinstance(cfg.asynchrony, SyncConfig):
         return AsyncEngine(cfg, prep, algo).run(on_round)
     start = time.perf_counter()
-    sites = InProcessSites(cfg, prep, algo)
+    sites = InProcessSites(cfg, prep, algo, witnessing.sites if witnessing else None)
     loop = RoundLoop(
         cfg,
         algo,
@@ -62,6 +69,7 @@ def run_federation(
         on_round,
         checkpoints,
         resume,
+        witnessing.feed if witnessing else None,
     )
     model, records = loop.run(sites)
     return FederationResult(

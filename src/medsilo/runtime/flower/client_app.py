@@ -23,6 +23,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
@@ -39,6 +40,7 @@ from medsilo.runtime.factory import build_run_algorithm, site_training
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import secure_records as wire
 from medsilo.runtime.flower import secure_site
+from medsilo.runtime.flower import witness_records as witness_wire
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
 from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
@@ -46,6 +48,10 @@ from medsilo.secure.aggregation import SecureAggregation, secure_aggregation
 from medsilo.training.local import LocalTraining
 from medsilo.training.samples import Samples
 from medsilo.types import Update
+
+if TYPE_CHECKING:
+    from medsilo.ledger.witness import Countersignature
+    from medsilo.ledger.witness_file import SiteWitness
 
 PARTITION_ID = "partition-id"
 SITE_NAME = "site"
@@ -106,6 +112,19 @@ class SiteRuntime:
     #: Called with ``(context, round)`` after a training step stored the site's state in
     #: ``context.state`` (a deployed site also keeps it on disk, per round, for resume).
     after_train: Callable[[Context, int], None] | None = None
+    #: This site's witness of the coordinator's audit ledger (a deployed site: its kit's
+    #: attestation key and witness file); ``None`` where the coordinator sends no ledger head.
+    witness: SiteWitness | None = None
+
+    def witness_head(self, msg: Message) -> Countersignature | None:
+        """Check and countersign the ledger head ``msg`` carries, if any (before any work
+        on the message: a head that does not extend the last one raises)."""
+        proof = witness_wire.read_head(msg.content)
+        if proof is None:
+            return None
+        if self.witness is None:
+            raise ValueError("the coordinator sent a ledger head, but this site keeps no witness")
+        return self.witness.witness(proof)
 
     def site_of(self, context: Context) -> tuple[str, int]:
         node_config = context.node_config
@@ -247,8 +266,9 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
     @reply_errors
     def train(msg: Message, context: Context) -> Message:
         rt = runtime(context)
-        update = _local_update(rt, msg, context)
-        return Message(rec.update_to_content(update), reply_to=msg)
+        signed = rt.witness_head(msg)  # refuses a ledger that does not extend the last head
+        content = rec.update_to_content(_local_update(rt, msg, context))
+        return Message(witness_wire.add_countersignature(content, signed), reply_to=msg)
 
     # Secure aggregation (medsilo.runtime.flower.secure_site): one action per protocol phase.
     @app.train(wire.ACTIONS["keys"])

@@ -21,7 +21,9 @@ Order of events:
    short reply poll; after each round the record is appended to ``rounds.jsonl`` and the
    ledger, and only then the checkpoint is written, so a crash between the two redoes that
    round on resume and never loses or duplicates a record;
-5. ``summary.json``, ``final_weights.npz`` and the ledger's ``run_end``.
+5. ``summary.json``, ``final_weights.npz`` and the ledger's ``run_end``, whose head every
+   admitted site then witnesses (a ``query.witness`` message; during the rounds the head
+   rides on each ``train`` message, docs/audit-ledger.md).
 
 Resume (``resume = true``): the newest checkpoint in ``RUN/checkpoints`` is loaded (a
 corrupted or foreign one is refused, :mod:`medsilo.governance.checkpoint`), records after its
@@ -36,6 +38,7 @@ import logging
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -68,17 +71,21 @@ from medsilo.governance.record_kinds import DECISION_KIND
 from medsilo.governance.run_gate import run_decision_json
 from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.run_ledger import RunLedger
+from medsilo.ledger.witness import Countersignature, HeadProof
+from medsilo.ledger.witness_feed import Exchange
 from medsilo.models.builder import build_model
 from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import Layout, get_weights
 from medsilo.run_summary import final_fields, rejection_fields
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
+from medsilo.runtime.flower import witness_records as witness_wire
 from medsilo.runtime.flower.server_app import (
     CoordinatorOptions,
     CoordinatorView,
     FlowerRun,
     FlowerRunError,
+    countersignatures,
     run_coordinator,
     send_and_collect,
     wait_for_nodes,
@@ -450,6 +457,7 @@ class _Deployment:
             nodes=dict(self.nodes),
             checkpoints=CheckpointWriter(self.settings.run_dir / "checkpoints", self.cfg, settings),
             resume=self.resume,
+            witness=self.ledger.feed,
         )
         algorithm = build_run_algorithm(self.cfg, len(self.names))
         weights = self.cfg.model.weights_path  # read by view's model; in summary.json
@@ -458,7 +466,38 @@ class _Deployment:
         assert out.weights is not None
         records = _records_up_to(rounds_path, self.cfg.training.rounds)
         self._finish(out, records, time.perf_counter() - start, admitted)
+        self.ledger.end(out.weights, records[-1] if records else None, self._witnesses(grid))
         return out
+
+    def _witnesses(self, grid: Grid) -> Exchange:
+        """How the sites witness the head after ``run_end``: one ``query.witness`` each."""
+
+        def exchange(proofs: Mapping[str, HeadProof]) -> dict[str, Countersignature]:
+            connected = set(grid.get_node_ids())
+            messages = [
+                Message(
+                    witness_wire.with_head(RecordDict(), proof),
+                    dst_node_id=self.nodes[site],
+                    message_type=witness_wire.WITNESS_ACTION,
+                    group_id="witness",
+                )
+                for site, proof in proofs.items()
+                if self.nodes.get(site) in connected
+            ]
+            replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
+            site_of = {node: site for site, node in self.nodes.items()}
+            answered = {}
+            for reply in replies:
+                site = site_of.get(reply.metadata.src_node_id, "?")
+                if reply.has_error():
+                    log.error(
+                        "site %s did not witness the final head: %s", site, reply.error.reason
+                    )
+                else:
+                    answered[site] = reply.content
+            return countersignatures("after run_end", answered)
+
+        return exchange
 
     def _finish(
         self, out: FlowerRun, records: list[RoundRecord], wall_s: float, admitted: dict[str, Any]
@@ -489,7 +528,6 @@ class _Deployment:
         run_dir = self.settings.run_dir
         np.savez(run_dir / "final_weights.npz", *out.weights)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=json_default))
-        self.ledger.end(out.weights, last)
 
 
 server_app = ServerApp()

@@ -20,6 +20,12 @@ arrays in ``KIT/state/<run_key>/own-data.npz``), because Flower 1.41 starts a fr
 Training and evaluation are :func:`medsilo.runtime.flower.client_app.add_site_handlers`,
 the very handlers of the simulation ClientApp, over a runtime built from this site's data.
 
+Witnessing (docs/audit-ledger.md): the coordinator's ``train`` messages carry the audit
+ledger's new records and ``query.witness`` carries them after ``run_end``; the site checks
+they extend the head it saw last, countersigns the new head with its kit's ``attest.key``
+and keeps the heads in ``KIT/witness/<run_key>.jsonl`` (:mod:`medsilo.ledger.witness_file`).
+A head that does not extend its own is refused: the message fails and the file keeps why.
+
 Resume: after each training step the site's algorithm state (SCAFFOLD's control variate,
 Ditto's personal model, error-feedback residuals) is written to
 ``KIT/state/<run_key>/round-XXXX.npz``. When a restarted coordinator resumes after round R,
@@ -48,8 +54,10 @@ from medsilo.data.base import FederatedData, SiteData, in_memory
 from medsilo.data.own_site import load_own_site
 from medsilo.data.standardize import Moments, apply_standardization
 from medsilo.governance.site_check import check_run_approved
+from medsilo.ledger.witness_file import SiteWitness
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower import records as rec
+from medsilo.runtime.flower import witness_records as witness_wire
 from medsilo.runtime.flower.client_app import (
     SiteRuntime,
     add_site_handlers,
@@ -71,6 +79,7 @@ TCB_VERSION = "tcb-version"
 _DEPLOYMENT = "medsilo.deployment"  # ConfigRecord in context.state
 _STANDARDIZE = "medsilo.standardize"  # ArrayRecord in context.state: mean, std
 STATE_DIR = "state"
+WITNESS_DIR = "witness"
 
 
 class SiteSetupError(RuntimeError):
@@ -238,7 +247,15 @@ def _runtime(context: Context) -> SiteRuntime:
         save_round_state(directory, rnd, rec.load_state(ctx.state, rec.CONTEXT_STATE_PREFIX))
 
     runtime.after_train = keep_state
+    runtime.witness = _witness(context, deployment)
     return runtime
+
+
+def _witness(context: Context, deployment: ConfigRecord) -> SiteWitness:
+    """This site's witness of the run's ledger, signed with its attestation key."""
+    kit = Path(_node_str(context, KIT))
+    path = kit / WITNESS_DIR / f"{deployment['run_key']!s}.jsonl"
+    return SiteWitness(path, _node_str(context, SITE), _attestation_key(kit))
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -321,6 +338,16 @@ def admission(msg: Message, context: Context) -> Message:
     else:
         log.error("REFUSED by the coordinator: %s", decision.reason)
     return Message(RecordDict(), reply_to=msg)
+
+
+@client_app.query(witness_wire.WITNESS)
+@reply_errors
+def witness(msg: Message, context: Context) -> Message:
+    proof = witness_wire.read_head(msg.content)
+    if proof is None:
+        raise SiteSetupError("the coordinator's query.witness carries no ledger head")
+    signature = _witness(context, _deployment(context)).witness(proof)
+    return Message(witness_wire.add_countersignature(RecordDict(), signature), reply_to=msg)
 
 
 add_site_handlers(client_app, _runtime)

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flwr.app import Context, Message, MessageType, RecordDict
@@ -30,6 +30,7 @@ from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.governance.patient_consent import refuse_outside_engine
+from medsilo.ledger.witness import Countersignature, WitnessError
 from medsilo.models.weights import Layout
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
@@ -37,6 +38,7 @@ from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
 from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
+from medsilo.runtime.flower import witness_records as witness_wire
 from medsilo.runtime.flower.secure_server import secure_train_round
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
@@ -51,6 +53,10 @@ from medsilo.secure.aggregation import secure_aggregation
 from medsilo.secure.result import EXTRA_SLOTS
 from medsilo.training.samples import Samples
 from medsilo.types import Weights
+
+if TYPE_CHECKING:
+    from medsilo.ledger.witness import HeadProof
+    from medsilo.ledger.witness_feed import WitnessFeed
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +143,8 @@ class CoordinatorOptions:
     replies this often instead of ``Grid.send_and_receive``'s fixed 3 s (Flower 1.41).
     ``nodes``: site -> node id when enrolment already identified them (deployment).
     ``checkpoints`` saves the coordinator state after each due round; ``resume`` starts
-    after a checkpoint's round.
+    after a checkpoint's round. ``witness``: the audit ledger's head goes to the sites with
+    each ``train`` message and their countersignatures are ledgered (docs/audit-ledger.md).
     """
 
     reply_timeout_s: float | None = 3600.0
@@ -147,6 +154,7 @@ class CoordinatorOptions:
     nodes: dict[str, int] | None = None
     checkpoints: CheckpointWriter | None = None
     resume: Checkpoint | None = None
+    witness: WitnessFeed | None = None
 
 
 def pooled_from_sites(per_site: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -311,8 +319,11 @@ class FlowerSites:
         weights: Weights,
         payload: dict[str, Weights],
         sim_clock_s: float,
+        heads: Mapping[str, HeadProof] | None = None,
     ) -> TrainingExchange:
-        """The round's training exchange(s), on the simulated clock as in the engine."""
+        """The round's training exchange(s), on the simulated clock as in the engine; each
+        site's ``train`` message carries its ledger head proof from ``heads`` (not with
+        secure aggregation, whose sites witness the run's final head only)."""
         assert isinstance(self.cfg.asynchrony, SyncConfig)
         timeout_s = self.cfg.asynchrony.round_timeout_s
         content = rec.broadcast_content(rnd, weights, payload)
@@ -342,7 +353,10 @@ class FlowerSites:
             )
             masked = done.secure.updates
             return TrainingExchange(masked, masked, done.trained, done.timing, done.secure)
-        replies = self._exchange(rnd, MessageType.TRAIN, {site: content for site in chosen})
+        contents = {
+            site: witness_wire.with_head(content, (heads or {}).get(site)) for site in chosen
+        }
+        replies = self._exchange(rnd, MessageType.TRAIN, contents)
         answered = [site for site in chosen if site in replies]
         updates = [rec.content_to_update(replies[site]) for site in answered]
         for site, update in zip(answered, updates, strict=True):
@@ -357,7 +371,9 @@ class FlowerSites:
             {u.site: self.clock.examples(u) for u in updates},
         )
         on_time = [u for u in updates if u.site in timing.on_time]
-        return TrainingExchange(updates, on_time, [u.site for u in updates], timing)
+        trained = [u.site for u in updates]
+        signed = countersignatures(f"round {rnd}", replies)
+        return TrainingExchange(updates, on_time, trained, timing, countersignatures=signed)
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
         view = self.view
@@ -405,6 +421,21 @@ class FlowerSites:
         """Nothing to do here: each site reloads its state of the resumed round."""
 
 
+def countersignatures(when: str, replies: Mapping[str, RecordDict]) -> dict[str, Countersignature]:
+    """The sites' countersignatures in their replies; an unreadable one is logged and left
+    out (the coordinator's ledger then lacks it, which the site's witness file shows)."""
+    out = {}
+    for site, content in replies.items():
+        try:
+            signature = witness_wire.read_countersignature(content)
+        except WitnessError as err:
+            log.warning("%s: site %r's countersignature is unreadable: %s", when, site, err)
+            continue
+        if signature is not None:
+            out[site] = signature
+    return out
+
+
 def run_coordinator(
     grid: Grid,
     cfg: RunConfig,
@@ -436,6 +467,7 @@ def run_coordinator(
         record_round,
         options.checkpoints,
         options.resume,
+        options.witness,
     )
     model, _ = loop.run(sites)
     out.weights = model.weights  # site states and weights came with the last evaluation

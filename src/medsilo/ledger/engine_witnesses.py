@@ -1,0 +1,56 @@
+"""The in-process engine's sites as witnesses: a key and a witness file per simulated site.
+
+In the engine every site lives in the coordinator's process, so nothing here protects against
+a dishonest coordinator; it runs the same protocol as a deployment (the same head proofs,
+checks, countersignatures and files, :mod:`medsilo.ledger.witness_file`) so that a run
+directory shows, and lets ``medsilo audit verify --witness`` exercise, exactly what
+deployed sites keep. Each site's Ed25519 key is ``RUN/witness/<site>.key`` (created on first
+use, mode 0600, :func:`~medsilo.ledger.keys.load_or_create_private_key`) and its witness
+file ``RUN/witness/<site>.jsonl``; a run resumed in the same folder reuses both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from medsilo.ledger.keys import load_or_create_private_key
+from medsilo.ledger.witness import Countersignature, HeadProof
+from medsilo.ledger.witness_feed import WitnessFeed
+from medsilo.ledger.witness_file import SiteWitness
+
+WITNESS_DIR = "witness"
+
+
+class SimulatedSites:
+    """One :class:`SiteWitness` per site, under ``directory``."""
+
+    def __init__(self, directory: Path, names: list[str]) -> None:
+        self.names = list(names)
+        self.witnesses = {
+            name: SiteWitness(
+                directory / f"{name}.jsonl",
+                name,
+                load_or_create_private_key(directory / f"{name}.key"),
+            )
+            for name in names
+        }
+
+    def countersign(self, proofs: Mapping[str, HeadProof]) -> dict[str, Countersignature]:
+        """Each site checks its proof and countersigns its head (a refusal raises
+        :class:`~medsilo.ledger.witness.WitnessError`: in one process it can only mean the
+        ledger file was changed under the run)."""
+        return {site: self.witnesses[site].witness(proof) for site, proof in proofs.items()}
+
+
+@dataclass(frozen=True)
+class EngineWitnessing:
+    """The coordinator's feed and the simulated sites, handed to the engine together."""
+
+    feed: WitnessFeed
+    sites: SimulatedSites
+
+    @staticmethod
+    def create(run_dir: Path, names: list[str], feed: WitnessFeed) -> EngineWitnessing:
+        return EngineWitnessing(feed, SimulatedSites(run_dir / WITNESS_DIR, names))
