@@ -75,7 +75,7 @@ def decision_payload(
     }
 
 
-def _payload(record: LedgerRecord) -> dict[str, Any]:
+def record_payload(record: LedgerRecord) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(record.payload)
     return loaded
 
@@ -121,7 +121,9 @@ class DecisionBook:
     def executed(self) -> dict[str, int]:
         """Proposal id -> seq of the ``quorum_decision`` record that consumed it."""
         return {
-            _payload(r)["proposal_id"]: r.seq for r in self.records() if r.kind == DECISION_KIND
+            record_payload(r)["proposal_id"]: r.seq
+            for r in self.records()
+            if r.kind == DECISION_KIND
         }
 
     def tally(self, proposal: Proposal, executed: dict[str, int] | None = None) -> Tally:
@@ -192,7 +194,7 @@ def recorded_problems(records: list[LedgerRecord], council: Council) -> list[str
     for record in records:
         if record.kind != DECISION_KIND:
             continue
-        payload = _payload(record)
+        payload = record_payload(record)
         proposal_id = payload.get("proposal_id")
         if isinstance(proposal_id, str) and proposal_id in seen:
             problems.append(
@@ -224,7 +226,7 @@ def latest_decision(directory: Path, action: str, subject: str) -> dict[str, Any
     """The newest recorded decision for ``action`` on ``subject`` in a decisions folder."""
     found = None
     for record in ledger_records(directory):
-        payload = _payload(record) if record.kind == DECISION_KIND else {}
+        payload = record_payload(record) if record.kind == DECISION_KIND else {}
         proposal = payload.get("proposal") or {}
         if (proposal.get("action"), proposal.get("subject")) == (action, subject):
             found = payload
