@@ -185,16 +185,18 @@ class DecisionBook:
         return Decision(chosen.proposal, approvals, council_id, record.seq)
 
 
+def recorded_decisions(records: list[LedgerRecord]) -> list[tuple[LedgerRecord, dict[str, Any]]]:
+    """The ``quorum_decision`` records among ``records``, in ledger order, with payloads."""
+    return [(r, record_payload(r)) for r in records if r.kind == DECISION_KIND]
+
+
 def recorded_problems(records: list[LedgerRecord], council: Council) -> list[str]:
     """Re-check every ``quorum_decision`` record against ``council`` (a site's own signed
     copy): each has its quorum (:func:`decision_problems`) and no proposal was executed
     twice. Empty when every recorded decision is sound."""
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for record in records:
-        if record.kind != DECISION_KIND:
-            continue
-        payload = record_payload(record)
+    for record, payload in recorded_decisions(records):
         proposal_id = payload.get("proposal_id")
         if isinstance(proposal_id, str) and proposal_id in seen:
             problems.append(

@@ -30,10 +30,9 @@ from medsilo.governance.decisions import (
     QuorumRefused,
     decision_problems,
     ledger_records,
-    record_payload,
+    recorded_decisions,
 )
 from medsilo.governance.proposal import Proposal
-from medsilo.governance.record_kinds import DECISION_KIND
 from medsilo.governance.run_gate import KIT_DECISIONS_DIR, kit_council
 from medsilo.ledger.chain import LedgerRecord
 from medsilo.ledger.events import Enrolment, record_enrolment
@@ -85,10 +84,7 @@ def removed_sites(
     Raises ``QuorumRefused`` when a recorded membership decision lacks its quorum under
     ``council`` or names a site off the roster (a tampered or foreign governance ledger)."""
     removed: dict[str, Removal] = {}
-    for record in records:
-        if record.kind != DECISION_KIND:
-            continue
-        payload = record_payload(record)
+    for record, payload in recorded_decisions(records):
         proposal = payload.get("proposal")
         proposal = proposal if isinstance(proposal, dict) else {}
         action, site = proposal.get("action"), str(proposal.get("subject"))
