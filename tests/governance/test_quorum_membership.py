@@ -142,6 +142,11 @@ def test_a_site_off_the_roster_is_refused_at_propose(kits: Path, tmp_path: Path)
         app, ["governance", "propose", str(decisions), *both, *council_args(kits)]
     )
     assert result.exit_code == 2 and "give exactly one of" in result.output
+    site_council = ["--council", str(kits / "sites" / "a" / COUNCIL_FILE)]
+    command = ["governance", "remove-site", str(decisions), "b", *site_council]
+    result = runner.invoke(app, command)  # a site kit has no roster
+    assert result.exit_code == 2
+    assert "coordinator kit's council.json" in " ".join(result.output.split())
 
 
 def test_admission_needs_a_removed_site_and_re_admits_it(kits: Path, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from medsilo.config import ConfigError, load_config
-from medsilo.deploy.kit_files import load_roster, load_site_identity
+from medsilo.deploy.kit_files import ROSTER_FILE, load_roster, load_site_identity
 from medsilo.governance.council import COUNCIL_FILE, Council, load_council
 from medsilo.governance.decisions import APPROVALS_DIR, DecisionBook, recorded_problems
 from medsilo.governance.membership import (
@@ -50,6 +50,11 @@ def _fail(err: Exception) -> typer.Exit:
 
 def _roster(council_file: Path) -> tuple[str, ...]:
     """The federation's sites, from the roster beside the council file (the coordinator kit)."""
+    if not (council_file.parent / ROSTER_FILE).is_file():
+        raise ConfigError(
+            f"no {ROSTER_FILE} beside {council_file}: a site is named against the federation's "
+            "roster, so give --council the coordinator kit's council.json"
+        )
     return load_roster(council_file.parent).sites
 
 
