@@ -75,7 +75,7 @@ def decision_payload(
     }
 
 
-def _payload(record: LedgerRecord) -> dict[str, Any]:
+def record_payload(record: LedgerRecord) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(record.payload)
     return loaded
 
@@ -121,7 +121,9 @@ class DecisionBook:
     def executed(self) -> dict[str, int]:
         """Proposal id -> seq of the ``quorum_decision`` record that consumed it."""
         return {
-            _payload(r)["proposal_id"]: r.seq for r in self.records() if r.kind == DECISION_KIND
+            record_payload(r)["proposal_id"]: r.seq
+            for r in self.records()
+            if r.kind == DECISION_KIND
         }
 
     def tally(self, proposal: Proposal, executed: dict[str, int] | None = None) -> Tally:
@@ -183,16 +185,18 @@ class DecisionBook:
         return Decision(chosen.proposal, approvals, council_id, record.seq)
 
 
+def recorded_decisions(records: list[LedgerRecord]) -> list[tuple[LedgerRecord, dict[str, Any]]]:
+    """The ``quorum_decision`` records among ``records``, in ledger order, with payloads."""
+    return [(r, record_payload(r)) for r in records if r.kind == DECISION_KIND]
+
+
 def recorded_problems(records: list[LedgerRecord], council: Council) -> list[str]:
     """Re-check every ``quorum_decision`` record against ``council`` (a site's own signed
     copy): each has its quorum (:func:`decision_problems`) and no proposal was executed
     twice. Empty when every recorded decision is sound."""
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for record in records:
-        if record.kind != DECISION_KIND:
-            continue
-        payload = _payload(record)
+    for record, payload in recorded_decisions(records):
         proposal_id = payload.get("proposal_id")
         if isinstance(proposal_id, str) and proposal_id in seen:
             problems.append(
@@ -224,7 +228,7 @@ def latest_decision(directory: Path, action: str, subject: str) -> dict[str, Any
     """The newest recorded decision for ``action`` on ``subject`` in a decisions folder."""
     found = None
     for record in ledger_records(directory):
-        payload = _payload(record) if record.kind == DECISION_KIND else {}
+        payload = record_payload(record) if record.kind == DECISION_KIND else {}
         proposal = payload.get("proposal") or {}
         if (proposal.get("action"), proposal.get("subject")) == (action, subject):
             found = payload

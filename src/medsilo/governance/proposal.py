@@ -2,7 +2,8 @@
 
 A proposal names one coordinator action and its subject (for ``start_run`` the config hash
 of :func:`medsilo.governance.checkpoint.config_hash`; for ``retire_model`` the final model
-hash of the run to retire), the federation, a random nonce and its creation time.
+hash of the run to retire; for ``remove_site`` and ``admit_site`` the site name), the
+federation, a random nonce and its creation time.
 Its id is the SHA-256 of its canonical JSON, so the id commits to every field: two
 proposals for the same subject differ by nonce, and an approval of one is no approval of
 the other.
@@ -38,7 +39,7 @@ APPROVAL_TAG = b"medsilo-council-approval/1\n"
 _HEX_ID = re.compile(r"^[0-9a-f]{64}$")
 
 #: The coordinator actions a council decides (docs/governance.md, "Quorum decisions").
-Action = Literal["start_run", "retire_model"]
+Action = Literal["start_run", "retire_model", "remove_site", "admit_site"]
 
 
 class ProposalError(ConfigError):

@@ -1,4 +1,6 @@
-"""``medsilo governance propose | approve | status``: the council's votes (docs/governance.md).
+"""``medsilo governance ...``: the council's votes and their execution (docs/governance.md).
+
+``retire``, ``remove-site`` and ``admit-site`` execute approved proposals (coordinator side).
 
 ``propose`` is run by the coordinator (it appends to the governance ledger with the
 coordinator's key); ``approve`` by a council member on its own machine with its site kit (its
@@ -17,9 +19,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from medsilo.config import ConfigError, load_config
-from medsilo.deploy.kit_files import load_site_identity
+from medsilo.deploy.kit_files import ROSTER_FILE, load_roster, load_site_identity
 from medsilo.governance.council import COUNCIL_FILE, Council, load_council
 from medsilo.governance.decisions import APPROVALS_DIR, DecisionBook, recorded_problems
+from medsilo.governance.membership import (
+    MembershipAction,
+    change_membership,
+    membership_proposal,
+)
 from medsilo.governance.proposal import Proposal, ProposalError, sign_approval, write_json
 from medsilo.governance.retire_gate import retire_proposal, retire_with_quorum
 from medsilo.governance.run_gate import start_run_proposal
@@ -41,12 +48,32 @@ def _fail(err: Exception) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _proposal(council: Council, config: Path | None, run: Path | None) -> Proposal:
-    if config is not None and run is None:
-        return start_run_proposal(load_config(config), council)
-    if run is not None and config is None:
-        return retire_proposal(run, council)
-    raise ConfigError("give either --config (start a run) or --run (retire its model)")
+def _roster(council_file: Path) -> tuple[str, ...]:
+    """The federation's sites, from the roster beside the council file (the coordinator kit)."""
+    if not (council_file.parent / ROSTER_FILE).is_file():
+        raise ConfigError(
+            f"no {ROSTER_FILE} beside {council_file}: a site is named against the federation's "
+            "roster, so give --council the coordinator kit's council.json"
+        )
+    return load_roster(council_file.parent).sites
+
+
+def _proposal(
+    council: Council, council_file: Path, subjects: dict[str, Path | str | None]
+) -> Proposal:
+    given = {option: value for option, value in subjects.items() if value is not None}
+    if len(given) != 1:
+        raise ConfigError(
+            "give exactly one of --config (start a run), --run (retire its model), "
+            "--remove-site or --admit-site (a site of the federation)"
+        )
+    ((option, value),) = given.items()
+    if option == "config":
+        return start_run_proposal(load_config(Path(value)), council)
+    if option == "run":
+        return retire_proposal(Path(value), council)
+    action: MembershipAction = "remove_site" if option == "remove_site" else "admit_site"
+    return membership_proposal(council, _roster(council_file), action, str(value))
 
 
 @governance_app.command("propose")
@@ -59,12 +86,25 @@ def propose(
     run: Annotated[
         Path | None, typer.Option(help="retire_model: the finished run whose model to retire")
     ] = None,
+    remove_site: Annotated[
+        str | None, typer.Option(help="remove_site: the site to remove from the federation")
+    ] = None,
+    admit_site: Annotated[
+        str | None, typer.Option(help="admit_site: the removed site to re-admit")
+    ] = None,
     authority: AuthorityOpt = None,
 ) -> None:
-    """File a proposal (coordinator side); print its id for the members to approve."""
+    """File a proposal (coordinator side); print its id for the members to approve.
+    --remove-site/--admit-site read the roster (federation.json) beside --council."""
     try:
         members = load_council(council, authority)
-        proposal = _proposal(members, config, run)
+        subjects = {
+            "config": config,
+            "run": run,
+            "remove_site": remove_site,
+            "admit_site": admit_site,
+        }
+        proposal = _proposal(members, council, subjects)
         path = DecisionBook(decisions, members).propose(proposal)
     except (ConfigError, ValueError) as err:
         raise _fail(err) from None
@@ -146,3 +186,39 @@ def retire_command(
         raise _fail(err) from None
     approvers = ", ".join(a.member for a in decision.approvals)
     typer.echo(f"{run} retired (approved by {approvers}; decision record {decision.ledger_seq})")
+
+
+def _membership(
+    action: MembershipAction, decisions: Path, site: str, council: Path, authority: Path | None
+) -> None:
+    try:
+        members = load_council(council, authority)
+        decision = change_membership(decisions, members, _roster(council), action, site)
+    except (ConfigError, ValueError) as err:
+        raise _fail(err) from None
+    approvers = ", ".join(a.member for a in decision.approvals)
+    done = "removed from" if action == "remove_site" else "re-admitted to"
+    typer.echo(
+        f"site {site} {done} the federation (approved by {approvers}; decision record "
+        f"{decision.ledger_seq})"
+    )
+
+
+SiteArg = Annotated[str, typer.Argument(help="the site (as on the federation's roster)")]
+
+
+@governance_app.command("remove-site")
+def remove_site_command(
+    decisions: DecisionsArg, site: SiteArg, council: CouncilOpt, authority: AuthorityOpt = None
+) -> None:
+    """Remove a site once the council approved a ``remove_site`` proposal for it: the
+    deployed coordinator then refuses it at enrolment. The roster is read beside --council."""
+    _membership("remove_site", decisions, site, council, authority)
+
+
+@governance_app.command("admit-site")
+def admit_site_command(
+    decisions: DecisionsArg, site: SiteArg, council: CouncilOpt, authority: AuthorityOpt = None
+) -> None:
+    """Re-admit a removed site once the council approved an ``admit_site`` proposal for it."""
+    _membership("admit_site", decisions, site, council, authority)

@@ -13,8 +13,10 @@ Order of events:
 2. enrolment: each node gets a fresh nonce and the run config; its answer carries
    attestation evidence, which :func:`medsilo.attestation.policy.enrol` checks against the
    kit's enrolment policy, the site's registered attestation key and the vulnerability
-   registry; every decision goes to the run's audit ledger and ``enrolment.json``, and the
-   site is told (a refused site logs why and gets no training message);
+   registry; a site the council removed (:mod:`medsilo.governance.membership`) is refused
+   with the decision named; every decision goes to the run's audit ledger and
+   ``enrolment.json``, and the site is told (a refused site logs why and gets no training
+   message);
 3. federated standardisation (moments in, mean/std out) when the config asks for it;
 4. the rounds: :func:`~medsilo.runtime.flower.server_app.run_coordinator` in tolerant mode
    (a site that dies or stays silent past the round timeout is dropped from that round) with a
@@ -65,6 +67,7 @@ from medsilo.governance.checkpoint import (
     load_checkpoint,
 )
 from medsilo.governance.config import CheckpointConfig
+from medsilo.governance.membership import kit_removals, record_removal
 from medsilo.governance.participation import Participation
 from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.governance.record_kinds import DECISION_KIND
@@ -240,6 +243,7 @@ class _Deployment:
         self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
         self.keys = load_attestation_keys(settings.kit)
         self.decision_json = run_decision_json(settings.kit, self.cfg)  # sites check it
+        self.removed = kit_removals(settings.kit)  # sites the council removed: refused
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
         anchor = open_anchor(  # docs/anchoring.md
             self.cfg.anchor, config_sha256(self.cfg), self.names, self.resume is not None
@@ -258,8 +262,9 @@ class _Deployment:
 
     def _floor(self) -> int:
         """How many sites must be admitted before training starts."""
-        wanted = self.settings.min_sites or len(self.names)
-        return max(1, self.cfg.training.min_sites, min(wanted, len(self.names)))
+        members = len(self.names) - len(self.removed)
+        wanted = self.settings.min_sites or members
+        return max(1, self.cfg.training.min_sites, min(wanted, members))
 
     def enrol_sites(self, grid: Grid) -> dict[str, wire.Enrolled]:
         floor = self._floor()
@@ -355,6 +360,9 @@ class _Deployment:
             problem = problem or f"malformed attestation evidence: {err}"
         if problem is None and evidence.site != site:
             problem = f"evidence is for site {evidence.site!r}, the node says {site!r}"
+        if problem is None and site in self.removed:
+            problem = self.removed[site].reason()
+            record_removal(self.ledger.ledger, self.removed[site], self.keys.get(site))
         if problem is not None:
             self._refuse(node, site, problem)
             return EnrolmentDecision(site, False, problem, "", "", "", "")
