@@ -143,7 +143,11 @@ def run_experiment(
     ledger = RunLedger(run_dir, cfg, fed.site_names, resume, anchor=anchor)  # docs/audit-ledger.md
     if decision is not None:
         ledger.ledger.append(DECISION_KIND, decision.payload())
-    witnessing = EngineWitnessing.create(run_dir, fed.site_names, ledger.feed)  # (its sites)
+    witnessing = (  # the simulated sites witness the ledger (docs/audit-ledger.md)
+        EngineWitnessing.create(run_dir, fed.site_names, ledger.feed)
+        if cfg.governance.site_witness
+        else None
+    )
     start = time.perf_counter()
     checkpoints = None
     if cfg.governance.checkpoint is not None:  # per-round engine state (docs/governance.md)
@@ -179,7 +183,7 @@ def run_experiment(
         result.rounds = rounds
         np.savez(run_dir / "final_weights.npz", *result.weights)
         last = rounds[-1] if rounds else None  # LOHO, after this, trains other models:
-        ledger.end(result.weights, last, witnessing.sites.countersign)
+        ledger.end(result.weights, last, witnessing.sites.countersign if witnessing else None)
         phase = "leave-one-hospital-out"
         if cfg.evaluation.loho:
             leave_one_hospital_out(cfg, fed, on_loho_site, results=loho)

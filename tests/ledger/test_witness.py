@@ -17,7 +17,7 @@ from medsilo.experiment import run_experiment
 from medsilo.ledger.engine_witnesses import SimulatedSites
 from medsilo.ledger.events import RoundEntry
 from medsilo.ledger.keys import load_or_create_private_key
-from medsilo.ledger.store import Ledger
+from medsilo.ledger.store import Ledger, open_readonly, read_records
 from medsilo.ledger.verify import verify_ledger
 from medsilo.ledger.witness import WITNESS_KIND, Countersignature, HeadProof, WitnessError
 from medsilo.ledger.witness_feed import WitnessFeed
@@ -321,3 +321,16 @@ def test_a_restarted_coordinator_sends_each_site_only_what_it_has_not_countersig
         head = ledger.records()[-1]
         feed.acknowledged["b"] = head.seq  # a site already at the head is shown the head again
         assert feed.proofs(["b"])["b"].records == (head,)
+
+
+def test_engine_witnessing_can_be_switched_off(tmp_path: Path) -> None:
+    training = {"rounds": 2, "local_steps": 3, "batch_size": 8, "lr": 0.1}
+    cfg = small_config(training=training, governance={"site_witness": False})
+    run = run_experiment(cfg, tmp_path / "run").run_dir
+    assert not (run / "witness").exists()
+    conn = open_readonly(run / "ledger.sqlite")
+    kinds = [r.kind for r in read_records(conn)]
+    conn.close()
+    assert WITNESS_KIND not in kinds and kinds[-1] == "run_end"
+    ok = runner.invoke(app, ["audit", "verify", str(run)])
+    assert ok.exit_code == 0, ok.output

@@ -140,6 +140,12 @@ class GovernanceConfig(_Strict):
     withdrawn_cohorts: list[str] = Field(default_factory=list, description="SITE:VERSION")
     quorum: QuorumConfig | None = None
     patient_consent: PatientConsentConfig | None = None
+    site_witness: bool = Field(
+        True,
+        description="the engine's simulated sites countersign the ledger head every round "
+        "(docs/audit-ledger.md); false skips it, e.g. for simulations of thousands of sites. "
+        "Deployed sites always witness.",
+    )
 
     @field_validator("withdrawn_cohorts")
     @classmethod
