@@ -63,7 +63,7 @@ def test_enrolment_and_attestation_events_are_recorded_and_verified(tmp_path: Pa
             Attestation("cleveland", "sev-snp", "cd" * 32, verified=False, reason="stale TCB"),
         )
         record_enrolment(ledger, Enrolment("cleveland", "ab" * 32, action="revoked"))
-        with pytest.raises(ValueError, match="enrolled or revoked"):
+        with pytest.raises(ValueError, match="enrolled, revoked or refused"):
             record_enrolment(ledger, Enrolment("va", "00" * 32, action="paused"))
     conn = open_readonly(path)
     records = list(read_records(conn))

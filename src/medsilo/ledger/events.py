@@ -146,12 +146,14 @@ class Enrolment:
 
     site: str
     public_key_sha256: str
-    action: str = "enrolled"  # or "revoked"
+    action: str = "enrolled"  # or "revoked", or "refused" (turned away before attestation)
     details: dict[str, Any] = field(default_factory=dict)
 
     def payload(self) -> dict[str, Any]:
-        if self.action not in ("enrolled", "revoked"):
-            raise ValueError(f"enrolment action must be enrolled or revoked, got {self.action!r}")
+        if self.action not in ("enrolled", "revoked", "refused"):
+            raise ValueError(
+                f"enrolment action must be enrolled, revoked or refused, got {self.action!r}"
+            )
         return {
             "site": self.site,
             "public_key_sha256": self.public_key_sha256,

@@ -31,6 +31,9 @@ from medsilo.data.own_site import load_own_site
 from medsilo.deploy.kits import provision
 from medsilo.deploy.loopback import SITES, heart_experiment
 from medsilo.deploy.spec import parse_federation
+from medsilo.ledger.keys import load_public_key
+from medsilo.ledger.store import open_readonly, read_records
+from medsilo.ledger.verify import verify_ledger
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, server_app
 from medsilo.runtime.flower.deployed_site import client_app, load_cached_own_data
 from medsilo.runtime.simulation import run_federation
@@ -232,6 +235,45 @@ def test_a_site_whose_evidence_does_not_verify_is_refused_and_gets_no_work(
     assert grid.received[(va, "train")] == 0
     assert grid.received[(va, "query.admission")] == 1  # told, so it can log the refusal
     assert all("va" in r["dropped"] for r in rounds(run_dir))
+
+
+def test_nodes_turned_away_before_attestation_are_ledgered(tmp_path: Path) -> None:
+    """A second node claiming an enrolled site's name (first come, first served: the two
+    hold the same kit) and a node naming a site outside the federation (it refuses itself)
+    are turned away before any attestation, each in enrolment.json and the audit ledger."""
+    fed = Federation(tmp_path, experiment())
+    grid = fed.grid()
+    sites = tmp_path / "kits" / "sites"
+    impostors = {
+        900: {"site": "hungarian", "kit": str(sites / "hungarian"), "data": str(HEART)},
+        901: {"site": "mayo", "kit": str(sites / "va"), "data": str(HEART)},
+    }
+    for node, node_config in impostors.items():
+        grid.contexts[node] = Context(
+            run_id=7, node_id=node, node_config=node_config, state=RecordDict(), run_config={}
+        )
+    run_dir = fed.run(grid)
+    enrolment = json.loads((run_dir / "enrolment.json").read_text())
+    assert all(enrolment[s]["accepted"] for s in SITES)  # one of the two hungarian nodes
+    (duplicate,) = [e for e in enrolment.values() if e.get("site") == "hungarian"]
+    assert "a second node claims to be site 'hungarian'" in duplicate["reason"]
+    assert "'mayo' is not in the federation's roster" in enrolment["node-901"]["reason"]
+    conn = open_readonly(run_dir / "ledger.sqlite")
+    try:
+        refused = [
+            json.loads(r.payload)
+            for r in read_records(conn)
+            if r.kind == "enrolment" and json.loads(r.payload)["action"] == "refused"
+        ]
+    finally:
+        conn.close()
+    assert sorted((r["site"], r["details"]["node"]) for r in refused) == [
+        ("hungarian", duplicate["node"]),
+        ("node-901", 901),
+    ]
+    assert grid.received[(duplicate["node"], "train")] == 0
+    assert grid.received[(901, "train")] == 0
+    assert verify_ledger(run_dir / "ledger.sqlite", load_public_key(run_dir / "ledger.pub")).ok
 
 
 def test_too_few_admitted_sites_stop_before_training(tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.governance.record_kinds import DECISION_KIND
 from medsilo.governance.run_gate import run_decision_json
 from medsilo.ledger.digest import config_sha256
+from medsilo.ledger.events import Enrolment, record_enrolment
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.ledger.witness import Countersignature, HeadProof
 from medsilo.ledger.witness_feed import Exchange
@@ -339,9 +340,21 @@ class _Deployment:
             )
         return admitted
 
-    def _refuse(self, node: int, site: str | None, reason: str) -> None:
+    def _refuse(self, node: int, site: str | None, reason: str, *, ledgered: bool = False) -> None:
+        """Turn ``node`` away before attestation: logged, in ``enrolment.json`` (under the
+        claimed name unless that name already has a decision, e.g. a duplicate) and, unless
+        ``ledgered`` already, in the audit ledger as an ``enrolment`` record ``refused``."""
         log.error("enrolment REFUSED for node %s (site %s): %s", node, site, reason)
-        self.decisions[site or f"node-{node}"] = {"node": node, "accepted": False, "reason": reason}
+        key = site if site is not None and site not in self.decisions else f"node-{node}"
+        self.decisions[key] = {"node": node, "site": site, "accepted": False, "reason": reason}
+        if not ledgered:
+            refusal = Enrolment(
+                site=site or f"node-{node}",
+                public_key_sha256="",
+                action="refused",
+                details={"node": node, "reason": reason},
+            )
+            record_enrolment(self.ledger.ledger, refusal)
 
     def _decide(
         self, node: int, enrolled: wire.Enrolled, nonce: str, book: NonceBook
@@ -360,11 +373,12 @@ class _Deployment:
             problem = problem or f"malformed attestation evidence: {err}"
         if problem is None and evidence.site != site:
             problem = f"evidence is for site {evidence.site!r}, the node says {site!r}"
-        if problem is None and site in self.removed:
+        removed = problem is None and site in self.removed
+        if removed:
             problem = self.removed[site].reason()
             record_removal(self.ledger.ledger, self.removed[site], self.keys.get(site))
         if problem is not None:
-            self._refuse(node, site, problem)
+            self._refuse(node, site, problem, ledgered=removed)
             return EnrolmentDecision(site, False, problem, "", "", "", "")
         book.expect(site, nonce)
         decision = enrol(evidence, self.policy, book, self.keys, ledger=self.ledger.ledger)
