@@ -85,6 +85,15 @@ def test_config_mistakes_are_refused_before_anything_is_written(tmp_path: Path, 
     assert not out.exists()
 
 
+def test_a_refusal_at_the_runs_start_leaves_no_suite_folder(tmp_path: Path) -> None:
+    """Refusals that need the run's start (here: the anchoring node does not answer) come
+    after the suite folder was made; the folder this command made is removed again."""
+    out = tmp_path / "out"
+    cfg = _config(tmp_path, anchor={"rpc": "http://127.0.0.1:9"})
+    assert "no Ethereum JSON-RPC node answers" in _refused(_simulate(str(cfg), "--out", str(out)))
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("seeds", ["0-x", "3-1", "-1", "a", ","])
 def test_malformed_seeds_are_refused(tmp_path: Path, seeds: str) -> None:
     out = tmp_path / "out"

@@ -159,11 +159,39 @@ def run_suite(
     """Run every config for every seed into ``suite_dir/<name>[-s<seed>]``; summarise every
     run of the suite (earlier calls' included)."""
     plan = plan_suite(configs, seeds, suite_dir)
+    created = not suite_dir.exists()
     suite_dir.mkdir(parents=True, exist_ok=True)
     earlier_title, runs = read_index(suite_dir)
     if earlier_title is not None and earlier_title != title:
         title = f"{earlier_title}; {title}"
     write_index(suite_dir, title, runs)
+    try:
+        _run_plan(plan, suite_dir, title, runs, progress)
+    except BaseException:
+        if created:
+            _remove_if_empty(suite_dir)
+        raise
+    rows = suite_rows(suite_dir, runs)
+    (suite_dir / TABLE_FILE).write_text(json.dumps([r.as_dict() for r in rows], indent=2))
+    return rows
+
+
+def _remove_if_empty(suite_dir: Path) -> None:
+    """A suite folder this call created, whose first run was refused before writing its own
+    folder (a refusal that needs the run's start: an unreachable anchoring node, a missing
+    quorum), holds only its empty index: remove it, so a refused command leaves nothing."""
+    if [p.name for p in suite_dir.iterdir()] == [SUITE_FILE]:
+        (suite_dir / SUITE_FILE).unlink()
+        suite_dir.rmdir()
+
+
+def _run_plan(
+    plan: list[PlannedRun],
+    suite_dir: Path,
+    title: str,
+    runs: list[str],
+    progress: Progress | None,
+) -> None:
     overall = progress.add_task(title, total=len(plan), status="") if progress else None
     for planned in plan:
         task = None
@@ -199,9 +227,6 @@ def run_suite(
             progress.remove_task(task)
         if progress is not None and overall is not None:
             progress.advance(overall)
-    rows = suite_rows(suite_dir, runs)
-    (suite_dir / TABLE_FILE).write_text(json.dumps([r.as_dict() for r in rows], indent=2))
-    return rows
 
 
 def suite_rows(suite_dir: Path, folders: list[str]) -> list[SuiteRow]:
