@@ -44,6 +44,7 @@ from tests.governance.quorum_fixtures import (
     member_key,
     provision_council,
 )
+from tests.ledger.conftest import tamper
 from tests.runtime.flower.test_apps_inprocess import one_thread, task_identity  # noqa: F401
 from tests.runtime.flower.test_deployed_apps import (
     HEART,
@@ -181,6 +182,50 @@ def test_a_recorded_removal_without_quorum_is_not_obeyed(kits: Path, tmp_path: P
         ledger.append(DECISION_KIND, payload)
     with pytest.raises(QuorumRefused, match="0 of 2 approvals"):
         removed_sites(ledger_records(decisions), roster_of(kits), council)
+
+
+def _removed_then_readmitted(kits: Path, decisions: Path) -> None:
+    council, roster = council_of(kits), roster_of(kits)
+    remove = membership_proposal(council, roster, "remove_site", "a")
+    propose_and_vote(decisions, kits, remove, "b", "c")
+    change_membership(decisions, council, roster, "remove_site", "a")
+    admit = membership_proposal(council, roster, "admit_site", "a")
+    propose_and_vote(decisions, kits, admit, "a", "b")
+    change_membership(decisions, council, roster, "admit_site", "a")
+
+
+def test_a_deleted_decision_record_is_refused_not_replayed(kits: Path, tmp_path: Path) -> None:
+    """Taking a remove_site decision out of the governance ledger (to re-admit the site
+    without a vote) breaks its hash chain: the ledger is refused, not replayed. (Cutting
+    the ledger's tail is not caught by the chain alone: docs/governance.md.)"""
+    decisions = tmp_path / "decisions"
+    council, roster = council_of(kits), roster_of(kits)
+    remove = membership_proposal(council, roster, "remove_site", "a")
+    propose_and_vote(decisions, kits, remove, "b", "c")
+    change_membership(decisions, council, roster, "remove_site", "a")
+    later = membership_proposal(council, roster, "remove_site", "b")
+    propose_and_vote(decisions, kits, later, "a", "c")
+    change_membership(decisions, council, roster, "remove_site", "b")
+    (decision, _) = [r for r in ledger_records(decisions) if r.kind == DECISION_KIND]
+    tamper(decisions / LEDGER_FILE, "DELETE FROM records WHERE seq = ?", (decision.seq,))
+    with pytest.raises(QuorumRefused, match="does not verify"):
+        ledger_records(decisions)
+
+
+def test_an_old_admission_copied_in_again_is_refused(kits: Path, tmp_path: Path) -> None:
+    """Re-appending an executed admit_site decision (signed with the coordinator's key, so
+    the chain verifies) after a second removal must not re-admit the site."""
+    decisions = tmp_path / "decisions"
+    _removed_then_readmitted(kits, decisions)
+    council, roster = council_of(kits), roster_of(kits)
+    (_, admitted) = [r for r in ledger_records(decisions) if r.kind == DECISION_KIND]
+    again = membership_proposal(council, roster, "remove_site", "a")
+    propose_and_vote(decisions, kits, again, "b", "c")
+    change_membership(decisions, council, roster, "remove_site", "a")
+    with Ledger(decisions / LEDGER_FILE, load_or_create_private_key()) as ledger:
+        ledger.append(DECISION_KIND, json.loads(admitted.payload))
+    with pytest.raises(QuorumRefused, match="executed again"):
+        removed_sites(ledger_records(decisions), roster, council)
 
 
 def council_federation(root: Path) -> Path:

@@ -36,8 +36,9 @@ from medsilo.governance.proposal import (
 from medsilo.governance.quorum import Refused, Tally, Vote, tally
 from medsilo.governance.record_kinds import APPROVAL_KIND, DECISION_KIND, PROPOSAL_KIND
 from medsilo.ledger.chain import LedgerRecord
-from medsilo.ledger.keys import load_or_create_private_key, write_public_key
+from medsilo.ledger.keys import load_or_create_private_key, load_public_key, write_public_key
 from medsilo.ledger.store import Ledger, open_readonly, read_records
+from medsilo.ledger.verify import verify_records
 
 PROPOSALS_DIR = "proposals"
 APPROVALS_DIR = "approvals"
@@ -194,19 +195,33 @@ def recorded_problems(records: list[LedgerRecord], council: Council) -> list[str
     """Re-check every ``quorum_decision`` record against ``council`` (a site's own signed
     copy): each has its quorum (:func:`decision_problems`) and no proposal was executed
     twice. Empty when every recorded decision is sound."""
+    repeated = _repeated(records)
     problems: list[str] = []
+    for record, payload in recorded_decisions(records):
+        problems += [repeated[record.seq]] if record.seq in repeated else []
+        problems += decision_problems(payload, council, f"record {record.seq}")
+    return problems
+
+
+def repeated_executions(records: list[LedgerRecord]) -> list[str]:
+    """Each ``quorum_decision`` record that executes a proposal a second time."""
+    return list(_repeated(records).values())
+
+
+def _repeated(records: list[LedgerRecord]) -> dict[int, str]:
+    found: dict[int, str] = {}
     seen: dict[str, int] = {}
     for record, payload in recorded_decisions(records):
         proposal_id = payload.get("proposal_id")
-        if isinstance(proposal_id, str) and proposal_id in seen:
-            problems.append(
+        if not isinstance(proposal_id, str):
+            continue
+        if proposal_id in seen:
+            found[record.seq] = (
                 f"record {record.seq}: proposal {proposal_id[:16]} executed again "
                 f"(first at record {seen[proposal_id]})"
             )
-        if isinstance(proposal_id, str):
-            seen.setdefault(proposal_id, record.seq)
-        problems += decision_problems(payload, council, f"record {record.seq}")
-    return problems
+        seen.setdefault(proposal_id, record.seq)
+    return found
 
 
 def decision_problems(payload: dict[str, Any], council: Council, where: str) -> list[str]:
@@ -236,12 +251,20 @@ def latest_decision(directory: Path, action: str, subject: str) -> dict[str, Any
 
 
 def ledger_records(directory: Path) -> list[LedgerRecord]:
-    """The governance ledger of a decisions folder, as stored (empty when there is none)."""
+    """The governance ledger of a decisions folder (empty when there is none), checked
+    first: its hash chain and signatures against the folder's ``ledger.pub``, so a deleted
+    or edited record (say, a ``remove_site`` decision taken out to re-admit a site without a
+    vote) is refused instead of replayed. A ledger re-signed whole under a new key is not
+    caught here; sites and ``medsilo audit verify`` with a pinned key catch that."""
     path = directory / LEDGER_FILE
     if not path.is_file():
         return []
     conn = open_readonly(path)
     try:
-        return list(read_records(conn))
+        records = list(read_records(conn))
     finally:
         conn.close()
+    result = verify_records(records, load_public_key(directory / PUBLIC_KEY_FILE), False)
+    if result.problem is not None:
+        raise QuorumRefused(f"the governance ledger {path} does not verify: {result.problem}")
+    return records

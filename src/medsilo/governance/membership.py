@@ -31,6 +31,7 @@ from medsilo.governance.decisions import (
     decision_problems,
     ledger_records,
     recorded_decisions,
+    repeated_executions,
 )
 from medsilo.governance.proposal import Proposal
 from medsilo.governance.run_gate import KIT_DECISIONS_DIR, kit_council
@@ -83,6 +84,11 @@ def removed_sites(
 
     Raises ``QuorumRefused`` when a recorded membership decision lacks its quorum under
     ``council`` or names a site off the roster (a tampered or foreign governance ledger)."""
+    repeated = repeated_executions(records)  # an old admit_site copied in again, say
+    if repeated:
+        raise QuorumRefused(
+            f"the governance ledger's membership decisions are unsound: {'; '.join(repeated)}"
+        )
     removed: dict[str, Removal] = {}
     for record, payload in recorded_decisions(records):
         proposal = payload.get("proposal")

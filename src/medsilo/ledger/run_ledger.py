@@ -158,8 +158,10 @@ class RunLedger:
             test_accuracy=test.accuracy if test is not None else None,
         )
         record_run_end(self.ledger, end)
-        if witnesses is not None:
-            self.feed.final(self.sites, witnesses)
-        self.ledger.close()
+        try:
+            if witnesses is not None:
+                self.feed.final(self.sites, witnesses)
+        finally:  # a site refusing the final head still leaves the ledger closed
+            self.ledger.close()
         if self.anchor is not None:
             self.anchor.finish(weights, self.run_dir)
