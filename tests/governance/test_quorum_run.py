@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from medsilo.anchor.config import AnchorConfig
 from medsilo.cli import app
 from medsilo.config import RunConfig, dump_config, load_config
 from medsilo.deploy.coordinator import start_coordinator
@@ -19,7 +20,12 @@ from medsilo.governance.council import COUNCIL_FILE
 from medsilo.governance.decisions import DecisionBook, QuorumRefused, decision_payload
 from medsilo.governance.proposal import sign_approval
 from medsilo.governance.retire import retirement
-from medsilo.governance.run_gate import KIT_DECISIONS_DIR, run_decision_json, start_run_proposal
+from medsilo.governance.run_gate import (
+    KIT_DECISIONS_DIR,
+    approval_hash,
+    run_decision_json,
+    start_run_proposal,
+)
 from medsilo.governance.site_check import check_run_approved
 from medsilo.ledger.keys import load_public_key
 from medsilo.ledger.run_ledger import LEDGER_FILE, PUBLIC_KEY_FILE
@@ -73,7 +79,7 @@ def test_a_run_is_refused_without_quorum_then_starts_with_it(kits: Path, tmp_pat
         run_experiment(cfg, tmp_path / "run1")
     book = DecisionBook(decisions, council_of(kits))
     proposal = start_run_proposal(cfg, book.council)
-    assert proposal.subject == config_hash(cfg)
+    assert proposal.subject == approval_hash(cfg)
     book.propose(proposal)
     approve(decisions, proposal.proposal_id(), kits, "b")
     with pytest.raises(QuorumRefused, match=r"1 of 2 approvals; 1 more needed from: a, c"):
@@ -95,6 +101,31 @@ def test_a_run_is_refused_without_quorum_then_starts_with_it(kits: Path, tmp_pat
     longer = cfg.model_copy(update={"training": cfg.training.model_copy(update={"rounds": 4})})
     with pytest.raises(QuorumRefused, match="no proposal for it"):
         run_experiment(longer, tmp_path / "run3")
+
+
+def test_an_approval_does_not_cover_changed_governance_or_anchoring(
+    kits: Path, tmp_path: Path
+) -> None:
+    """Dropping a governance setting (site witnessing here) or adding anchoring under an
+    approval given for the config without that change is refused: they are in the subject.
+    The vote's own folders (governance.quorum) are not."""
+    cfg = quorum_config(kits, tmp_path)
+    book = DecisionBook(tmp_path / "decisions", council_of(kits))
+    proposal = start_run_proposal(cfg, book.council)
+    book.propose(proposal)
+    for member in ("a", "b"):
+        approve(tmp_path / "decisions", proposal.proposal_id(), kits, member)
+    unwitnessed = cfg.model_copy(
+        update={"governance": cfg.governance.model_copy(update={"site_witness": False})}
+    )
+    anchored = cfg.model_copy(update={"anchor": AnchorConfig(rpc="in-process")})
+    for changed in (unwitnessed, anchored):
+        assert approval_hash(changed) != proposal.subject
+        assert config_hash(changed) == config_hash(cfg)  # checkpoints still resume
+        with pytest.raises(QuorumRefused, match="no proposal for it"):
+            run_experiment(changed, tmp_path / "refused")
+    assert quorum_config(kits, tmp_path / "elsewhere").governance.quorum != cfg.governance.quorum
+    assert approval_hash(quorum_config(kits, tmp_path / "elsewhere")) == proposal.subject
 
 
 def test_simulate_refuses_then_runs_through_the_cli(kits: Path, tmp_path: Path) -> None:
@@ -206,7 +237,7 @@ def test_a_site_refuses_to_train_without_its_councils_approval(kits: Path, tmp_p
         check_run_approved(site, cfg, json.dumps(alone))
     approve(book.directory, proposal.proposal_id(), kits, "a")
     approve(book.directory, proposal.proposal_id(), kits, "b")
-    book.authorize("start_run", config_hash(cfg))
+    book.authorize("start_run", approval_hash(cfg))
     decision = run_decision_json(coordinator_kit(kits), cfg)
     check_run_approved(site, cfg, decision)  # approved: no error
     other = cfg.model_copy(update={"seed": 1})

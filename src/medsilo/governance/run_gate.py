@@ -1,10 +1,13 @@
 """The coordinator's guard before a run starts: the council must have approved its config.
 
-The subject of a ``start_run`` proposal is :func:`medsilo.governance.checkpoint.config_hash`:
-the whole run config except ``name``, ``output_dir``, ``tracking`` and ``governance``. So a
-run with another algorithm, model, privacy budget, site list or any training setting is a
-different subject and needs its own approved proposal, while renaming a run or moving its
-output does not. The proposal's ``details`` repeat the algorithm, model, rounds and privacy
+The subject of a ``start_run`` proposal is :func:`approval_hash`: the whole run config
+except ``name``, ``output_dir``, ``tracking`` and ``governance.quorum`` (the vote's own
+folders). So a run with another algorithm, model, privacy budget, site list, training
+setting, governance setting (patient consent, withdrawals, site witnessing) or anchoring is
+a different subject and needs its own approved proposal, while renaming a run or moving its
+output does not. (Checkpoints use the narrower :func:`~medsilo.governance.checkpoint
+.config_hash`, which leaves governance out: a resume may withdraw a site.) The proposal's
+``details`` repeat the algorithm, model, rounds and privacy
 section so that voters see what they approve.
 
 Two callers: :func:`medsilo.experiment.run_experiment` (engine and ``medsilo simulate``),
@@ -14,11 +17,11 @@ coordinator kit holds a council (provisioned with one), whatever the config says
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medsilo.governance.checkpoint import config_hash
 from medsilo.governance.council import COUNCIL_FILE, Council, load_council
 from medsilo.governance.decisions import Decision, DecisionBook, latest_decision
 from medsilo.governance.proposal import Proposal
@@ -28,6 +31,13 @@ if TYPE_CHECKING:
 
 #: The decisions folder of a coordinator kit, unless ``--decisions`` names another.
 KIT_DECISIONS_DIR = "decisions"
+
+
+def approval_hash(cfg: RunConfig) -> str:
+    """What a ``start_run`` approval is bound to (module docstring)."""
+    data = cfg.model_dump(mode="json", exclude={"name", "output_dir", "tracking"})
+    data["governance"].pop("quorum", None)
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def start_run_proposal(cfg: RunConfig, council: Council) -> Proposal:
@@ -41,14 +51,14 @@ def start_run_proposal(cfg: RunConfig, council: Council) -> Proposal:
     return Proposal(
         federation=council.federation,
         action="start_run",
-        subject=config_hash(cfg),
+        subject=approval_hash(cfg),
         details=details,
     )
 
 
 def authorize_start(cfg: RunConfig, council: Council, decisions: Path) -> Decision:
     """Consume an approved ``start_run`` proposal for ``cfg``, or raise ``QuorumRefused``."""
-    return DecisionBook(decisions, council).authorize("start_run", config_hash(cfg))
+    return DecisionBook(decisions, council).authorize("start_run", approval_hash(cfg))
 
 
 def authorize_run(cfg: RunConfig) -> Decision | None:
@@ -75,5 +85,5 @@ def run_decision_json(kit: Path, cfg: RunConfig) -> str:
     when the kit has no council or no decision was recorded."""
     if not (kit / COUNCIL_FILE).exists():
         return ""
-    found = latest_decision(kit / KIT_DECISIONS_DIR, "start_run", config_hash(cfg))
+    found = latest_decision(kit / KIT_DECISIONS_DIR, "start_run", approval_hash(cfg))
     return "" if found is None else json.dumps(found, sort_keys=True)

@@ -15,9 +15,9 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medsilo.governance.checkpoint import config_hash
 from medsilo.governance.council import COUNCIL_FILE, load_council
 from medsilo.governance.decisions import QuorumRefused, decision_problems
+from medsilo.governance.run_gate import approval_hash
 
 if TYPE_CHECKING:
     from medsilo.config import RunConfig
@@ -30,7 +30,7 @@ def check_run_approved(site_kit: Path, cfg: RunConfig, decision_json: str) -> No
     if not path.exists():
         return
     council = load_council(path, site_kit / "ca.crt")
-    subject = config_hash(cfg)
+    subject = approval_hash(cfg)
     if not decision_json:
         raise QuorumRefused(
             f"this site's council requires an approved start_run for config {subject[:16]}, "
