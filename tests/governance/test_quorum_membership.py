@@ -143,7 +143,8 @@ def test_a_site_off_the_roster_is_refused_at_propose(kits: Path, tmp_path: Path)
         app, ["governance", "propose", str(decisions), *both, *council_args(kits)]
     )
     assert result.exit_code == 2 and "give exactly one of" in result.output
-    site_council = ["--council", str(kits / "sites" / "a" / COUNCIL_FILE)]
+    site = kits / "sites" / "a"
+    site_council = ["--council", str(site / COUNCIL_FILE), "--authority", str(site / "ca.crt")]
     command = ["governance", "remove-site", str(decisions), "b", *site_council]
     result = runner.invoke(app, command)  # a site kit has no roster
     assert result.exit_code == 2

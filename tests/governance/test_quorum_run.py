@@ -133,6 +133,7 @@ def test_simulate_refuses_then_runs_through_the_cli(kits: Path, tmp_path: Path) 
     experiment.write_text(dump_config(quorum_config(kits, tmp_path)))
     decisions = tmp_path / "decisions"
     council = coordinator_kit(kits) / COUNCIL_FILE
+    ca = str(coordinator_kit(kits) / "ca.crt")
     simulate = ["simulate", str(experiment), "--no-progress"]
     refused = runner.invoke(app, [*simulate, "--out", str(tmp_path / "suite1")])
     assert refused.exit_code == 2
@@ -156,7 +157,10 @@ def test_simulate_refuses_then_runs_through_the_cli(kits: Path, tmp_path: Path) 
     assert match is not None
     proposal_id = match.group(1)
     approve(decisions, proposal_id, kits, "c")
-    status = runner.invoke(app, ["governance", "status", str(decisions), "--council", str(council)])
+    status = runner.invoke(
+        app,
+        ["governance", "status", str(decisions), "--council", str(council), "--authority", ca],
+    )
     assert status.exit_code == 0
     assert "pending  1/2  approved by: c  missing: a, b" in status.output
     again = runner.invoke(
@@ -167,7 +171,10 @@ def test_simulate_refuses_then_runs_through_the_cli(kits: Path, tmp_path: Path) 
     approve(decisions, proposal_id, kits, "a")
     ran = runner.invoke(app, [*simulate, "--out", str(tmp_path / "suite2")])
     assert ran.exit_code == 0, ran.output
-    status = runner.invoke(app, ["governance", "status", str(decisions), "--council", str(council)])
+    status = runner.invoke(
+        app,
+        ["governance", "status", str(decisions), "--council", str(council), "--authority", ca],
+    )
     assert "executed  2/2  approved by: a, c" in status.output
 
 
@@ -192,7 +199,8 @@ def test_the_deployed_coordinator_refuses_a_run_without_quorum(kits: Path, tmp_p
 def test_retiring_a_model_needs_quorum(kits: Path, tmp_path: Path) -> None:
     run = run_experiment(small_config(), tmp_path / "run").run_dir
     decisions = tmp_path / "decisions"
-    council = ["--council", str(coordinator_kit(kits) / COUNCIL_FILE)]
+    kit = coordinator_kit(kits)
+    council = ["--council", str(kit / COUNCIL_FILE), "--authority", str(kit / "ca.crt")]
     retire = ["governance", "retire", str(run), "--decisions", str(decisions), *council]
     refused = runner.invoke(app, [*retire, "--reason", "superseded"])
     assert refused.exit_code == 2

@@ -66,16 +66,16 @@ class ConsentConfig(_Strict):
 class QuorumConfig(_Strict):
     council: Path = Field(description="the council.json written by `medsilo provision`")
     decisions: Path = Field(description="the decisions folder (proposals, approvals, ledger)")
-    authority: Path | None = Field(
-        default=None, description="ca.crt the council file must be signed by (kits: required)"
+    authority: Path = Field(
+        description="the federation's ca.crt, which must have signed the council file: an "
+        "unsigned or edited council is refused"
     )
 
     def anchored_at(self, folder: Path) -> QuorumConfig:
-        authority = None if self.authority is None else anchored(self.authority, folder)
         return QuorumConfig(
             council=anchored(self.council, folder),
             decisions=anchored(self.decisions, folder),
-            authority=authority,
+            authority=anchored(self.authority, folder),
         )
 
 

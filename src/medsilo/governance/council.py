@@ -112,8 +112,9 @@ def _check_authority(council: Council, signature: object, path: Path, authority:
         ) from None
 
 
-def load_council(path: Path, authority: Path | None = None) -> Council:
-    """Read ``council.json``; with ``authority`` (a ``ca.crt``) its signature must verify."""
+def load_council(path: Path, authority: Path) -> Council:
+    """Read ``council.json``; its signature must verify with ``authority`` (a ``ca.crt``), so
+    a council whose threshold or keys were edited, or that was never signed, is refused."""
     if not path.is_file():
         raise CouncilError(f"council file not found: {path}")
     try:
@@ -126,6 +127,5 @@ def load_council(path: Path, authority: Path | None = None) -> Council:
         council = Council.model_validate(document.get("council"))
     except ValidationError as err:
         raise CouncilError(f"{path}: " + "; ".join(problem_lines(err))) from None
-    if authority is not None:
-        _check_authority(council, document.get("authority_signature"), path, authority)
+    _check_authority(council, document.get("authority_signature"), path, authority)
     return council

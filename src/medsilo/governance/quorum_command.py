@@ -39,7 +39,7 @@ governance_app = typer.Typer(
 DecisionsArg = Annotated[Path, typer.Argument(help="the decisions folder")]
 CouncilOpt = Annotated[Path, typer.Option(help="the council.json written by `medsilo provision`")]
 AuthorityOpt = Annotated[
-    Path | None, typer.Option(help="the federation's ca.crt: check the council's signature")
+    Path, typer.Option(help="the federation's ca.crt, which must have signed the council file")
 ]
 
 
@@ -80,6 +80,7 @@ def _proposal(
 def propose(
     decisions: DecisionsArg,
     council: CouncilOpt,
+    authority: AuthorityOpt,
     config: Annotated[
         Path | None, typer.Option(help="start_run: the experiment whose runs may start")
     ] = None,
@@ -92,7 +93,6 @@ def propose(
     admit_site: Annotated[
         str | None, typer.Option(help="admit_site: the removed site to re-admit")
     ] = None,
-    authority: AuthorityOpt = None,
 ) -> None:
     """File a proposal (coordinator side); print its id for the members to approve.
     --remove-site/--admit-site read the roster (federation.json) beside --council."""
@@ -136,7 +136,7 @@ def approve(
 
 
 @governance_app.command("status")
-def status(decisions: DecisionsArg, council: CouncilOpt, authority: AuthorityOpt = None) -> None:
+def status(decisions: DecisionsArg, council: CouncilOpt, authority: AuthorityOpt) -> None:
     """Every proposal with its counted, refused and missing approvals; recorded decisions
     re-checked against the council."""
     try:
@@ -174,9 +174,9 @@ def retire_command(
     run: Annotated[Path, typer.Argument(help="the finished run whose model to retire")],
     decisions: Annotated[Path, typer.Option(help="the decisions folder")],
     council: CouncilOpt,
+    authority: AuthorityOpt,
     reason: Annotated[str, typer.Option(help="why, as RETIRED.json will say")],
     replacement: Annotated[Path | None, typer.Option(help="the run that replaces it")] = None,
-    authority: AuthorityOpt = None,
 ) -> None:
     """Retire a run's model once the council approved a ``retire_model`` proposal for it."""
     try:
@@ -189,7 +189,7 @@ def retire_command(
 
 
 def _membership(
-    action: MembershipAction, decisions: Path, site: str, council: Path, authority: Path | None
+    action: MembershipAction, decisions: Path, site: str, council: Path, authority: Path
 ) -> None:
     try:
         members = load_council(council, authority)
@@ -209,7 +209,7 @@ SiteArg = Annotated[str, typer.Argument(help="the site (as on the federation's r
 
 @governance_app.command("remove-site")
 def remove_site_command(
-    decisions: DecisionsArg, site: SiteArg, council: CouncilOpt, authority: AuthorityOpt = None
+    decisions: DecisionsArg, site: SiteArg, council: CouncilOpt, authority: AuthorityOpt
 ) -> None:
     """Remove a site once the council approved a ``remove_site`` proposal for it: the
     deployed coordinator then refuses it at enrolment. The roster is read beside --council."""
@@ -218,7 +218,7 @@ def remove_site_command(
 
 @governance_app.command("admit-site")
 def admit_site_command(
-    decisions: DecisionsArg, site: SiteArg, council: CouncilOpt, authority: AuthorityOpt = None
+    decisions: DecisionsArg, site: SiteArg, council: CouncilOpt, authority: AuthorityOpt
 ) -> None:
     """Re-admit a removed site once the council approved an ``admit_site`` proposal for it."""
     _membership("admit_site", decisions, site, council, authority)
