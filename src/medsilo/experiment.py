@@ -24,7 +24,7 @@ from medsilo.config import RunConfig, dump_config
 from medsilo.data.base import FederatedData, concat_splits
 from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.governance.record_kinds import DECISION_KIND
-from medsilo.governance.run_gate import authorize_run
+from medsilo.governance.run_gate import approved_run
 from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.engine_witnesses import EngineWitnessing
 from medsilo.ledger.run_ledger import RunLedger
@@ -127,8 +127,9 @@ def run_experiment(
     weights_sha256 = None if weights is None else file_sha256(weights)
     # The council's approval of this config (docs/governance.md, "Quorum decisions"); a
     # resumed run continues the run its checkpoint came from, approved when it started.
-    decision = authorize_run(cfg) if resume is None else None
+    approval = approved_run(cfg) if resume is None else None
     anchor = open_anchor(cfg.anchor, config_sha256(cfg), fed.site_names, resume is not None)
+    decision = approval.consume() if approval is not None else None  # the last check
     run_dir.mkdir(parents=True)
     (run_dir / "config.yaml").write_text(dump_config(cfg))
     ingested = cfg.data.ingestion_reports()  # what ingestion left out, per site

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from medsilo.anchor.chain import AnchorError
 from medsilo.anchor.config import AnchorConfig
 from medsilo.cli import app
 from medsilo.config import RunConfig, dump_config, load_config
@@ -126,6 +127,25 @@ def test_an_approval_does_not_cover_changed_governance_or_anchoring(
             run_experiment(changed, tmp_path / "refused")
     assert quorum_config(kits, tmp_path / "elsewhere").governance.quorum != cfg.governance.quorum
     assert approval_hash(quorum_config(kits, tmp_path / "elsewhere")) == proposal.subject
+
+
+def test_a_run_that_fails_its_own_checks_does_not_use_up_the_approval(
+    kits: Path, tmp_path: Path
+) -> None:
+    """The approval is consumed last: a run stopped by a later check (here the anchoring
+    node does not answer) leaves the proposal for the next attempt."""
+    cfg = quorum_config(kits, tmp_path).model_copy(
+        update={"anchor": AnchorConfig(rpc="http://127.0.0.1:9")}
+    )
+    book = DecisionBook(tmp_path / "decisions", council_of(kits))
+    proposal = start_run_proposal(cfg, book.council)
+    book.propose(proposal)
+    for member in ("a", "b"):
+        approve(tmp_path / "decisions", proposal.proposal_id(), kits, member)
+    with pytest.raises(AnchorError, match="no Ethereum JSON-RPC node answers"):
+        run_experiment(cfg, tmp_path / "run")
+    assert book.executed() == {}
+    assert book.approved("start_run", approval_hash(cfg)).proposal == proposal
 
 
 def test_simulate_refuses_then_runs_through_the_cli(kits: Path, tmp_path: Path) -> None:

@@ -158,6 +158,12 @@ class DecisionBook:
     def authorize(self, action: str, subject: str) -> Decision:
         """Consume an approved proposal for ``action`` on ``subject``, or refuse (module
         docstring). Nothing is written when it refuses."""
+        return self.record(self.approved(action, subject))
+
+    def approved(self, action: str, subject: str) -> Tally:
+        """The tally of an approved, unconsumed proposal for ``action`` on ``subject``, or
+        ``QuorumRefused``; writes nothing, so a caller can run its own remaining checks
+        before :meth:`record` consumes the proposal."""
         candidates = [p for p in self.proposals() if (p.action, p.subject) == (action, subject)]
         members = ", ".join(self.council.members)
         if not candidates:
@@ -175,7 +181,14 @@ class DecisionBook:
                 lines.append(f"  - {t.shortfall()}")
                 lines += [f"    refused approval {r.source}: {r.reason}" for r in t.refused]
             raise QuorumRefused("\n".join(lines))
-        chosen = approved[0]
+        return approved[0]
+
+    def record(self, chosen: Tally) -> Decision:
+        """Consume ``chosen`` (from :meth:`approved`): its approvals and the decision go to
+        the governance ledger; refused if it was consumed meanwhile."""
+        proposal_id = chosen.proposal.proposal_id()
+        if proposal_id in self.executed():
+            raise QuorumRefused(f"refused: proposal {proposal_id[:16]} was already executed")
         approvals = chosen.approvals
         council_id = self.council.council_id()
         with self._ledger() as ledger:

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medsilo.governance.council import COUNCIL_FILE, Council, load_council
 from medsilo.governance.decisions import Decision, DecisionBook, latest_decision
 from medsilo.governance.proposal import Proposal
+from medsilo.governance.quorum import Tally
 
 if TYPE_CHECKING:
     from medsilo.config import RunConfig
@@ -61,13 +63,26 @@ def authorize_start(cfg: RunConfig, council: Council, decisions: Path) -> Decisi
     return DecisionBook(decisions, council).authorize("start_run", approval_hash(cfg))
 
 
-def authorize_run(cfg: RunConfig) -> Decision | None:
-    """The engine's guard: ``None`` (nothing to check) without ``governance.quorum``."""
+@dataclass(frozen=True)
+class RunApproval:
+    """An approved ``start_run`` not yet consumed: :meth:`consume` once every other check
+    before the run has passed, so a failure there does not cost the council a new vote."""
+
+    book: DecisionBook
+    tally: Tally
+
+    def consume(self) -> Decision:
+        return self.book.record(self.tally)
+
+
+def approved_run(cfg: RunConfig) -> RunApproval | None:
+    """The engine's guard: ``None`` (nothing to check) without ``governance.quorum``, else
+    the approval to consume, or ``QuorumRefused``; writes nothing."""
     settings = cfg.governance.quorum
     if settings is None:
         return None
-    council = load_council(settings.council, settings.authority)
-    return authorize_start(cfg, council, settings.decisions)
+    book = DecisionBook(settings.decisions, load_council(settings.council, settings.authority))
+    return RunApproval(book, book.approved("start_run", approval_hash(cfg)))
 
 
 def kit_council(kit: Path) -> Council | None:
