@@ -14,7 +14,13 @@ handed the network layer). Everything else happens here, once:
    robustly around :meth:`Algorithm.aggregate`);
 4. the round record (:func:`~medsilo.runtime.records.round_record`), the privacy
    accountant's close of the round (which may stop the run), the server optimiser's step;
-5. evaluation every ``evaluation.every`` rounds, at the last round and when stopping;
+5. evaluation every ``evaluation.every`` rounds, at the last round and when stopping; with
+   ``train_with_evaluation`` (a deployed federation, NVIDIA FLARE's train-with-evaluation
+   pattern) a round's evaluation rides on the next round's training message instead: each
+   site first evaluates the model it receives, which is exactly that round's result, in the
+   state that round left it, then trains; so the round's record (and its checkpoint) is
+   completed one exchange later, with the same contents. The last round, and a round that
+   stops the run, still evaluate in an exchange of their own;
 6. the round's fields become a typed :class:`~medsilo.runtime.round_record.RoundRecord`,
    handed to ``on_round`` (which makes it durable: ``rounds.jsonl`` with fsync,
    the audit ledger) and only then is the checkpoint written, so a crash between the two
@@ -26,6 +32,7 @@ the same steps: the same site transport, :class:`CoordinatorSteps` and :class:`G
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -98,6 +105,9 @@ class TrainingExchange:
     #: Fields the sites add to the round record (patient consent: docs/governance.md).
     record_fields: RoundFields = field(default_factory=dict)
     countersignatures: dict[str, Countersignature] = field(default_factory=dict)
+    #: With ``evaluate_first``: the evaluation fields of the model the sites were sent (the
+    #: previous round's result), as :meth:`Transport.evaluate` would have returned them.
+    evaluation: RoundFields | None = None
 
 
 class Transport(Protocol):
@@ -111,9 +121,13 @@ class Transport(Protocol):
         payload: dict[str, Weights],
         sim_clock_s: float,
         heads: Mapping[str, HeadProof] | None = None,
+        evaluate_first: bool = False,
     ) -> TrainingExchange:
         """Every site in ``chosen`` trains from ``weights`` (and the algorithm's payload);
-        a site with a ledger head proof in ``heads`` witnesses it first."""
+        a site with a ledger head proof in ``heads`` witnesses it first. With
+        ``evaluate_first`` every site first evaluates ``weights`` as :meth:`evaluate` would
+        (not last), before training changes its state; sites outside ``chosen`` evaluate only;
+        the fields come back in :attr:`TrainingExchange.evaluation`."""
         ...
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
@@ -162,6 +176,16 @@ def evaluation_due(cfg: RunConfig, rnd: int, stopping: bool) -> bool:
     return rnd % cfg.evaluation.every == 0 or rnd == cfg.training.rounds or stopping
 
 
+@dataclass
+class PendingRound:
+    """A round whose record waits for its evaluation, which the next round's training
+    message carries (``train_with_evaluation``); its checkpoint, taken when the round ended,
+    is written only after the record, as for any round."""
+
+    fields: RoundFields
+    checkpoint: Checkpoint | None
+
+
 class RoundLoop:
     """The synchronous rounds of one run (see the module docstring)."""
 
@@ -177,6 +201,7 @@ class RoundLoop:
         checkpoints: CheckpointWriter | None = None,
         resume: Checkpoint | None = None,
         witness: WitnessFeed | None = None,
+        train_with_evaluation: bool = False,
     ) -> None:
         cfg.sites.check_names(names)
         self.cfg = cfg
@@ -189,6 +214,7 @@ class RoundLoop:
         self.checkpoints = checkpoints
         self.resume = resume
         self.witness = witness
+        self.train_with_evaluation = train_with_evaluation
         self.participation = Participation.of(cfg.governance, names)
         self.networks = {n: cfg.sites.record(n).network for n in names}
         self.coordinator = CoordinatorSteps(cfg, layout, len(names))
@@ -217,12 +243,21 @@ class RoundLoop:
         privacy = PrivacyAccounting.build(cfg, algo, self.train_sizes)
         if privacy is not None:
             privacy.check_first_round(self.cohort(1))
+        pending: PendingRound | None = None
         for rnd in range(first_round, total + 1):
             t0 = time.perf_counter()
             chosen = self.cohort(rnd)
             payload = algo.broadcast(model.server_state)
             heads = self.witness.proofs(chosen) if self.witness is not None else None
-            exchange = transport.train(rnd, chosen, model.weights, payload, sim_clock, heads)
+            exchange = transport.train(
+                rnd, chosen, model.weights, payload, sim_clock, heads, pending is not None
+            )
+            if pending is not None:  # the previous round's evaluation came with this exchange
+                if exchange.evaluation is None:
+                    raise RuntimeError("the transport did not evaluate before training")
+                pending.fields.update(exchange.evaluation)
+                records.append(self._close(pending.fields, pending.checkpoint))
+                pending = None
             if self.witness is not None:  # the sites' signatures beside the coordinator's
                 self.witness.record(rnd, exchange.countersignatures)
             sim_clock = exchange.timing.end_s
@@ -254,29 +289,40 @@ class RoundLoop:
                 fields, rnd, exchange.trained, model.server_state, self.cohort, total
             )
             model.apply(outcome)
-            if evaluation_due(cfg, rnd, stop):
-                fields.update(transport.evaluate(rnd, model.weights, rnd == total or stop))
+            last = rnd == total or stop
+            deferred = self.train_with_evaluation and not last
+            if evaluation_due(cfg, rnd, stop) and not deferred:
+                fields.update(transport.evaluate(rnd, model.weights, last))
             fields.update(model_hash_field(model.weights))
-            fields["wall_s"] = time.perf_counter() - t0
-            record = RoundRecord.from_fields(fields)
-            records.append(record)
-            if self.on_round is not None:  # durable before the checkpoint that depends on it
-                self.on_round(record)
+            fields["wall_s"] = time.perf_counter() - t0  # the evaluation, if deferred, not
+            checkpoint = None
             if self.checkpoints is not None and (self.checkpoints.due(rnd) or stop):
-                self.checkpoints.save(
-                    Checkpoint(
-                        rnd,
-                        model.weights,
-                        model.server_state,
-                        model.server_opt.state(),
-                        transport.site_states(),
-                        sim_clock,
-                        sorted(contributed),
-                        absent,
-                        self.checkpoints.hash,
-                        names,
-                    )
+                checkpoint = Checkpoint(
+                    rnd,
+                    model.weights,
+                    model.server_state,
+                    model.server_opt.state(),
+                    transport.site_states(),
+                    sim_clock,
+                    sorted(contributed),
+                    absent,
+                    self.checkpoints.hash,
+                    names,
                 )
+            if evaluation_due(cfg, rnd, stop) and deferred:
+                # Later rounds replace the weights and states but may update arrays in place.
+                pending = PendingRound(fields, copy.deepcopy(checkpoint))
+                continue
+            records.append(self._close(fields, checkpoint))
             if stop:  # the privacy budget allows no further round (record["stop_reason"])
                 break
         return model, records
+
+    def _close(self, fields: RoundFields, checkpoint: Checkpoint | None) -> RoundRecord:
+        """The round's record, made durable by ``on_round``, and only then its checkpoint."""
+        record = RoundRecord.from_fields(fields)
+        if self.on_round is not None:  # durable before the checkpoint that depends on it
+            self.on_round(record)
+        if checkpoint is not None and self.checkpoints is not None:
+            self.checkpoints.save(checkpoint)
+        return record

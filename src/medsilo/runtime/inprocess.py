@@ -99,8 +99,11 @@ class InProcessSites:
         payload: dict[str, Weights],
         sim_clock_s: float,
         heads: Mapping[str, HeadProof] | None = None,
+        evaluate_first: bool = False,
     ) -> TrainingExchange:
         assert isinstance(self.cfg.asynchrony, SyncConfig)
+        # Before any site trains, as a deployed site evaluates what it receives.
+        evaluation = self.evaluate(rnd - 1, weights, False) if evaluate_first else None
         idle = self.patients.without_patients(rnd, chosen)  # no consenting patient
         working = [n for n in chosen if n not in idle]
         dropped = self.clock.dropped(rnd, working)
@@ -134,6 +137,7 @@ class InProcessSites:
             secure,
             record_fields=consent,
             countersignatures=countersignatures,
+            evaluation=evaluation,
         )
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:

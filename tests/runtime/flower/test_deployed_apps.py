@@ -301,7 +301,9 @@ def test_a_site_that_dies_mid_run_is_dropped_and_the_run_finishes(tmp_path: Path
 def test_resumed_scaffold_run_equals_the_uninterrupted_one(tmp_path: Path) -> None:
     fed = Federation(tmp_path, experiment("scaffold", rounds=4))
     crashing = fed.grid()
-    crashing.crash_at = ("train", "3")  # dies as it starts round 3
+    # Dies as it starts round 4: round 3's evaluation rides on that message (one exchange
+    # per round), so rounds 1-2 are on record, with the checkpoint of round 2.
+    crashing.crash_at = ("train", "4")
     with pytest.raises(Crash):
         fed.run(crashing)
     run_dir = tmp_path / "run"
@@ -391,3 +393,42 @@ def test_an_attested_exploitable_tcb_sets_that_sites_ccpgd_indicator(
         assert not all(np.array_equal(a, b) for a, b in zip(deployed, unexposed, strict=True))
     finally:
         default_registry.cache_clear()
+
+
+def test_a_round_is_one_exchange_its_evaluation_riding_on_the_next_training(
+    tmp_path: Path,
+) -> None:
+    """Train-with-evaluation: each round is one message per site (a site outside the next
+    cohort gets an ``evaluate`` in the same exchange), the last round one more; moments come
+    with the enrolment. The records still equal the engine's, which evaluates separately."""
+    exp = experiment(rounds=3)
+    exp["training"] |= {"fraction": 0.5, "min_sites": 2}  # cohorts of 2 of the 3 sites
+    fed = Federation(tmp_path, exp)
+    grid = fed.grid()
+    run_dir = fed.run(grid)
+    engine = run_federation(parse_config(fed.exp))
+    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
+        assert np.array_equal(a, b)
+    records = rounds(run_dir)
+    for mine, theirs in zip(records, engine.rounds, strict=True):
+        assert mine["sites"] == theirs["sites"] and len(mine["sites"]) == 2
+        assert mine["global_model_sha256"] == theirs["global_model_sha256"]
+        assert mine["test"]["accuracy"] == pytest.approx(theirs["test"]["accuracy"], abs=1e-12)
+        for site in SITES:  # each site's own evaluation, done before its next training
+            got, want = mine["per_site"][site], theirs["per_site"][site]
+            assert got["accuracy"] == pytest.approx(want["accuracy"], abs=1e-12)
+            assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
+    assert {kind for _, kind in grid.received} == {
+        "query.enrol",
+        "query.admission",
+        "train",
+        "evaluate",
+        "query.witness",
+    }
+    for node, context in grid.contexts.items():
+        site = context.node_config["site"]
+        assert grid.received[(node, "train")] == sum(site in r["sites"] for r in records)
+        # rounds 1 and 2 are evaluated in rounds 2 and 3's exchanges; round 3 on its own
+        alone = sum(site not in r["sites"] for r in records[1:])
+        assert grid.received[(node, "evaluate")] == alone + 1
+    assert sum(grid.received[(n, "evaluate")] for n in grid.contexts) > len(SITES)

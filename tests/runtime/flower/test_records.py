@@ -126,3 +126,18 @@ def test_eval_and_identity_round_trip() -> None:
 def test_missing_records_are_named() -> None:
     with pytest.raises(rec.RecordFormatError, match="delta"):
         rec.content_to_update(RecordDict())
+
+
+def test_a_train_reply_carries_the_evaluation_of_what_it_received() -> None:
+    """Train-with-evaluation: the ``train`` broadcast asks for it, the reply holds both."""
+    content = rec.broadcast_content(3, [np.ones(2)], evaluate_first=True, global_eval=True)
+    assert rec.evaluates_first(content) and rec.wants_global_eval(content)
+    assert not rec.evaluates_first(rec.broadcast_content(3, [np.ones(2)]))
+    update = Update(site="a", delta=[np.zeros(2)], num_examples=4, num_steps=1, metrics={})
+    reply = rec.add_records(
+        rec.update_to_content(update), rec.eval_content("a", 0, {"loss": 0.5, "n": 4})
+    )
+    assert rec.content_to_update(reply).num_examples == 4
+    assert rec.read_eval(reply) == {"loss": 0.5, "n": 4}
+    with pytest.raises(rec.RecordFormatError, match="overwritten"):
+        rec.add_records(reply, rec.eval_content("a", 0, {"loss": 0.1, "n": 4}))

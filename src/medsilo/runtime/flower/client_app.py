@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from flwr.app import Context, Error, Message
+from flwr.app import Context, Error, Message, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import ErrorCode
 
@@ -267,7 +267,12 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
     def train(msg: Message, context: Context) -> Message:
         rt = runtime(context)
         signed = rt.witness_head(msg)  # refuses a ledger that does not extend the last head
+        # Train-with-evaluation: the received model (the previous round's result) is
+        # evaluated in the state that round left, before training changes it.
+        scores = _evaluation(rt, msg, context) if rec.evaluates_first(msg.content) else None
         content = rec.update_to_content(_local_update(rt, msg, context))
+        if scores is not None:
+            rec.add_records(content, scores)
         return Message(witness_wire.add_countersignature(content, signed), reply_to=msg)
 
     # Secure aggregation (medsilo.runtime.flower.secure_site): one action per protocol phase.
@@ -301,20 +306,25 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
     @app.evaluate()
     @reply_errors
     def evaluate(msg: Message, context: Context) -> Message:
-        rt = runtime(context)
-        site, index = rt.site_of(context)
-        _, weights, _, return_state = rec.read_broadcast(msg.content)
-        state = rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX)
-        own = rt.algorithm.site_weights(weights, state, rt.prep.layout)
-        test = rt.prep.test[site]
-        result = evaluate_weights(rt.prep.model, own, test)
-        global_metrics = None
-        if rec.wants_global_eval(msg.content):  # the coordinator has no test data to pool
-            global_metrics = evaluate_weights(rt.prep.model, weights, test).as_dict()
-        content = rec.eval_content(site, index, result.as_dict(), global_metrics)
-        if rt.clinical is not None:  # the global model's metric states on this site's data
-            report = rt.clinical.report_for(rt.prep, site, weights, rec.is_final(msg.content))
-            rec.add_clinical(content, report.to_wire())
-        if return_state:
-            rec.named_weights_to_records(content, rec.STATE_PREFIX, state)
-        return Message(content, reply_to=msg)
+        return Message(_evaluation(runtime(context), msg, context), reply_to=msg)
+
+
+def _evaluation(rt: SiteRuntime, msg: Message, context: Context) -> RecordDict:
+    """The site's evaluation of the broadcast weights: its own deployable model (and, when
+    asked, the global model) on its own test set, clinical metric states, its state."""
+    site, index = rt.site_of(context)
+    _, weights, _, return_state = rec.read_broadcast(msg.content)
+    state = rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX)
+    own = rt.algorithm.site_weights(weights, state, rt.prep.layout)
+    test = rt.prep.test[site]
+    result = evaluate_weights(rt.prep.model, own, test)
+    global_metrics = None
+    if rec.wants_global_eval(msg.content):  # the coordinator has no test data to pool
+        global_metrics = evaluate_weights(rt.prep.model, weights, test).as_dict()
+    content = rec.eval_content(site, index, result.as_dict(), global_metrics)
+    if rt.clinical is not None:  # the global model's metric states on this site's data
+        report = rt.clinical.report_for(rt.prep, site, weights, rec.is_final(msg.content))
+        rec.add_clinical(content, report.to_wire())
+    if return_state:
+        rec.named_weights_to_records(content, rec.STATE_PREFIX, state)
+    return content

@@ -17,12 +17,15 @@ Order of events:
    with the decision named; every decision goes to the run's audit ledger and
    ``enrolment.json``, and the site is told (a refused site logs why and gets no training
    message);
-3. federated standardisation (moments in, mean/std out) when the config asks for it;
+3. federated standardisation when the config asks for it: the moments come with the
+   enrolment replies, the mean and std go out with the admission;
 4. the rounds: :func:`~medsilo.runtime.flower.server_app.run_coordinator` in tolerant mode
    (a site that dies or stays silent past the round timeout is dropped from that round) with a
-   short reply poll; after each round the record is appended to ``rounds.jsonl`` and the
-   ledger, and only then the checkpoint is written, so a crash between the two redoes that
-   round on resume and never loses or duplicates a record;
+   short reply poll and train-with-evaluation (a round's evaluation rides on the next round's
+   ``train`` message, so a round is one exchange; the last round evaluates in one more);
+   once a round's record is complete it is appended to ``rounds.jsonl`` and the ledger, and
+   only then the checkpoint is written, so a crash between the two redoes that round on
+   resume and never loses or duplicates a record;
 5. ``summary.json``, ``final_weights.npz`` and the ledger's ``run_end``, whose head every
    admitted site then witnesses (a ``query.witness`` message; during the rounds the head
    rides on each ``train`` message, docs/audit-ledger.md).
@@ -300,6 +303,7 @@ class _Deployment:
         ]
         replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
         admitted: dict[str, wire.Enrolled] = {}
+        moments: dict[str, Moments] = {}  # federated standardisation: with the enrolment
         answers: list[tuple[int, wire.Admission]] = []
         book = NonceBook()
         for reply in replies:
@@ -318,8 +322,10 @@ class _Deployment:
             if decision.accepted:
                 admitted[enrolled.site] = enrolled
                 self.nodes[enrolled.site] = node
+                if self.cfg.data.standardize == "federated":
+                    moments[enrolled.site] = Moments(*wire.read_moments(reply.content))
         self._check_data(admitted)
-        standardize = self._standardize(grid, admitted)
+        standardize = self._standardize(moments)
         admission = [
             Message(
                 wire.admission_content(answer, standardize if answer.accepted else None),
@@ -400,34 +406,13 @@ class _Deployment:
                 )
             )
 
-    def _standardize(
-        self, grid: Grid, admitted: dict[str, wire.Enrolled]
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        if self.cfg.data.standardize != "federated" or not admitted:
+    def _standardize(self, moments: dict[str, Moments]) -> tuple[np.ndarray, np.ndarray] | None:
+        """The federation's mean and std from the admitted sites' moments (they came with
+        the enrolment replies); ``None`` unless the config standardises federatedly."""
+        if self.cfg.data.standardize != "federated" or not moments:
             return None
-        messages = [
-            Message(
-                RecordDict(),
-                dst_node_id=self.nodes[site],
-                message_type=wire.ACTIONS[wire.MOMENTS],
-                group_id="enrol",
-            )
-            for site in admitted
-        ]
-        replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
-        site_of = {node: site for site, node in self.nodes.items()}
-        got: dict[str, Moments] = {}
-        for reply in replies:
-            site = site_of[reply.metadata.src_node_id]
-            if reply.has_error():
-                raise FlowerRunError(f"site {site!r} failed to send its moments: {reply.error}")
-            count, total, total_sq = wire.read_moments(reply.content)
-            got[site] = Moments(count, total, total_sq)
-        missing = sorted(set(admitted) - set(got))
-        if missing:
-            raise FlowerRunError(f"no moments from site(s) {missing} within the round timeout")
         # Summed in roster order, as the in-process engine does.
-        return combine([got[s] for s in self.names if s in got])
+        return combine([moments[s] for s in self.names if s in moments])
 
     # --- rounds ---------------------------------------------------------------------------
 
@@ -480,6 +465,7 @@ class _Deployment:
             checkpoints=CheckpointWriter(self.settings.run_dir / "checkpoints", self.cfg, settings),
             resume=self.resume,
             witness=self.ledger.feed,
+            train_with_evaluation=True,  # one exchange per round (docs/deployment.md)
         )
         algorithm = build_run_algorithm(self.cfg, len(self.names))
         weights = self.cfg.model.weights_path  # read by view's model; in summary.json

@@ -10,8 +10,8 @@ only. Its ``node_config`` says who it is and where its files are:
 Set-up (:mod:`.enrolment_records`): the coordinator's ``query.enrol`` carries the run config,
 the roster and an attestation nonce; the site loads its data
 (:func:`medsilo.data.own_site.load_own_site`), signs attestation evidence with its kit key
-and answers with the evidence and the shape of its data. ``query.moments`` returns the
-aggregate moments for federated standardisation, ``query.admission`` says whether the
+and answers with the evidence, the shape of its data and, for federated standardisation, the
+aggregate moments of its training rows. ``query.admission`` says whether the
 coordinator admitted it (a refusal is logged here too) and carries the federation-wide mean
 and std. Everything the site needs later is kept in ``context.state`` (and its prepared
 arrays in ``KIT/state/<run_key>/own-data.npz``), because Flower 1.41 starts a fresh
@@ -312,15 +312,11 @@ def enrol(msg: Message, context: Context) -> Message:
         num_classes=fed.num_classes,
         task=fed.task,
     )
-    return Message(wire.enrolled_content(reply), reply_to=msg)
-
-
-@client_app.query(wire.MOMENTS)
-@reply_errors
-def moments(msg: Message, context: Context) -> Message:
-    own = _site_data(context, _deployment(context)).sites[0]
-    m = Moments.of(in_memory(own.train, "standardisation").x)
-    return Message(wire.moments_content(m.count, m.total, m.total_sq), reply_to=msg)
+    content = wire.enrolled_content(reply)
+    if cfg.data.standardize == "federated":  # aggregates only, with the enrolment reply
+        m = Moments.of(in_memory(own.train, "standardisation").x)
+        rec.add_records(content, wire.moments_content(m.count, m.total, m.total_sq))
+    return Message(content, reply_to=msg)
 
 
 @client_app.query(wire.ADMISSION)

@@ -8,10 +8,11 @@ A deployed coordinator holds no data and no site's secrets, so before training i
   ``decision`` (the council's ``quorum_decision`` for this run as JSON, empty without a
   council; the site checks it, :mod:`medsilo.governance.site_check`).
   Reply: ``enrolled`` ConfigRecord: ``site``, ``index``, ``evidence`` (attestation evidence
-  JSON), ``n_train``, ``n_test``, ``input_shape``, ``num_classes``, ``task``.
-* ``query.moments`` (only with ``data.standardize: federated``): reply ``moments`` ArrayRecord
-  (per-feature sum and sum of squares of the training rows) and ``count``
-  (:mod:`medsilo.data.standardize`).
+  JSON), ``n_train``, ``n_test``, ``input_shape``, ``num_classes``, ``task`` and, when the
+  config says ``data.standardize: federated``, ``moments`` ArrayRecord (per-feature sum and
+  sum of squares of the training rows) and ``count`` (:mod:`medsilo.data.standardize`), so
+  federated standardisation costs no exchange of its own (aggregates only; the coordinator
+  drops those of a site it refuses).
 * ``query.admission``: ``admission`` ConfigRecord (``accepted``, ``reason``,
   ``exploit_indicator``) and, when standardising, ``standardize`` ArrayRecord (mean, std).
   Reply: empty.
@@ -30,7 +31,7 @@ ENROL = "enrol"
 MOMENTS = "moments"
 ADMISSION = "admission"
 #: Message types (Flower "query" actions) of the set-up exchanges.
-ACTIONS = {name: f"query.{name}" for name in (ENROL, MOMENTS, ADMISSION)}
+ACTIONS = {name: f"query.{name}" for name in (ENROL, ADMISSION)}
 ENROLLED = "enrolled"
 COUNT = "count"
 STANDARDIZE = "standardize"

@@ -8,11 +8,13 @@ ServerApp and the ClientApp cannot disagree about them.
 Message layout:
 
 * server -> site, ``train``: ``weights`` (global weights), ``payload.<name>`` (what
-  :meth:`Algorithm.broadcast` returned), ``round`` (ConfigRecord with ``round``).
+  :meth:`Algorithm.broadcast` returned), ``round`` (ConfigRecord with ``round`` and, when
+  the site is to evaluate ``weights`` before it trains, ``evaluate_first`` and
+  ``global_eval``).
 * site -> server, ``train``: ``delta`` or, when a codec compressed it, ``encoded``
   (ConfigRecord with the payload bytes under ``delta``), ``extra.<name>``
   (:attr:`Update.extras`), ``update`` (ConfigRecord: ``site``, ``num_examples``,
-  ``num_steps``), ``metrics``.
+  ``num_steps``), ``metrics`` and, with ``evaluate_first``, the ``evaluate`` reply's records.
 * server -> site, ``evaluate``: ``weights`` and ``round`` (with ``return_state``).
 * site -> server, ``evaluate``: ``eval`` (MetricRecord: ``loss``, ``accuracy``, ``n``),
   ``clinical`` (ConfigRecord: the JSON report of metric states, :mod:`medsilo.runtime.clinical`),
@@ -117,6 +119,7 @@ def broadcast_content(
     return_state: bool = False,
     global_eval: bool = False,
     final: bool = False,
+    evaluate_first: bool = False,
 ) -> RecordDict:
     config: dict[str, ConfigValue] = {
         "round": rnd,
@@ -125,6 +128,8 @@ def broadcast_content(
     }
     if final:  # the run's last evaluation: sites add bootstrap replicates
         config["final"] = True
+    if evaluate_first:  # train-with-evaluation: evaluate ``weights``, then train from them
+        config["evaluate_first"] = True
     content = RecordDict(
         {
             WEIGHTS: weights_to_record(weights),
@@ -241,6 +246,22 @@ def read_clinical(content: RecordDict) -> dict[str, Any]:
     if not isinstance(report, dict):
         raise ValueError("a site's clinical report is not a JSON object")
     return report
+
+
+def evaluates_first(content: RecordDict) -> bool:
+    """Whether a ``train`` broadcast asks the site to evaluate the weights before training."""
+    _require(content, ROUND)
+    return bool(content.config_records[ROUND].get("evaluate_first", False))
+
+
+def add_records(content: RecordDict, more: RecordDict) -> RecordDict:
+    """``content`` with ``more``'s records added (a reply that answers two requests)."""
+    clash = sorted(set(content.keys()) & set(more.keys()))
+    if clash:
+        raise RecordFormatError(f"records {clash} would be overwritten")
+    for key, record in more.items():
+        content[key] = record
+    return content
 
 
 def wants_global_eval(content: RecordDict) -> bool:

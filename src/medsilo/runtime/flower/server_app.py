@@ -6,7 +6,10 @@ per sampled site (with ``secure_aggregation`` mechanism ``masking``, the protoco
 exchanges, :mod:`.secure_server`), updates sorted by site index (so floating-point sums
 happen in the engine's order), and ``evaluate`` messages to every site (each evaluates its
 own deployable model on its own test set) while the global model is evaluated on the pooled
-test set here (or, deployed, from the sites' reports).
+test set here (or, deployed, from the sites' reports). With ``train_with_evaluation`` (a
+deployed coordinator) a round's evaluation rides on the next round's ``train`` message
+(sites outside that cohort get an ``evaluate`` message in the same exchange), so a round
+costs one exchange; only the run's last evaluation has an exchange of its own.
 
 Results go into a :class:`FlowerRun` passed in by the caller, which it reads once
 ``run_simulation`` (or a deployment's ``flwr run``) has returned.
@@ -155,6 +158,9 @@ class CoordinatorOptions:
     checkpoints: CheckpointWriter | None = None
     resume: Checkpoint | None = None
     witness: WitnessFeed | None = None
+    #: Each round's evaluation rides on the next round's training message (one exchange
+    #: per round; not with secure aggregation, whose training is its own protocol).
+    train_with_evaluation: bool = False
 
 
 def pooled_from_sites(per_site: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -247,7 +253,7 @@ class FlowerSites:
             raise FlowerRunError(f"no node answered for site(s) {missing} within the reply timeout")
 
     def _exchange(
-        self, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
+        self, rnd: int, message_type: str | Mapping[str, str], contents: Mapping[str, RecordDict]
     ) -> dict[str, RecordDict]:
         """Send one message per site and return each site's reply content.
 
@@ -258,23 +264,24 @@ class FlowerSites:
             return self._exchange_tolerant(rnd, message_type, contents)
         got, problems = self._send(rnd, message_type, contents)
         if problems:
-            raise FlowerRunError(f"round {rnd} ({message_type}): " + "; ".join(problems))
+            raise FlowerRunError(f"round {rnd} ({_kinds(message_type)}): " + "; ".join(problems))
         return got
 
     def _exchange_tolerant(
-        self, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
+        self, rnd: int, message_type: str | Mapping[str, str], contents: Mapping[str, RecordDict]
     ) -> dict[str, RecordDict]:
         """Like :meth:`_exchange`, but a site that fails or stays silent is only logged and
         left out of the replies (secure aggregation treats it as dropped)."""
         got, problems = self._send(rnd, message_type, contents)
         for problem in problems:
-            log.warning("round %d (%s): %s; treated as dropped", rnd, message_type, problem)
+            log.warning("round %d (%s): %s; treated as dropped", rnd, _kinds(message_type), problem)
         return got
 
     def _send(
-        self, rnd: int, message_type: str, contents: Mapping[str, RecordDict]
+        self, rnd: int, message_type: str | Mapping[str, str], contents: Mapping[str, RecordDict]
     ) -> tuple[dict[str, RecordDict], list[str]]:
-        """Send one message per site: ``(reply content per site, problems)``."""
+        """Send one message per site (of ``message_type``, or of that site's type when it
+        is a mapping): ``(reply content per site, problems)``."""
         problems: list[str] = []
         if self.options.tolerant:  # a node the SuperLink no longer lists cannot answer
             connected = set(self.grid.get_node_ids())
@@ -285,7 +292,7 @@ class FlowerSites:
             Message(
                 content,
                 dst_node_id=self.nodes[site],
-                message_type=message_type,
+                message_type=message_type if isinstance(message_type, str) else message_type[site],
                 group_id=str(rnd),
             )
             for site, content in contents.items()
@@ -320,13 +327,23 @@ class FlowerSites:
         payload: dict[str, Weights],
         sim_clock_s: float,
         heads: Mapping[str, HeadProof] | None = None,
+        evaluate_first: bool = False,
     ) -> TrainingExchange:
         """The round's training exchange(s), on the simulated clock as in the engine; each
         site's ``train`` message carries its ledger head proof from ``heads`` (not with
-        secure aggregation, whose sites witness the run's final head only)."""
+        secure aggregation, whose sites witness the run's final head only). With
+        ``evaluate_first`` each ``train`` message also asks the site to evaluate ``weights``
+        before it trains, and every site outside ``chosen`` gets an ``evaluate`` message in
+        the same exchange."""
         assert isinstance(self.cfg.asynchrony, SyncConfig)
         timeout_s = self.cfg.asynchrony.round_timeout_s
-        content = rec.broadcast_content(rnd, weights, payload)
+        content = rec.broadcast_content(
+            rnd,
+            weights,
+            payload,
+            global_eval=evaluate_first and self.view.pooled_test is None,
+            evaluate_first=evaluate_first,
+        )
         down = broadcast_bytes(weights, payload)
 
         def timing_of(
@@ -338,6 +355,8 @@ class FlowerSites:
             )
 
         if self.secure is not None:  # the coordinator gets masked payloads and sums only
+            if evaluate_first:
+                raise FlowerRunError("secure aggregation's rounds evaluate in their own exchange")
             done = secure_train_round(
                 self.secure,
                 lambda kind, contents: self._exchange_tolerant(rnd, kind, contents),
@@ -356,7 +375,17 @@ class FlowerSites:
         contents = {
             site: witness_wire.with_head(content, (heads or {}).get(site)) for site in chosen
         }
-        replies = self._exchange(rnd, MessageType.TRAIN, contents)
+        kinds = {site: MessageType.TRAIN for site in chosen}
+        if evaluate_first:  # the rest of the federation evaluates in the same exchange
+            others = [site for site in self.names if site not in chosen]
+            only_eval = self._evaluation_content(rnd, weights, last=False)
+            contents |= {site: only_eval for site in others}
+            kinds |= {site: MessageType.EVALUATE for site in others}
+        everyone = self._exchange(rnd, kinds, contents)
+        evaluation = None
+        if evaluate_first:
+            evaluation = self._evaluation_fields(weights, everyone, last=False)
+        replies = {site: everyone[site] for site in chosen if site in everyone}
         answered = [site for site in chosen if site in replies]
         updates = [rec.content_to_update(replies[site]) for site in answered]
         for site, update in zip(answered, updates, strict=True):
@@ -373,19 +402,32 @@ class FlowerSites:
         on_time = [u for u in updates if u.site in timing.on_time]
         trained = [u.site for u in updates]
         signed = countersignatures(f"round {rnd}", replies)
-        return TrainingExchange(updates, on_time, trained, timing, countersignatures=signed)
+        return TrainingExchange(
+            updates, on_time, trained, timing, countersignatures=signed, evaluation=evaluation
+        )
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
-        view = self.view
-        pooled_here = view.pooled_test is not None
-        content = rec.broadcast_content(
+        content = self._evaluation_content(rnd, weights, last)
+        replies = self._exchange(rnd, MessageType.EVALUATE, {site: content for site in self.names})
+        return self._evaluation_fields(weights, replies, last)
+
+    def _evaluation_content(self, rnd: int, weights: Weights, last: bool) -> RecordDict:
+        pooled_here = self.view.pooled_test is not None
+        return rec.broadcast_content(
             rnd,
             weights,
             return_state=last and pooled_here,
             global_eval=not pooled_here,
             final=last,
         )
-        replies = self._exchange(rnd, MessageType.EVALUATE, {site: content for site in self.names})
+
+    def _evaluation_fields(
+        self, weights: Weights, replies: Mapping[str, RecordDict], last: bool
+    ) -> RoundFields:
+        """The round record's evaluation fields from the sites' replies (sites that did not
+        answer are listed in ``evaluation_missing``)."""
+        view = self.view
+        pooled_here = view.pooled_test is not None
         answered = [site for site in self.names if site in replies]
         per_site = {site: rec.read_eval(replies[site]) for site in answered}
         if view.pooled_test is not None:
@@ -419,6 +461,13 @@ class FlowerSites:
 
     def restore(self, states: dict[str, SiteState]) -> None:
         """Nothing to do here: each site reloads its state of the resumed round."""
+
+
+def _kinds(message_type: str | Mapping[str, str]) -> str:
+    """The message type(s) of an exchange, for a log line."""
+    if isinstance(message_type, str):
+        return message_type
+    return "+".join(sorted(set(message_type.values())))
 
 
 def countersignatures(when: str, replies: Mapping[str, RecordDict]) -> dict[str, Countersignature]:
@@ -468,6 +517,7 @@ def run_coordinator(
         options.checkpoints,
         options.resume,
         options.witness,
+        options.train_with_evaluation and sites.secure is None,
     )
     model, _ = loop.run(sites)
     out.weights = model.weights  # site states and weights came with the last evaluation
