@@ -34,7 +34,7 @@ def test_supernode_argv_parses_to_the_kits_files(
     data.mkdir()
     launch = site_launch(kit, data, runtime_port=9123, platform="sev-snp", tcb_version="7")
     ours, flowers = _split(launch.argv)
-    assert ours == [*LAUNCHER, "--poll-interval", "0.2"]
+    assert ours == [*LAUNCHER, "--warm", "--poll-interval", "0.2"]
     node = _parse_args_run_supernode().parse_args(flowers)
     assert node.superlink == "coord.example.org:8443" == launch.coordinator
     assert Path(node.root_certificates) == kit.resolve() / "ca.crt"
@@ -56,7 +56,7 @@ def test_supernode_argv_parses_to_the_kits_files(
 def test_insecure_launch_carries_no_keys(provisioned: tuple[Path, list[Kit]]) -> None:
     out, _ = provisioned
     kit = out / "sites" / "site_a"
-    launch = site_launch(kit, None, insecure=True, poll_interval_s=None)
+    launch = site_launch(kit, None, insecure=True, poll_interval_s=None, warm=False)
     ours, flowers = _split(launch.argv)
     assert ours == LAUNCHER
     assert "--insecure" in flowers

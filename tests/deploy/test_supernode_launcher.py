@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from flwr.supernode import start_client_internal
 
+from medsilo.deploy import flower_contract as contract
 from medsilo.deploy import supernode_launcher as launcher
 
 #: Flower's module, whose ``time`` global the launcher replaces.
@@ -91,3 +92,31 @@ def test_without_poll_interval_flower_is_left_alone(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sys, "argv", ["medsilo-supernode"])
     assert launcher.main(["--", "--insecure"]) == 0
     assert started == [["flower-supernode", "--insecure"]] and internal.time is time
+
+
+def test_a_flower_module_whose_source_differs_is_not_patched(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The guard is the exact source (SHA-256), not only the shape of the `time` global."""
+    monkeypatch.setattr(internal, "time", time)
+    monkeypatch.setitem(contract.PINS, contract.POLL_MODULE, "0" * 64)
+    assert not launcher.patch_poll_interval(0.2)
+    assert internal.time is time
+    err = capsys.readouterr().err
+    assert contract.POLL_MODULE in err and "Flower's own poll interval" in err
+
+
+def test_warm_runs_the_supernode_in_process_isolation_beside_the_warm_superexec(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[list[str]] = []
+    ports: list[int] = []
+    monkeypatch.setattr(
+        "flwr.supernode.cli.flower_supernode", lambda: started.append(list(sys.argv))
+    )
+    monkeypatch.setattr(launcher, "start_warm_superexec", ports.append)
+    monkeypatch.setattr(sys, "argv", ["medsilo-supernode"])
+    rest = ["--superlink", "127.0.0.1:9092", "--insecure", "--port", "9321"]
+    assert launcher.main(["--warm", "--", *rest]) == 0
+    assert ports == [9321]
+    assert started == [["flower-supernode", *rest, "--isolation", "process"]]

@@ -2,21 +2,26 @@
 
 Same workload everywhere: heart disease over three hospitals (cleveland, hungarian, va),
 federated standardisation, logistic model, FedAvg, ``local_steps`` SGD steps per site per
-round, evaluation every round (so two coordinator -> site exchanges per round: ``train`` and
-``evaluate``). Runs, side by side in one invocation:
+round, evaluation every round. Runs, side by side in one invocation:
 
 * the in-process engine (:func:`medsilo.runtime.simulation.run_federation`);
 * the deployed runtime on 127.0.0.1 (:mod:`medsilo.deploy.loopback`: ``medsilo coordinator
-  start`` with TLS and SuperNode authentication, three ``medsilo site start`` processes),
-  once with Flower 1.41's own polling (coordinator pulls replies every 3 s, an idle
-  SuperNode asks for work every 3 s) and once with medsilo's defaults (0.1 s and 0.2 s);
-* the start-up cost of one ``flwr-clientapp`` process, which Flower 1.41 starts for *every*
-  message a site receives: a bare interpreter, and one that imports medsilo's deployed
-  ClientApp (torch, Flower, medsilo), each timed a few times in a row.
+  start`` with TLS and SuperNode authentication, three ``medsilo site start`` processes,
+  medsilo's polling: 0.1 s at the coordinator, 0.2 s at the sites), three ways:
+  *before*: two exchanges per round (``train``, then ``evaluate``:
+  ``--separate-evaluation``) and a fresh ``flwr-clientapp`` process for every message
+  (``--cold-clientapps``, Flower's subprocess isolation); then one exchange per round
+  (train-with-evaluation), still cold; *after*: one exchange per round and warm ClientApp
+  processes (forked from one that imported medsilo once, :mod:`medsilo.deploy.warm_superexec`);
+* the start-up cost of one cold ``flwr-clientapp`` process: a bare interpreter, and one that
+  imports medsilo's deployed ClientApp (torch, Flower, medsilo), each timed a few times.
 
-Per-round time comes from each run's ``rounds.jsonl`` (``wall_s``: broadcast to aggregated
-and evaluated); the median over rounds after the first is reported (round 1 pays one-off
-costs). Nothing is asserted: the numbers are printed and written to ``OUT/deployment.json``.
+Per-round time comes from each run's ``rounds.jsonl`` (``wall_s``: the round's broadcast to
+its aggregation and, when it has an exchange of its own, its evaluation; with
+train-with-evaluation a round's evaluation is part of the next round's exchange, so the
+sum over rounds is the whole round phase either way); the median over rounds after the
+first is reported (round 1 pays one-off costs), with its overhead over the engine's. Nothing
+is asserted: the numbers are printed and written to ``OUT/deployment.json``.
 """
 
 from __future__ import annotations
@@ -44,13 +49,20 @@ from medsilo.runtime.simulation import run_federation
 @dataclass
 class Variant:
     name: str
-    coordinator_poll_s: float
-    site_poll_s: float
+    coordinator_args: tuple[str, ...]
+    site_args: tuple[str, ...]
 
 
+_POLL = ("--poll-interval", "0.1")
+_SITE_POLL = ("--poll-interval", "0.2")
 VARIANTS = (
-    Variant("deployed, Flower 1.41 polling (3 s / 3 s)", 3.0, 3.0),
-    Variant("deployed, medsilo polling (0.1 s / 0.2 s)", 0.1, 0.2),
+    Variant(
+        "before: train + evaluate exchanges, cold process per message",
+        (*_POLL, "--separate-evaluation"),
+        (*_SITE_POLL, "--cold-clientapps"),
+    ),
+    Variant("one exchange per round, cold processes", _POLL, (*_SITE_POLL, "--cold-clientapps")),
+    Variant("after: one exchange per round, warm processes", _POLL, _SITE_POLL),
 )
 
 
@@ -90,11 +102,9 @@ def _deployed(
     lb = Loopback(root, cfg)
     try:
         t0 = time.perf_counter()
-        coordinator = lb.start_coordinator(
-            "run", "--poll-interval", str(variant.coordinator_poll_s), round_timeout=120
-        )
+        coordinator = lb.start_coordinator("run", *variant.coordinator_args, round_timeout=120)
         for site in lb.sites:
-            lb.start_site(site, None, "--poll-interval", str(variant.site_poll_s))
+            lb.start_site(site, None, *variant.site_args)
         code = lb.wait(coordinator, 1800)
         total = time.perf_counter() - t0
     finally:
@@ -135,13 +145,15 @@ def run_deployment_benchmark(
     client = process_start_s("import medsilo.runtime.flower.deployed_site")
 
     table = Table(title="seconds per round: deployed (loopback, TLS + node auth) vs in-process")
-    for col in ("runtime", "s/round (median)", "x engine", "round 1 s", "set-up s", "total s"):
+    columns = ("runtime", "s/round (median)", "overhead s/round", "x engine", "round 1 s")
+    for col in (*columns, "set-up s", "total s"):
         table.add_column(col, justify="right" if col != "runtime" else "left")
     table.add_column("max |w - engine|", justify="right")
     for row in rows:
         table.add_row(
             row.name,
             f"{row.round_s:.3f}",
+            f"{row.round_s - engine.round_s:.3f}",
             f"{row.round_s / engine.round_s:,.0f}",
             f"{row.first_round_s:.2f}",
             f"{row.setup_s:.1f}",
@@ -149,17 +161,18 @@ def run_deployment_benchmark(
             f"{row.max_weight_diff:.1e}" if row.max_weight_diff is not None else "-",
         )
     console.print(table)
-    default, tuned = rows[1], rows[2]
+    before, merged, after = rows[1], rows[2], rows[3]
     console.print(
-        f"one flwr-clientapp process per message: bare interpreter {bare:.2f} s, importing the "
-        f"deployed ClientApp {client:.2f} s; 2 exchanges per round (train, evaluate) x 3 sites "
-        f"on {_cores()} cores.\nPolling: {default.round_s - tuned.round_s:.1f} s per round saved "
-        f"by polling at 0.1 s / 0.2 s instead of 3 s / 3 s "
-        f"({default.round_s / tuned.round_s:.1f}x)."
+        f"a cold flwr-clientapp process: bare interpreter {bare:.2f} s, importing the deployed "
+        f"ClientApp {client:.2f} s; 3 sites on {_cores()} cores.\n"
+        f"One exchange per round instead of two: {before.round_s - merged.round_s:.2f} s per "
+        f"round saved; warm processes: {merged.round_s - after.round_s:.2f} s more; "
+        f"before -> after {before.round_s:.2f} -> {after.round_s:.2f} s per round "
+        f"({before.round_s / after.round_s:.1f}x)."
     )
     result = {
         "workload": {"rounds": rounds, "local_steps": local_steps, "sites": 3},
-        "runs": [asdict(r) for r in rows],
+        "runs": [asdict(r) | {"overhead_s": r.round_s - engine.round_s} for r in rows],
         "process_start_s": {"bare_python": bare, "deployed_clientapp_import": client},
         "cores": _cores(),
     }

@@ -107,6 +107,7 @@ def start_coordinator(
     poll_interval_s: float = 0.1,
     min_sites: int = 0,
     echo: bool = True,
+    train_with_evaluation: bool = True,
 ) -> CoordinatorResult:
     """Run one deployed federation as the coordinator and return how it ended."""
     t0 = time.perf_counter()
@@ -164,6 +165,7 @@ def start_coordinator(
             connect_timeout_s=connect_timeout_s,
             poll_interval_s=poll_interval_s,
             min_sites=min_sites,
+            train_with_evaluation=train_with_evaluation,
         )
         app = proc.write_app(flower_dir / "app", settings.as_run_config())
         startup_s = time.perf_counter() - t0

@@ -47,6 +47,13 @@ def coordinator_start(
     min_sites: Annotated[
         int, typer.Option(help="sites that must enrol before round 1 (0: all of them)", min=0)
     ] = 0,
+    separate_evaluation: Annotated[
+        bool,
+        typer.Option(
+            help="evaluate each round in an exchange of its own instead of with the next "
+            "round's training message (twice the messages; for comparison)"
+        ),
+    ] = False,
 ) -> None:
     """Start the SuperLink (TLS + site authentication), register the sites' keys, run the
     experiment with attestation-gated enrolment, checkpoint every round; exit 1 on failure."""
@@ -70,6 +77,7 @@ def coordinator_start(
             connect_timeout_s=connect_timeout,
             poll_interval_s=poll_interval,
             min_sites=min_sites,
+            train_with_evaluation=not separate_evaluation,
         )
     except (ConfigError, DeploymentError, OSError) as error:
         err.print(f"[bold red]error:[/] {error}")
@@ -99,6 +107,13 @@ def site_start(
         str | None, typer.Option(help="claimed TEE platform for software attestation")
     ] = None,
     tcb_version: Annotated[str | None, typer.Option(help="claimed TCB version")] = None,
+    cold_clientapps: Annotated[
+        bool,
+        typer.Option(
+            help="start each message's ClientApp process from scratch (Flower's subprocess "
+            "isolation) instead of forking one that imported medsilo already"
+        ),
+    ] = False,
 ) -> None:
     """Run this site's SuperNode: it dials out to the coordinator (TLS, node key), enrols
     with attestation evidence and trains on --data only. Runs until stopped (Ctrl-C)."""
@@ -113,6 +128,7 @@ def site_start(
             runtime_port=runtime_port,
             platform=platform,
             tcb_version=tcb_version,
+            warm=not cold_clientapps,
         )
     except (ConfigError, OSError) as error:
         err.print(f"[bold red]error:[/] {error}")

@@ -80,6 +80,7 @@ def site_launch(
     runtime_port: int | None = None,
     platform: str | None = None,
     tcb_version: str | None = None,
+    warm: bool = True,
 ) -> SiteLaunch:
     """The command line and environment of this site's SuperNode (nothing started)."""
     kit = kit.resolve()
@@ -105,6 +106,8 @@ def site_launch(
         ]
     )
     launcher = [sys.executable, "-m", "medsilo.deploy.supernode_launcher"]
+    if warm:  # ClientApp processes forked already imported (deploy/warm_superexec.py)
+        launcher.append("--warm")
     if poll_interval_s is not None:
         launcher += ["--poll-interval", str(poll_interval_s)]
     argv = [

@@ -118,6 +118,9 @@ class DeployedRunConfig:
     poll_interval_s: float = 0.1
     #: Sites that must be connected and admitted before round 1 (0: every roster site).
     min_sites: int = 0
+    #: A round's evaluation rides on the next round's ``train`` message (one exchange per
+    #: round); ``False`` evaluates in an exchange of its own (for comparison).
+    train_with_evaluation: bool = True
 
     @staticmethod
     def from_context(run_config: Any) -> DeployedRunConfig:
@@ -136,6 +139,7 @@ class DeployedRunConfig:
             connect_timeout_s=float(run_config.get("connect-timeout", 300.0)),
             poll_interval_s=float(run_config.get("poll-interval", 0.1)),
             min_sites=int(run_config.get("min-sites", 0)),
+            train_with_evaluation=bool(run_config.get("train-with-evaluation", True)),
         )
 
     def as_run_config(self) -> dict[str, str | float | bool]:
@@ -148,6 +152,7 @@ class DeployedRunConfig:
             "connect-timeout": self.connect_timeout_s,
             "poll-interval": self.poll_interval_s,
             "min-sites": self.min_sites,
+            "train-with-evaluation": self.train_with_evaluation,
         }
 
 
@@ -465,7 +470,7 @@ class _Deployment:
             checkpoints=CheckpointWriter(self.settings.run_dir / "checkpoints", self.cfg, settings),
             resume=self.resume,
             witness=self.ledger.feed,
-            train_with_evaluation=True,  # one exchange per round (docs/deployment.md)
+            train_with_evaluation=self.settings.train_with_evaluation,  # docs/deployment.md
         )
         algorithm = build_run_algorithm(self.cfg, len(self.names))
         weights = self.cfg.model.weights_path  # read by view's model; in summary.json

@@ -1,0 +1,83 @@
+"""The Flower internals medsilo's site launcher relies on, pinned to their exact source.
+
+Two speed-ups reach inside Flower: the SuperNode's idle poll (:mod:`.supernode_launcher`
+replaces the ``time`` global of ``flwr.supernode.start_client_internal``) and warm ClientApp
+processes (:mod:`.warm_superexec` replaces ``get_executor`` in Flower's SuperExec loop, runs
+Flower's own ``flwr-clientapp`` entry point in a forked child and empties the exit-handler
+list that child inherits). Neither is a Flower API, so each is applied only when the module
+it touches is byte for byte the one it was written against: the SHA-256 of the module's
+source (``inspect.getsource``) and Flower's version must match :data:`PINS`. Anything else
+(a Flower upgrade, a patched installation) makes the launcher refuse the change, say so, and
+run Flower's own behaviour; ``tests/deploy/test_flower_contract.py`` fails loudly, naming
+the module, so an upgrade re-reads each one before re-pinning it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+from collections.abc import Iterable
+
+#: The Flower release the pins below were read from.
+FLOWER_VERSION = "1.42.0"
+
+POLL_MODULE = "flwr.supernode.start_client_internal"
+SUPEREXEC_MODULE = "flwr.supercore.superexec.run_superexec"
+SUBPROCESS_EXECUTOR_MODULE = "flwr.supercore.superexec.executor.subprocess_executor"
+CLIENTAPP_MODULE = "flwr.supernode.cli.flwr_clientapp"
+EXIT_HANDLER_MODULE = "flwr.supercore.exit.exit_handler"
+SUPEREXEC_CLI_MODULE = "flwr.supercore.cli.flower_superexec"
+
+#: Module -> SHA-256 of its source in Flower :data:`FLOWER_VERSION`.
+PINS = {
+    POLL_MODULE: "d6342f743fdf768f63305b88414ae2654e9a21bda153739da19c608e8d375067",
+    SUPEREXEC_MODULE: "51cb82facb912f41320d002e1c862b3e5c712cbdf06736f527ede43cf4d207ea",
+    SUBPROCESS_EXECUTOR_MODULE: "8fca14d06c1531f0895952719e9194a3f62e9cd0de4148a6d2cdd5cdaf051f39",
+    CLIENTAPP_MODULE: "e87dccf7a82b0447c6dac323c6bbfc1ffd2e70e7837d7f5c39b18b86b7b39c98",
+    EXIT_HANDLER_MODULE: "a13675bf2473258601192f9d9ed3480c44e5e57a41512f2050e81de0c1d51ab0",
+    SUPEREXEC_CLI_MODULE: "1fae6c298bca26a7a8b478a48a33f6125c15c08503bd609cdf2075a0e298cbbd",
+}
+
+#: What each speed-up touches.
+POLL_PATCH = (POLL_MODULE,)
+WARM_CLIENTAPPS = (
+    SUPEREXEC_MODULE,
+    SUBPROCESS_EXECUTOR_MODULE,
+    CLIENTAPP_MODULE,
+    EXIT_HANDLER_MODULE,
+    SUPEREXEC_CLI_MODULE,
+)
+
+
+def installed_flower_version() -> str:
+    from flwr.supercore.version import package_version
+
+    return str(package_version)
+
+
+def source_sha256(module_name: str) -> str:
+    """SHA-256 of an importable module's source (by its dotted name: some Flower packages
+    re-export a function under the name of the module that defines it)."""
+    module = importlib.import_module(module_name)
+    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()
+
+
+def contract_problems(modules: Iterable[str], pins: dict[str, str] | None = None) -> list[str]:
+    """Why ``modules`` are not the pinned ones (empty when every one matches)."""
+    pinned = PINS if pins is None else pins
+    problems = []
+    version = installed_flower_version()
+    if version != FLOWER_VERSION:
+        problems.append(f"Flower is {version}, medsilo's patches were checked on {FLOWER_VERSION}")
+    for name in modules:
+        try:
+            digest = source_sha256(name)
+        except (ImportError, OSError, TypeError) as err:
+            problems.append(f"{name} cannot be read: {err}")
+            continue
+        if digest != pinned[name]:
+            problems.append(
+                f"{name} changed (source SHA-256 {digest[:16]}..., pinned {pinned[name][:16]}...)"
+            )
+    return problems
