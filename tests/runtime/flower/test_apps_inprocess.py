@@ -9,6 +9,7 @@ from __future__ import annotations
 import pickle
 import uuid
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -304,3 +305,31 @@ def test_baselines_are_refused(baseline: str) -> None:
         run_flower_simulation(cfg, synthetic_federation())
     with pytest.raises(ValueError, match="baseline"):
         make_server_app(cfg, PreparedFederation.build(cfg, synthetic_federation()), FlowerRun())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"training": TRAIN | {"fraction": 0.75}},  # the site left out evaluates only
+        {"algorithm": {"name": "ditto", "lam": 0.1}},  # personal models, state returned last
+        {"secure_aggregation": {"enabled": True}},  # keeps its own evaluation exchange
+    ],
+    ids=["partial-cohort", "ditto", "secure-aggregation"],
+)
+def test_train_with_evaluation_over_flower_is_the_engines_run(overrides: dict[str, Any]) -> None:
+    from medsilo.runtime.factory import build_run_algorithm
+    from medsilo.runtime.flower.server_app import (
+        CoordinatorOptions,
+        CoordinatorView,
+        run_coordinator,
+    )
+
+    fed = synthetic_federation(num_sites=4)
+    cfg = small_config(**({"training": TRAIN} | overrides))
+    prep = PreparedFederation.build(cfg, fed)
+    out = FlowerRun()
+    grid = FakeGrid(make_client_app(cfg, fed), len(fed.sites), None)
+    options = CoordinatorOptions(train_with_evaluation=True)
+    algorithm = build_run_algorithm(cfg, len(fed.sites))
+    run_coordinator(grid, cfg, CoordinatorView.of(prep), algorithm, out, None, options)
+    assert_same_run(out, run_federation(cfg, fed))
