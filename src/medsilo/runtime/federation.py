@@ -294,7 +294,8 @@ class RoundLoop:
             if evaluation_due(cfg, rnd, stop) and not deferred:
                 fields.update(transport.evaluate(rnd, model.weights, last))
             fields.update(model_hash_field(model.weights))
-            fields["wall_s"] = time.perf_counter() - t0  # the evaluation, if deferred, not
+            # A deferred evaluation is timed in the next round, whose exchange carries it.
+            fields["wall_s"] = time.perf_counter() - t0
             checkpoint = None
             if self.checkpoints is not None and (self.checkpoints.due(rnd) or stop):
                 checkpoint = Checkpoint(
