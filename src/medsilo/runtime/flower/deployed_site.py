@@ -14,8 +14,9 @@ and answers with the evidence, the shape of its data and, for federated standard
 aggregate moments of its training rows. ``query.admission`` says whether the
 coordinator admitted it (a refusal is logged here too) and carries the federation-wide mean
 and std. Everything the site needs later is kept in ``context.state`` (and its prepared
-arrays in ``KIT/state/<run_key>/own-data.npz``), because Flower 1.41 starts a fresh
-``flwr-clientapp`` process for every message.
+arrays in ``KIT/state/<run_key>/own-data.npz``), because Flower runs every message in a
+process of its own (forked from a warm one, :mod:`medsilo.deploy.warm_superexec`, or a fresh
+``flwr-clientapp``).
 
 Training and evaluation are :func:`medsilo.runtime.flower.client_app.add_site_handlers`,
 the very handlers of the simulation ClientApp, over a runtime built from this site's data.
@@ -219,8 +220,8 @@ def _site_data(context: Context, deployment: ConfigRecord) -> FederatedData:
 
 
 def _runtime(context: Context) -> SiteRuntime:
-    """The site runtime for this message, rebuilt from ``context.state`` (Flower 1.41 runs
-    every message in a fresh process, so there is nothing to keep between messages)."""
+    """The site runtime for this message, rebuilt from ``context.state`` (Flower runs every
+    message in a process of its own, so there is nothing to keep between messages)."""
     deployment = _deployment(context)
     if not bool(deployment.get("accepted", False)):
         reason = deployment.get("reason")
