@@ -39,7 +39,7 @@ def coordinator_start(
         float, typer.Option(help="seconds to wait for a site's reply before dropping it")
     ] = 600.0,
     connect_timeout: Annotated[
-        float, typer.Option(help="seconds to wait for every site to connect")
+        float, typer.Option(help="seconds to wait for every site to connect and enrol")
     ] = 300.0,
     poll_interval: Annotated[
         float, typer.Option(help="seconds between polls for site replies (Flower: 3)")

@@ -298,7 +298,10 @@ class _Deployment:
             )
             for node in node_ids
         ]
-        replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
+        # A site's first message is its slowest (Flower installs the app, the site loads and
+        # prepares its data), so enrolment waits up to the connect timeout, not a round's.
+        deadline = max(self.settings.round_timeout_s, self.settings.connect_timeout_s)
+        replies = send_and_collect(grid, messages, deadline, self._poll())
         admitted: dict[str, wire.Enrolled] = {}
         answers: list[tuple[int, wire.Admission]] = []
         book = NonceBook()
