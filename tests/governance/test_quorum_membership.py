@@ -242,17 +242,27 @@ def council_federation(root: Path) -> Path:
     return root / "kits"
 
 
-def run_deployed(kits: Path, experiment_path: Path, run_dir: Path) -> Path:
+def run_deployed(
+    kits: Path,
+    experiment_path: Path,
+    run_dir: Path,
+    *,
+    sites: list[str] | None = None,
+    resume: bool = False,
+) -> Path:
+    """The deployed ServerApp over a push/pull fake Grid to the real ClientApps of ``sites``
+    (default: all; ``[]``: no site ever connects)."""
     grid = PushPullGrid(
         {
             100 + 7 * i: {"site": site, "kit": str(kits / "sites" / site), "data": str(HEART)}
-            for i, site in enumerate(SITES)
+            for i, site in enumerate(SITES if sites is None else sites)
         }
     )
     settings = DeployedRunConfig(
         experiment=experiment_path,
         kit=coordinator_kit(kits),
         run_dir=run_dir,
+        resume=resume,
         round_timeout_s=2.0,
         connect_timeout_s=1.0,
         poll_interval_s=0.001,
@@ -273,8 +283,7 @@ def test_the_deployed_coordinator_refuses_a_removed_site_at_enrolment(tmp_path: 
     experiment_path = tmp_path / "experiment.yaml"
     experiment_path.write_text(yaml.safe_dump(experiment()))
     start = start_run_proposal(load_config(experiment_path), council)
-    propose_and_vote(decisions, kits, start, "cleveland", "hungarian")
-    DecisionBook(decisions, council).authorize("start_run", start.subject)
+    propose_and_vote(decisions, kits, start, "cleveland", "hungarian")  # the app consumes it
     remove = membership_proposal(council, roster, "remove_site", "va")
     propose_and_vote(decisions, kits, remove, "cleveland", "hungarian")
     change_membership(decisions, council, roster, "remove_site", "va")

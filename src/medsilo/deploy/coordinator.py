@@ -2,6 +2,15 @@
 
 What it does, in order (each Flower process logs to ``RUN/flower/*.log``):
 
+0. with a kit provisioned with a council (and not ``--resume``), check that the council
+   approved a ``start_run`` of this config (docs/governance.md, "Quorum decisions"): refused
+   before any Flower process starts, and nothing is written. The proposal is *not* consumed
+   here: starting the SuperLink, registering the sites, starting the ServerApp (its own
+   checks of the config, the run folder, anchoring) and waiting for the sites to connect
+   can all fail before the run really begins. The ServerApp consumes it once the sites have
+   connected, right before it sends them the decision with the enrolment request
+   (``enrol_sites`` in :mod:`medsilo.runtime.flower.deployed_server`); a failure before
+   that point leaves the approval for the next attempt;
 1. start ``flower-superlink`` with the kit's TLS certificate and key and SuperNode
    authentication on (``--insecure`` turns both off, with a loud warning);
 2. write a private Flower CLI configuration (``RUN/flower/home/config.toml``) with one
@@ -30,7 +39,7 @@ from pathlib import Path
 from medsilo.config import ConfigError, load_config
 from medsilo.deploy import processes as proc
 from medsilo.deploy.kit_files import load_roster
-from medsilo.governance.run_gate import KIT_DECISIONS_DIR, authorize_start, kit_council
+from medsilo.governance.run_gate import kit_run_approval
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, resumable_checkpoint
 
 log = logging.getLogger(__name__)
@@ -115,9 +124,8 @@ def start_coordinator(
     cfg = load_config(experiment)  # fail here, not inside the ServerApp
     roster = load_roster(kit)
     resumable_checkpoint(run_dir, cfg, list(roster.sites), resume)  # refuse bad ones early
-    council = kit_council(kit)  # provisioned with a council: its quorum gates a new run
-    if council is not None and not resume:  # (docs/governance.md, "Quorum decisions")
-        authorize_start(cfg, council, kit / KIT_DECISIONS_DIR)
+    if not resume:  # a kit with a council: its quorum gates a new run (step 0 above)
+        kit_run_approval(kit, cfg)  # checked only: the ServerApp consumes it
     flower_dir = run_dir / "flower"
     home = flower_dir / "home"
     env = proc.flower_env(home)

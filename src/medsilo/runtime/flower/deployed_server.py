@@ -10,7 +10,10 @@ Order of events:
 1. wait (``connect_timeout_s``) until every roster site's SuperNode is connected (Flower
    already refused nodes whose key is not registered), or go on with those connected if they
    are at least ``training.min_sites``;
-2. enrolment: each node gets a fresh nonce and the run config; its answer carries
+2. enrolment: with a kit council, the council's ``start_run`` approval (checked when the app
+   starts) is consumed now, the run's real beginning, and sent with the requests, so any
+   failure before (e.g. no site connected in time) leaves it for the next attempt
+   (docs/governance.md); each node gets a fresh nonce and the run config; its answer carries
    attestation evidence, which :func:`medsilo.attestation.policy.enrol` checks against the
    kit's enrolment policy, the site's registered attestation key and the vulnerability
    registry; a site the council removed (:mod:`medsilo.governance.membership`) is refused
@@ -71,7 +74,7 @@ from medsilo.governance.membership import kit_removals, record_removal
 from medsilo.governance.participation import Participation
 from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.governance.record_kinds import DECISION_KIND
-from medsilo.governance.run_gate import run_decision_json
+from medsilo.governance.run_gate import kit_run_approval, run_decision_json
 from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.events import Enrolment, record_enrolment
 from medsilo.ledger.run_ledger import RunLedger
@@ -243,15 +246,15 @@ class _Deployment:
             )
         self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
         self.keys = load_attestation_keys(settings.kit)
-        self.decision_json = run_decision_json(settings.kit, self.cfg)  # sites check it
+        # the council's approval: checked now, consumed when the run begins (_begin_run)
+        self.approval = None if settings.resume else kit_run_approval(settings.kit, self.cfg)
+        self.decision_json = run_decision_json(settings.kit, self.cfg) if settings.resume else ""
         self.removed = kit_removals(settings.kit)  # sites the council removed: refused
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
         anchor = open_anchor(  # docs/anchoring.md
             self.cfg.anchor, config_sha256(self.cfg), self.names, self.resume is not None
         )
         self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume, anchor=anchor)
-        if self.decision_json and self.resume is None:  # the council's approval, on record
-            self.ledger.ledger.append(DECISION_KIND, json.loads(self.decision_json))
         self.nodes: dict[str, int] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
         self.weights_sha256: str | None = None
@@ -277,6 +280,7 @@ class _Deployment:
             self._poll(),
             f"; {floor} needed (--min-sites)",
         )
+        self._begin_run()
         nonces = {node: secrets.token_hex(32) for node in node_ids}
         resume_round = self.resume.round if self.resume is not None else 0
         key = run_key(self.settings.run_dir, self.cfg)
@@ -342,6 +346,14 @@ class _Deployment:
                 f"(--min-sites); see {self.settings.run_dir / ENROLMENT_FILE}"
             )
         return admitted
+
+    def _begin_run(self) -> None:
+        """Consume the council's approval (module docstring, step 2): the sites are
+        connected and about to receive it; the run's ledger records it after ``run_start``."""
+        if self.approval is not None:
+            self.decision_json = json.dumps(self.approval.consume().payload(), sort_keys=True)
+        if self.decision_json and self.resume is None:  # the council's approval, on record
+            self.ledger.ledger.append(DECISION_KIND, json.loads(self.decision_json))
 
     def _refuse(self, node: int, site: str | None, reason: str, *, ledgered: bool = False) -> None:
         """Turn ``node`` away before attestation: logged, in ``enrolment.json`` (under the
