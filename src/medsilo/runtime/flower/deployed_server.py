@@ -119,6 +119,13 @@ class DeployedRunConfig:
     #: Sites that must be connected and admitted before round 1 (0: every roster site).
     min_sites: int = 0
 
+    @property
+    def setup_timeout_s(self) -> float:
+        """How long the set-up exchanges (enrolment, moments, admission) wait for a site: a
+        site's first messages are its slowest (Flower installs the app, the site loads and
+        prepares its data), so they get the connect timeout, not only a round's."""
+        return max(self.round_timeout_s, self.connect_timeout_s)
+
     @staticmethod
     def from_context(run_config: Any) -> DeployedRunConfig:
         def need(key: str) -> str:
@@ -302,10 +309,7 @@ class _Deployment:
             )
             for node in node_ids
         ]
-        # A site's first message is its slowest (Flower installs the app, the site loads and
-        # prepares its data), so enrolment waits up to the connect timeout, not a round's.
-        deadline = max(self.settings.round_timeout_s, self.settings.connect_timeout_s)
-        replies = send_and_collect(grid, messages, deadline, self._poll())
+        replies = send_and_collect(grid, messages, self.settings.setup_timeout_s, self._poll())
         admitted: dict[str, wire.Enrolled] = {}
         answers: list[tuple[int, wire.Admission]] = []
         book = NonceBook()
@@ -336,7 +340,7 @@ class _Deployment:
             )
             for node, answer in answers
         ]
-        send_and_collect(grid, admission, self.settings.round_timeout_s, self._poll())
+        send_and_collect(grid, admission, self.settings.setup_timeout_s, self._poll())
         (self.settings.run_dir / ENROLMENT_FILE).write_text(
             json.dumps(self.decisions, indent=2, default=json_default)
         )
@@ -429,7 +433,7 @@ class _Deployment:
             )
             for site in admitted
         ]
-        replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
+        replies = send_and_collect(grid, messages, self.settings.setup_timeout_s, self._poll())
         site_of = {node: site for site, node in self.nodes.items()}
         got: dict[str, Moments] = {}
         for reply in replies:
@@ -440,7 +444,7 @@ class _Deployment:
             got[site] = Moments(count, total, total_sq)
         missing = sorted(set(admitted) - set(got))
         if missing:
-            raise FlowerRunError(f"no moments from site(s) {missing} within the round timeout")
+            raise FlowerRunError(f"no moments from site(s) {missing} within the set-up timeout")
         # Summed in roster order, as the in-process engine does.
         return combine([got[s] for s in self.names if s in got])
 
