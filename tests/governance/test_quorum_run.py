@@ -111,20 +111,20 @@ def test_a_run_is_refused_without_quorum_then_starts_with_it(kits: Path, tmp_pat
 def test_an_approval_does_not_cover_changed_governance_or_anchoring(
     kits: Path, tmp_path: Path
 ) -> None:
-    """Dropping a governance setting (site witnessing here) or adding anchoring under an
-    approval given for the config without that change is refused: they are in the subject.
-    The vote's own folders (governance.quorum) are not."""
+    """Changing a governance setting (switching site witnessing on here) or adding anchoring
+    under an approval given for the config without that change is refused: they are in the
+    subject. The vote's own folders (governance.quorum) are not."""
     cfg = quorum_config(kits, tmp_path)
     book = DecisionBook(tmp_path / "decisions", council_of(kits))
     proposal = start_run_proposal(cfg, book.council)
     book.propose(proposal)
     for member in ("a", "b"):
         approve(tmp_path / "decisions", proposal.proposal_id(), kits, member)
-    unwitnessed = cfg.model_copy(
-        update={"governance": cfg.governance.model_copy(update={"site_witness": False})}
+    witnessed = cfg.model_copy(
+        update={"governance": cfg.governance.model_copy(update={"site_witness": True})}
     )
     anchored = cfg.model_copy(update={"anchor": AnchorConfig(rpc="in-process")})
-    for changed in (unwitnessed, anchored):
+    for changed in (witnessed, anchored):
         assert approval_hash(changed) != proposal.subject
         assert config_hash(changed) == config_hash(cfg)  # checkpoints still resume
         with pytest.raises(QuorumRefused, match="no proposal for it"):
@@ -242,7 +242,8 @@ def test_a_coordinator_start_that_fails_after_the_quorum_check_keeps_the_approva
 
 
 def test_retiring_a_model_needs_quorum(kits: Path, tmp_path: Path) -> None:
-    run = run_experiment(small_config(), tmp_path / "run").run_dir
+    witnessed = small_config(governance={"site_witness": True})  # a decision after their heads
+    run = run_experiment(witnessed, tmp_path / "run").run_dir
     decisions = tmp_path / "decisions"
     kit = coordinator_kit(kits)
     council = ["--council", str(kit / COUNCIL_FILE), "--authority", str(kit / "ca.crt")]

@@ -231,11 +231,15 @@ def test_a_witness_line_the_coordinator_never_signed_proves_nothing(
 
 @pytest.fixture(scope="module")
 def engine_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A 2-round, 4-site engine run (``medsilo simulate``'s path) and its coordinator key."""
+    """A 2-round, 4-site engine run (``medsilo simulate``'s path) with its sites witnessing,
+    and its coordinator key."""
     key = tmp_path_factory.mktemp("key") / "coordinator.pem"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDSILO_COORDINATOR_KEY", str(key))
-        cfg = small_config(training={"rounds": 2, "local_steps": 3, "batch_size": 8, "lr": 0.1})
+        cfg = small_config(
+            training={"rounds": 2, "local_steps": 3, "batch_size": 8, "lr": 0.1},
+            governance={"site_witness": True},
+        )
         return run_experiment(cfg, tmp_path_factory.mktemp("runs") / "run").run_dir, key
 
 
@@ -323,9 +327,12 @@ def test_a_restarted_coordinator_sends_each_site_only_what_it_has_not_countersig
         assert feed.proofs(["b"])["b"].records == (head,)
 
 
-def test_engine_witnessing_can_be_switched_off(tmp_path: Path) -> None:
+def test_engine_witnessing_is_off_unless_asked_for(tmp_path: Path) -> None:
+    """The engine's sites share the coordinator's process and keys: by default they do not
+    go through the motions (``governance.site_witness: true`` does, as above)."""
     training = {"rounds": 2, "local_steps": 3, "batch_size": 8, "lr": 0.1}
-    cfg = small_config(training=training, governance={"site_witness": False})
+    cfg = small_config(training=training)
+    assert cfg.governance.site_witness is False
     run = run_experiment(cfg, tmp_path / "run").run_dir
     assert not (run / "witness").exists()
     conn = open_readonly(run / "ledger.sqlite")

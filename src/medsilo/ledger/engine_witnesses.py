@@ -4,9 +4,10 @@ In the engine every site lives in the coordinator's process, so nothing here pro
 a dishonest coordinator; it runs the same protocol as a deployment (the same head proofs,
 checks, countersignatures and files, :mod:`medsilo.ledger.witness_file`) so that a run
 directory shows, and lets ``medsilo audit verify --witness`` exercise, exactly what
-deployed sites keep. Each site's Ed25519 key is ``RUN/witness/<site>.key`` (created on first
-use, mode 0600, :func:`~medsilo.ledger.keys.load_or_create_private_key`) and its witness
-file ``RUN/witness/<site>.jsonl``; a run resumed in the same folder reuses both.
+deployed sites keep. It is therefore off unless ``governance.site_witness`` is true. Each
+site's Ed25519 key is ``RUN/witness/<site>.key`` (created on first use, mode 0600,
+:func:`~medsilo.ledger.keys.load_or_create_private_key`) and its witness file
+``RUN/witness/<site>.jsonl``; a run resumed in the same folder reuses both.
 """
 
 from __future__ import annotations

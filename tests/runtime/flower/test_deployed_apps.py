@@ -210,6 +210,15 @@ def test_deployed_apps_give_the_engines_model_and_pooled_metrics(tmp_path: Path)
     assert sorted(enrolment) == sorted(SITES) and all(e["accepted"] for e in enrolment.values())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["admitted"] == sorted(SITES) and summary["rounds_completed"] == 2
+    # Deployed sites witness both rounds and the final head, though the engine's switch,
+    # governance.site_witness, is off in this experiment: it never reaches a deployment.
+    assert parse_config(fed.exp).governance.site_witness is False
+    conn = open_readonly(run_dir / "ledger.sqlite")
+    try:
+        kinds = [(r.kind, json.loads(r.payload)) for r in read_records(conn)]
+    finally:
+        conn.close()
+    assert Counter(p["site"] for k, p in kinds if k == "witness") == dict.fromkeys(SITES, 3)
     # Each site kept its prepared arrays beside its state (later messages read them back).
     for site in SITES:
         (cache,) = (tmp_path / "kits" / "sites" / site / "state").glob("*/own-data.npz")
