@@ -6,8 +6,8 @@ re-signed by the coordinator, or different histories shown to different sites
 receives a :class:`HeadProof`, the ledger records it has not seen yet (full records, so it
 can recompute every hash and check every link and coordinator signature back to the head it
 saw last), and answers with a :class:`Countersignature`: its own Ed25519 signature over the
-new head's ``(seq, hash)``, its name and the run. Because every hash commits to the one before it, countersigning a
-head countersigns the whole history up to it.
+new head's ``(seq, hash)``, its name and the run. Because every hash commits to the one
+before it, countersigning a head countersigns the whole history up to it.
 
 The countersigned bytes are ``TAG || F(site) || F(run) || F(seq) || F(hash)`` (``TAG =
 b"medsilo-witness/2\\n"``, ``F`` the 8-byte length prefix of
