@@ -26,6 +26,7 @@ from medsilo.ledger.witness_keys import WITNESS_KEYS_FILE
 from medsilo.ledger.witness_verify import WitnessLog, check_countersignatures, check_witnesses
 
 from ..conftest import small_config
+from .conftest import tamper
 from .witnessing import (
     FIRST_HEAD,
     LAST,
@@ -257,6 +258,9 @@ def test_pins_must_match_the_enrolled_keys_and_the_sites_files(
         record_enrolment(ledger, Enrolment("a", fingerprint(a_key)))
         other = record_enrolment(ledger, Enrolment("b", fingerprint(a_key)))  # not b's key
     assert where(check_countersignatures(stored(run), pins)) == {("key pin", "b", other.seq)}
+    tamper(run, "UPDATE records SET payload = ? WHERE seq = ?", (b"\xff{", other.seq))
+    assert check_countersignatures(stored(run), pins) == []  # verify names the broken record
+    assert not verify_ledger(run, key.public_key()).ok
     swapped = dataclasses.replace(pins, keys=pins.keys | {"c": pins.keys["a"]})
     logs = [WitnessLog.read(w.path) for w in sites.witnesses.values()]
     found = where(check_witnesses(stored(run), logs, swapped))

@@ -211,10 +211,20 @@ def _holds(records: dict[int, LedgerRecord], seq: int, digest: str) -> bool:
     return stored is not None and stored.hash == digest
 
 
+def _payload(record: LedgerRecord | None) -> dict[str, Any]:
+    """A record's payload object; ``{}`` for one that is not (a tampered record, which the
+    chain check names: here it only must not stop the other checks)."""
+    try:
+        payload = json.loads(record.payload) if record is not None else {}
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
+
+
 def _genesis_key(records: dict[int, LedgerRecord]) -> str | None:
     """The coordinator key (raw hex) the ledger's genesis record names."""
-    genesis = records.get(1)
-    return json.loads(genesis.payload).get("public_key") if genesis else None
+    key = _payload(records.get(1)).get("public_key")
+    return key if isinstance(key, str) else None
 
 
 def _refusals(log: WitnessLog, records: dict[int, LedgerRecord]) -> list[WitnessFinding]:
@@ -306,7 +316,7 @@ def _pins_against_enrolment(
     enrolled: dict[str, tuple[int, str]] = {}
     for record in records.values():
         if record.kind == "enrolment":
-            payload = json.loads(record.payload)
+            payload = _payload(record)
             if payload.get("action") == "enrolled" and payload.get("public_key_sha256"):
                 enrolled[str(payload["site"])] = (record.seq, str(payload["public_key_sha256"]))
     out = []
