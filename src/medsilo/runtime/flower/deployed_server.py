@@ -28,7 +28,9 @@ Order of events:
    round on resume and never loses or duplicates a record;
 5. ``summary.json``, ``final_weights.npz`` and the ledger's ``run_end``, whose head every
    admitted site then witnesses (a ``query.witness`` message; during the rounds the head
-   rides on each ``train`` message, docs/audit-ledger.md).
+   rides on each ``train`` message, docs/audit-ledger.md). Countersignatures are ledgered
+   under each admitted site's enrolled attestation key only, pinned after enrolment in
+   ``RUN/witness_keys.json``.
 
 Resume (``resume = true``): the newest checkpoint in ``RUN/checkpoints`` is loaded (a
 corrupted or foreign one is refused, :mod:`medsilo.governance.checkpoint`), records after its
@@ -80,6 +82,7 @@ from medsilo.ledger.events import Enrolment, record_enrolment
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.ledger.witness import Countersignature, HeadProof
 from medsilo.ledger.witness_feed import Exchange
+from medsilo.ledger.witness_keys import WitnessKeys
 from medsilo.models.builder import build_model
 from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import Layout, get_weights
@@ -103,6 +106,8 @@ log = logging.getLogger(__name__)
 
 ROUNDS_FILE = "rounds.jsonl"
 ENROLMENT_FILE = "enrolment.json"
+#: Where a deployed run's pinned witness keys come from (``RUN/witness_keys.json``).
+ENROLLED_KEYS = "enrolment: each admitted site's attestation key, KIT/site-keys/<site>.attest.pub"
 
 
 @dataclass(frozen=True)
@@ -469,8 +474,19 @@ class _Deployment:
             task=first.task,
         )
 
+    def pin_witness_keys(self, admitted: Mapping[str, object]) -> None:
+        """Countersignatures are ledgered under each admitted site's enrolled attestation key
+        only, naming this run's key (:mod:`medsilo.ledger.witness_keys`)."""
+        keys = {site: self.keys[site] for site in admitted}
+        pins = WitnessKeys.of(run_key(self.settings.run_dir, self.cfg), ENROLLED_KEYS, keys)
+        try:
+            self.ledger.feed.pin(pins.write(self.settings.run_dir))
+        except ValueError as err:
+            raise FlowerRunError(str(err)) from None
+
     def run(self, grid: Grid) -> FlowerRun:
         admitted = self.enrol_sites(grid)
+        self.pin_witness_keys(admitted)
         out = FlowerRun()
         rounds_path = self.settings.run_dir / ROUNDS_FILE
         start = time.perf_counter()

@@ -255,7 +255,8 @@ def _witness(context: Context, deployment: ConfigRecord) -> SiteWitness:
     """This site's witness of the run's ledger, signed with its attestation key."""
     kit = Path(_node_str(context, KIT))
     path = kit / WITNESS_DIR / f"{deployment['run_key']!s}.jsonl"
-    return SiteWitness(path, _node_str(context, SITE), _attestation_key(kit))
+    run = str(deployment["run_key"])  # named in every countersignature
+    return SiteWitness(path, _node_str(context, SITE), _attestation_key(kit), run)
 
 
 # --- the app --------------------------------------------------------------------------------
