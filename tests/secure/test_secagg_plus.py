@@ -154,3 +154,21 @@ def test_the_config_chooses_k_and_t_and_refuses_mixed_options() -> None:
     ]:
         with pytest.raises(ValidationError, match=why):
             SecureAggregationConfig(**bad)
+
+
+@pytest.mark.parametrize("k", [0, 19], ids=["complete", "harary-k-at-least-n-1"])
+def test_the_complete_graph_still_shares_with_every_site(k: int) -> None:
+    fp, floats, encoded = floats_and_encoded(12)
+    p = SecAggParams(threshold=8, bits=32, length=LENGTH, label=b"plus/1", neighbours=k, cohort=12)
+    shares: dict[int, ShareKeys] = {}
+
+    def record(phase: str, sender: int, data: bytes) -> bytes:
+        msg = parse(data)
+        if isinstance(msg, ShareKeys):
+            shares[sender] = msg
+        return data
+
+    result = secure_sum(encoded, p, {4: "masked"}, record)
+    assert all(set(m.sealed) == set(range(1, 13)) - {i} for i, m in shares.items())
+    err = np.abs(fp.decode(result.total) - np.sum([floats[i] for i in result.survivors], axis=0))
+    assert result.recovered == [4] and err.max() <= 12 * 0.5 * fp.resolution

@@ -152,7 +152,8 @@ class SecAggCoordinator:
         for s, m in self._accept(received, ShareKeys, u1):
             assert isinstance(m, ShareKeys)
             if set(m.sealed) != self.params.peers(s, u1):
-                self._reject(s, "sealed shares are not addressed to exactly its peers")
+                whom = "its neighbours" if self.params.neighbours else "the other sites"
+                self._reject(s, f"sealed shares are not addressed to exactly {whom}")
                 continue
             msgs[s] = m
         self._commitments = {s: m.b_commitment for s, m in msgs.items()}
