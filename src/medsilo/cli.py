@@ -525,23 +525,37 @@ def bench_secagg(
     dropout: Annotated[float, typer.Option(help="share of sites dropping after key sharing")] = 0.1,
     ckks_sites: Annotated[int | None, typer.Option(help="CKKS: sites measured")] = None,
     ckks_params: Annotated[int | None, typer.Option(help="CKKS: parameters measured")] = None,
+    compare_sites: Annotated[
+        str | None, typer.Option(help="SecAgg+ vs complete graph: sizes, e.g. 100,500,1000")
+    ] = None,
+    compare_params: Annotated[
+        int | None, typer.Option(help="SecAgg+ vs complete graph: parameters a site")
+    ] = None,
+    complete_max_sites: Annotated[
+        int | None, typer.Option(help="largest size the complete graph runs (extrapolated above)")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
-    """Secure aggregation costs: masking (site and coordinator time, bytes) vs CKKS."""
+    """Secure aggregation costs: masking (site and coordinator time, bytes) vs CKKS, and
+    SecAgg+ vs the complete graph."""
     from dataclasses import replace
 
-    from medsilo.bench.secagg import FULL, QUICK, run_secagg_benchmark
+    from medsilo.bench.secagg import FULL, QUICK, parse_sizes, run_secagg_benchmark
     from medsilo.secure.protocol import SecAggError
 
     size = QUICK if quick else FULL
-    given = {
+    given: dict[str, Any] = {
         "sites": sites,
         "params": params,
         "ckks_sites": ckks_sites,
         "ckks_params": ckks_params,
+        "compare_params": compare_params,
+        "complete_max_sites": complete_max_sites,
     }
     size = replace(size, dropout=dropout, **{k: v for k, v in given.items() if v is not None})
     try:
+        if compare_sites is not None:
+            size = replace(size, compare_sites=parse_sizes(compare_sites))
         with progress_bars(progress) as bars:
             run_secagg_benchmark(size, console=out, progress=bars)
     except (ValueError, SecAggError) as err:
