@@ -99,6 +99,10 @@ def site_start(
         str | None, typer.Option(help="claimed TEE platform for software attestation")
     ] = None,
     tcb_version: Annotated[str | None, typer.Option(help="claimed TCB version")] = None,
+    proxy: Annotated[
+        str | None,
+        typer.Option(help="http://HOST:PORT: reach the coordinator through this forward proxy"),
+    ] = None,
 ) -> None:
     """Run this site's SuperNode: it dials out to the coordinator (TLS, node key), enrols
     with attestation evidence and trains on --data only. Runs until stopped (Ctrl-C)."""
@@ -113,12 +117,14 @@ def site_start(
             runtime_port=runtime_port,
             platform=platform,
             tcb_version=tcb_version,
+            proxy=proxy,
         )
     except (ConfigError, OSError) as error:
         err.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(2) from None
     if insecure:
         err.print(f"[bold red]{INSECURE_WARNING}[/]")
-    err.print(f"site {launch.site}: connecting to {launch.coordinator} (outbound only)")
+    via = f", through the proxy {launch.proxy}" if launch.proxy else ""
+    err.print(f"site {launch.site}: connecting to {launch.coordinator} (outbound only{via})")
     code = run_site(launch, say=lambda text: err.print(f"[yellow]{text}[/]"))
     raise typer.Exit(code)
