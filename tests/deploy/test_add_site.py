@@ -27,8 +27,7 @@ from medsilo.deploy.kit_files import (
     load_roster,
     load_site_identity,
 )
-from medsilo.deploy.kits import SITE_FILES, provision
-from medsilo.deploy.spec import parse_federation
+from medsilo.deploy.kits import SITE_FILES
 from medsilo.governance.council import COUNCIL_FILE
 from medsilo.governance.decisions import DecisionBook, ledger_records, record_payload
 from medsilo.governance.membership import membership_proposal, removed_sites
@@ -40,13 +39,6 @@ from tests.deploy.tree import tree_hashes
 from tests.governance.quorum_fixtures import council_of, member_key, provision_council
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def federation(tmp_path: Path) -> Path:
-    out = tmp_path / "kits"
-    provision(parse_federation(RAW | {"enrolment": {"allowed_backends": ["software"]}}), out)
-    return out
 
 
 def add(out: Path, name: str, *extra: str) -> tuple[int, str]:

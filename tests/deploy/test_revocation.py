@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from medsilo.cli import app
 from medsilo.deploy import pki
 from medsilo.deploy.coordinator import sites_to_register
-from medsilo.deploy.kits import provision
 from medsilo.deploy.revocation import (
     REVOCATION_FILE,
     RevocationError,
@@ -24,18 +23,9 @@ from medsilo.deploy.revocation import (
     load_revocations,
     revocation_document,
 )
-from medsilo.deploy.spec import parse_federation
-from tests.deploy.conftest import RAW
 from tests.deploy.tree import tree_hashes
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def federation(tmp_path: Path) -> Path:
-    out = tmp_path / "kits"
-    provision(parse_federation(RAW), out)
-    return out
 
 
 def revoke(out: Path, name: str, reason: str = "node key leaked") -> tuple[int, str]:

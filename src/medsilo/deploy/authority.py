@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -80,20 +79,3 @@ def coordinator_roster(federation_dir: Path) -> Roster:
             "give the folder `medsilo provision` wrote (its --out)"
         )
     return load_roster(kit)
-
-
-def sign(key: ec.EllipticCurvePrivateKey, message: bytes) -> str:
-    """ECDSA P-384/SHA-384 signature of ``message`` by the CA, hex."""
-    return key.sign(message, ec.ECDSA(pki.SIGNATURE_HASH())).hex()
-
-
-def signed_by(certificate: x509.Certificate, message: bytes, signature: str) -> bool:
-    """Whether ``signature`` (hex) is the CA ``certificate``'s key's over ``message``."""
-    key = certificate.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        return False
-    try:
-        key.verify(bytes.fromhex(signature), message, ec.ECDSA(pki.SIGNATURE_HASH()))
-    except (InvalidSignature, ValueError):
-        return False
-    return True

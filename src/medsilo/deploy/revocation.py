@@ -42,15 +42,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from medsilo.config import ConfigError
 from medsilo.config_errors import problem_lines
-from medsilo.deploy.authority import (
-    coordinator_roster,
-    load_certificate,
-    load_matching_authority,
-    sign,
-    signed_by,
-)
+from medsilo.deploy.authority import coordinator_roster, load_certificate, load_matching_authority
 from medsilo.deploy.kit_files import SITE_KEYS_DIR
 from medsilo.deploy.kits import COORDINATOR_DIR
+from medsilo.deploy.signed_documents import SIGNATURE_FIELD, read_envelope, sign, signed_by
 from medsilo.ledger.canonical import canonical_json
 from medsilo.ledger.events import Enrolment, record_enrolment
 from medsilo.ledger.store import Ledger
@@ -95,7 +90,7 @@ def revocation_document(revocations: RevocationList, key: ec.EllipticCurvePrivat
     document = {
         "format": FORMAT,
         "revocations": revocations.model_dump(mode="json"),
-        "authority_signature": sign(key, _message(revocations)),
+        SIGNATURE_FIELD: sign(key, _message(revocations)),
     }
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
@@ -106,17 +101,11 @@ def read_revocation_list(kit: Path) -> RevocationList | None:
     path = kit / REVOCATION_FILE
     if not path.exists():
         return None
+    body, signature = read_envelope(path, FORMAT, "revocations", "revocation list", RevocationError)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RevocationError(f"{path} is not a JSON revocation list: {err}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise RevocationError(f"{path} is not a revocation list (format {FORMAT!r} expected)")
-    try:
-        revocations = RevocationList.model_validate(document.get("revocations"))
+        revocations = RevocationList.model_validate(body)
     except ValidationError as err:
         raise RevocationError(f"{path}: " + "; ".join(problem_lines(err))) from None
-    signature = document.get("authority_signature")
     certificate = load_certificate(kit / "ca.crt")
     if not isinstance(signature, str) or not signed_by(
         certificate, _message(revocations), signature
