@@ -34,6 +34,7 @@ from medsilo.governance.membership import membership_proposal, removed_sites
 from medsilo.governance.proposal import sign_approval, write_json
 from medsilo.governance.record_kinds import DECISION_KIND
 from medsilo.governance.run_gate import KIT_DECISIONS_DIR
+from medsilo.ledger.keys import load_or_create_private_key
 from tests.deploy.conftest import RAW
 from tests.deploy.tree import tree_hashes
 from tests.governance.quorum_fixtures import council_of, member_key, provision_council
@@ -173,6 +174,15 @@ def test_with_a_council_a_new_site_needs_an_approved_admit_site(tmp_path: Path) 
         council_of(kits),
     )
     write_json(decisions / "approvals" / "c.json", approval)
+    # The governance ledger is the coordinator's: another key (or none) is refused up front.
+    missing = tmp_path / "no-such.key"
+    other = tmp_path / "other.key"
+    load_or_create_private_key(other)
+    before = tree_hashes(kits)
+    for key in (missing, other):
+        code, output = add(kits, "d", "--ledger-key", str(key))
+        assert code == 2 and f"is not signed with {key}" in output, output
+        assert tree_hashes(kits) == before and not missing.exists()
     code, output = add(kits, "d")
     assert code == 0, output
     # The kit carries the (unchanged) council; the admission is on the governance ledger.

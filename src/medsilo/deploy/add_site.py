@@ -72,12 +72,15 @@ def _council_approval(
     council = load_council(coordinator / COUNCIL_FILE, coordinator / "ca.crt")
     book = DecisionBook(decisions, council, ledger_key)
     approved = book.approved("admit_site", name)
-    signer = public_pem(load_or_create_private_key(ledger_key).public_key())
+    key_path = ledger_key or default_key_path()
     published = decisions / PUBLIC_KEY_FILE
-    if published.is_file() and published.read_bytes() != signer:
+    if published.is_file() and (
+        not key_path.is_file()  # never create a key just to find it is the wrong one
+        or public_pem(load_or_create_private_key(key_path).public_key()) != published.read_bytes()
+    ):
         raise ConfigError(
-            f"the governance ledger in {decisions} is signed with another key than "
-            f"{ledger_key or default_key_path()}; give --ledger-key the coordinator's key"
+            f"the governance ledger in {decisions} is not signed with {key_path}; give "
+            "--ledger-key the key the coordinator signs it with"
         )
     return book, approved
 
