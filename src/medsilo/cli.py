@@ -20,7 +20,7 @@ from medsilo.contribution.command import contribution as contribution_command
 from medsilo.contribution.reputation_command import reputation_app
 from medsilo.dashboard.command import dashboard as dashboard_command
 from medsilo.data.base import DataFormatError
-from medsilo.deploy.command import provision_command
+from medsilo.deploy.command import provision_app
 from medsilo.deploy.run_commands import coordinator_app, site_start
 from medsilo.experiment import RunDirError
 from medsilo.governance.command import unlearn_command
@@ -56,8 +56,9 @@ app.add_typer(reputation_app, name="reputation")
 app.command("unlearn")(unlearn_command)
 # `medsilo governance propose|approve|status` (council quorum decisions): docs/governance.md.
 app.add_typer(governance_app, name="governance")
-# `medsilo provision FEDERATION.yaml` (CA, TLS cert, node keys, kits): docs/deployment.md.
-app.command("provision")(provision_command)
+# `medsilo provision FEDERATION.yaml` (CA, TLS cert, node keys, kits) and its lifecycle
+# subcommands (add-site, revoke-site, check-expiry, renew): docs/deployment.md.
+app.add_typer(provision_app, name="provision")
 # `medsilo coordinator start KIT` and `medsilo site start KIT --data PATH`: docs/deployment.md.
 app.add_typer(coordinator_app, name="coordinator")
 site_app.command("start")(site_start)

@@ -131,13 +131,31 @@ def test_forged_and_duplicate_approvals_do_not_count(kits: Path, tmp_path: Path)
 
 
 def test_a_site_off_the_roster_is_refused_at_propose(kits: Path, tmp_path: Path) -> None:
+    """Removing needs a site of the roster; admitting may name a new site (valid name),
+    which only `medsilo provision add-site` executes (tests/deploy/test_add_site.py)."""
     decisions = tmp_path / "decisions"
     result = runner.invoke(
-        app, ["governance", "propose", str(decisions), "--admit-site", "zed", *council_args(kits)]
+        app, ["governance", "propose", str(decisions), "--remove-site", "zed", *council_args(kits)]
     )
     assert result.exit_code == 2
     assert "'zed' is not a site of this federation (a, b, c)" in " ".join(result.output.split())
     assert not (decisions / PROPOSALS_DIR).exists()
+    result = runner.invoke(
+        app, ["governance", "propose", str(decisions), "--admit-site", "z d", *council_args(kits)]
+    )
+    assert result.exit_code == 2 and "is not a valid site name" in result.output
+    assert not (decisions / PROPOSALS_DIR).exists()
+    result = runner.invoke(
+        app, ["governance", "propose", str(decisions), "--admit-site", "zed", *council_args(kits)]
+    )
+    assert result.exit_code == 0, result.output
+    (proposal,) = DecisionBook(decisions, council_of(kits)).proposals()
+    for member in ("a", "b"):
+        vote(decisions, proposal, council_of(kits), kits, member)
+    command = ["governance", "admit-site", str(decisions), "zed", *council_args(kits)]
+    result = runner.invoke(app, command)  # approved, but a new site needs its kit issued
+    assert result.exit_code == 2
+    assert "`medsilo provision add-site`" in " ".join(result.output.split())
     both = ["--remove-site", "a", "--admit-site", "a"]
     result = runner.invoke(
         app, ["governance", "propose", str(decisions), *both, *council_args(kits)]

@@ -15,8 +15,10 @@ What it does, in order (each Flower process logs to ``RUN/flower/*.log``):
    authentication on (``--insecure`` turns both off, with a loud warning);
 2. write a private Flower CLI configuration (``RUN/flower/home/config.toml``) with one
    connection to that SuperLink, verified against the kit's CA;
-3. register every site's SuperNode key from ``site-keys/`` (``flwr supernode register``):
-   only those nodes can connect; any other node is refused by the SuperLink;
+3. register every site's SuperNode key from ``site-keys/`` (``flwr supernode register``)
+   except those of sites on the CA-signed revocation list (``revoked.json``,
+   :mod:`medsilo.deploy.revocation`): only those nodes can connect; any other node is
+   refused by the SuperLink;
 4. ``flwr run`` the medsilo Flower App with the experiment, the kit and the run folder as
    run config, and follow its log until the run ends;
 5. stop the SuperLink and report: success only if the ServerApp wrote ``summary.json`` with
@@ -39,6 +41,7 @@ from pathlib import Path
 from medsilo.config import ConfigError, load_config
 from medsilo.deploy import processes as proc
 from medsilo.deploy.kit_files import load_roster
+from medsilo.deploy.revocation import load_revocations
 from medsilo.governance.run_gate import kit_run_approval
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, resumable_checkpoint
 
@@ -104,6 +107,15 @@ def register_sites(kit: Path, sites: list[str], env: dict[str, str]) -> None:
         log.info("registered SuperNode key of site %s", site)
 
 
+def sites_to_register(kit: Path) -> list[str]:
+    """The roster's sites whose SuperNode keys the SuperLink may accept: all but those on
+    the kit's revocation list (checked against the kit's CA; each skip is logged)."""
+    revoked = load_revocations(kit)
+    for site, revocation in revoked.items():
+        log.warning("not registering %s: %s", site, revocation.explain(site))
+    return [site for site in load_roster(kit).sites if site not in revoked]
+
+
 def start_coordinator(
     kit: Path,
     experiment: Path,
@@ -124,6 +136,7 @@ def start_coordinator(
     cfg = load_config(experiment)  # fail here, not inside the ServerApp
     roster = load_roster(kit)
     resumable_checkpoint(run_dir, cfg, list(roster.sites), resume)  # refuse bad ones early
+    registered = sites_to_register(kit)  # a revocation list not signed by the CA stops here
     if not resume:  # a kit with a council: its quorum gates a new run (step 0 above)
         kit_run_approval(kit, cfg)  # checked only: the ServerApp consumes it
     flower_dir = run_dir / "flower"
@@ -162,7 +175,7 @@ def start_coordinator(
         probe = "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
         proc.wait_for_port(probe, roster.port, 60.0, superlink, link_log)
         if not insecure:
-            register_sites(kit, list(roster.sites), env)
+            register_sites(kit, registered, env)
         settings = DeployedRunConfig(
             experiment=experiment,
             kit=kit,

@@ -2,7 +2,8 @@
 
 Thin CLI wrappers over :mod:`medsilo.deploy.coordinator` and :mod:`medsilo.deploy.site_node`
 (docs/deployment.md): check arguments, print what is about to happen and how it ended, exit
-non-zero on failure.
+non-zero on failure. Both warn first when a certificate of their kit expires within
+:data:`~medsilo.deploy.expiry.WARN_DAYS` days (:mod:`medsilo.deploy.expiry`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from medsilo.config import ConfigError
+from medsilo.deploy.expiry import kit_expiry_warnings
 from medsilo.deploy.processes import DeploymentError
 
 coordinator_app = typer.Typer(
@@ -60,6 +63,7 @@ def coordinator_start(
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _warn_expiry(kit, insecure)
         result = start_coordinator(
             kit,
             config,
@@ -81,6 +85,13 @@ def coordinator_start(
         f"[green]run finished[/] in {result.wall_s:.1f}s: {result.message}; results in "
         f"{result.run_dir}"
     )
+
+
+def _warn_expiry(kit: Path, insecure: bool) -> None:
+    """Print a warning for each certificate of ``kit`` near (or past) its end date."""
+    if not insecure:
+        for warning in kit_expiry_warnings(kit):
+            err.print(f"[bold yellow]{escape(warning)}[/]")
 
 
 def site_start(
@@ -109,6 +120,7 @@ def site_start(
     from medsilo.deploy.site_node import INSECURE_WARNING, run_site, site_launch
 
     try:
+        _warn_expiry(kit, insecure)
         launch = site_launch(
             kit,
             data,

@@ -138,14 +138,18 @@ def spoil_attestation_key(kit: Path) -> None:
 
 class Federation:
     def __init__(
-        self, root: Path, exp: dict[str, Any], enrolment: dict[str, Any] | None = None
+        self,
+        root: Path,
+        exp: dict[str, Any],
+        enrolment: dict[str, Any] | None = None,
+        provisioned: list[str] = SITES,  # fewer: the others are added later (add-site)
     ) -> None:
         self.root = root
         spec = parse_federation(
             {
                 "federation": "inprocess",
                 "coordinator": {"address": "127.0.0.1", "port": 9999},
-                "sites": [{"name": s} for s in SITES],
+                "sites": [{"name": s} for s in provisioned],
                 "enrolment": {"allowed_backends": ["software"]} | (enrolment or {}),
             }
         )

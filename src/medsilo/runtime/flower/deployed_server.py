@@ -17,7 +17,8 @@ Order of events:
    attestation evidence, which :func:`medsilo.attestation.policy.enrol` checks against the
    kit's enrolment policy, the site's registered attestation key and the vulnerability
    registry; a site the council removed (:mod:`medsilo.governance.membership`) is refused
-   with the decision named; every decision goes to the run's audit ledger and
+   with the decision named, and a site the CA revoked (:mod:`medsilo.deploy.revocation`)
+   with the revocation named; every decision goes to the run's audit ledger and
    ``enrolment.json``, and the site is told (a refused site logs why and gets no training
    message);
 3. federated standardisation (moments in, mean/std out) when the config asks for it;
@@ -62,6 +63,7 @@ from medsilo.config import ConfigError, RunConfig, dump_config, load_config
 from medsilo.data.base import Task
 from medsilo.data.standardize import Moments, combine
 from medsilo.deploy.kit_files import load_attestation_keys, load_roster
+from medsilo.deploy.revocation import load_revocations, record_revocation
 from medsilo.experiment import json_default
 from medsilo.governance.checkpoint import (
     Checkpoint,
@@ -79,6 +81,7 @@ from medsilo.governance.record_kinds import DECISION_KIND
 from medsilo.governance.run_gate import kit_run_approval, run_decision_json
 from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.events import Enrolment, record_enrolment
+from medsilo.ledger.keys import fingerprint
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.ledger.witness import Countersignature, HeadProof
 from medsilo.ledger.witness_feed import Exchange
@@ -262,6 +265,7 @@ class _Deployment:
         self.approval = None if settings.resume else kit_run_approval(settings.kit, self.cfg)
         self.decision_json = run_decision_json(settings.kit, self.cfg) if settings.resume else ""
         self.removed = kit_removals(settings.kit)  # sites the council removed: refused
+        self.revoked = load_revocations(settings.kit)  # keys the CA revoked: refused
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
         anchor = open_anchor(  # docs/anchoring.md
             self.cfg.anchor, config_sha256(self.cfg), self.names, self.resume is not None
@@ -278,7 +282,7 @@ class _Deployment:
 
     def _floor(self) -> int:
         """How many sites must be admitted before training starts."""
-        members = len(self.names) - len(self.removed)
+        members = len(self.names) - len(set(self.removed) | set(self.revoked))
         wanted = self.settings.min_sites or members
         return max(1, self.cfg.training.min_sites, min(wanted, members))
 
@@ -286,7 +290,7 @@ class _Deployment:
         floor = self._floor()
         node_ids = wait_for_nodes(
             grid,
-            len(self.names),
+            len(self.names) - len(self.revoked),  # their keys are not registered
             floor,
             self.settings.connect_timeout_s,
             self._poll(),
@@ -334,6 +338,7 @@ class _Deployment:
             if decision.accepted:
                 admitted[enrolled.site] = enrolled
                 self.nodes[enrolled.site] = node
+        self._ledger_absent_revocations()
         self._check_data(admitted)
         standardize = self._standardize(grid, admitted)
         admission = [
@@ -401,8 +406,12 @@ class _Deployment:
         if removed:
             problem = self.removed[site].reason()
             record_removal(self.ledger.ledger, self.removed[site], self.keys.get(site))
+        revoked = problem is None and site in self.revoked
+        if revoked:
+            problem = self.revoked[site].explain(site)
+            self._ledger_revocation(site, node)
         if problem is not None:
-            self._refuse(node, site, problem, ledgered=removed)
+            self._refuse(node, site, problem, ledgered=removed or revoked)
             return EnrolmentDecision(site, False, problem, "", "", "", "")
         book.expect(site, nonce)
         decision = enrol(evidence, self.policy, book, self.keys, ledger=self.ledger.ledger)
@@ -413,6 +422,19 @@ class _Deployment:
         else:
             log.error("enrolment REFUSED for site %s (node %s): %s", site, node, decision.reason)
         return decision
+
+    def _ledger_revocation(self, site: str, node: int | None) -> None:
+        key = self.keys.get(site)
+        attest = fingerprint(key) if key is not None else ""
+        record_revocation(self.ledger.ledger, site, self.revoked[site], node, attest)
+
+    def _ledger_absent_revocations(self) -> None:
+        """Revoked sites no node tried to enrol as: their keys are not registered, so the
+        SuperLink refused them; the run's ledger still says they are revoked."""
+        tried = {entry.get("site") for entry in self.decisions.values()} | set(self.decisions)
+        for site in self.revoked:
+            if site not in tried:
+                self._ledger_revocation(site, None)
 
     def _check_data(self, admitted: dict[str, wire.Enrolled]) -> None:
         shapes = {(e.input_shape, e.num_classes, e.task) for e in admitted.values()}
