@@ -34,9 +34,12 @@ CREATE = "create"
 class ProvisionGroup(TyperGroup):
     """Sends ``provision ARGS`` to ``provision create ARGS`` unless ARGS name a subcommand."""
 
+    #: The subcommand that ARGS naming none go to (read by the docs' command-line test too).
+    default_command = CREATE
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
-            args = [CREATE, *args]
+            args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
 
