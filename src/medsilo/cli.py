@@ -352,6 +352,26 @@ def bench_engine(
     )
 
 
+@bench_app.command("scale")
+def bench_scale(
+    sites: Annotated[
+        list[int] | None, typer.Option(help="roster sizes (default 10, 100, 1000, 10000)")
+    ] = None,
+    cohort: Annotated[int, typer.Option(min=1, help="sites sampled per round")] = 10,
+    rounds: Annotated[int, typer.Option(min=2)] = 5,
+    local_steps: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+) -> None:
+    """The in-process engine at 10 to 10,000 sites with a fixed cohort: time per round, peak
+    memory (ru_maxrss) and time per step against centralised training (docs/scale.md)."""
+    from medsilo.bench.scale import DEFAULT_SIZES, run_scale_benchmark
+
+    sizes = sites or list(DEFAULT_SIZES)
+    if min(sizes) < cohort:
+        raise typer.BadParameter(f"every roster size must hold the cohort of {cohort} sites")
+    run_scale_benchmark(sizes, cohort, rounds, local_steps, batch_size, console=out)
+
+
 @bench_app.command("medmnist")
 def bench_medmnist(
     rounds: Annotated[int, typer.Option(min=1, help="rounds (one local epoch each)")] = 20,
