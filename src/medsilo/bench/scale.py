@@ -32,6 +32,7 @@ def measure_size(
     rounds: int,
     local_steps: int,
     batch_size: int,
+    evaluated: str,
 ) -> dict[str, Any]:
     """One roster size, measured in a child interpreter (see the module docstring)."""
     command = [sys.executable, "-m", "medsilo.bench.scale_worker"]
@@ -41,6 +42,7 @@ def measure_size(
         ("--rounds", rounds),
         ("--local-steps", local_steps),
         ("--batch-size", batch_size),
+        ("--evaluate-sites", evaluated),
     ):
         command += [flag, str(value)]
     env = os.environ | {"OMP_NUM_THREADS": "1"}
@@ -58,7 +60,7 @@ def scale_table(rows: Sequence[dict[str, Any]]) -> Table:
         title=(
             f"in-process engine, MNIST shards, MLP, cohort {first['cohort']} a round, "
             f"{first['local_steps']} local steps of batch {first['batch_size']}, "
-            f"{first['rounds']} rounds; peak memory is "
+            f"{first['rounds']} rounds, evaluation.sites {first['evaluated']}; peak memory is "
             "ru_maxrss of a fresh process per size"
         ),
         title_justify="left",
@@ -96,12 +98,13 @@ def run_scale_benchmark(
     rounds: int,
     local_steps: int,
     batch_size: int,
+    evaluated: str,
     console: Console,
 ) -> list[dict[str, Any]]:
     """Measure each roster size in turn and print the table."""
     rows = []
     for sites in sizes:
         console.print(f"measuring {sites:,} sites ...")
-        rows.append(measure_size(sites, cohort, rounds, local_steps, batch_size))
+        rows.append(measure_size(sites, cohort, rounds, local_steps, batch_size, evaluated))
     console.print(scale_table(rows))
     return rows

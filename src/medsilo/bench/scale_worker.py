@@ -48,7 +48,7 @@ CLASSES_PER_SITE = 2
 
 
 def scale_config(
-    sites: int, cohort: int, rounds: int, local_steps: int, batch_size: int
+    sites: int, cohort: int, rounds: int, local_steps: int, batch_size: int, evaluated: str
 ) -> RunConfig:
     """The bench's run: MNIST in shards over ``sites`` sites, ``cohort`` sampled a round."""
     return parse_config(
@@ -70,7 +70,7 @@ def scale_config(
                 "lr": 0.05,
                 "fraction": cohort / sites,
             },
-            "evaluation": {"loho": False},
+            "evaluation": {"loho": False, "sites": evaluated},
         }
     )
 
@@ -95,12 +95,12 @@ def centralised_seconds(cfg: RunConfig, steps: int) -> float:
 
 
 def measure(
-    sites: int, cohort: int, rounds: int, local_steps: int, batch_size: int
+    sites: int, cohort: int, rounds: int, local_steps: int, batch_size: int, evaluated: str
 ) -> dict[str, Any]:
     """Every number one row of the bench's table needs (see the module docstring)."""
     torch.set_num_threads(1)
     baseline_mib = peak_rss_mib()  # the interpreter, torch and medsilo imported
-    cfg = scale_config(sites, cohort, rounds, local_steps, batch_size)
+    cfg = scale_config(sites, cohort, rounds, local_steps, batch_size, evaluated)
     ends: list[float] = []
 
     def on_round(_: RoundRecord) -> None:
@@ -122,6 +122,7 @@ def measure(
         "rounds": rounds,
         "local_steps": local_steps,
         "batch_size": batch_size,
+        "evaluated": evaluated,
         "first_round_s": ends[0] - start,  # setup (data, model, ledger) and round 1
         "round_s": round_s,  # median of rounds 2..R
         "end_s": finished - ends[-1],
@@ -137,8 +138,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     for name in ("sites", "cohort", "rounds", "local-steps", "batch-size"):
         parser.add_argument(f"--{name}", type=int, required=True)
+    parser.add_argument("--evaluate-sites", choices=["all", "cohort"], required=True)
     a = parser.parse_args(argv)
-    row = measure(a.sites, a.cohort, a.rounds, a.local_steps, a.batch_size)
+    row = measure(a.sites, a.cohort, a.rounds, a.local_steps, a.batch_size, a.evaluate_sites)
     sys.stdout.write(json.dumps(row) + "\n")
 
 
