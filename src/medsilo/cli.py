@@ -353,6 +353,31 @@ def bench_engine(
     )
 
 
+@bench_app.command("scale")
+def bench_scale(
+    sites: Annotated[
+        list[int] | None, typer.Option(help="roster sizes (default 10, 100, 1000, 10000)")
+    ] = None,
+    cohort: Annotated[int, typer.Option(min=1, help="sites sampled per round")] = 10,
+    rounds: Annotated[int, typer.Option(min=2)] = 5,
+    local_steps: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    evaluate_sites: Annotated[
+        str, typer.Option(help="evaluation.sites: cohort (the round's sites) or all")
+    ] = "cohort",
+) -> None:
+    """The in-process engine at 10 to 10,000 sites with a fixed cohort: time per round, peak
+    memory (ru_maxrss) and time per step against centralised training (docs/scale.md)."""
+    from medsilo.bench.scale import DEFAULT_SIZES, run_scale_benchmark
+
+    sizes = sites or list(DEFAULT_SIZES)
+    if evaluate_sites not in ("all", "cohort"):
+        raise typer.BadParameter(f"--evaluate-sites is 'all' or 'cohort', not {evaluate_sites!r}")
+    if min(sizes) < cohort:
+        raise typer.BadParameter(f"every roster size must hold the cohort of {cohort} sites")
+    run_scale_benchmark(sizes, cohort, rounds, local_steps, batch_size, evaluate_sites, out)
+
+
 @bench_app.command("medmnist")
 def bench_medmnist(
     rounds: Annotated[int, typer.Option(min=1, help="rounds (one local epoch each)")] = 20,

@@ -90,6 +90,7 @@ from medsilo.models.builder import build_model
 from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import Layout, get_weights
 from medsilo.run_summary import final_fields, rejection_fields
+from medsilo.runtime.cohorts import refuse_cohort_evaluation
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower import witness_records as witness_wire
@@ -251,6 +252,7 @@ class _Deployment:
         self.settings = settings
         self.cfg = load_config(settings.experiment)
         refuse_outside_engine(self.cfg, "a deployed coordinator")  # docs/governance.md
+        refuse_cohort_evaluation(self.cfg.evaluation.sites, "a deployed coordinator")
         roster = load_roster(settings.kit)
         self.names = list(roster.sites)
         hospitals = getattr(self.cfg.data, "hospitals", None)
