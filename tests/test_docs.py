@@ -38,7 +38,12 @@ def parse_command_line(line: str) -> list[str]:
     args = words[1:]
     command: click.Command = typer.main.get_command(app)
     path: list[str] = []
-    while isinstance(command, click.Group) and args and args[0] in command.commands:
+    while isinstance(command, click.Group) and args:
+        default = getattr(command, "default_command", None)  # e.g. `provision F` = `create F`
+        if args[0] not in command.commands and default and not args[0].startswith("-"):
+            args.insert(0, default)
+        if args[0] not in command.commands:
+            break
         path.append(args.pop(0))
         command = command.commands[path[-1]]
     if isinstance(command, click.Group) and args and not args[0].startswith("-"):

@@ -41,7 +41,7 @@ def protocol(directory: Path, sites: list[str], rounds: int) -> None:
     witnesses = SimulatedSites(directory / "witness", sites)
     down, up, site_ms, coordinator_ms = [], [], [], []
     with Ledger(path, Ed25519PrivateKey.generate()) as ledger:
-        feed = WitnessFeed(ledger)
+        feed = WitnessFeed(ledger, witnesses.pins())
         start = RunStart("bench", "0" * 64, "fedavg", "none", "sgd", 0, rounds, {}, sites)
         record_run_start(ledger, start)
         for rnd in range(1, rounds + 1):
@@ -92,7 +92,7 @@ def engine(directory: Path, rounds: int, repeats: int) -> None:
         with Ledger(directory / f"engine{repeat}.sqlite", Ed25519PrivateKey.generate()) as ledger:
             names = list(plain.site_states)
             sites = SimulatedSites(directory / f"engine{repeat}", names)
-            witnessing = EngineWitnessing(WitnessFeed(ledger), sites)
+            witnessing = EngineWitnessing(WitnessFeed(ledger, sites.pins()), sites)
 
             def keep(record: RoundRecord, ledger: Ledger = ledger) -> None:
                 record_round(ledger, RoundEntry.from_round_record(record, "none"))

@@ -20,7 +20,7 @@ from medsilo.contribution.command import contribution as contribution_command
 from medsilo.contribution.reputation_command import reputation_app
 from medsilo.dashboard.command import dashboard as dashboard_command
 from medsilo.data.base import DataFormatError
-from medsilo.deploy.command import provision_command
+from medsilo.deploy.command import provision_app
 from medsilo.deploy.run_commands import coordinator_app, site_start
 from medsilo.experiment import RunDirError
 from medsilo.governance.command import unlearn_command
@@ -56,8 +56,9 @@ app.add_typer(reputation_app, name="reputation")
 app.command("unlearn")(unlearn_command)
 # `medsilo governance propose|approve|status` (council quorum decisions): docs/governance.md.
 app.add_typer(governance_app, name="governance")
-# `medsilo provision FEDERATION.yaml` (CA, TLS cert, node keys, kits): docs/deployment.md.
-app.command("provision")(provision_command)
+# `medsilo provision FEDERATION.yaml` (CA, TLS cert, node keys, kits) and its lifecycle
+# subcommands (add-site, revoke-site, check-expiry, renew): docs/deployment.md.
+app.add_typer(provision_app, name="provision")
 # `medsilo coordinator start KIT` and `medsilo site start KIT --data PATH`: docs/deployment.md.
 app.add_typer(coordinator_app, name="coordinator")
 site_app.command("start")(site_start)
@@ -352,6 +353,31 @@ def bench_engine(
     )
 
 
+@bench_app.command("scale")
+def bench_scale(
+    sites: Annotated[
+        list[int] | None, typer.Option(help="roster sizes (default 10, 100, 1000, 10000)")
+    ] = None,
+    cohort: Annotated[int, typer.Option(min=1, help="sites sampled per round")] = 10,
+    rounds: Annotated[int, typer.Option(min=2)] = 5,
+    local_steps: Annotated[int, typer.Option(min=1)] = 5,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    evaluate_sites: Annotated[
+        str, typer.Option(help="evaluation.sites: cohort (the round's sites) or all")
+    ] = "cohort",
+) -> None:
+    """The in-process engine at 10 to 10,000 sites with a fixed cohort: time per round, peak
+    memory (ru_maxrss) and time per step against centralised training (docs/scale.md)."""
+    from medsilo.bench.scale import DEFAULT_SIZES, run_scale_benchmark
+
+    sizes = sites or list(DEFAULT_SIZES)
+    if evaluate_sites not in ("all", "cohort"):
+        raise typer.BadParameter(f"--evaluate-sites is 'all' or 'cohort', not {evaluate_sites!r}")
+    if min(sizes) < cohort:
+        raise typer.BadParameter(f"every roster size must hold the cohort of {cohort} sites")
+    run_scale_benchmark(sizes, cohort, rounds, local_steps, batch_size, evaluate_sites, out)
+
+
 @bench_app.command("medmnist")
 def bench_medmnist(
     rounds: Annotated[int, typer.Option(min=1, help="rounds (one local epoch each)")] = 20,
@@ -525,23 +551,37 @@ def bench_secagg(
     dropout: Annotated[float, typer.Option(help="share of sites dropping after key sharing")] = 0.1,
     ckks_sites: Annotated[int | None, typer.Option(help="CKKS: sites measured")] = None,
     ckks_params: Annotated[int | None, typer.Option(help="CKKS: parameters measured")] = None,
+    compare_sites: Annotated[
+        str | None, typer.Option(help="SecAgg+ vs complete graph: sizes, e.g. 100,500,1000")
+    ] = None,
+    compare_params: Annotated[
+        int | None, typer.Option(help="SecAgg+ vs complete graph: parameters a site")
+    ] = None,
+    complete_max_sites: Annotated[
+        int | None, typer.Option(help="largest size the complete graph runs (extrapolated above)")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
-    """Secure aggregation costs: masking (site and coordinator time, bytes) vs CKKS."""
+    """Secure aggregation costs: masking (site and coordinator time, bytes) vs CKKS, and
+    SecAgg+ vs the complete graph."""
     from dataclasses import replace
 
-    from medsilo.bench.secagg import FULL, QUICK, run_secagg_benchmark
+    from medsilo.bench.secagg import FULL, QUICK, parse_sizes, run_secagg_benchmark
     from medsilo.secure.protocol import SecAggError
 
     size = QUICK if quick else FULL
-    given = {
+    given: dict[str, Any] = {
         "sites": sites,
         "params": params,
         "ckks_sites": ckks_sites,
         "ckks_params": ckks_params,
+        "compare_params": compare_params,
+        "complete_max_sites": complete_max_sites,
     }
     size = replace(size, dropout=dropout, **{k: v for k, v in given.items() if v is not None})
     try:
+        if compare_sites is not None:
+            size = replace(size, compare_sites=parse_sizes(compare_sites))
         with progress_bars(progress) as bars:
             run_secagg_benchmark(size, console=out, progress=bars)
     except (ValueError, SecAggError) as err:

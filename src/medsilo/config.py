@@ -211,6 +211,12 @@ class EvaluationConfig(_Strict):
 
     every: int = Field(1, ge=1, description="evaluate every N rounds (and always the last)")
     loho: bool = Field(False, description="also run leave-one-hospital-out")
+    sites: Literal["all", "cohort"] = Field(
+        "all",
+        description="whose test sets each evaluation scores: every site, or only the round's "
+        "sampled cohort (bounds the cost of a round for federations of thousands of sites; "
+        "the pooled test set is scored either way; docs/scale.md)",
+    )
     metrics: list[str] = Field(
         default_factory=_all_builtin_metrics,
         min_length=1,
@@ -682,6 +688,11 @@ def asynchrony_problem(cfg: RunConfig) -> str | None:
     mode = cfg.asynchrony
     if isinstance(mode, SyncConfig):
         return None
+    if cfg.evaluation.sites == "cohort":
+        return (
+            f"evaluation.sites 'cohort' scores the sites sampled in a round, but asynchrony.mode "
+            f"{mode.mode!r} has no rounds of sampled sites; use evaluation.sites 'all'"
+        )
     if cfg.secure_aggregation.enabled:
         return (
             f"asynchrony.mode {mode.mode!r} cannot use secure aggregation: pairwise masks "

@@ -144,7 +144,7 @@ def run_experiment(
     ledger = RunLedger(run_dir, cfg, fed.site_names, resume, anchor=anchor)  # docs/audit-ledger.md
     if decision is not None:
         ledger.ledger.append(DECISION_KIND, decision.payload())
-    witnessing = (  # the simulated sites witness the ledger (docs/audit-ledger.md)
+    witnessing = (  # asked for: the simulated sites witness the ledger (docs/audit-ledger.md)
         EngineWitnessing.create(run_dir, fed.site_names, ledger.feed)
         if cfg.governance.site_witness
         else None

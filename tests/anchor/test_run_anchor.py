@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medsilo.anchor import site_check
 from medsilo.anchor.chain import AnchorError
 from medsilo.config import ConfigError
 from medsilo.experiment import run_experiment
 from medsilo.ledger.digest import weights_sha256
 from medsilo.ledger.store import open_readonly, read_records
 from medsilo.runtime.round_record import read_rounds
+from medsilo.types import Weights
 
 from ..conftest import small_config
 
@@ -21,8 +23,15 @@ TRAINING = {"rounds": 3, "local_steps": 3, "batch_size": 8, "lr": 0.1}
 
 
 def test_every_round_is_anchored_and_every_site_acknowledges_the_final_model(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    final_checks: list[str] = []  # the final model is hashed once for all acknowledgements
+
+    def counted(weights: Weights) -> str:
+        final_checks.append(weights_sha256(weights))
+        return final_checks[-1]
+
+    monkeypatch.setattr(site_check, "weights_sha256", counted)
     cfg = small_config(training=TRAINING, anchor={"rpc": "in-process"})
     run = run_experiment(cfg, tmp_path / "run").run_dir
     anchor = json.loads((run / "anchor.json").read_text())
@@ -38,6 +47,7 @@ def test_every_round_is_anchored_and_every_site_acknowledges_the_final_model(
     final = np.load(run / "final_weights.npz")
     final_sha = weights_sha256([final[k] for k in final.files])
     assert final_sha == rounds[-1].global_model_sha256
+    assert final_checks == [final_sha]
     sites = ["cleveland", "hungarian", "switzerland", "va"]
     assert sorted(anchor["acknowledged"]) == sorted(anchor["institutions"]) == sites
     assert all(a["round"] == 3 for a in anchor["acknowledged"].values())

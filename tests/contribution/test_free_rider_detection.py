@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
 from medsilo.contribution.free_riders import (
     FreeRiderDetector,
@@ -123,3 +124,27 @@ def test_a_site_seen_once_has_no_noise_verdict() -> None:
     detector = _rounds({"n": lambda rnd, h, rng: rng.normal(size=DIM)}, rounds=1)
     assert detector.noise_scores()["n"]["z_own"] is None
     assert _rules(detector) == []
+
+
+def test_the_noise_cosine_is_taken_with_the_mean_of_every_other_update_of_the_round() -> None:
+    """Each site's leave-one-out mean, derived from the round's total, is the mean of the
+    other updates as sent (float32), a zero update and one 10^4 times larger included."""
+    rng = np.random.default_rng(3)
+    sent = {s: rng.normal(size=DIM) for s in "abcd"}
+    sent["big"] = 1e4 * rng.normal(size=DIM)
+    sent["zero"] = np.zeros(DIM)
+    detector = FreeRiderDetector()
+    updates = [_update(s, x) for s, x in sent.items()]
+    detector.observe(1, [np.zeros(150, np.float32), np.zeros(50, np.float32)], updates)
+    as_sent = {s: x.astype(np.float32).astype(np.float64) for s, x in sent.items()}
+    for site, x in as_sent.items():
+        if site == "zero":  # no direction: no noise evidence
+            assert site not in detector.evidence
+            continue
+        mean = np.mean([y for other, y in as_sent.items() if other != site], axis=0)
+        expected = x @ mean / (np.linalg.norm(x) * np.linalg.norm(mean))
+        (cosine,) = detector.evidence[site].others
+        assert cosine == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    alone = FreeRiderDetector()
+    alone.observe(1, [np.zeros(150, np.float32), np.zeros(50, np.float32)], updates[:1])
+    assert alone.evidence["a"].others == []

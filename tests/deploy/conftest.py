@@ -28,3 +28,11 @@ def provisioned(
 ) -> tuple[Path, list[Kit]]:
     out = tmp_path_factory.mktemp("kits")
     return out, provision(spec, out)
+
+
+@pytest.fixture
+def federation(tmp_path: Path) -> Path:
+    """A fresh provisioning folder for tests that change it (software attestation allowed)."""
+    out = tmp_path / "kits"
+    provision(parse_federation(RAW | {"enrolment": {"allowed_backends": ["software"]}}), out)
+    return out

@@ -65,7 +65,7 @@ def test_a_different_ca_does_not_verify_the_server(tmp_path: Path) -> None:
     assert isinstance(server.certificate.signature_hash_algorithm, hashes.SHA384)
 
 
-def _handshake(out: Path, server_hostname: str) -> None:
+def handshake(out: Path, server_hostname: str) -> None:
     """A TLS 1.3 handshake in memory: site (CA only) against coordinator (cert + key)."""
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(
@@ -93,10 +93,10 @@ def _handshake(out: Path, server_hostname: str) -> None:
 
 def test_site_verifies_coordinator_over_tls(provisioned: tuple[Path, list[Kit]]) -> None:
     out, _ = provisioned
-    _handshake(out, "coord.example.org")
-    _handshake(out, "10.1.2.3")
+    handshake(out, "coord.example.org")
+    handshake(out, "10.1.2.3")
     with pytest.raises(ssl.SSLCertVerificationError):
-        _handshake(out, "wrong.example.org")
+        handshake(out, "wrong.example.org")
 
 
 def test_flower_reads_the_coordinator_tls_files(provisioned: tuple[Path, list[Kit]]) -> None:

@@ -57,6 +57,7 @@ def test_flower_env_finds_this_installation_offline(
     env = proc.flower_env(home, {"EXTRA": "1"})
     assert env["PATH"].split(os.pathsep) == [str(Path(sys.executable).parent), "/usr/bin", "/bin"]
     assert env["FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION"] == "1"
+    assert env["FLWR_TELEMETRY_ENABLED"] == "0" and env["FLWR_DISABLE_UPDATE_CHECK"] == "1"
     assert env["FLWR_HOME"] == str(home) and home.is_dir()
     assert env["EXTRA"] == "1"
     assert "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION" not in os.environ  # a copy

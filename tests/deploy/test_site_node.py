@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -152,3 +153,12 @@ def test_unauthorized_after_a_coordinator_restart_is_restarted(tmp_path: Path) -
     assert code == 0
     assert _starts(counter) == 2
     assert len(said) == 1 and "refused" in said[0]
+
+
+def test_a_site_behind_a_proxy_says_the_proxy_may_have_refused_it(tmp_path: Path) -> None:
+    refused = "print('403 Access violation; Exit Code: 305')\nraise SystemExit(1)"
+    launch, _ = _child(tmp_path, refused)
+    launch = replace(launch, proxy="http://10.0.0.8:3128")
+    said: list[str] = []
+    run_site(launch, say=said.append, max_attempts=2, max_pause_s=PAUSE_S, initial_pause_s=PAUSE_S)
+    assert len(said) == 1 and "the proxy http://10.0.0.8:3128 refused the tunnel" in said[0]

@@ -13,10 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from medsilo.cli import app
+from medsilo.deploy.kit_files import load_attest_private_key
 from medsilo.deploy.loopback import Loopback, heart_experiment
 from medsilo.ledger.store import open_readonly, read_records
 from medsilo.ledger.witness import WITNESS_KIND
 from medsilo.ledger.witness_file import read_witness_lines
+from medsilo.ledger.witness_keys import WITNESS_KEYS_FILE
 
 from ..ledger.conftest import tamper
 
@@ -26,7 +28,8 @@ ROUNDS = 2
 
 @pytest.fixture
 def loopback(tmp_path: Path) -> Iterator[Loopback]:
-    lb = Loopback(tmp_path, heart_experiment(ROUNDS))
+    # the engine's switch does not reach a deployment: its sites witness all the same
+    lb = Loopback(tmp_path, heart_experiment(ROUNDS) | {"governance": {"site_witness": False}})
     yield lb
     lb.stop_all()
 
@@ -42,8 +45,12 @@ def test_deployed_sites_witness_every_round_and_the_end(loopback: Loopback, tmp_
     conn.close()
     run_end = next(r for r in records if r.kind == "run_end")
     signed = [json.loads(r.payload) for r in records if r.kind == WITNESS_KIND]
+    pins = json.loads((run / WITNESS_KEYS_FILE).read_text())
+    assert pins["run"] and {s["run"] for s in signed} == {pins["run"]}  # the run key, signed
     files = []
     for site in loopback.sites:
+        attest = load_attest_private_key(loopback.site_kit(site) / "attest.key").public_key()
+        assert pins["keys"][site] == attest.public_bytes_raw().hex()  # its enrolled key
         (path,) = (loopback.site_kit(site) / "witness").glob("*.jsonl")  # on the site's disk
         heads = [line for line in read_witness_lines(path) if line["type"] == "head"]
         assert len(heads) == ROUNDS + 1, heads  # each round's train message, and the end
@@ -52,11 +59,17 @@ def test_deployed_sites_witness_every_round_and_the_end(loopback: Loopback, tmp_
         files += ["--witness", str(path)]
     ok = CliRunner().invoke(app, ["audit", "verify", str(run), *files])
     assert ok.exit_code == 0, ok.output
-    assert "WITNESSED" in ok.output
+    assert "WITNESSED" in ok.output and "NOT CHECKED" not in ok.output
+    first, *others = loopback.sites  # one site's file only: the others are named as unchecked
+    partial = CliRunner().invoke(app, ["audit", "verify", str(run), *files[:2]])
+    assert partial.exit_code == 0, partial.output
+    for site in others:
+        assert f"NOT CHECKED: site {site} (no witness file given)" in partial.output
+    assert f"NOT CHECKED: site {first} " not in partial.output
 
     copy = tmp_path / "copy"  # the coordinator cuts its ledger back to before run_end
     copy.mkdir()
-    for name in ("ledger.sqlite", "ledger.pub"):
+    for name in ("ledger.sqlite", "ledger.pub", WITNESS_KEYS_FILE):
         shutil.copy(run / name, copy / name)
     tamper(copy / "ledger.sqlite", "DELETE FROM records WHERE seq >= ?", (run_end.seq,))
     cut = CliRunner().invoke(app, ["audit", "verify", str(copy), "--no-require-end", *files])

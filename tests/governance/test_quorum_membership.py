@@ -131,13 +131,31 @@ def test_forged_and_duplicate_approvals_do_not_count(kits: Path, tmp_path: Path)
 
 
 def test_a_site_off_the_roster_is_refused_at_propose(kits: Path, tmp_path: Path) -> None:
+    """Removing needs a site of the roster; admitting may name a new site (valid name),
+    which only `medsilo provision add-site` executes (tests/deploy/test_add_site.py)."""
     decisions = tmp_path / "decisions"
     result = runner.invoke(
-        app, ["governance", "propose", str(decisions), "--admit-site", "zed", *council_args(kits)]
+        app, ["governance", "propose", str(decisions), "--remove-site", "zed", *council_args(kits)]
     )
     assert result.exit_code == 2
     assert "'zed' is not a site of this federation (a, b, c)" in " ".join(result.output.split())
     assert not (decisions / PROPOSALS_DIR).exists()
+    result = runner.invoke(
+        app, ["governance", "propose", str(decisions), "--admit-site", "z d", *council_args(kits)]
+    )
+    assert result.exit_code == 2 and "is not a valid site name" in result.output
+    assert not (decisions / PROPOSALS_DIR).exists()
+    result = runner.invoke(
+        app, ["governance", "propose", str(decisions), "--admit-site", "zed", *council_args(kits)]
+    )
+    assert result.exit_code == 0, result.output
+    (proposal,) = DecisionBook(decisions, council_of(kits)).proposals()
+    for member in ("a", "b"):
+        vote(decisions, proposal, council_of(kits), kits, member)
+    command = ["governance", "admit-site", str(decisions), "zed", *council_args(kits)]
+    result = runner.invoke(app, command)  # approved, but a new site needs its kit issued
+    assert result.exit_code == 2
+    assert "`medsilo provision add-site`" in " ".join(result.output.split())
     both = ["--remove-site", "a", "--admit-site", "a"]
     result = runner.invoke(
         app, ["governance", "propose", str(decisions), *both, *council_args(kits)]
@@ -242,17 +260,27 @@ def council_federation(root: Path) -> Path:
     return root / "kits"
 
 
-def run_deployed(kits: Path, experiment_path: Path, run_dir: Path) -> Path:
+def run_deployed(
+    kits: Path,
+    experiment_path: Path,
+    run_dir: Path,
+    *,
+    sites: list[str] | None = None,
+    resume: bool = False,
+) -> Path:
+    """The deployed ServerApp over a push/pull fake Grid to the real ClientApps of ``sites``
+    (default: all; ``[]``: no site ever connects)."""
     grid = PushPullGrid(
         {
             100 + 7 * i: {"site": site, "kit": str(kits / "sites" / site), "data": str(HEART)}
-            for i, site in enumerate(SITES)
+            for i, site in enumerate(SITES if sites is None else sites)
         }
     )
     settings = DeployedRunConfig(
         experiment=experiment_path,
         kit=coordinator_kit(kits),
         run_dir=run_dir,
+        resume=resume,
         round_timeout_s=2.0,
         connect_timeout_s=1.0,
         poll_interval_s=0.001,
@@ -273,8 +301,7 @@ def test_the_deployed_coordinator_refuses_a_removed_site_at_enrolment(tmp_path: 
     experiment_path = tmp_path / "experiment.yaml"
     experiment_path.write_text(yaml.safe_dump(experiment()))
     start = start_run_proposal(load_config(experiment_path), council)
-    propose_and_vote(decisions, kits, start, "cleveland", "hungarian")
-    DecisionBook(decisions, council).authorize("start_run", start.subject)
+    propose_and_vote(decisions, kits, start, "cleveland", "hungarian")  # the app consumes it
     remove = membership_proposal(council, roster, "remove_site", "va")
     propose_and_vote(decisions, kits, remove, "cleveland", "hungarian")
     change_membership(decisions, council, roster, "remove_site", "va")

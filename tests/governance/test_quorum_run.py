@@ -14,13 +14,16 @@ from medsilo.anchor.chain import AnchorError
 from medsilo.anchor.config import AnchorConfig
 from medsilo.cli import app
 from medsilo.config import RunConfig, dump_config, load_config
+from medsilo.deploy import processes
 from medsilo.deploy.coordinator import start_coordinator
 from medsilo.experiment import run_experiment
+from medsilo.governance import retire_gate
 from medsilo.governance.checkpoint import config_hash
 from medsilo.governance.council import COUNCIL_FILE
 from medsilo.governance.decisions import DecisionBook, QuorumRefused, decision_payload
 from medsilo.governance.proposal import sign_approval
-from medsilo.governance.retire import retirement
+from medsilo.governance.retire import retire, retirement
+from medsilo.governance.retire_gate import retire_proposal, retire_with_quorum
 from medsilo.governance.run_gate import (
     KIT_DECISIONS_DIR,
     approval_hash,
@@ -42,6 +45,7 @@ from tests.governance.quorum_fixtures import (
 )
 
 runner = CliRunner()
+RUN_KEY = "0123456789abcdef"  # the run a site is asked to enrol in (deployed_server.run_key)
 
 
 @pytest.fixture
@@ -107,20 +111,20 @@ def test_a_run_is_refused_without_quorum_then_starts_with_it(kits: Path, tmp_pat
 def test_an_approval_does_not_cover_changed_governance_or_anchoring(
     kits: Path, tmp_path: Path
 ) -> None:
-    """Dropping a governance setting (site witnessing here) or adding anchoring under an
-    approval given for the config without that change is refused: they are in the subject.
-    The vote's own folders (governance.quorum) are not."""
+    """Changing a governance setting (switching site witnessing on here) or adding anchoring
+    under an approval given for the config without that change is refused: they are in the
+    subject. The vote's own folders (governance.quorum) are not."""
     cfg = quorum_config(kits, tmp_path)
     book = DecisionBook(tmp_path / "decisions", council_of(kits))
     proposal = start_run_proposal(cfg, book.council)
     book.propose(proposal)
     for member in ("a", "b"):
         approve(tmp_path / "decisions", proposal.proposal_id(), kits, member)
-    unwitnessed = cfg.model_copy(
-        update={"governance": cfg.governance.model_copy(update={"site_witness": False})}
+    witnessed = cfg.model_copy(
+        update={"governance": cfg.governance.model_copy(update={"site_witness": True})}
     )
     anchored = cfg.model_copy(update={"anchor": AnchorConfig(rpc="in-process")})
-    for changed in (unwitnessed, anchored):
+    for changed in (witnessed, anchored):
         assert approval_hash(changed) != proposal.subject
         assert config_hash(changed) == config_hash(cfg)  # checkpoints still resume
         with pytest.raises(QuorumRefused, match="no proposal for it"):
@@ -216,8 +220,30 @@ def test_the_deployed_coordinator_refuses_a_run_without_quorum(kits: Path, tmp_p
     assert not (tmp_path / "run").exists()
 
 
+def test_a_coordinator_start_that_fails_after_the_quorum_check_keeps_the_approval(
+    kits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The coordinator only checks the approval: a SuperLink that cannot start (here the
+    program exits at once) fails the start and leaves the proposal for the next attempt."""
+    experiment = tmp_path / "experiment.yaml"
+    cfg = small_config()
+    experiment.write_text(dump_config(cfg))
+    kit = coordinator_kit(kits)
+    book = DecisionBook(kit / KIT_DECISIONS_DIR, council_of(kits))
+    proposal = start_run_proposal(cfg, book.council)
+    book.propose(proposal)
+    for member in ("a", "c"):
+        approve(book.directory, proposal.proposal_id(), kits, member)
+    monkeypatch.setattr(processes, "executable", lambda name: shutil.which("false"))
+    with pytest.raises(processes.DeploymentError, match="exited with code 1 before listening"):
+        start_coordinator(kit, experiment, tmp_path / "run")
+    assert book.executed() == {}
+    assert book.approved("start_run", approval_hash(cfg)).proposal == proposal
+
+
 def test_retiring_a_model_needs_quorum(kits: Path, tmp_path: Path) -> None:
-    run = run_experiment(small_config(), tmp_path / "run").run_dir
+    witnessed = small_config(governance={"site_witness": True})  # a decision after their heads
+    run = run_experiment(witnessed, tmp_path / "run").run_dir
     decisions = tmp_path / "decisions"
     kit = coordinator_kit(kits)
     council = ["--council", str(kit / COUNCIL_FILE), "--authority", str(kit / "ca.crt")]
@@ -253,7 +279,7 @@ def test_a_site_refuses_to_train_without_its_councils_approval(kits: Path, tmp_p
     decision the coordinator made alone, a decision for another config are refused."""
     cfg, site = small_config(), site_kit(kits, "a")
     with pytest.raises(QuorumRefused, match="sent no council decision"):
-        check_run_approved(site, cfg, "")
+        check_run_approved(site, cfg, "", RUN_KEY)
     council = council_of(kits)
     book = DecisionBook(coordinator_kit(kits) / KIT_DECISIONS_DIR, council)
     assert run_decision_json(coordinator_kit(kits), cfg) == ""
@@ -262,19 +288,95 @@ def test_a_site_refuses_to_train_without_its_councils_approval(kits: Path, tmp_p
     lone = sign_approval(member_key(kits, "a"), proposal, "a", council)
     alone = decision_payload(proposal, [lone], council.council_id())
     with pytest.raises(QuorumRefused, match="1 of 2 approvals"):
-        check_run_approved(site, cfg, json.dumps(alone))
+        check_run_approved(site, cfg, json.dumps(alone), RUN_KEY)
     approve(book.directory, proposal.proposal_id(), kits, "a")
     approve(book.directory, proposal.proposal_id(), kits, "b")
     book.authorize("start_run", approval_hash(cfg))
     decision = run_decision_json(coordinator_kit(kits), cfg)
-    check_run_approved(site, cfg, decision)  # approved: no error
+    check_run_approved(site, cfg, decision, RUN_KEY)  # approved: no error
     other = cfg.model_copy(update={"seed": 1})
     with pytest.raises(QuorumRefused, match="not start_run of this config"):
-        check_run_approved(site, other, decision)
+        check_run_approved(site, other, decision, RUN_KEY)
     plain = tmp_path / "plain-site"  # a kit provisioned without a council checks nothing
     shutil.copytree(site, plain)
     (plain / COUNCIL_FILE).unlink()
-    check_run_approved(plain, other, "")
+    check_run_approved(plain, other, "", RUN_KEY)
+
+
+def test_a_retirement_that_fails_keeps_the_approval(kits: Path, tmp_path: Path) -> None:
+    """The approval is used only once the model is retired: a notice that cannot be written
+    (here a folder stands in its way) is a clear error, and the same approvals then retire."""
+    run = run_experiment(small_config(), tmp_path / "run").run_dir
+    decisions = tmp_path / "decisions"
+    kit = coordinator_kit(kits)
+    council = ["--council", str(kit / COUNCIL_FILE), "--authority", str(kit / "ca.crt")]
+    book = DecisionBook(decisions, council_of(kits))
+    proposal = retire_proposal(run, book.council)
+    book.propose(proposal)
+    for member in ("b", "c"):
+        approve(decisions, proposal.proposal_id(), kits, member)
+    (run / "RETIRED.json").mkdir()
+    retire = ["governance", "retire", str(run), "--decisions", str(decisions), *council]
+    failed = runner.invoke(app, [*retire, "--reason", "superseded"])
+    assert failed.exit_code == 2
+    assert "the council's approval was not used" in " ".join(failed.output.split())
+    assert book.executed() == {}
+    (run / "RETIRED.json").rmdir()
+    retired = runner.invoke(app, [*retire, "--reason", "superseded"])
+    assert retired.exit_code == 0, retired.output
+    assert list(book.executed()) == [proposal.proposal_id()]
+    assert retirement(run) is not None
+
+
+def test_a_retirement_whose_approval_was_used_meanwhile_takes_its_notice_back(
+    kits: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process consumes the proposal while the notice is being written: the notice
+    is removed again and the retirement refused."""
+    run = run_experiment(small_config(), tmp_path / "run").run_dir
+    book = DecisionBook(tmp_path / "decisions", council_of(kits))
+    proposal = retire_proposal(run, book.council)
+    book.propose(proposal)
+    for member in ("a", "b"):
+        approve(book.directory, proposal.proposal_id(), kits, member)
+
+    def retire_while_another_uses_it(run_dir: Path, reason: str, instead: Path | None) -> Path:
+        book.authorize("retire_model", proposal.subject)
+        return retire(run_dir, reason, instead)
+
+    monkeypatch.setattr(retire_gate, "retire", retire_while_another_uses_it)
+    with pytest.raises(QuorumRefused, match="already executed"):
+        retire_with_quorum(run, book.council, book.directory, "superseded", None)
+    assert retirement(run) is None
+
+
+def test_a_site_refuses_a_replayed_decision_for_another_run(kits: Path) -> None:
+    """A site accepts a start_run decision for one run: the same run again (a resume, a
+    retried start) is accepted, the decision replayed for another run is refused naming the
+    proposal, and a new proposal for the same config starts that run."""
+    cfg, site = small_config(), site_kit(kits, "a")
+    council = council_of(kits)
+    book = DecisionBook(coordinator_kit(kits) / KIT_DECISIONS_DIR, council)
+    first = start_run_proposal(cfg, council)
+    book.propose(first)
+    for member in ("a", "b"):
+        approve(book.directory, first.proposal_id(), kits, member)
+    book.authorize("start_run", approval_hash(cfg))
+    decision = run_decision_json(coordinator_kit(kits), cfg)
+    check_run_approved(site, cfg, decision, RUN_KEY)
+    check_run_approved(site, cfg, decision, RUN_KEY)  # the same run enrols again
+    another_run = "fedcba9876543210"
+    replayed = f"replayed council decision {first.proposal_id()[:16]}.*start run {RUN_KEY}"
+    with pytest.raises(QuorumRefused, match=replayed):
+        check_run_approved(site, cfg, decision, another_run)
+    second = start_run_proposal(cfg, council)
+    book.propose(second)
+    for member in ("b", "c"):
+        approve(book.directory, second.proposal_id(), kits, member)
+    book.authorize("start_run", approval_hash(cfg))
+    check_run_approved(site, cfg, run_decision_json(coordinator_kit(kits), cfg), another_run)
+    with pytest.raises(QuorumRefused, match=replayed):  # the old one stays used
+        check_run_approved(site, cfg, decision, another_run)
 
 
 def test_quorum_paths_are_read_from_the_config_files_folder(tmp_path: Path) -> None:

@@ -26,8 +26,8 @@ from ..conftest import small_config
 from .conftest import flip_payload_byte, tamper, write_ledger
 
 runner = CliRunner()
-# The 2-round, 4-site run's ledger: genesis, run_start, 4 countersignatures and round 1 (seq
-# 7), 4 and round 2 (seq 12), run_end, 4 countersignatures of the final head.
+# The 2-round, 4-site witnessed run's ledger: genesis, run_start, 4 countersignatures and
+# round 1 (seq 7), 4 and round 2 (seq 12), run_end, 4 countersignatures of the final head.
 ROUND_1, ROUND_2, RECORDS = 7, 12, 17
 
 
@@ -36,7 +36,10 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     key = tmp_path_factory.mktemp("key") / "coordinator.pem"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MEDSILO_COORDINATOR_KEY", str(key))
-        cfg = small_config(training={"rounds": 2, "local_steps": 3, "batch_size": 8, "lr": 0.1})
+        cfg = small_config(
+            training={"rounds": 2, "local_steps": 3, "batch_size": 8, "lr": 0.1},
+            governance={"site_witness": True},  # the ledger as deployed sites leave it
+        )
         return run_experiment(cfg, tmp_path_factory.mktemp("runs") / "run").run_dir
 
 

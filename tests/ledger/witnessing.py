@@ -56,7 +56,7 @@ def end_run(ledger: Ledger, feed: WitnessFeed, sites: SimulatedSites, rounds: in
 
 def witnessed_run(path: Path, key: Ed25519PrivateKey, sites: SimulatedSites) -> None:
     with Ledger(path, key) as ledger:
-        feed = WitnessFeed(ledger)
+        feed = WitnessFeed(ledger, sites.pins())
         start_run(ledger)
         for rnd in range(1, ROUNDS + 1):
             witnessed_round(ledger, feed, sites, rnd)
@@ -71,9 +71,10 @@ def stored(path: Path) -> list[Any]:
         conn.close()
 
 
-def findings(ledger: Path, witness_dir: Path) -> list[WitnessFinding]:
-    logs = [WitnessLog.read(p) for p in sorted(witness_dir.glob("*.jsonl"))]
-    return check_witnesses(stored(ledger), logs)
+def findings(ledger: Path, sites: SimulatedSites) -> list[WitnessFinding]:
+    """What the sites' files say about ``ledger``, with the sites' keys pinned."""
+    logs = [WitnessLog.read(w.path) for w in sites.witnesses.values() if w.path.exists()]
+    return check_witnesses(stored(ledger), logs, sites.pins())
 
 
 def where(found: list[WitnessFinding]) -> set[tuple[str, str, int]]:

@@ -48,8 +48,9 @@ class AnchorConfig(BaseModel):
 
     institutions: dict[str, str] = Field(
         default_factory=dict,
-        description="each site's own account, registered as an institution; in-process: "
-        "one is made per site when left empty",
+        description="each site's account, registered as an institution; the coordinator "
+        "sends the run's final acknowledgements from it, so the node must hold it unlocked "
+        "(docs/anchoring.md); in-process: one is made per site when left empty",
     )
 
     @field_validator("rpc")

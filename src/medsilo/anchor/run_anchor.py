@@ -5,8 +5,9 @@ a registry that is not this coordinator's stops the run before anything is writt
 run's ledger (:class:`medsilo.ledger.run_ledger.RunLedger`) anchors each round right after
 appending its record, so the chain holds the model hash *and* the ledger head that covers
 it; a failed anchoring stops the run (anchoring was asked for, so it fails closed). At the
-end every institution checks the final model against the chain, as a site does with a
-model it receives, and acknowledges it from its own account. ``RUN/anchor.json`` keeps
+end the coordinator checks the final model against the chain, as a site does with a model it
+receives, and sends an acknowledgement from each institution's account on its behalf
+(:meth:`RunAnchor.finish` says what that does and does not prove). ``RUN/anchor.json`` keeps
 the contract, its compiler, and the gas and seconds of every transaction.
 """
 
@@ -76,12 +77,22 @@ class RunAnchor:
         return tx
 
     def finish(self, weights: Weights, run_dir: Path) -> None:
-        """Each institution checks the final model against the last anchored round and
-        acknowledges it; then ``anchor.json`` is written."""
+        """Check the final model against the last anchored round, hashing it once, and send
+        each institution's acknowledgement of that hash; then write ``anchor.json``.
+
+        The check and every acknowledgement run in this, the coordinator's, process: each
+        transaction is sent from an institution's account, but its key is one the coordinator
+        can use (in-process: derived from the site's public name; over JSON-RPC: an account
+        the node unlocks for whoever calls it). On chain they therefore show that the model
+        the coordinator saved is the one it anchored, and that the accounts were registered;
+        they do not show that any institution received, checked or approved the model. An
+        institution acknowledges for itself only by calling ``verify_received`` and
+        ``acknowledge_round`` with a key it alone holds (docs/anchoring.md).
+        """
         last = self.registry.round_count
-        if last > 0:
+        if last > 0 and self.institutions:
+            sha = verify_received(self.registry, last, weights)  # the same for every account
             for site, account in self.institutions.items():
-                sha = verify_received(self.registry, last, weights)
                 tx = self.registry.acknowledge_round(account, last, sha)
                 self.acknowledged[site] = {"round": last, **asdict(tx)}
         self.write(run_dir)

@@ -1,7 +1,8 @@
 """``medsilo bench secagg``: what secure aggregation costs a site and the coordinator.
 
-Masking (Bonawitz et al. 2017, :mod:`medsilo.secure`): ``sites`` sites each hold
-``params`` float32 values (uniform in ``[-1, 1]``), encoded mod ``2**32`` (clip 1). Every
+Masking (Bonawitz et al. 2017, :mod:`medsilo.secure`; the run is
+:mod:`medsilo.bench.secagg_masking`): ``sites`` sites each hold ``params`` float32 values
+(uniform in ``[-1, 1]``), encoded mod ``2**32`` (clip 1). Every
 site runs the full protocol through its state machine; a seeded ``dropout`` share of them
 falls silent after sharing keys, before sending its masked input, which is the expensive
 case for the coordinator (it reconstructs each dropped site's mask key and regenerates its
@@ -9,6 +10,7 @@ pairwise masks with every survivor). Reported: per-site time of each phase (mean
 over all sites), the coordinator's unmasking time (share reconstruction, mask regeneration
 and the sum), bytes each site sends, and the largest error of the decoded sum against the
 plain float sum (it must be within the fixed-point resolution).
+:mod:`medsilo.bench.secagg_graphs` then sets SecAgg+ and the complete graph side by side.
 
 CKKS (:mod:`medsilo.secure.ckks`): ``ckks_sites`` sites encrypt ``ckks_params`` values each
 (fewer than the masking run: it is much slower); the coordinator sums the ciphertexts and
@@ -23,8 +25,6 @@ Nothing here asserts a timing; read the numbers against the goals (site < 1 s, c
 from __future__ import annotations
 
 import statistics
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -33,6 +33,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from medsilo.bench.secagg_graphs import check_sizes, compare_graphs, report_graphs
+from medsilo.bench.secagg_masking import MaskingResult, Tick, last_cpu, run_masking, timed
 from medsilo.secure.ckks import (
     CKKSKeys,
     chunks_for,
@@ -41,37 +43,9 @@ from medsilo.secure.ckks import (
     load_context,
     sum_ciphertexts,
 )
-from medsilo.secure.config import resolve_threshold
-from medsilo.secure.coordinator import SecAggCoordinator
-from medsilo.secure.fixed_point import FixedPoint
-from medsilo.secure.prg import MaskPRG
-from medsilo.secure.protocol import SecAggParams
-from medsilo.secure.site import SecAggSite
 
 SITE_GOAL_S = 1.0
 COORDINATOR_GOAL_S = 10.0
-
-
-@dataclass
-class MaskingResult:
-    sites: int
-    params: int
-    threshold: int
-    dropped: int
-    site_phase_s: dict[str, list[float]] = field(default_factory=dict)
-    site_phase_cpu_s: dict[str, list[float]] = field(default_factory=dict)
-    coordinator_s: float = 0.0
-    coordinator_cpu_s: float = 0.0
-    bytes_per_site: float = 0.0
-    masked_bytes: int = 0
-    max_error: float = 0.0
-    error_bound: float = 0.0
-
-    def site_total_s(self, cpu: bool = False) -> list[float]:
-        """Per-site compute over all phases (sites that dropped are left out)."""
-        phases = list((self.site_phase_cpu_s if cpu else self.site_phase_s).values())
-        n = min(len(p) for p in phases)
-        return [sum(p[i] for p in phases) for i in range(n)]
 
 
 @dataclass
@@ -102,86 +76,6 @@ class CKKSResult:
         }
 
 
-Tick = Callable[[], None]
-
-
-#: CPU seconds of the last :func:`_timed` call (process time: on a shared machine the wall
-#: time also counts other jobs' slices; every step here runs on one thread).
-_last_cpu = [0.0]
-
-
-def _timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """``(result, wall seconds)``; the CPU seconds are left in ``_last_cpu[0]``."""
-    c0, t0 = time.process_time(), time.perf_counter()
-    out = fn()
-    wall = time.perf_counter() - t0
-    _last_cpu[0] = time.process_time() - c0
-    return out, wall
-
-
-def run_masking(
-    sites: int,
-    params: int,
-    dropout: float,
-    threshold: float = 0.6,
-    seed: int = 0,
-    tick: Tick | None = None,
-) -> MaskingResult:
-    """The full protocol for ``sites`` x ``params`` with ``floor(dropout * sites)`` dropouts
-    and the default threshold (60% of the sites)."""
-    t = resolve_threshold(threshold, sites)
-    fp = FixedPoint(32, clip=1.0, num_sites=sites)
-    params_ = SecAggParams(threshold=t, bits=32, length=params, label=b"bench/1")
-    prg = MaskPRG(params, 32)
-    rng = np.random.default_rng(seed)
-    dropped = {int(i) + 1 for i in rng.choice(sites, size=int(dropout * sites), replace=False)}
-    res = MaskingResult(sites, params, t, len(dropped))
-    steps = ("encode", "keys", "shares", "mask", "unmask")
-    phase: dict[str, list[float]] = {k: [] for k in steps}
-    cpu: dict[str, list[float]] = {k: [] for k in steps}
-    sent = dict.fromkeys(range(1, sites + 1), 0)
-    plain = np.zeros(params, dtype=np.float64)
-    machines: dict[int, SecAggSite] = {}
-    for i in range(1, sites + 1):
-        x = np.random.default_rng([seed, i]).uniform(-1, 1, params).astype(np.float32)
-        if i not in dropped:
-            plain += x
-        (enc, _), dt = _timed(lambda x=x: fp.encode(x))  # type: ignore[misc]
-        phase["encode"].append(dt)
-        cpu["encode"].append(_last_cpu[0])
-        machines[i] = SecAggSite(i, enc, params_, prg)
-    coordinator = SecAggCoordinator(params_, prg)
-
-    def step(name: str, who: list[int], call: Callable[[SecAggSite], Any]) -> dict[int, bytes]:
-        out = {}
-        for i in who:
-            msg, dt = _timed(lambda i=i: call(machines[i]).encode())  # type: ignore[misc]
-            phase[name].append(dt)
-            cpu[name].append(_last_cpu[0])
-            sent[i] += len(msg)
-            out[i] = msg
-            if tick is not None and name == "mask":
-                tick()
-        return out
-
-    everyone = list(machines)
-    keys = coordinator.collect_keys(step("keys", everyone, lambda s: s.advertise()))
-    relayed = coordinator.relay_shares(step("shares", everyone, lambda s: s.share_keys(keys)))
-    survivors_ = [i for i in everyone if i not in dropped]
-    masked = step("mask", survivors_, lambda s: s.masked_input(relayed[s.site]))
-    res.masked_bytes = len(next(iter(masked.values())))
-    survivors = coordinator.collect_masked(masked)
-    del masked
-    responses = step("unmask", survivors_, lambda s: s.unmask(survivors))
-    total, res.coordinator_s = _timed(lambda: coordinator.unmask(responses))
-    res.coordinator_cpu_s = _last_cpu[0]
-    res.site_phase_s, res.site_phase_cpu_s = phase, cpu
-    res.bytes_per_site = statistics.mean(sent[i] for i in survivors_)
-    res.max_error = float(np.abs(fp.decode(total) - plain).max())
-    res.error_bound = sites * 0.5 * fp.resolution
-    return res
-
-
 def run_ckks(sites: int, params: int, seed: int = 0, tick: Tick | None = None) -> CKKSResult:
     keys = CKKSKeys.generate()
     public, secret = load_context(keys.public), load_context(keys.secret)
@@ -191,16 +85,16 @@ def run_ckks(sites: int, params: int, seed: int = 0, tick: Tick | None = None) -
     for i in range(sites):
         x = np.random.default_rng([seed, i]).uniform(-1, 1, params)
         plain += x
-        chunks, dt = _timed(lambda x=x: encrypt_vector(public, x, keys.slots))  # type: ignore[misc]
+        chunks, dt = timed(lambda x=x: encrypt_vector(public, x, keys.slots))  # type: ignore[misc]
         res.encrypt_s.append(dt)
-        res.encrypt_cpu_s.append(_last_cpu[0])
+        res.encrypt_cpu_s.append(last_cpu[0])
         ciphertexts.append(chunks)
         if tick is not None:
             tick()
     res.bytes_per_site = sum(len(c) for c in ciphertexts[0])
-    summed, res.sum_s = _timed(lambda: sum_ciphertexts(public, ciphertexts))
-    res.sum_cpu_s = _last_cpu[0]
-    decrypted, res.decrypt_s = _timed(lambda: decrypt_sum(secret, summed, params))
+    summed, res.sum_s = timed(lambda: sum_ciphertexts(public, ciphertexts))
+    res.sum_cpu_s = last_cpu[0]
+    decrypted, res.decrypt_s = timed(lambda: decrypt_sum(secret, summed, params))
     res.max_error = float(np.abs(decrypted - plain).max())
     return res
 
@@ -271,10 +165,38 @@ class BenchSize:
     dropout: float
     ckks_sites: int
     ckks_params: int
+    #: SecAgg+ vs complete graph (:mod:`medsilo.bench.secagg_graphs`): cohort sizes,
+    #: parameters a site, and the largest size the complete graph is run at (extrapolated
+    #: above).
+    compare_sites: tuple[int, ...] = (100, 300)
+    compare_params: int = 100_000
+    complete_max_sites: int = 300
 
 
 FULL = BenchSize(sites=100, params=1_000_000, dropout=0.1, ckks_sites=4, ckks_params=200_000)
-QUICK = BenchSize(sites=10, params=10_000, dropout=0.1, ckks_sites=3, ckks_params=8192)
+QUICK = BenchSize(
+    sites=10,
+    params=10_000,
+    dropout=0.1,
+    ckks_sites=3,
+    ckks_params=8192,
+    compare_sites=(10, 30),
+    compare_params=2_000,
+    complete_max_sites=10,
+)
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """``"100,500,1000"`` as cohort sizes; ``ValueError`` unless each is an int >= 2."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(
+            f"--compare-sites takes comma-separated site counts, got {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 2:
+        raise ValueError(f"--compare-sites needs sizes of at least 2 sites, got {text!r}")
+    return sizes
 
 
 def run_secagg_benchmark(
@@ -283,10 +205,15 @@ def run_secagg_benchmark(
     progress: Progress | None = None,
 ) -> dict[str, Any]:
     console = console or Console()
+    check_sizes(size.compare_sites)  # before anything runs or prints
     tasks = {}
     if progress is not None:
         tasks["mask"] = progress.add_task("masking sites", total=size.sites, status="")
         tasks["ckks"] = progress.add_task("CKKS sites", total=size.ckks_sites, status="")
+        compared = sum(size.compare_sites) + sum(
+            n for n in size.compare_sites if n <= size.complete_max_sites
+        )
+        tasks["graphs"] = progress.add_task("graph comparison sites", total=compared, status="")
 
     def ticker(key: str) -> Tick | None:
         if progress is None:
@@ -296,7 +223,20 @@ def run_secagg_benchmark(
     m = run_masking(size.sites, size.params, size.dropout, tick=ticker("mask"))
     c = run_ckks(size.ckks_sites, size.ckks_params, tick=ticker("ckks"))
     report(m, c, console)
-    return {"masking": asdict(m), "ckks": asdict(c), "ckks_scaled": c.scaled(m.sites, m.params)}
+    rows = compare_graphs(
+        size.compare_sites,
+        size.compare_params,
+        size.dropout,
+        size.complete_max_sites,
+        tick=ticker("graphs"),
+    )
+    report_graphs(rows, size.compare_params, console)
+    return {
+        "masking": asdict(m),
+        "ckks": asdict(c),
+        "ckks_scaled": c.scaled(m.sites, m.params),
+        "graphs": [asdict(r) for r in rows],
+    }
 
 
 __all__ = ["FULL", "QUICK", "BenchSize", "run_ckks", "run_masking", "run_secagg_benchmark"]

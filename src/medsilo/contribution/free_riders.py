@@ -136,6 +136,7 @@ class FreeRiderDetector:
         if flat:
             self.dimension = int(flat[0].size)
         norms = [float(np.linalg.norm(x)) for x in flat]
+        total = np.sum(flat, axis=0) if len(flat) > 1 else None  # for the others' means
         s = self.settings
         for i, (update, x) in enumerate(zip(updates, flat, strict=True)):
             site = update.site
@@ -152,17 +153,24 @@ class FreeRiderDetector:
                 if norms[j] > 0 and _same(x, flat[j], s.equal_tolerance):
                     self._hit(site, "copy", rnd, f"same as {updates[j].site}'s update")
                     break
-            rest = [flat[j] for j in range(len(flat)) if j != i]
-            self._noise_evidence(rnd, site, x, rest, prev)
+            others_mean = None if total is None else (total - x) / (len(flat) - 1)
+            self._noise_evidence(rnd, site, x, others_mean, prev)
             self.previous[site] = x
 
     def _noise_evidence(
-        self, rnd: int, site: str, x: np.ndarray, others: list[np.ndarray], prev: np.ndarray | None
+        self,
+        rnd: int,
+        site: str,
+        x: np.ndarray,
+        others_mean: np.ndarray | None,
+        prev: np.ndarray | None,
     ) -> None:
+        """``others_mean``: the mean of the round's other updates (None when alone), derived
+        from the round's total so that a round costs O(n d), not O(n^2 d)."""
         evidence = self.evidence.setdefault(site, NoiseEvidence())
         evidence.rounds.append(rnd)
-        if others:
-            evidence.others.append(_cosine(x, np.mean(others, axis=0)))
+        if others_mean is not None:
+            evidence.others.append(_cosine(x, others_mean))
         if prev is not None:
             evidence.own.append(_cosine(x, prev))
 

@@ -1,4 +1,9 @@
-"""``medsilo provision FEDERATION.yaml``: make the CA, certificates, node keys and kits."""
+"""``medsilo provision FEDERATION.yaml``: make the CA, certificates, node keys and kits.
+
+``medsilo provision`` is a command group: its subcommands (``add-site``, ``revoke-site``,
+``check-expiry``, ``renew``; :mod:`medsilo.deploy.lifecycle_command`) change a provisioned
+federation, and arguments that do not start with a subcommand's name go to ``create``, so
+``medsilo provision FEDERATION.yaml`` means ``medsilo provision create FEDERATION.yaml``."""
 
 from __future__ import annotations
 
@@ -6,14 +11,44 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from medsilo.config import ConfigError
 from medsilo.deploy.kit_files import load_enrolment_policy
 from medsilo.deploy.kits import COORDINATOR_DIR, KitExistsError, provision
+from medsilo.deploy.lifecycle_command import (
+    add_site_command,
+    check_expiry_command,
+    renew_command,
+    revoke_site_command,
+)
 from medsilo.deploy.spec import load_federation
+
+CREATE = "create"
+
+
+class ProvisionGroup(TyperGroup):
+    """Sends ``provision ARGS`` to ``provision create ARGS`` unless ARGS name a subcommand."""
+
+    #: The subcommand that ARGS naming none go to (read by the docs' command-line test too).
+    default_command = CREATE
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+
+provision_app = typer.Typer(
+    cls=ProvisionGroup,
+    no_args_is_help=True,
+    help="Provision a federation (CA, certificates, keys, kits) and change it later: "
+    "add or revoke a site, check certificate expiry, renew the coordinator's certificate.",
+)
 
 
 def provision_command(
@@ -57,3 +92,12 @@ def provision_command(
         "over a trusted channel; keep [bold]authority/ca.key[/] offline (node.key and attest.key "
         "never leave their site)."
     )
+
+
+provision_app.command(CREATE, help="(default) " + (provision_command.__doc__ or ""))(
+    provision_command
+)
+provision_app.command("add-site")(add_site_command)
+provision_app.command("revoke-site")(revoke_site_command)
+provision_app.command("check-expiry")(check_expiry_command)
+provision_app.command("renew")(renew_command)

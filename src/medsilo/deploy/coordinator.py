@@ -2,12 +2,23 @@
 
 What it does, in order (each Flower process logs to ``RUN/flower/*.log``):
 
+0. with a kit provisioned with a council (and not ``--resume``), check that the council
+   approved a ``start_run`` of this config (docs/governance.md, "Quorum decisions"): refused
+   before any Flower process starts, and nothing is written. The proposal is *not* consumed
+   here: starting the SuperLink, registering the sites, starting the ServerApp (its own
+   checks of the config, the run folder, anchoring) and waiting for the sites to connect
+   can all fail before the run really begins. The ServerApp consumes it once the sites have
+   connected, right before it sends them the decision with the enrolment request
+   (``enrol_sites`` in :mod:`medsilo.runtime.flower.deployed_server`); a failure before
+   that point leaves the approval for the next attempt;
 1. start ``flower-superlink`` with the kit's TLS certificate and key and SuperNode
    authentication on (``--insecure`` turns both off, with a loud warning);
 2. write a private Flower CLI configuration (``RUN/flower/home/config.toml``) with one
    connection to that SuperLink, verified against the kit's CA;
-3. register every site's SuperNode key from ``site-keys/`` (``flwr supernode register``):
-   only those nodes can connect; any other node is refused by the SuperLink;
+3. register every site's SuperNode key from ``site-keys/`` (``flwr supernode register``)
+   except those of sites on the CA-signed revocation list (``revoked.json``,
+   :mod:`medsilo.deploy.revocation`): only those nodes can connect; any other node is
+   refused by the SuperLink;
 4. ``flwr run`` the medsilo Flower App with the experiment, the kit and the run folder as
    run config, and follow its log until the run ends;
 5. stop the SuperLink and report: success only if the ServerApp wrote ``summary.json`` with
@@ -30,7 +41,8 @@ from pathlib import Path
 from medsilo.config import ConfigError, load_config
 from medsilo.deploy import processes as proc
 from medsilo.deploy.kit_files import load_roster
-from medsilo.governance.run_gate import KIT_DECISIONS_DIR, authorize_start, kit_council
+from medsilo.deploy.revocation import load_revocations
+from medsilo.governance.run_gate import kit_run_approval
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, resumable_checkpoint
 
 log = logging.getLogger(__name__)
@@ -95,6 +107,15 @@ def register_sites(kit: Path, sites: list[str], env: dict[str, str]) -> None:
         log.info("registered SuperNode key of site %s", site)
 
 
+def sites_to_register(kit: Path) -> list[str]:
+    """The roster's sites whose SuperNode keys the SuperLink may accept: all but those on
+    the kit's revocation list (checked against the kit's CA; each skip is logged)."""
+    revoked = load_revocations(kit)
+    for site, revocation in revoked.items():
+        log.warning("not registering %s: %s", site, revocation.explain(site))
+    return [site for site in load_roster(kit).sites if site not in revoked]
+
+
 def start_coordinator(
     kit: Path,
     experiment: Path,
@@ -116,9 +137,9 @@ def start_coordinator(
     cfg = load_config(experiment)  # fail here, not inside the ServerApp
     roster = load_roster(kit)
     resumable_checkpoint(run_dir, cfg, list(roster.sites), resume)  # refuse bad ones early
-    council = kit_council(kit)  # provisioned with a council: its quorum gates a new run
-    if council is not None and not resume:  # (docs/governance.md, "Quorum decisions")
-        authorize_start(cfg, council, kit / KIT_DECISIONS_DIR)
+    registered = sites_to_register(kit)  # a revocation list not signed by the CA stops here
+    if not resume:  # a kit with a council: its quorum gates a new run (step 0 above)
+        kit_run_approval(kit, cfg)  # checked only: the ServerApp consumes it
     flower_dir = run_dir / "flower"
     home = flower_dir / "home"
     env = proc.flower_env(home)
@@ -155,7 +176,7 @@ def start_coordinator(
         probe = "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
         proc.wait_for_port(probe, roster.port, 60.0, superlink, link_log)
         if not insecure:
-            register_sites(kit, list(roster.sites), env)
+            register_sites(kit, registered, env)
         settings = DeployedRunConfig(
             experiment=experiment,
             kit=kit,

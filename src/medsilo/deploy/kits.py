@@ -130,7 +130,7 @@ def _command(argv: list[str]) -> list[str]:
     return [" \\\n".join(lines)]
 
 
-def coordinator_command(spec: FederationSpec) -> list[str]:
+def coordinator_command(roster: Roster) -> list[str]:
     return [
         "exec",
         "flower-superlink",
@@ -142,19 +142,19 @@ def coordinator_command(spec: FederationSpec) -> list[str]:
         '"$HERE/server.key"',
         "--enable-supernode-auth",
         "--host",
-        spec.coordinator.bind_host,
+        roster.bind_host,
         "--port",
-        str(spec.coordinator.port),
+        str(roster.port),
         '"$@"',
     ]
 
 
-def site_command(spec: FederationSpec, site: str) -> list[str]:
+def site_command(roster: Roster, site: str) -> list[str]:
     return [
         "exec",
         "flower-supernode",
         "--superlink",
-        coordinator_endpoint(spec),
+        coordinator_endpoint(roster),
         "--root-certificates",
         '"$HERE/ca.crt"',
         "--auth-supernode-private-key",
@@ -165,10 +165,10 @@ def site_command(spec: FederationSpec, site: str) -> list[str]:
     ]
 
 
-def coordinator_endpoint(spec: FederationSpec) -> str:
-    host = spec.coordinator.address
+def coordinator_endpoint(roster: Roster) -> str:
+    host = roster.address
     host = f"[{host}]" if ":" in host else host  # IPv6 literal
-    return f"{host}:{spec.coordinator.port}"
+    return f"{host}:{roster.port}"
 
 
 def _policy_yaml(spec: FederationSpec, policy: EnrolmentPolicy) -> str:
@@ -188,14 +188,18 @@ def _policy_yaml(spec: FederationSpec, policy: EnrolmentPolicy) -> str:
     return "\n".join(header) + "\n" + body
 
 
-def _roster_json(spec: FederationSpec) -> str:
-    roster = Roster(
+def roster_of(spec: FederationSpec) -> Roster:
+    """What the coordinator kit records of the spec (``federation.json``)."""
+    return Roster(
         federation=spec.federation,
         sites=tuple(site.name for site in spec.sites),
         address=spec.coordinator.address,
         port=spec.coordinator.port,
         bind_host=spec.coordinator.bind_host,
     )
+
+
+def roster_json(roster: Roster) -> str:
     return roster.model_dump_json(indent=2) + "\n"
 
 
@@ -212,11 +216,11 @@ COORDINATOR_START = "medsilo coordinator start"
 SITE_START = "medsilo site start"
 
 
-def _coordinator_readme(spec: FederationSpec) -> str:
-    sites = ", ".join(site.name for site in spec.sites)
-    return f"""medsilo federation {spec.federation}: coordinator kit
+def coordinator_readme(roster: Roster) -> str:
+    sites = ", ".join(roster.sites)
+    return f"""medsilo federation {roster.federation}: coordinator kit
 
-Run on the coordinator machine (the Flower SuperLink). Sites dial {coordinator_endpoint(spec)}
+Run on the coordinator machine (the Flower SuperLink). Sites dial {coordinator_endpoint(roster)}
 over TLS; open that port to the sites only.
 
 Run a federation (starts the SuperLink, registers every site's key, enrols the sites with
@@ -247,11 +251,11 @@ Files
 """
 
 
-def _site_readme(spec: FederationSpec, site: str) -> str:
-    return f"""medsilo federation {spec.federation}: startup kit for site {site}
+def _site_readme(roster: Roster, site: str) -> str:
+    return f"""medsilo federation {roster.federation}: startup kit for site {site}
 
 Run on the site's machine (the Flower SuperNode). It only makes outbound connections, to
-the coordinator at {coordinator_endpoint(spec)} (see coordinator.txt); no inbound port needs
+the coordinator at {coordinator_endpoint(roster)} (see coordinator.txt); no inbound port needs
 to be opened.
 
 Take part in the federation (runs the SuperNode with this kit's keys, attests at enrolment,
@@ -277,6 +281,62 @@ Files
 """
 
 
+@dataclass(frozen=True)
+class SiteKeys:
+    """The public halves of a new site's keys, for the coordinator kit."""
+
+    node_public: bytes  # OpenSSH line, what `flwr supernode register` reads
+    attest_public: Ed25519PublicKey
+
+
+def write_site_kit(folder: Path, roster: Roster, site: str, ca_pem: bytes) -> SiteKeys:
+    """Fill the (existing, empty) ``folder`` with site ``site``'s kit: fresh node and
+    attestation keys, the CA, the coordinator's address and the start script."""
+    node_key = pki.new_key()
+    public = pki.node_public_openssh(node_key, f"{roster.federation}/{site}")
+    pki.write_public(folder / "ca.crt", ca_pem)
+    pki.write_private(folder / "node.key", pki.node_private_openssh(node_key))
+    pki.write_public(folder / "node.pub", public)
+    attest_key = Ed25519PrivateKey.generate()
+    pki.write_private(folder / ATTEST_KEY_FILE, _attest_key_pem(attest_key))
+    (folder / SITE_NAME_FILE).write_text(site + "\n")
+    (folder / "coordinator.txt").write_text(coordinator_endpoint(roster) + "\n")
+    _script(folder / "start-site.sh", _command(site_command(roster, site)))
+    (folder / "README.txt").write_text(_site_readme(roster, site))
+    return SiteKeys(public, attest_key.public_key())
+
+
+def site_key_files(site: str) -> tuple[str, str]:
+    """The coordinator kit's files for ``site``: SuperNode key, attestation key."""
+    return f"{SITE_KEYS_DIR}/{site}.pub", attest_public_key_name(site)
+
+
+def write_site_entries(coordinator: Path, site: str, keys: SiteKeys) -> None:
+    """Put ``site``'s public keys into the coordinator kit."""
+    node_name, attest_name = site_key_files(site)
+    (coordinator / SITE_KEYS_DIR).mkdir(exist_ok=True)
+    pki.write_public(coordinator / node_name, keys.node_public)
+    pki.write_public(coordinator / attest_name, public_pem(keys.attest_public))
+
+
+def write_roster_files(coordinator: Path, roster: Roster) -> None:
+    """The coordinator kit's files that list the sites: roster, registration script, README."""
+    pki.write_public(coordinator / ROSTER_FILE, roster_json(roster).encode())
+    register_lines = [
+        'CONNECTION="${1:?usage: register-sites.sh CONNECTION (a Flower CLI SuperLink connection)}"'
+    ]
+    for site in roster.sites:
+        key_name = site_key_files(site)[0]
+        register_lines += _command(
+            [
+                *("flwr", "supernode", "register", f'"$HERE/{key_name}"', '"$CONNECTION"'),
+                *("--name", site),
+            ]
+        )
+    _script(coordinator / "register-sites.sh", register_lines)
+    (coordinator / "README.txt").write_text(coordinator_readme(roster))
+
+
 def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[Kit]:
     """Create every key, certificate and kit; refuse to touch existing kits unless ``force``."""
     policy = spec.enrolment.resolve()
@@ -291,6 +351,7 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
         folder.mkdir(parents=True)
 
     days = spec.validity_days
+    roster = roster_of(spec)
     ca = pki.make_ca(spec.federation, days)
     server = pki.make_server_certificate(ca, spec.coordinator.subject_alt_names(), days)
     ca_pem = pki.certificate_pem(ca.certificate)
@@ -306,41 +367,17 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
     pki.write_public(coordinator / "ca.crt", ca_pem)
     pki.write_public(coordinator / "server.crt", pki.certificate_pem(server.certificate))
     pki.write_private(coordinator / "server.key", pki.tls_key_pem(server.key))
-    (coordinator / SITE_KEYS_DIR).mkdir()
-    register_lines = [
-        'CONNECTION="${1:?usage: register-sites.sh CONNECTION (a Flower CLI SuperLink connection)}"'
-    ]
 
     site_files: list[str] = []
     council_files = (COUNCIL_FILE,) if spec.council is not None else ()
     voters: dict[str, Ed25519PublicKey] = {}  # attestation keys double as council votes
-    for site in spec.sites:
-        folder = out / SITES_DIR / site.name
-        node_key = pki.new_key()
-        public = pki.node_public_openssh(node_key, f"{spec.federation}/{site.name}")
-        pki.write_public(folder / "ca.crt", ca_pem)
-        pki.write_private(folder / "node.key", pki.node_private_openssh(node_key))
-        pki.write_public(folder / "node.pub", public)
-        attest_key = Ed25519PrivateKey.generate()
-        pki.write_private(folder / ATTEST_KEY_FILE, _attest_key_pem(attest_key))
-        (folder / SITE_NAME_FILE).write_text(site.name + "\n")
-        (folder / "coordinator.txt").write_text(coordinator_endpoint(spec) + "\n")
-        _script(folder / "start-site.sh", _command(site_command(spec, site.name)))
-        (folder / "README.txt").write_text(_site_readme(spec, site.name))
-        kits.append(Kit("site", site.name, folder, SITE_FILES + council_files))
-        voters[site.name] = attest_key.public_key()
-
-        key_name = f"{SITE_KEYS_DIR}/{site.name}.pub"
-        pki.write_public(coordinator / key_name, public)
-        attest_name = attest_public_key_name(site.name)
-        pki.write_public(coordinator / attest_name, public_pem(attest_key.public_key()))
-        site_files += [key_name, attest_name]
-        register_lines += _command(
-            [
-                *("flwr", "supernode", "register", f'"$HERE/{key_name}"', '"$CONNECTION"'),
-                *("--name", site.name),
-            ]
-        )
+    for site in roster.sites:
+        folder = out / SITES_DIR / site
+        keys = write_site_kit(folder, roster, site, ca_pem)
+        write_site_entries(coordinator, site, keys)
+        kits.append(Kit("site", site, folder, SITE_FILES + council_files))
+        voters[site] = keys.attest_public
+        site_files += site_key_files(site)
 
     if spec.council is not None:  # signed by the CA: the coordinator cannot change it alone
         council = Council(
@@ -352,10 +389,8 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
         for kit in [coordinator, *(k.path for k in kits if k.role == "site")]:
             pki.write_public(kit / COUNCIL_FILE, document)
     pki.write_public(coordinator / POLICY_FILE, _policy_yaml(spec, policy).encode())
-    pki.write_public(coordinator / ROSTER_FILE, _roster_json(spec).encode())
-    _script(coordinator / "start-coordinator.sh", _command(coordinator_command(spec)))
-    _script(coordinator / "register-sites.sh", register_lines)
-    (coordinator / "README.txt").write_text(_coordinator_readme(spec))
+    _script(coordinator / "start-coordinator.sh", _command(coordinator_command(roster)))
+    write_roster_files(coordinator, roster)
     kits.insert(
         1,
         Kit(

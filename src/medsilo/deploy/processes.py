@@ -1,11 +1,12 @@
 """Starting and stopping Flower's processes for ``medsilo coordinator start`` / ``site start``.
 
 Shared plumbing: the environment every Flower process gets (offline: no dependency
-installs, no telemetry; a private ``FLWR_HOME``), children that die with their parent (Linux
-``PR_SET_PDEATHSIG``, so a killed coordinator does not leave a SuperLink holding the port),
-waiting for a TCP port, stopping a process tree politely and then firmly, and the Flower App
-folder that ``flwr run`` bundles (its components are medsilo's deployed apps, imported from
-the installed package on both ends, so the bundle carries only ``pyproject.toml``).
+installs, no telemetry, no update check; a private ``FLWR_HOME``), children that die with
+their parent (Linux ``PR_SET_PDEATHSIG``, so a killed coordinator does not leave a SuperLink
+holding the port), waiting for a TCP port, stopping a process tree politely and then firmly,
+and the Flower App folder that ``flwr run`` bundles (its components are medsilo's deployed
+apps, imported from the installed package on both ends, so the bundle carries only
+``pyproject.toml``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def flower_env(flwr_home: Path, extra: Mapping[str, str] | None = None) -> dict[
             "FLWR_HOME": str(flwr_home),
             "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
             "FLWR_TELEMETRY_ENABLED": "0",
+            # Flower 1.42 otherwise asks api.flower.ai:443 for updates at every process
+            # start: a call home that a hospital's proxy (which opens 443) would let through.
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
             "PYTHONUNBUFFERED": "1",
             # Flower starts its helpers (flower-superexec, flwr-serverapp, flwr-clientapp)
             # by name: they must resolve to this installation's scripts.

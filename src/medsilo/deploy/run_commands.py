@@ -2,7 +2,8 @@
 
 Thin CLI wrappers over :mod:`medsilo.deploy.coordinator` and :mod:`medsilo.deploy.site_node`
 (docs/deployment.md): check arguments, print what is about to happen and how it ended, exit
-non-zero on failure.
+non-zero on failure. Both warn first when a certificate of their kit expires within
+:data:`~medsilo.deploy.expiry.WARN_DAYS` days (:mod:`medsilo.deploy.expiry`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from medsilo.config import ConfigError
+from medsilo.deploy.expiry import kit_expiry_warnings
 from medsilo.deploy.processes import DeploymentError
 
 coordinator_app = typer.Typer(
@@ -39,7 +42,7 @@ def coordinator_start(
         float, typer.Option(help="seconds to wait for a site's reply before dropping it")
     ] = 600.0,
     connect_timeout: Annotated[
-        float, typer.Option(help="seconds to wait for every site to connect")
+        float, typer.Option(help="seconds to wait for every site to connect and enrol")
     ] = 300.0,
     poll_interval: Annotated[
         float, typer.Option(help="seconds between polls for site replies (Flower: 3)")
@@ -67,6 +70,7 @@ def coordinator_start(
         )
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        _warn_expiry(kit, insecure)
         result = start_coordinator(
             kit,
             config,
@@ -89,6 +93,13 @@ def coordinator_start(
         f"[green]run finished[/] in {result.wall_s:.1f}s: {result.message}; results in "
         f"{result.run_dir}"
     )
+
+
+def _warn_expiry(kit: Path, insecure: bool) -> None:
+    """Print a warning for each certificate of ``kit`` near (or past) its end date."""
+    if not insecure:
+        for warning in kit_expiry_warnings(kit):
+            err.print(f"[bold yellow]{escape(warning)}[/]")
 
 
 def site_start(
@@ -114,12 +125,17 @@ def site_start(
             "isolation) instead of forking one that imported medsilo already"
         ),
     ] = False,
+    proxy: Annotated[
+        str | None,
+        typer.Option(help="http://HOST:PORT: reach the coordinator through this forward proxy"),
+    ] = None,
 ) -> None:
     """Run this site's SuperNode: it dials out to the coordinator (TLS, node key), enrols
     with attestation evidence and trains on --data only. Runs until stopped (Ctrl-C)."""
     from medsilo.deploy.site_node import INSECURE_WARNING, run_site, site_launch
 
     try:
+        _warn_expiry(kit, insecure)
         launch = site_launch(
             kit,
             data,
@@ -129,12 +145,14 @@ def site_start(
             platform=platform,
             tcb_version=tcb_version,
             warm=not cold_clientapps,
+            proxy=proxy,
         )
     except (ConfigError, OSError) as error:
         err.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(2) from None
     if insecure:
         err.print(f"[bold red]{INSECURE_WARNING}[/]")
-    err.print(f"site {launch.site}: connecting to {launch.coordinator} (outbound only)")
+    via = f", through the proxy {launch.proxy}" if launch.proxy else ""
+    err.print(f"site {launch.site}: connecting to {launch.coordinator} (outbound only{via})")
     code = run_site(launch, say=lambda text: err.print(f"[yellow]{text}[/]"))
     raise typer.Exit(code)

@@ -9,7 +9,9 @@ The command supervises ``flower-supernode`` (:func:`run_site`) started with the 
   (:mod:`medsilo.runtime.flower.deployed_site`) reads its data, its attestation key and keeps
   its per-round state through these;
 * ``--port``: the SuperNode's local Runtime API, bound to 127.0.0.1 (a free port unless
-  given, so several sites can share a test machine); nothing listens on other interfaces.
+  given, so several sites can share a test machine); nothing listens on other interfaces;
+* ``--proxy``: the hospital's forward proxy, in the SuperNode's environment
+  (:mod:`medsilo.deploy.site_proxy`).
 
 A SuperNode whose key the coordinator has not registered *yet* (the coordinator registers
 every site's key when it starts, so a site started first races it) stops with Flower's exit
@@ -39,6 +41,7 @@ from typing import IO
 from medsilo.config import ConfigError
 from medsilo.deploy import processes as proc
 from medsilo.deploy.kit_files import load_site_identity
+from medsilo.deploy.site_proxy import parse_proxy
 
 SUPEREXEC_DEFAULT_POLL_S = 1.0
 INSECURE_WARNING = (
@@ -54,6 +57,7 @@ class SiteLaunch:
     env: dict[str, str]
     site: str
     coordinator: str
+    proxy: str | None = None  # the forward proxy as printed (no credentials), if any
 
 
 def _quote(value: str) -> str:
@@ -81,8 +85,15 @@ def site_launch(
     platform: str | None = None,
     tcb_version: str | None = None,
     warm: bool = True,
+    proxy: str | None = None,
 ) -> SiteLaunch:
     """The command line and environment of this site's SuperNode (nothing started)."""
+    forward = parse_proxy(proxy) if proxy is not None else None
+    if forward is not None and insecure:
+        raise ConfigError(
+            "--proxy with --insecure: without TLS the proxy would read and could alter the "
+            "model updates; use one or the other"
+        )
     kit = kit.resolve()
     identity = load_site_identity(kit)
     node_config = {"site": identity.name, "kit": str(kit)}
@@ -127,7 +138,10 @@ def site_launch(
     if poll_interval_s is not None and poll_interval_s < SUPEREXEC_DEFAULT_POLL_S:
         extra["FLWR_SUPEREXEC_TASK_POLL_INTERVAL"] = str(max(poll_interval_s, 0.01))
     env = proc.flower_env(kit / "flower-home", extra)
-    return SiteLaunch(argv, env, identity.name, identity.coordinator)
+    if forward is not None:
+        env = forward.environment(env)
+    shown = forward.shown if forward is not None else None
+    return SiteLaunch(argv, env, identity.name, identity.coordinator, shown)
 
 
 #: What Flower 1.41 prints when the SuperLink refuses the node: at start-up, "failed to
@@ -212,6 +226,8 @@ def run_site(
                 )
             else:
                 why = f"the SuperNode exited with code {code} (coordinator gone?)"
+            if launch.proxy:  # a proxy refusing the tunnel looks the same to Flower
+                why += f"; or the proxy {launch.proxy} refused the tunnel to that port"
             say(f"site {launch.site} ({launch.coordinator}): {why}; restarting in {pause:.0f}s")
             deadline = time.monotonic() + pause
             while time.monotonic() < deadline and not stopping:

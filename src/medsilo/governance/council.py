@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from medsilo.config import ConfigError
 from medsilo.config_errors import problem_lines
+from medsilo.deploy.signed_documents import read_envelope
 from medsilo.ledger.canonical import canonical_json
 
 COUNCIL_FILE = "council.json"
@@ -117,15 +118,10 @@ def load_council(path: Path, authority: Path) -> Council:
     a council whose threshold or keys were edited, or that was never signed, is refused."""
     if not path.is_file():
         raise CouncilError(f"council file not found: {path}")
+    body, signature = read_envelope(path, FORMAT, "council", "council file", CouncilError)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CouncilError(f"{path} is not a JSON council file: {err}") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise CouncilError(f"{path} is not a council file (format {FORMAT!r} expected)")
-    try:
-        council = Council.model_validate(document.get("council"))
+        council = Council.model_validate(body)
     except ValidationError as err:
         raise CouncilError(f"{path}: " + "; ".join(problem_lines(err))) from None
-    _check_authority(council, document.get("authority_signature"), path, authority)
+    _check_authority(council, signature, path, authority)
     return council

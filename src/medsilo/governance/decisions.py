@@ -8,9 +8,12 @@ Layout (one folder per federation, shared with or mailed between the council mem
                                with the coordinator's key: quorum_proposal,
                                quorum_approval and quorum_decision records
 
-The coordinator calls :meth:`DecisionBook.authorize` at each guarded action. It succeeds
-only for a proposal of that action and subject whose valid approvals reach the threshold
-and that no earlier ``quorum_decision`` record consumed; it then records the counted
+The coordinator checks each guarded action with :meth:`DecisionBook.approved` (nothing
+written), does the steps of the action that can still fail, and then consumes the proposal
+with :meth:`DecisionBook.record` (:meth:`DecisionBook.authorize` does both at once, for
+actions that are nothing but the decision). The check succeeds only for a proposal of that
+action and subject whose valid approvals reach the threshold and that no earlier
+``quorum_decision`` record consumed; ``record`` then writes the counted
 approvals and the decision (with the whole proposal and every counted signature, so the
 record can be re-checked from the ledger and the council alone, :func:`recorded_problems`).
 Otherwise it raises :class:`QuorumRefused` naming the members whose approvals are missing.

@@ -1,12 +1,14 @@
 """Which provisioned sites the council removed from the federation, from its recorded decisions.
 
-Every site on the roster (``federation.json``, fixed at provisioning) is admitted by the
-consortium that provisioned it. The council can then remove one (a ``remove_site``
-decision) and later re-admit it (``admit_site``); the subject of both is the site name. The
-state is the replay, in ledger order, of the ``quorum_decision`` records of the decisions
-folder: nothing else (no file an operator could edit) says who is removed, and each decision
-is re-checked against the council before it counts, so a record without its quorum stops
-the replay instead of changing the membership.
+Every site on the roster (``federation.json``, written at provisioning) is admitted by the
+consortium that provisioned it; a site added later with ``medsilo provision add-site``
+needs, in a federation with a council, an executed ``admit_site`` decision naming it. The
+council can then remove a site (a ``remove_site`` decision) and later re-admit it
+(``admit_site``); the subject of both is the site name. The state is the replay, in ledger
+order, of the ``quorum_decision`` records of the decisions folder: nothing else (no file an
+operator could edit) says who is removed, and each decision is re-checked against the
+council before it counts, so a record without its quorum stops the replay instead of
+changing the membership.
 
 The coordinator executes a decision with ``medsilo governance remove-site | admit-site``
 (:func:`change_membership`), and the deployed coordinator refuses a removed site at
@@ -20,9 +22,12 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import ValidationError
 
 from medsilo.config import ConfigError
+from medsilo.config_errors import problem_lines
 from medsilo.deploy.kit_files import load_roster
+from medsilo.deploy.spec import SiteSpec
 from medsilo.governance.council import Council
 from medsilo.governance.decisions import (
     Decision,
@@ -61,19 +66,29 @@ class Removal:
 
 
 def check_roster_site(site: str, roster: tuple[str, ...]) -> None:
-    """Only a provisioned site can be removed or re-admitted: a new one needs provisioning."""
+    """Only a provisioned site can be removed or re-admitted here; a new one is admitted by
+    ``medsilo provision add-site``, which issues its kit (:mod:`medsilo.deploy.add_site`)."""
     if site not in roster:
         raise ConfigError(
             f"{site!r} is not a site of this federation ({', '.join(roster)}); a site that "
-            "was not provisioned cannot be admitted by a vote: re-provision the federation"
+            "was not provisioned is admitted by `medsilo provision add-site`, which executes "
+            "the council's admit_site decision and issues its kit"
         )
 
 
 def membership_proposal(
     council: Council, roster: tuple[str, ...], action: MembershipAction, site: str
 ) -> Proposal:
-    """A new proposal to remove or re-admit ``site``; refused for a site off the roster."""
-    check_roster_site(site, roster)
+    """A new proposal to remove or re-admit ``site``. Removing needs a site of the roster;
+    admitting may name a new site (a valid name), whose admission ``medsilo provision
+    add-site`` executes when it issues the kit."""
+    if action == "remove_site" or site in roster:
+        check_roster_site(site, roster)
+    else:
+        try:
+            SiteSpec(name=site)
+        except ValidationError as err:
+            raise ConfigError("; ".join(problem_lines(err))) from None
     return Proposal(federation=council.federation, action=action, subject=site)
 
 

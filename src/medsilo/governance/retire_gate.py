@@ -3,8 +3,11 @@
 The subject of a ``retire_model`` proposal is the SHA-256 of the run's final model
 (:func:`medsilo.ledger.digest.weights_sha256` of ``final_weights.npz``, the hash its
 ledger's ``run_end`` names), so an approval retires that model and no other. Once the quorum
-is met the decision is recorded in the decisions folder's ledger and in the run's own ledger,
-then ``RUN/RETIRED.json`` is written (:mod:`medsilo.governance.retire`).
+is met, ``RUN/RETIRED.json`` is written (:mod:`medsilo.governance.retire`), and only then is
+the proposal consumed: the decision is recorded in the decisions folder's ledger and in the
+run's own ledger. So a retirement that fails (the notice cannot be written) leaves the
+approval for the next attempt, and one whose proposal was consumed meanwhile takes its
+notice back.
 
 The retirement that ``medsilo unlearn`` performs after a data withdrawal is not put to a
 vote: withdrawing consent is a site's (or a patient's) right, not the federation's decision.
@@ -51,15 +54,26 @@ def retire_proposal(run_dir: Path, council: Council) -> Proposal:
 def retire_with_quorum(
     run_dir: Path, council: Council, decisions: Path, reason: str, replacement: Path | None
 ) -> Decision:
-    """Retire ``run_dir``'s model once the council approved it; raise ``QuorumRefused``
-    (nothing written) otherwise."""
+    """Retire ``run_dir``'s model once the council approved it (module docstring); raise
+    ``QuorumRefused`` (nothing written) otherwise."""
     if retirement(run_dir) is not None:
         raise ConfigError(f"{run_dir} is already retired")
     subject = final_model_sha256(run_dir)
     if not (run_dir / LEDGER_FILE).is_file():
         raise ConfigError(f"{run_dir} has no {LEDGER_FILE} to record the decision in")
     with Ledger(run_dir / LEDGER_FILE, load_or_create_private_key()) as ledger:  # key checked
-        decision = DecisionBook(decisions, council).authorize("retire_model", subject)
+        book = DecisionBook(decisions, council)
+        approved = book.approved("retire_model", subject)
+        try:
+            notice = retire(run_dir, reason, replacement)
+        except OSError as err:
+            raise ConfigError(
+                f"could not retire {run_dir} ({err}); the council's approval was not used"
+            ) from None
+        try:
+            decision = book.record(approved)
+        except BaseException:
+            notice.unlink()  # not retired after all: the approval went elsewhere
+            raise
         ledger.append(DECISION_KIND, decision.payload())
-    retire(run_dir, reason, replacement)
     return decision

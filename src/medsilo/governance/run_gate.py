@@ -10,9 +10,14 @@ output does not. (Checkpoints use the narrower :func:`~medsilo.governance.checkp
 ``details`` repeat the algorithm, model, rounds and privacy
 section so that voters see what they approve.
 
-Two callers: :func:`medsilo.experiment.run_experiment` (engine and ``medsilo simulate``),
-when the config has ``governance.quorum``; ``medsilo coordinator start KIT``, whenever the
-coordinator kit holds a council (provisioned with one), whatever the config says.
+Two callers, each checking first (:class:`RunApproval`, nothing written) and consuming the
+proposal only once the run really begins, so a failure before that leaves it for the next
+attempt: :func:`medsilo.experiment.run_experiment` (engine and ``medsilo simulate``), when
+the config has ``governance.quorum``, consumes after its last check; ``medsilo coordinator
+start KIT``, whenever the coordinator kit holds a council (provisioned with one), whatever
+the config says, checks before it starts Flower, and its ServerApp consumes once the sites
+have connected, just before it sends them the decision with the enrolment request
+(:mod:`medsilo.deploy.coordinator`).
 """
 
 from __future__ import annotations
@@ -58,11 +63,6 @@ def start_run_proposal(cfg: RunConfig, council: Council) -> Proposal:
     )
 
 
-def authorize_start(cfg: RunConfig, council: Council, decisions: Path) -> Decision:
-    """Consume an approved ``start_run`` proposal for ``cfg``, or raise ``QuorumRefused``."""
-    return DecisionBook(decisions, council).authorize("start_run", approval_hash(cfg))
-
-
 @dataclass(frozen=True)
 class RunApproval:
     """An approved ``start_run`` not yet consumed: :meth:`consume` once every other check
@@ -82,6 +82,17 @@ def approved_run(cfg: RunConfig) -> RunApproval | None:
     if settings is None:
         return None
     book = DecisionBook(settings.decisions, load_council(settings.council, settings.authority))
+    return RunApproval(book, book.approved("start_run", approval_hash(cfg)))
+
+
+def kit_run_approval(kit: Path, cfg: RunConfig) -> RunApproval | None:
+    """The deployed coordinator's guard: ``None`` (nothing to check) when its kit has no
+    council, else the approval to consume from the kit's decisions folder, or
+    ``QuorumRefused``; writes nothing."""
+    council = kit_council(kit)
+    if council is None:
+        return None
+    book = DecisionBook(kit / KIT_DECISIONS_DIR, council)
     return RunApproval(book, book.approved("start_run", approval_hash(cfg)))
 
 

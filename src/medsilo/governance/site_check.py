@@ -6,7 +6,9 @@ verified with its own ``ca.crt``), the site also refuses to enrol unless the coo
 enrolment request carries the ``quorum_decision`` of a ``start_run`` proposal whose subject
 is the config hash of the very config it was sent, with the signatures of the threshold of
 council members. The site needs nothing from the coordinator to verify this but the decision
-itself: the members' keys are in its own signed council file.
+itself: the members' keys are in its own signed council file. And the site accepts each
+decision for one run only (:mod:`medsilo.governance.run_starts`): an old decision replayed to
+start another run is refused.
 """
 
 from __future__ import annotations
@@ -18,14 +20,17 @@ from typing import TYPE_CHECKING
 from medsilo.governance.council import COUNCIL_FILE, load_council
 from medsilo.governance.decisions import QuorumRefused, decision_problems
 from medsilo.governance.run_gate import approval_hash
+from medsilo.governance.run_starts import claim_run_start
 
 if TYPE_CHECKING:
     from medsilo.config import RunConfig
 
 
-def check_run_approved(site_kit: Path, cfg: RunConfig, decision_json: str) -> None:
+def check_run_approved(site_kit: Path, cfg: RunConfig, decision_json: str, run_key: str) -> None:
     """Raise ``QuorumRefused`` unless ``decision_json`` approves starting ``cfg`` under the
-    council of ``site_kit``; nothing to check for a kit provisioned without a council."""
+    council of ``site_kit`` and this site has not used it for a run other than ``run_key``
+    (then it is recorded as used for ``run_key``); nothing to check for a kit provisioned
+    without a council."""
     path = site_kit / COUNCIL_FILE
     if not path.exists():
         return
@@ -51,3 +56,4 @@ def check_run_approved(site_kit: Path, cfg: RunConfig, decision_json: str) -> No
     problems = decision_problems(payload, council, "the coordinator's council decision")
     if problems:
         raise QuorumRefused("; ".join(problems) + ": refusing to train")
+    claim_run_start(site_kit, str(payload["proposal_id"]), run_key)

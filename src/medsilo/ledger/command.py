@@ -3,9 +3,11 @@
 Registered on the ``audit`` group in :mod:`medsilo.audit.command`. ``verify`` exits 0 when
 the chain is intact and signed by the key pinned for the ledger (:mod:`medsilo.ledger.trust`),
 1 naming the first broken record (seq, kind, round) and why, a key other than the pinned
-one or, with ``--witness``, each record where the ledger and a site's witness file disagree
-(:mod:`medsilo.ledger.witness_verify`), 2 when the ledger, key, trust store or a witness file
-cannot be read.
+one, a ``witness`` record not under the key pinned for its site (``witness_keys.json``
+beside the ledger, :mod:`medsilo.ledger.witness_keys`) or, with ``--witness``, each record
+where the ledger and a site's witness file disagree (:mod:`medsilo.ledger.witness_verify`;
+each run site whose file was not given is listed as not checked), 2 when the ledger, key,
+trust store, pinned witness keys or a witness file cannot be read.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from rich.table import Table
 from medsilo.ledger.run_ledger import LEDGER_FILE, PUBLIC_KEY_FILE
 
 if TYPE_CHECKING:
-    from medsilo.ledger.witness_verify import WitnessLog
+    from medsilo.ledger.chain import LedgerRecord
+    from medsilo.ledger.witness_keys import WitnessKeys
+    from medsilo.ledger.witness_verify import WitnessFinding, WitnessLog
 
 out = Console(width=None if sys.stdout.isatty() else 200)
 
@@ -77,13 +81,15 @@ def verify(
 ) -> None:
     """Check every record's chain link, hash and signature, and that the key is the one
     pinned for the ledger; name the first broken record (a suite directory: every run's
-    ledger). With ``--witness``, also hold the ledger against the sites' witness files."""
+    ledger), and each ledgered countersignature against its site's pinned key. With
+    ``--witness``, also hold the ledger against the sites' witness files."""
     paths = [ledger_path(target)] if witness else ledger_paths(target)
     logs = _witness_logs(witness or [])
     broken = False
     for path in paths:
         intact = _verify_one(path, public_key, require_end, repin)
-        agreed = _witnessed(path, logs) if witness else True  # reported whatever the chain says
+        # reported whatever the chain says
+        agreed = _witnessed(path, logs) if witness else _countersigned(path)
         broken = broken or not (intact and agreed)
     if broken:
         raise typer.Exit(1)
@@ -101,24 +107,84 @@ def _witness_logs(paths: list[Path]) -> list[WitnessLog]:
         raise _fail(f"cannot read a witness file: {err}") from None
 
 
-def _witnessed(path: Path, logs: list[WitnessLog]) -> bool:
-    """Print what the sites' witness files say about the ledger at ``path``."""
+def _ledger_and_pins(path: Path) -> tuple[list[LedgerRecord], WitnessKeys | None]:
+    """The ledger's records and the witness keys pinned beside it (exit 2 if unreadable)."""
     from medsilo.ledger.store import open_readonly, read_records
-    from medsilo.ledger.witness_verify import check_witnesses
+    from medsilo.ledger.witness_keys import WitnessKeys
 
+    try:
+        pins = WitnessKeys.read(path.parent)
+    except (OSError, ValueError) as err:
+        raise _fail(f"cannot read the pinned witness keys: {err}") from None
     conn = open_readonly(path)
     try:
-        findings = check_witnesses(list(read_records(conn)), logs)
+        return list(read_records(conn)), pins
     finally:
         conn.close()
+
+
+def _print_findings(findings: list[WitnessFinding]) -> None:
     for finding in findings:
         out.print(f"[bold red]WITNESS[/] {finding.describe()}", soft_wrap=True)
+
+
+def _countersigned(path: Path) -> bool:
+    """Without witness files: each ``witness`` record under its site's pinned key."""
+    from medsilo.ledger.witness import WITNESS_KIND
+    from medsilo.ledger.witness_keys import WITNESS_KEYS_FILE
+    from medsilo.ledger.witness_verify import check_countersignatures
+
+    records, pins = _ledger_and_pins(path)
+    count = sum(r.kind == WITNESS_KIND for r in records)
+    if not count:
+        return True
+    findings = check_countersignatures(records, pins)
+    _print_findings(findings)
+    if pins is None:
+        _no_pins()
+    elif not findings:
+        out.print(
+            f"countersignatures: {count} ledgered, each under its site's key pinned in "
+            f"{WITNESS_KEYS_FILE} (hold them against the sites' files with --witness)",
+            soft_wrap=True,
+        )
+    return not findings
+
+
+def _no_pins() -> None:
+    from medsilo.ledger.witness_keys import WITNESS_KEYS_FILE
+
+    out.print(
+        f"[bold yellow]NOT CHECKED[/]: the countersignatures against the sites' pinned keys "
+        f"(no {WITNESS_KEYS_FILE} beside the ledger; copy it from the run folder)",
+        soft_wrap=True,
+    )
+
+
+def _witnessed(path: Path, logs: list[WitnessLog]) -> bool:
+    """Print what the sites' witness files say about the ledger at ``path``, and which of
+    the run's sites no file was given for."""
+    from medsilo.ledger.witness_verify import check_witnesses, unchecked_sites
+
+    records, pins = _ledger_and_pins(path)
+    findings = check_witnesses(records, logs, pins)
+    _print_findings(findings)
+    if pins is None:
+        _no_pins()
+    unchecked = unchecked_sites(records, logs, pins)
+    for site in unchecked:
+        out.print(
+            f"[bold yellow]NOT CHECKED[/]: site {site} (no witness file given): what it "
+            "witnessed was not held against this ledger",
+            soft_wrap=True,
+        )
     if not findings:
         last = max((int(h["seq"]) for log in logs for h in log.heads), default=0)
         sites = ", ".join(sorted(log.site for log in logs))
+        partial = f" ({len(unchecked)} site(s) of the run not checked)" if unchecked else ""
         out.print(
             f"[bold green]WITNESSED[/]: every record site(s) {sites} saw (up to seq {last}) is "
-            "in this ledger, under the key they saw",
+            f"in this ledger, under the key they saw{partial}",
             soft_wrap=True,
         )
     return not findings

@@ -4,9 +4,12 @@ In the engine every site lives in the coordinator's process, so nothing here pro
 a dishonest coordinator; it runs the same protocol as a deployment (the same head proofs,
 checks, countersignatures and files, :mod:`medsilo.ledger.witness_file`) so that a run
 directory shows, and lets ``medsilo audit verify --witness`` exercise, exactly what
-deployed sites keep. Each site's Ed25519 key is ``RUN/witness/<site>.key`` (created on first
-use, mode 0600, :func:`~medsilo.ledger.keys.load_or_create_private_key`) and its witness
-file ``RUN/witness/<site>.jsonl``; a run resumed in the same folder reuses both.
+deployed sites keep. It is therefore off unless ``governance.site_witness`` is true. Each
+site's Ed25519 key is ``RUN/witness/<site>.key`` (created on first use, mode 0600,
+:func:`~medsilo.ledger.keys.load_or_create_private_key`) and its witness file
+``RUN/witness/<site>.jsonl``; a run resumed in the same folder reuses both. When the run
+starts the coordinator pins those keys (``RUN/witness_keys.json``,
+:mod:`medsilo.ledger.witness_keys`): its feed ledgers countersignatures under them only.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from medsilo.ledger.keys import load_or_create_private_key
 from medsilo.ledger.witness import Countersignature, HeadProof
 from medsilo.ledger.witness_feed import WitnessFeed
 from medsilo.ledger.witness_file import SiteWitness
+from medsilo.ledger.witness_keys import WitnessKeys
 
 WITNESS_DIR = "witness"
+#: Where the engine's pinned witness keys come from (``RUN/witness_keys.json``, ``source``).
+ENGINE_KEYS = f"engine: each simulated site's key made at run start, RUN/{WITNESS_DIR}/<site>.key"
 
 
 class SimulatedSites:
@@ -36,6 +42,11 @@ class SimulatedSites:
             )
             for name in names
         }
+
+    def pins(self) -> WitnessKeys:
+        """Each site's public key, to pin (the engine's runs have no run id: ``""``)."""
+        keys = {name: witness.key.public_key() for name, witness in self.witnesses.items()}
+        return WitnessKeys.of("", ENGINE_KEYS, keys)
 
     def countersign(self, proofs: Mapping[str, HeadProof]) -> dict[str, Countersignature]:
         """Each site checks its proof and countersigns its head (a refusal raises
@@ -53,4 +64,7 @@ class EngineWitnessing:
 
     @staticmethod
     def create(run_dir: Path, names: list[str], feed: WitnessFeed) -> EngineWitnessing:
-        return EngineWitnessing(feed, SimulatedSites(run_dir / WITNESS_DIR, names))
+        """The sites' keys are made (or, resumed in place, reloaded) and pinned now."""
+        sites = SimulatedSites(run_dir / WITNESS_DIR, names)
+        feed.pin(sites.pins().write(run_dir))
+        return EngineWitnessing(feed, sites)

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from medsilo.governance.record_kinds import QUORUM_KINDS
 from medsilo.ledger.canonical import parse_canonical
 from medsilo.ledger.chain import GENESIS_PREV, LedgerRecord
+from medsilo.ledger.chain_check import chain_problem
 from medsilo.ledger.keys import fingerprint, raw_public
 from medsilo.ledger.round_sequence import RoundSequence
 from medsilo.ledger.store import GENESIS, open_readonly, read_records
@@ -91,22 +91,6 @@ def _round_of(record: LedgerRecord) -> int | None:
     return value if isinstance(value, int) else None
 
 
-def _chain_problem(record: LedgerRecord, seq: int, prev: str, key: Ed25519PublicKey) -> str | None:
-    if record.seq != seq:
-        gap = f"{seq}" if record.seq == seq + 1 else f"{seq}..{record.seq - 1}"
-        return f"record(s) {gap} missing: seq jumps from {seq - 1} to {record.seq}"
-    if record.prev_hash != prev:
-        before = "the genesis value (64 zeros)" if seq == 1 else f"the hash of record {seq - 1}"
-        return f"prev_hash does not match {before}: records were removed, replaced or reordered"
-    if record.digest().hex() != record.hash:
-        return "hash mismatch: seq, timestamp, kind, payload or prev_hash changed after signing"
-    try:
-        key.verify(bytes.fromhex(record.signature), bytes.fromhex(record.hash))
-    except (InvalidSignature, ValueError):
-        return f"signature does not verify with the public key {fingerprint(key)[:16]}..."
-    return None
-
-
 def _structure_problem(
     record: LedgerRecord, payload: dict[str, Any], key: Ed25519PublicKey, open_run: int | None
 ) -> str | None:
@@ -136,7 +120,7 @@ def verify_records(
         result.records += 1
         if result.problem is not None:
             continue
-        reason = _chain_problem(record, result.verified + 1, prev, key)
+        reason = chain_problem(record, result.verified + 1, prev, key)
         if reason is None:
             try:
                 payload = parse_canonical(record.payload)

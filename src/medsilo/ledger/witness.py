@@ -6,13 +6,17 @@ re-signed by the coordinator, or different histories shown to different sites
 receives a :class:`HeadProof`, the ledger records it has not seen yet (full records, so it
 can recompute every hash and check every link and coordinator signature back to the head it
 saw last), and answers with a :class:`Countersignature`: its own Ed25519 signature over the
-new head's ``(seq, hash)``. Because every hash commits to the one before it, countersigning a
-head countersigns the whole history up to it.
+new head's ``(seq, hash)``, its name and the run. Because every hash commits to the one
+before it, countersigning a head countersigns the whole history up to it.
 
-The countersigned bytes are ``TAG || F(seq) || F(hash)`` (``TAG = b"medsilo-witness/1\\n"``,
-``F`` the 8-byte length prefix of :func:`~medsilo.ledger.chain.length_prefixed`): the tag
-keeps a site's signature from meaning anything else, e.g. the attestation evidence its key
-also signs in a deployment.
+The countersigned bytes are ``TAG || F(site) || F(run) || F(seq) || F(hash)`` (``TAG =
+b"medsilo-witness/2\\n"``, ``F`` the 8-byte length prefix of
+:func:`~medsilo.ledger.chain.length_prefixed`): the tag keeps a site's signature from meaning
+anything else, e.g. the attestation evidence its key also signs in a deployment; the site
+name keeps one site's countersignature from being passed off as another's, and ``run`` (a
+deployed run's run key, ``""`` where the runtime has none, as in the engine) ties it to one
+run. Version 1 signed ``(seq, hash)`` only; it is no longer read (no witness file of it was
+ever kept outside this project's tests).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from medsilo.ledger.canonical import canonical_json
 from medsilo.ledger.chain import LedgerRecord, length_prefixed
 from medsilo.ledger.keys import raw_public
 
-TAG = b"medsilo-witness/1\n"
+TAG = b"medsilo-witness/2\n"
 #: The ledger record kind that stores a site's countersignature (medsilo.ledger.verify.KINDS).
 WITNESS_KIND = "witness"
 
@@ -37,8 +41,10 @@ class WitnessError(ValueError):
     """A head proof a site cannot accept (malformed, broken, or not extending its last head)."""
 
 
-def countersigned_bytes(seq: int, head_hash: str) -> bytes:
-    return TAG + length_prefixed(str(seq).encode("ascii")) + length_prefixed(head_hash.encode())
+def countersigned_bytes(site: str, run: str, seq: int, head_hash: str) -> bytes:
+    """What a site signs for the head ``(seq, head_hash)`` of run ``run`` (module docstring)."""
+    fields = (site.encode(), run.encode(), str(seq).encode("ascii"), head_hash.encode())
+    return TAG + b"".join(length_prefixed(field) for field in fields)
 
 
 @dataclass(frozen=True)
@@ -82,25 +88,31 @@ class HeadProof:
 class Countersignature:
     """A site's signature over a ledger head, and the public key to check it with (raw hex).
 
-    Who the key belongs to is not taken from here: verification compares it with the key in
-    the site's own witness file (:mod:`medsilo.ledger.witness_verify`)."""
+    Who the key belongs to is not taken from here: the coordinator's feed and verification
+    compare it with the key pinned for the site (:mod:`medsilo.ledger.witness_keys`) and the
+    key in the site's own witness file (:mod:`medsilo.ledger.witness_verify`)."""
 
     site: str
+    run: str
     seq: int
     hash: str
     public_key: str
     signature: str
 
     @staticmethod
-    def sign(key: Ed25519PrivateKey, site: str, seq: int, head_hash: str) -> Countersignature:
-        signature = key.sign(countersigned_bytes(seq, head_hash)).hex()
-        return Countersignature(site, seq, head_hash, raw_public(key.public_key()).hex(), signature)
+    def sign(
+        key: Ed25519PrivateKey, site: str, run: str, seq: int, head_hash: str
+    ) -> Countersignature:
+        signature = key.sign(countersigned_bytes(site, run, seq, head_hash)).hex()
+        public = raw_public(key.public_key()).hex()
+        return Countersignature(site, run, seq, head_hash, public, signature)
 
     def valid(self) -> bool:
         """Whether ``signature`` verifies under ``public_key``."""
         try:
             key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(self.public_key))
-            key.verify(bytes.fromhex(self.signature), countersigned_bytes(self.seq, self.hash))
+            signed = countersigned_bytes(self.site, self.run, self.seq, self.hash)
+            key.verify(bytes.fromhex(self.signature), signed)
         except (InvalidSignature, ValueError):
             return False
         return True
@@ -121,6 +133,7 @@ class Countersignature:
         try:
             return Countersignature(
                 str(payload["site"]),
+                str(payload["run"]),
                 int(payload["seq"]),
                 str(payload["hash"]),
                 str(payload["public_key"]),

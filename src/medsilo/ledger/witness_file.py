@@ -2,10 +2,12 @@
 
 The file is JSON lines, append-only, each line fsynced before the site answers:
 
-* ``header`` (written with the first accepted head; only ``refused`` lines can precede it):
-  ``site``, the site's Ed25519 ``public_key`` (raw hex) and the
-  coordinator key the ledger's genesis record named when the site first saw it
-  (``ledger_key``, raw hex, and ``ledger_key_sha256``);
+* ``header``, always the first line (written with the file, whatever comes first):
+  ``format`` (:data:`WITNESS_FORMAT`), ``site``, ``run`` (the run id its countersignatures
+  name, :mod:`medsilo.ledger.witness`) and the site's Ed25519 ``public_key`` (raw hex);
+* ``coordinator``, once, before the first ``head``: the coordinator key the ledger's genesis
+  record named when the site first accepted a proof (``ledger_key``, raw hex, and
+  ``ledger_key_sha256``); every later proof must be signed by it;
 * ``head``: a head the site accepted and countersigned: ``seq``, ``hash``, the record's
   ``kind``, the coordinator's ``coordinator_signature`` of it and the site's
   ``countersignature``, and ``records``: ``[seq, hash, kind, coordinator_signature]`` of
@@ -13,14 +15,17 @@ The file is JSON lines, append-only, each line fsynced before the site answers:
   verifier can name the exact record a later ledger changed, not only the next head;
 * ``refused``: a head proof the site refused, with the offered record's ``seq``, ``hash`` and
   ``coordinator_signature`` (so the refusal is evidence, not hearsay), the hash the site had
-  witnessed at that seq (``seen_hash``, when it had one) and ``reason``.
+  witnessed at that seq (``seen_hash``, when it had one) and ``reason``. A refusal of the
+  site's very first proof comes before any ``coordinator`` line.
 
 A head proof is accepted when every record's hash recomputes, every record is signed by the
-coordinator key of the header (for the first proof: the key its genesis record names), the
-records are consecutive and linked, and they extend what the site saw: no record at a seq it
-witnessed has another hash, the first new record links to its last head, no records are
-missing between the two, and the new head is not behind the last one. Otherwise the site
-writes a ``refused`` line and raises :class:`~medsilo.ledger.witness.WitnessError`.
+coordinator key of the ``coordinator`` line (for the first proof: the key its genesis record
+names), the records are consecutive and linked (:func:`~medsilo.ledger.chain_check
+.chain_problem`, the check ``audit verify`` walks a ledger with), and they extend what the
+site saw: no record at a seq it witnessed has another hash, the first new record links to its
+last head, no records are missing between the two, and the new head is not behind the last
+one. Otherwise the site writes a ``refused`` line and raises
+:class:`~medsilo.ledger.witness.WitnessError`.
 """
 
 from __future__ import annotations
@@ -31,16 +36,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from medsilo.ledger.chain import GENESIS_PREV, LedgerRecord
+from medsilo.ledger.chain_check import chain_problem
 from medsilo.ledger.keys import fingerprint, raw_public
 from medsilo.ledger.store import FORMAT, GENESIS
 from medsilo.ledger.witness import Countersignature, HeadProof, WitnessError
 
-WITNESS_FORMAT = "medsilo-witness/1"
-HEADER, HEAD, REFUSED = "header", "head", "refused"
+WITNESS_FORMAT = "medsilo-witness/2"
+HEADER, COORDINATOR, HEAD, REFUSED = "header", "coordinator", "head", "refused"
 
 
 def _now() -> str:
@@ -48,7 +53,8 @@ def _now() -> str:
 
 
 def read_witness_lines(path: Path) -> list[dict[str, Any]]:
-    """The file's lines as objects; a torn last line (a crash while writing) is dropped."""
+    """The file's lines as objects; a torn last line (a crash while writing) is dropped.
+    ``ValueError`` naming the file unless the first line is a header of this format."""
     lines = path.read_text("utf-8").splitlines()
     out: list[dict[str, Any]] = []
     for number, line in enumerate(lines, 1):
@@ -61,16 +67,26 @@ def read_witness_lines(path: Path) -> list[dict[str, Any]]:
         if not isinstance(entry, dict):
             raise ValueError(f"{path} line {number} is not a JSON object")
         out.append(entry)
+    if not out or out[0].get("type") != HEADER:
+        raise ValueError(f"{path} is not a witness file (no header line)")
+    if out[0].get("format") != WITNESS_FORMAT:
+        raise ValueError(
+            f"{path} is witness format {out[0].get('format')!r}; this medsilo reads "
+            f"{WITNESS_FORMAT!r} only (docs/audit-ledger.md)"
+        )
     return out
 
 
 class SiteWitness:
-    """One site's witness of one ledger, kept in the JSONL file at ``path``."""
+    """One site's witness of one ledger, kept in the JSONL file at ``path`` (``run``: the run
+    id its countersignatures name, ``""`` where the runtime has none)."""
 
-    def __init__(self, path: Path, site: str, key: Ed25519PrivateKey) -> None:
+    def __init__(self, path: Path, site: str, key: Ed25519PrivateKey, run: str = "") -> None:
         self.path = path
         self.site = site
         self.key = key
+        self.run = run
+        self.public_key = raw_public(key.public_key()).hex()
         self.ledger_key: Ed25519PublicKey | None = None
         self.seen: dict[int, str] = {}  # seq -> hash of every record witnessed
         self.last: tuple[int, str] | None = None
@@ -82,8 +98,11 @@ class SiteWitness:
             if entry.get("type") == HEADER:
                 if entry.get("site") != self.site:
                     raise ValueError(f"{self.path} is site {entry.get('site')!r}'s witness file")
-                if entry.get("public_key") != raw_public(self.key.public_key()).hex():
+                if entry.get("public_key") != self.public_key:
                     raise ValueError(f"{self.path} was written with another site key")
+                if entry.get("run") != self.run:
+                    raise ValueError(f"{self.path} is run {entry.get('run')!r}'s witness file")
+            elif entry.get("type") == COORDINATOR:
                 raw = bytes.fromhex(str(entry["ledger_key"]))
                 self.ledger_key = Ed25519PublicKey.from_public_bytes(raw)
             elif entry.get("type") == HEAD:
@@ -102,15 +121,12 @@ class SiteWitness:
             self._write({"type": REFUSED, **refusal.evidence(self.seen), "at": _now()})
             raise WitnessError(f"site {self.site} refused the ledger head: {refusal}") from None
         head = proof.head
-        signature = Countersignature.sign(self.key, self.site, head.seq, head.hash)
+        signature = Countersignature.sign(self.key, self.site, self.run, head.seq, head.hash)
         if self.ledger_key is None:
             self.ledger_key = key
             self._write(
                 {
-                    "type": HEADER,
-                    "format": WITNESS_FORMAT,
-                    "site": self.site,
-                    "public_key": signature.public_key,
+                    "type": COORDINATOR,
                     "ledger_key": raw_public(key).hex(),
                     "ledger_key_sha256": fingerprint(key),
                     "at": _now(),
@@ -176,10 +192,15 @@ class SiteWitness:
         return key
 
     def _write(self, entry: dict[str, Any]) -> None:
+        """Append ``entry`` (after the header line, when the file is new) and fsync it."""
         created = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [entry]
+        if created:
+            header = {"type": HEADER, "format": WITNESS_FORMAT, "site": self.site}
+            lines.insert(0, header | {"run": self.run, "public_key": self.public_key, "at": _now()})
         with self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(entry, sort_keys=True) + "\n")
+            out.write("".join(json.dumps(line, sort_keys=True) + "\n" for line in lines))
             out.flush()
             os.fsync(out.fileno())
         if created:  # the new file's directory entry is durable too
@@ -226,19 +247,12 @@ def _genesis_key(record: LedgerRecord) -> Ed25519PublicKey:
 def _check_record(
     record: LedgerRecord, previous: LedgerRecord | None, key: Ed25519PublicKey
 ) -> None:
-    if previous is None and record.seq == 1 and record.prev_hash != GENESIS_PREV:
-        raise _Refusal(record, "the genesis record does not start the chain")
-    if previous is not None and (
-        record.seq != previous.seq + 1 or record.prev_hash != previous.hash
-    ):
-        raise _Refusal(record, f"record seq {record.seq} does not link to seq {previous.seq}")
-    if record.digest().hex() != record.hash:
-        raise _Refusal(record, f"record seq {record.seq}: hash mismatch")
-    try:
-        key.verify(bytes.fromhex(record.signature), bytes.fromhex(record.hash))
-    except (InvalidSignature, ValueError):
-        raise _Refusal(
-            record,
-            f"record seq {record.seq} is not signed by the coordinator key "
-            f"{fingerprint(key)[:16]}... this site witnesses",
-        ) from None
+    """A proof's record against the one before it in the proof (the first record of a proof
+    that starts after the genesis is linked to the site's last head by the caller)."""
+    if previous is not None:
+        seq, prev = previous.seq + 1, previous.hash
+    else:
+        seq, prev = record.seq, GENESIS_PREV if record.seq == 1 else record.prev_hash
+    problem = chain_problem(record, seq, prev, key)
+    if problem is not None:
+        raise _Refusal(record, f"record seq {record.seq}: {problem}")

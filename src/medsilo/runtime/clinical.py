@@ -1,6 +1,7 @@
 """Clinical metrics in every runtime: sites send mergeable states, the coordinator merges.
 
-Each evaluation round, every site scores the *global* model on its own data and sends a
+Each evaluation round, every site (or, with ``evaluation.sites: cohort``, every site the
+round sampled) scores the *global* model on its own data and sends a
 report of metric states only (:mod:`medsilo.metrics`: binned score histograms, confusion and
 calibration counts; never a per-patient prediction):
 

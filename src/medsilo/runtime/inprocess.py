@@ -66,6 +66,9 @@ class InProcessSites:
             cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
         )
         self.patients = PatientConsent.of(cfg, self.train_sizes)  # docs/governance.md
+        #: Whose test sets :meth:`evaluate` scores: every site, or (``evaluation.sites:
+        #: cohort``) the sites the last round sampled (docs/scale.md).
+        self.evaluated: list[str] = self.names
 
     @property
     def train_sizes(self) -> dict[str, int]:
@@ -104,6 +107,8 @@ class InProcessSites:
         assert isinstance(self.cfg.asynchrony, SyncConfig)
         # Before any site trains, as a deployed site evaluates what it receives.
         evaluation = self.evaluate(rnd - 1, weights, False) if evaluate_first else None
+        if self.cfg.evaluation.sites == "cohort":
+            self.evaluated = chosen
         idle = self.patients.without_patients(rnd, chosen)  # no consenting patient
         working = [n for n in chosen if n not in idle]
         dropped = self.clock.dropped(rnd, working)
@@ -141,12 +146,16 @@ class InProcessSites:
         )
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
-        prep = self.prep
+        prep, names = self.prep, self.evaluated
         fields = evaluation_fields(
-            prep.model, weights, self.site_weights(weights), prep.pooled_test, prep.test
+            prep.model,
+            weights,
+            self.site_weights(weights, names),
+            prep.pooled_test,
+            {n: prep.test[n] for n in names},
         )
         if self.clinical is not None:
-            reports = {n: self.clinical.report_for(prep, n, weights, last) for n in self.names}
+            reports = {n: self.clinical.report_for(prep, n, weights, last) for n in names}
             fields |= self.clinical.fields(reports)
         return fields | attack_fields(prep.model, weights, prep.pooled_test, self.cfg.attack)
 
@@ -158,9 +167,10 @@ class InProcessSites:
 
     # --- results --------------------------------------------------------------------------
 
-    def site_weights(self, weights: Weights) -> dict[str, Weights]:
-        """Each site's deployable model (personalised algorithms keep local parts)."""
+    def site_weights(self, weights: Weights, names: list[str] | None = None) -> dict[str, Weights]:
+        """Each site's deployable model (personalised algorithms keep local parts), of
+        ``names`` or of every site."""
         return {
             n: self.algorithm.site_weights(weights, self.states[n], self.prep.layout)
-            for n in self.names
+            for n in (self.names if names is None else names)
         }

@@ -156,14 +156,16 @@ class SecureAggregation:
     def params(self, rnd: int, cohort: int, length: int) -> SecAggParams:
         """The public protocol parameters of round ``rnd`` (the label binds keys to it)."""
         label = f"{self.run_name}/{rnd}".encode()
-        return SecAggParams(self.cfg.threshold_for(cohort), self.cfg.bits, length, label)
+        k, t = self.cfg.shape_for(cohort)
+        return SecAggParams(t, self.cfg.bits, length, label, k, cohort)
 
     def start(self, rnd: int, cohort: list[str], clipped: int) -> SecureRound:
         """The round's result before the protocol runs; aborted if no site has an input."""
         if clipped:
             log.warning("round %d: secure aggregation clipped %d coordinates", rnd, clipped)
         n = len(cohort)
-        result = SecureRound([], list(cohort), self.cfg.threshold_for(n), self.encoder(n))
+        k, t = self.cfg.shape_for(n)
+        result = SecureRound([], list(cohort), t, self.encoder(n), neighbours=k)
         result.clipped = clipped
         return result
 

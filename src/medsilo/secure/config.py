@@ -4,6 +4,12 @@
 threshold is ``ceil(fraction * n)``) or a site count (an int). It must exceed half the cohort:
 below that, a coordinator that tells two halves of the sites different survivor lists could
 collect both the self-mask seed and the mask key of one site and unmask its update.
+``graph: harary`` is SecAgg+ (Bell et al. 2020): each site masks with and shares to only
+``k`` neighbours of a random ``k``-regular graph; ``k`` and the per-neighbourhood threshold
+``t`` are chosen from the cohort size, ``corrupt_fraction``, ``dropout_fraction``,
+``security_bits`` and ``correctness_bits`` (:mod:`medsilo.secure.graph_parameters`), or
+``neighbours`` fixes ``k``. ``graph: complete`` (the default) is Bonawitz et al.'s protocol.
+
 ``clip`` bounds every coordinate of a site's weighted update ``w_i * delta_i``; together with
 ``bits`` and the cohort size it fixes the fixed-point scale (:mod:`medsilo.secure.fixed_point`).
 
@@ -16,6 +22,17 @@ import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from medsilo.secure.graph_parameters import choose_graph
+
+#: Fields that only SecAgg+ (``graph: harary``) reads.
+SPARSE_FIELDS = (
+    "neighbours",
+    "corrupt_fraction",
+    "dropout_fraction",
+    "security_bits",
+    "correctness_bits",
+)
 
 
 class SecureAggregationConfig(BaseModel):
@@ -32,6 +49,34 @@ class SecureAggregationConfig(BaseModel):
         0.6,
         description="sites needed to finish a round: a fraction (0.5, 1] of the cohort or a "
         "count; up to n - threshold dropouts are recovered",
+    )
+    graph: Literal["complete", "harary"] = Field(
+        "complete",
+        description="masking: complete: every pair of sites shares a mask (Bonawitz et al. "
+        "2017, O(n) work a site); harary: SecAgg+ (Bell et al. 2020), each site masks with k "
+        "= O(log n) neighbours of a random Harary graph, t applies per neighbourhood",
+    )
+    neighbours: int | None = Field(
+        None,
+        ge=2,
+        description="harary: k, the neighbours per site (even); default: the smallest k "
+        "meeting the bounds set by the four fields below",
+    )
+    corrupt_fraction: float = Field(
+        0.1, ge=0, lt=0.5, description="harary: share of sites that may collude (gamma)"
+    )
+    dropout_fraction: float = Field(
+        0.1, ge=0, lt=0.5, description="harary: share of sites that may drop out (delta)"
+    )
+    security_bits: int = Field(
+        40, ge=1, le=128, description="harary: privacy fails with probability <= 2**-this"
+    )
+    correctness_bits: int = Field(
+        30,
+        ge=1,
+        le=128,
+        description="harary: a round with at most dropout_fraction dropouts aborts with "
+        "probability <= 2**-this",
     )
     bits: int = Field(32, ge=16, le=62, description="integers are mod 2**bits")
     clip: float = Field(
@@ -57,11 +102,46 @@ class SecureAggregationConfig(BaseModel):
             )
         if isinstance(t, int) and t < 2:
             raise ValueError(f"secure_aggregation.threshold as a count must be >= 2, got {t}")
+        if self.mechanism == "ckks" and self.graph != "complete":
+            raise ValueError("secure_aggregation.graph applies to mechanism: masking only")
+        # Compared with the defaults, not model_fields_set: a dumped config re-validated
+        # (checkpoints, approvals) sets every field.
+        fields = type(self).model_fields
+        changed = {f for f in SPARSE_FIELDS if getattr(self, f) != fields[f].default}
+        if self.graph == "complete" and changed:
+            raise ValueError(
+                f"secure_aggregation {', '.join(sorted(changed))} apply to graph: harary only"
+            )
+        if self.graph == "harary" and self.threshold != fields["threshold"].default:
+            raise ValueError(
+                "secure_aggregation.threshold applies to graph: complete; with graph: harary "
+                "t is chosen per neighbourhood from neighbours, corrupt_fraction, "
+                "dropout_fraction, security_bits and correctness_bits"
+            )
+        if self.neighbours is not None and self.neighbours % 2:
+            raise ValueError(
+                f"secure_aggregation.neighbours must be even (a Harary graph H(n, k) joins "
+                f"each site to k/2 on either side), got {self.neighbours}"
+            )
         return self
 
     def threshold_for(self, cohort: int) -> int:
         """The threshold ``t`` for a round of ``cohort`` sites; refuses unsafe values."""
-        return resolve_threshold(self.threshold, cohort)
+        return self.shape_for(cohort)[1]
+
+    def shape_for(self, cohort: int) -> tuple[int, int]:
+        """``(k, t)`` for a round of ``cohort`` sites: ``k = 0`` is the complete graph."""
+        if self.graph == "complete":
+            return 0, resolve_threshold(self.threshold, cohort)
+        choice = choose_graph(
+            cohort,
+            self.corrupt_fraction,
+            self.dropout_fraction,
+            self.security_bits,
+            self.correctness_bits,
+            self.neighbours,
+        )
+        return choice.neighbours, choice.threshold
 
 
 def resolve_threshold(threshold: float | int, cohort: int) -> int:

@@ -54,6 +54,8 @@ class SecureRound:
     bytes_up: dict[str, int] = field(default_factory=dict)
     clipped: int = 0
     abort_reason: str | None = None
+    #: SecAgg+'s neighbours per site (``t`` is then per neighbourhood); 0: complete graph.
+    neighbours: int = 0
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,8 @@ class SecureRound:
             "dropouts_recovered": self.recovered,
             "clipped_coordinates": self.clipped,
         }
+        if self.neighbours:
+            info["neighbours"] = self.neighbours
         if self.encoder is not None:
             info.update(resolution=self.encoder.resolution, bits=self.encoder.bits)
         if self.rejected:

@@ -46,14 +46,30 @@ def lagrange_at_zero(xs: Sequence[int]) -> dict[int, int]:
     """``{x_j: lambda_j}`` such that ``f(0) = sum_j lambda_j f(x_j)`` for ``deg f < len(xs)``."""
     if len(set(xs)) != len(xs):
         raise ValueError("share points must be distinct")
-    out: dict[int, int] = {}
+    nums, dens = [], []
     for j in xs:
         num, den = 1, 1
         for m in xs:
             if m != j:
                 num = num * m % PRIME
                 den = den * (m - j) % PRIME
-        out[j] = num * pow(den, -1, PRIME) % PRIME
+        nums.append(num)
+        dens.append(den)
+    return {j: n * inv % PRIME for j, n, inv in zip(xs, nums, _inverses(dens), strict=True)}
+
+
+def _inverses(values: Sequence[int]) -> list[int]:
+    """Every ``1 / v`` mod ``PRIME`` with one modular inversion (Montgomery's batch trick):
+    SecAgg+ reconstructs each site's secrets from a different set of holders, so the
+    coordinator computes one set of Lagrange coefficients per site."""
+    prefix = [1]
+    for v in values:
+        prefix.append(prefix[-1] * v % PRIME)
+    inv = pow(prefix[-1], -1, PRIME)
+    out = [0] * len(values)
+    for i in range(len(values) - 1, -1, -1):
+        out[i] = inv * prefix[i] % PRIME
+        inv = inv * values[i] % PRIME
     return out
 
 

@@ -8,6 +8,9 @@ order; calling them out of order raises :class:`~medsilo.secure.protocol.SecAggE
 1. :meth:`SecAggSite.share_keys`: given the key list ``U1`` (at least ``t`` sites, distinct
    keys), draw the self-mask seed ``b_i``, split ``s_i^SK`` and ``b_i`` ``t``-of-``|U1|`` with
    Shamir, and seal each other site's pair of shares with AES-GCM under ``KA(c_i, c_j)``.
+   Under SecAgg+ (``params.neighbours > 0``) ``U1``, ``U2`` and ``U3`` here and below mean
+   their members among the site's neighbours (and itself): it never shares with, masks
+   with or reveals anything about a site outside its neighbourhood.
    Also send ``SHA-256(b_i)`` so a tampered share is detected at reconstruction.
 2. :meth:`SecAggSite.masked_input`: given the shares relayed to it (their senders are ``U2``),
    send ``y_i = x_i + PRG(b_i) + sum_{j in U2, j != i} sign(i, j) PRG(KA(s_i, s_j))`` with
@@ -84,6 +87,8 @@ class SecAggSite:
             "bits": self.params.bits,
             "length": self.params.length,
             "label": self.params.label,
+            "neighbours": self.params.neighbours,
+            "cohort": self.params.cohort,
             "phase": self._phase,
             "x": np.ascontiguousarray(self._x, dtype=self.prg.dtype).tobytes(),
             "c": private_bytes(self._c),
@@ -117,7 +122,14 @@ class SecAggSite:
                 raise MalformedMessage(f"site snapshot field {key!r} is not a list of bytes")
             return [bytes(v) for v in value if isinstance(v, bytes)]
 
-        params = SecAggParams(num("threshold"), num("bits"), num("length"), raw("label"))
+        params = SecAggParams(
+            num("threshold"),
+            num("bits"),
+            num("length"),
+            raw("label"),
+            num("neighbours"),
+            num("cohort"),
+        )
         prg = prg or MaskPRG(params.length, params.bits)
         x = np.frombuffer(raw("x"), dtype=prg.dtype).copy()
         site = cls(num("site"), x, params, prg)
@@ -149,8 +161,14 @@ class SecAggSite:
 
     def share_keys(self, key_list: KeyList) -> ShareKeys:
         self._step(1, "share_keys")
-        keys = key_list.keys
-        check_quorum("key sharing (site view)", len(keys), len(keys), self.params.threshold)
+        local = self.params.peers(self.site, key_list.keys) | {self.site}
+        keys = {j: k for j, k in key_list.keys.items() if j in local}
+        check_quorum(
+            self.params.where("key sharing (site view)", self.site),
+            len(keys),
+            len(keys),
+            self.params.threshold,
+        )
         if self.site not in keys or keys[self.site].c_public != public_bytes(self._c):
             raise SecAggError(f"site {self.site}: the key list does not contain its own keys")
         publics = [k.c_public for k in keys.values()] + [k.s_public for k in keys.values()]
@@ -183,7 +201,7 @@ class SecAggSite:
         if unknown:
             raise SecAggError(f"site {self.site}: relayed shares from unexpected sites {unknown}")
         check_quorum(
-            "masked input (site view)",
+            self.params.where("masked input (site view)", self.site),
             len(relayed.sealed) + 1,
             len(self._keys),
             self.params.threshold,
@@ -199,13 +217,19 @@ class SecAggSite:
     def unmask(self, survivors: Survivors) -> UnmaskShares:
         self._step(3, "unmask")
         u2 = set(self._received) | {self.site}
-        u3 = set(survivors.sites)
+        near = self.params.neighbourhood(self.site)
+        u3 = {j for j in survivors.sites if near is None or j in near or j == self.site}
         if not u3 <= u2 or self.site not in u3:
             raise SecAggError(
                 f"site {self.site}: the survivor list is inconsistent with the sites that "
                 "shared keys; refusing to reveal shares"
             )
-        check_quorum("unmasking (site view)", len(u3), len(u2), self.params.threshold)
+        check_quorum(
+            self.params.where("unmasking (site view)", self.site),
+            len(u3),
+            len(u2),
+            self.params.threshold,
+        )
         b_shares: dict[int, bytes] = {self.site: shamir.share_to_bytes(self._own[1])}
         sk_shares: dict[int, bytes] = {}
         for j, record in sorted(self._received.items()):

@@ -114,6 +114,8 @@ class PushPullGrid(Grid):
     def send_and_receive(  # type: ignore[override]
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> list[Message]:
+        if not list(messages):  # nothing to send (every site refused): no replies, as Flower
+            return []
         raise AssertionError("the deployed coordinator polls with push/pull")
 
 
@@ -136,14 +138,18 @@ def spoil_attestation_key(kit: Path) -> None:
 
 class Federation:
     def __init__(
-        self, root: Path, exp: dict[str, Any], enrolment: dict[str, Any] | None = None
+        self,
+        root: Path,
+        exp: dict[str, Any],
+        enrolment: dict[str, Any] | None = None,
+        provisioned: list[str] = SITES,  # fewer: the others are added later (add-site)
     ) -> None:
         self.root = root
         spec = parse_federation(
             {
                 "federation": "inprocess",
                 "coordinator": {"address": "127.0.0.1", "port": 9999},
-                "sites": [{"name": s} for s in SITES],
+                "sites": [{"name": s} for s in provisioned],
                 "enrolment": {"allowed_backends": ["software"]} | (enrolment or {}),
             }
         )
@@ -208,6 +214,15 @@ def test_deployed_apps_give_the_engines_model_and_pooled_metrics(tmp_path: Path)
     assert sorted(enrolment) == sorted(SITES) and all(e["accepted"] for e in enrolment.values())
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["admitted"] == sorted(SITES) and summary["rounds_completed"] == 2
+    # Deployed sites witness both rounds and the final head, though the engine's switch,
+    # governance.site_witness, is off in this experiment: it never reaches a deployment.
+    assert parse_config(fed.exp).governance.site_witness is False
+    conn = open_readonly(run_dir / "ledger.sqlite")
+    try:
+        kinds = [(r.kind, json.loads(r.payload)) for r in read_records(conn)]
+    finally:
+        conn.close()
+    assert Counter(p["site"] for k, p in kinds if k == "witness") == dict.fromkeys(SITES, 3)
     # Each site kept its prepared arrays beside its state (later messages read them back).
     for site in SITES:
         (cache,) = (tmp_path / "kits" / "sites" / site / "state").glob("*/own-data.npz")

@@ -27,6 +27,7 @@ from .test_apps_inprocess import (  # the autouse fixtures apply here too
 )
 
 SECURE = {"enabled": True}
+SPARSE = {"graph": "harary", "neighbours": 2}
 TRAIN = {"rounds": 3, "local_steps": 6, "batch_size": 8, "lr": 0.1}
 
 
@@ -37,6 +38,11 @@ TRAIN = {"rounds": 3, "local_steps": 6, "batch_size": 8, "lr": 0.1}
         ({"training": TRAIN | {"fraction": 0.75}}, 3, 0),
         ({"algorithm": {"name": "dp_fedavg", "clip": 0.5, "noise_multiplier": 0.3}}, 4, 0),
         ({"secure_aggregation": SECURE | {"simulated_dropout": 0.25}}, 3, 1),
+        (  # SecAgg+: each of the 4 sites masks with 2 neighbours (a 4-cycle), t = 2
+            {"secure_aggregation": SECURE | {"simulated_dropout": 0.25} | SPARSE},
+            3,
+            1,
+        ),
         (  # h2's slow uplink makes it miss the simulated deadline: late, then recovered
             {
                 "sites": {"overrides": {"h2": {"network": {"uplink_mbps": 0.01}}}},
@@ -46,7 +52,7 @@ TRAIN = {"rounds": 3, "local_steps": 6, "batch_size": 8, "lr": 0.1}
             1,
         ),
     ],
-    ids=["fedavg", "partial-cohort", "dp-fedavg", "simulated-dropout", "late-site"],
+    ids=["fedavg", "partial-cohort", "dp-fedavg", "simulated-dropout", "secagg-plus", "late-site"],
 )
 def test_flower_secure_aggregation_reproduces_the_engine(
     overrides: dict, survivors: int, recovered: int
@@ -63,6 +69,7 @@ def test_flower_secure_aggregation_reproduces_the_engine(
         assert (len(info["survivors"]), len(info["dropouts_recovered"])) == (survivors, recovered)
         assert set(info["survivors"]) | set(info["dropouts_recovered"]) <= set(r["sites"])
         assert not r["skipped"]
+        assert info.get("neighbours") == cfg.secure_aggregation.neighbours
     kinds = [s.split("->")[0] for s in grid.sent]
     assert "train" not in kinds  # no plain update exchange happened
     for phase in wire.MESSAGE_TYPES.values():

@@ -10,11 +10,15 @@ Order of events:
 1. wait (``connect_timeout_s``) until every roster site's SuperNode is connected (Flower
    already refused nodes whose key is not registered), or go on with those connected if they
    are at least ``training.min_sites``;
-2. enrolment: each node gets a fresh nonce and the run config; its answer carries
+2. enrolment: with a kit council, the council's ``start_run`` approval (checked when the app
+   starts) is consumed now, the run's real beginning, and sent with the requests, so any
+   failure before (e.g. no site connected in time) leaves it for the next attempt
+   (docs/governance.md); each node gets a fresh nonce and the run config; its answer carries
    attestation evidence, which :func:`medsilo.attestation.policy.enrol` checks against the
    kit's enrolment policy, the site's registered attestation key and the vulnerability
    registry; a site the council removed (:mod:`medsilo.governance.membership`) is refused
-   with the decision named; every decision goes to the run's audit ledger and
+   with the decision named, and a site the CA revoked (:mod:`medsilo.deploy.revocation`)
+   with the revocation named; every decision goes to the run's audit ledger and
    ``enrolment.json``, and the site is told (a refused site logs why and gets no training
    message);
 3. federated standardisation when the config asks for it: the moments come with the
@@ -28,7 +32,9 @@ Order of events:
    resume and never loses or duplicates a record;
 5. ``summary.json``, ``final_weights.npz`` and the ledger's ``run_end``, whose head every
    admitted site then witnesses (a ``query.witness`` message; during the rounds the head
-   rides on each ``train`` message, docs/audit-ledger.md).
+   rides on each ``train`` message, docs/audit-ledger.md). Countersignatures are ledgered
+   under each admitted site's enrolled attestation key only, pinned after enrolment in
+   ``RUN/witness_keys.json``.
 
 Resume (``resume = true``): the newest checkpoint in ``RUN/checkpoints`` is loaded (a
 corrupted or foreign one is refused, :mod:`medsilo.governance.checkpoint`), records after its
@@ -60,6 +66,7 @@ from medsilo.config import ConfigError, RunConfig, dump_config, load_config
 from medsilo.data.base import Task
 from medsilo.data.standardize import Moments, combine
 from medsilo.deploy.kit_files import load_attestation_keys, load_roster
+from medsilo.deploy.revocation import load_revocations, record_revocation
 from medsilo.experiment import json_default
 from medsilo.governance.checkpoint import (
     Checkpoint,
@@ -74,16 +81,19 @@ from medsilo.governance.membership import kit_removals, record_removal
 from medsilo.governance.participation import Participation
 from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.governance.record_kinds import DECISION_KIND
-from medsilo.governance.run_gate import run_decision_json
+from medsilo.governance.run_gate import kit_run_approval, run_decision_json
 from medsilo.ledger.digest import config_sha256
 from medsilo.ledger.events import Enrolment, record_enrolment
+from medsilo.ledger.keys import fingerprint
 from medsilo.ledger.run_ledger import RunLedger
 from medsilo.ledger.witness import Countersignature, HeadProof
 from medsilo.ledger.witness_feed import Exchange
+from medsilo.ledger.witness_keys import WitnessKeys
 from medsilo.models.builder import build_model
 from medsilo.models.local_weights import file_sha256
 from medsilo.models.weights import Layout, get_weights
 from medsilo.run_summary import final_fields, rejection_fields
+from medsilo.runtime.cohorts import refuse_cohort_evaluation
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower import witness_records as witness_wire
@@ -103,6 +113,8 @@ log = logging.getLogger(__name__)
 
 ROUNDS_FILE = "rounds.jsonl"
 ENROLMENT_FILE = "enrolment.json"
+#: Where a deployed run's pinned witness keys come from (``RUN/witness_keys.json``).
+ENROLLED_KEYS = "enrolment: each admitted site's attestation key, KIT/site-keys/<site>.attest.pub"
 
 
 @dataclass(frozen=True)
@@ -121,6 +133,13 @@ class DeployedRunConfig:
     #: A round's evaluation rides on the next round's ``train`` message (one exchange per
     #: round); ``False`` evaluates in an exchange of its own (for comparison).
     train_with_evaluation: bool = True
+
+    @property
+    def setup_timeout_s(self) -> float:
+        """How long the set-up exchanges (enrolment, moments, admission) wait for a site: a
+        site's first messages are its slowest (Flower installs the app, the site loads and
+        prepares its data), so they get the connect timeout, not only a round's."""
+        return max(self.round_timeout_s, self.connect_timeout_s)
 
     @staticmethod
     def from_context(run_config: Any) -> DeployedRunConfig:
@@ -241,6 +260,7 @@ class _Deployment:
         self.settings = settings
         self.cfg = load_config(settings.experiment)
         refuse_outside_engine(self.cfg, "a deployed coordinator")  # docs/governance.md
+        refuse_cohort_evaluation(self.cfg.evaluation.sites, "a deployed coordinator")
         roster = load_roster(settings.kit)
         self.names = list(roster.sites)
         hospitals = getattr(self.cfg.data, "hospitals", None)
@@ -251,15 +271,16 @@ class _Deployment:
             )
         self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
         self.keys = load_attestation_keys(settings.kit)
-        self.decision_json = run_decision_json(settings.kit, self.cfg)  # sites check it
+        # the council's approval: checked now, consumed when the run begins (_begin_run)
+        self.approval = None if settings.resume else kit_run_approval(settings.kit, self.cfg)
+        self.decision_json = run_decision_json(settings.kit, self.cfg) if settings.resume else ""
         self.removed = kit_removals(settings.kit)  # sites the council removed: refused
+        self.revoked = load_revocations(settings.kit)  # keys the CA revoked: refused
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
         anchor = open_anchor(  # docs/anchoring.md
             self.cfg.anchor, config_sha256(self.cfg), self.names, self.resume is not None
         )
         self.ledger = RunLedger(settings.run_dir, self.cfg, self.names, self.resume, anchor=anchor)
-        if self.decision_json and self.resume is None:  # the council's approval, on record
-            self.ledger.ledger.append(DECISION_KIND, json.loads(self.decision_json))
         self.nodes: dict[str, int] = {}
         self.decisions: dict[str, dict[str, Any]] = {}
         self.weights_sha256: str | None = None
@@ -271,7 +292,7 @@ class _Deployment:
 
     def _floor(self) -> int:
         """How many sites must be admitted before training starts."""
-        members = len(self.names) - len(self.removed)
+        members = len(self.names) - len(set(self.removed) | set(self.revoked))
         wanted = self.settings.min_sites or members
         return max(1, self.cfg.training.min_sites, min(wanted, members))
 
@@ -279,12 +300,13 @@ class _Deployment:
         floor = self._floor()
         node_ids = wait_for_nodes(
             grid,
-            len(self.names),
+            len(self.names) - len(self.revoked),  # their keys are not registered
             floor,
             self.settings.connect_timeout_s,
             self._poll(),
             f"; {floor} needed (--min-sites)",
         )
+        self._begin_run()
         nonces = {node: secrets.token_hex(32) for node in node_ids}
         resume_round = self.resume.round if self.resume is not None else 0
         key = run_key(self.settings.run_dir, self.cfg)
@@ -306,7 +328,7 @@ class _Deployment:
             )
             for node in node_ids
         ]
-        replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
+        replies = send_and_collect(grid, messages, self.settings.setup_timeout_s, self._poll())
         admitted: dict[str, wire.Enrolled] = {}
         moments: dict[str, Moments] = {}  # federated standardisation: with the enrolment
         answers: list[tuple[int, wire.Admission]] = []
@@ -329,6 +351,7 @@ class _Deployment:
                 self.nodes[enrolled.site] = node
                 if self.cfg.data.standardize == "federated":
                     moments[enrolled.site] = Moments(*wire.read_moments(reply.content))
+        self._ledger_absent_revocations()
         self._check_data(admitted)
         standardize = self._standardize(moments)
         admission = [
@@ -340,7 +363,7 @@ class _Deployment:
             )
             for node, answer in answers
         ]
-        send_and_collect(grid, admission, self.settings.round_timeout_s, self._poll())
+        send_and_collect(grid, admission, self.settings.setup_timeout_s, self._poll())
         (self.settings.run_dir / ENROLMENT_FILE).write_text(
             json.dumps(self.decisions, indent=2, default=json_default)
         )
@@ -350,6 +373,14 @@ class _Deployment:
                 f"(--min-sites); see {self.settings.run_dir / ENROLMENT_FILE}"
             )
         return admitted
+
+    def _begin_run(self) -> None:
+        """Consume the council's approval (module docstring, step 2): the sites are
+        connected and about to receive it; the run's ledger records it after ``run_start``."""
+        if self.approval is not None:
+            self.decision_json = json.dumps(self.approval.consume().payload(), sort_keys=True)
+        if self.decision_json and self.resume is None:  # the council's approval, on record
+            self.ledger.ledger.append(DECISION_KIND, json.loads(self.decision_json))
 
     def _refuse(self, node: int, site: str | None, reason: str, *, ledgered: bool = False) -> None:
         """Turn ``node`` away before attestation: logged, in ``enrolment.json`` (under the
@@ -388,8 +419,12 @@ class _Deployment:
         if removed:
             problem = self.removed[site].reason()
             record_removal(self.ledger.ledger, self.removed[site], self.keys.get(site))
+        revoked = problem is None and site in self.revoked
+        if revoked:
+            problem = self.revoked[site].explain(site)
+            self._ledger_revocation(site, node)
         if problem is not None:
-            self._refuse(node, site, problem, ledgered=removed)
+            self._refuse(node, site, problem, ledgered=removed or revoked)
             return EnrolmentDecision(site, False, problem, "", "", "", "")
         book.expect(site, nonce)
         decision = enrol(evidence, self.policy, book, self.keys, ledger=self.ledger.ledger)
@@ -400,6 +435,19 @@ class _Deployment:
         else:
             log.error("enrolment REFUSED for site %s (node %s): %s", site, node, decision.reason)
         return decision
+
+    def _ledger_revocation(self, site: str, node: int | None) -> None:
+        key = self.keys.get(site)
+        attest = fingerprint(key) if key is not None else ""
+        record_revocation(self.ledger.ledger, site, self.revoked[site], node, attest)
+
+    def _ledger_absent_revocations(self) -> None:
+        """Revoked sites no node tried to enrol as: their keys are not registered, so the
+        SuperLink refused them; the run's ledger still says they are revoked."""
+        tried = {entry.get("site") for entry in self.decisions.values()} | set(self.decisions)
+        for site in self.revoked:
+            if site not in tried:
+                self._ledger_revocation(site, None)
 
     def _check_data(self, admitted: dict[str, wire.Enrolled]) -> None:
         shapes = {(e.input_shape, e.num_classes, e.task) for e in admitted.values()}
@@ -440,8 +488,19 @@ class _Deployment:
             task=first.task,
         )
 
+    def pin_witness_keys(self, admitted: Mapping[str, object]) -> None:
+        """Countersignatures are ledgered under each admitted site's enrolled attestation key
+        only, naming this run's key (:mod:`medsilo.ledger.witness_keys`)."""
+        keys = {site: self.keys[site] for site in admitted}
+        pins = WitnessKeys.of(run_key(self.settings.run_dir, self.cfg), ENROLLED_KEYS, keys)
+        try:
+            self.ledger.feed.pin(pins.write(self.settings.run_dir))
+        except ValueError as err:
+            raise FlowerRunError(str(err)) from None
+
     def run(self, grid: Grid) -> FlowerRun:
         admitted = self.enrol_sites(grid)
+        self.pin_witness_keys(admitted)
         out = FlowerRun()
         rounds_path = self.settings.run_dir / ROUNDS_FILE
         start = time.perf_counter()

@@ -256,7 +256,8 @@ def _witness(context: Context, deployment: ConfigRecord) -> SiteWitness:
     """This site's witness of the run's ledger, signed with its attestation key."""
     kit = Path(_node_str(context, KIT))
     path = kit / WITNESS_DIR / f"{deployment['run_key']!s}.jsonl"
-    return SiteWitness(path, _node_str(context, SITE), _attestation_key(kit))
+    run = str(deployment["run_key"])  # named in every countersignature
+    return SiteWitness(path, _node_str(context, SITE), _attestation_key(kit), run)
 
 
 # --- the app --------------------------------------------------------------------------------
@@ -273,7 +274,8 @@ def enrol(msg: Message, context: Context) -> Message:
         raise SiteSetupError(f"site {site!r} is not in the federation's roster {request.roster}")
     cfg = RunConfig.model_validate_json(request.config_json)
     kit = Path(_node_str(context, KIT))
-    check_run_approved(kit, cfg, request.decision_json)  # the site's own council copy decides
+    # the site's own council copy decides, and each decision starts one run only
+    check_run_approved(kit, cfg, request.decision_json, request.run_key)
     fed = _own_data(cfg, context)
     evidence = sign_evidence(
         _attestation_key(kit),

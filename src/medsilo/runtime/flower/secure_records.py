@@ -8,8 +8,10 @@ under :data:`SECAGG`:
 * server -> site, ``keys``: the ``train`` broadcast (weights, payload, round) plus
   ``cohort`` (site names; a site's protocol id is its position + 1) and the public
   :class:`~medsilo.secure.protocol.SecAggParams` (``threshold``, ``bits``, ``length``,
-  ``label``).
-* server -> site, ``shares``: ``keys``, every advertised :class:`AdvertiseKeys` encoding.
+  ``label``, ``neighbours``: SecAgg+'s ``k``, 0 for the complete graph; the graph's vertices
+  are the cohort).
+* server -> site, ``shares``: ``keys``, the :class:`AdvertiseKeys` encodings of the site's
+  neighbours and itself (every site's on the complete graph).
 * server -> site, ``masked``: ``senders`` and ``sealed``, the shares relayed to that site.
 * server -> site, ``unmask``: ``survivors``, the protocol ids whose masked input arrived.
 * site -> server, every phase: ``message``, the site's protocol message exactly as
@@ -92,6 +94,7 @@ def add_setup(content: RecordDict, rnd: int, cohort: list[str], params: SecAggPa
             "bits": params.bits,
             "length": params.length,
             "label": params.label,
+            "neighbours": params.neighbours,
         }
     )
 
@@ -102,7 +105,12 @@ def read_setup(content: RecordDict) -> tuple[list[str], SecAggParams]:
     label = _field(content, "label", bytes)
     assert isinstance(label, bytes)
     params = SecAggParams(
-        _int(content, "threshold"), _int(content, "bits"), _int(content, "length"), label
+        _int(content, "threshold"),
+        _int(content, "bits"),
+        _int(content, "length"),
+        label,
+        _int(content, "neighbours"),
+        len(cohort),
     )
     return [str(s) for s in cohort], params
 

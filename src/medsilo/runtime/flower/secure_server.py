@@ -124,8 +124,13 @@ def secure_train_round(
     payloads: dict[int, bytes] = {}
     try:
         key_list = coordinator.collect_keys(advertised)
-        keys = wire.key_list_content(rnd, key_list)
-        shares = exchange("shares", dict.fromkeys(active("shares", sorted(key_list.keys)), keys))
+        shares = exchange(
+            "shares",
+            {
+                i: wire.key_list_content(rnd, coordinator.key_list_for(i))
+                for i in active("shares", sorted(key_list.keys))
+            },
+        )
         relayed = coordinator.relay_shares(shares)
         payloads = exchange(
             "masked",

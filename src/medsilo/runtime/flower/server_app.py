@@ -37,7 +37,7 @@ from medsilo.ledger.witness import Countersignature, WitnessError
 from medsilo.models.weights import Layout
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
-from medsilo.runtime.cohorts import cohort_size
+from medsilo.runtime.cohorts import cohort_size, refuse_cohort_evaluation
 from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
 from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
@@ -604,6 +604,7 @@ def make_server_app(
             "simulated Flower ServerApp does not checkpoint (remove governance.checkpoint)"
         )
     refuse_outside_engine(cfg, "the Flower ServerApp")  # docs/governance.md
+    refuse_cohort_evaluation(cfg.evaluation.sites, "the Flower ServerApp")  # docs/scale.md
     if cfg.secure_aggregation.enabled and cfg.secure_aggregation.mechanism != "masking":
         raise ValueError(
             f"secure_aggregation.mechanism {cfg.secure_aggregation.mechanism!r} runs in the "
