@@ -9,8 +9,8 @@ Layout under the output folder (``FederationSpec.output`` or ``--out``)::
     sites/<site>/ ca.crt, node.key, node.pub, attest.key, site.txt, coordinator.txt,
                  start-site.sh, README.txt
 
-Flags are those of the installed Flower 1.41 (checked with ``flower-superlink --help`` and
-``flower-supernode --help``). In 1.41 the SuperLink no longer reads a list of authorised keys
+Flags are those of the installed Flower 1.42 (checked with ``flower-superlink --help`` and
+``flower-supernode --help``). Since 1.41 the SuperLink no longer reads a list of authorised keys
 (``--auth-list-public-keys`` is refused); with ``--enable-supernode-auth`` each SuperNode's
 public key is registered through the Control API with ``flwr supernode register KEY``, which
 ``register-sites.sh`` does for every site. A site only dials out to the coordinator; its own

@@ -1,4 +1,4 @@
-"""Keys and certificates for a Flower 1.41 deployment, made with ``cryptography``.
+"""Keys and certificates for a Flower 1.42 deployment, made with ``cryptography``.
 
 Choices (all keys are EC on NIST P-384, ECDSA with SHA-384 signatures):
 

@@ -144,7 +144,7 @@ def site_launch(
     return SiteLaunch(argv, env, identity.name, identity.coordinator, shown)
 
 
-#: What Flower 1.41 prints when the SuperLink refuses the node: at start-up, "failed to
+#: What Flower 1.41 and 1.42 print when the SuperLink refuses the node: at start-up, "failed to
 #: activate" (its key is not registered, or not yet); later, 401 on the heartbeat (a
 #: restarted coordinator that has not re-registered it yet, after which the SuperNode stops
 #: itself). Its exit status is 1 or 0 either way, so the supervisor reads the output.

@@ -2,7 +2,7 @@
 
 The file names the federation, the coordinator (the machine that runs Flower's SuperLink) and
 the sites (hospitals, each running a SuperNode). Only names, addresses and ports are in it; no
-secrets. Flower 1.41 serves its Fleet, Control and Runtime APIs over HTTPS on one
+secrets. Flower 1.42 (as 1.41) serves its Fleet, Control and Runtime APIs over HTTPS on one
 ``--host``/``--port`` pair (the separate ``--fleet-api-address``/``--control-api-address`` flags
 are deprecated), so the coordinator has one ``port`` and one ``bind_host``.
 

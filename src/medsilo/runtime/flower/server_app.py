@@ -143,7 +143,7 @@ class CoordinatorOptions:
     is dropped from that round (logged, listed in the record) instead of ending the run;
     the round then goes on with whoever answered, or is skipped when fewer than
     ``training.min_sites`` updates arrived. ``poll_interval_s``: poll the SuperLink for
-    replies this often instead of ``Grid.send_and_receive``'s fixed 3 s (Flower 1.41).
+    replies this often instead of ``Grid.send_and_receive``'s fixed 3 s (Flower 1.41 and 1.42).
     ``nodes``: site -> node id when enrolment already identified them (deployment).
     ``checkpoints`` saves the coordinator state after each due round; ``resume`` starts
     after a checkpoint's round. ``witness``: the audit ledger's head goes to the sites with
@@ -555,7 +555,7 @@ def send_and_collect(
 ) -> list[Message]:
     """``grid.send_and_receive``, or the same with a shorter reply poll.
 
-    Flower 1.41's ``send_and_receive`` over the SuperLink's HTTP grid sleeps a fixed 3 s
+    Flower 1.42's (as 1.41's) ``send_and_receive`` over the SuperLink's HTTP grid sleeps a fixed 3 s
     between polls for replies, which adds up to 3 s to every exchange; with
     ``poll_interval_s`` the replies are pulled that often instead (one small request each).
     """
