@@ -127,7 +127,13 @@ def test_the_preload_imports_the_clientapp_and_starts_no_thread() -> None:
         "threads = [l for l in open('/proc/self/status') if l.startswith('Threads:')]; "
         "print(threads[0].split()[1], all(m in sys.modules for m in PRELOAD))"
     )
+    # The launcher's environment, without the test runner's thread settings (CI sets none).
+    site_env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
     out = subprocess.run(
-        [sys.executable, "-c", script], check=True, capture_output=True, text=True
+        [sys.executable, "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=warm.preload_environment(site_env),
     ).stdout.split()
     assert out == ["1", "True"]

@@ -33,6 +33,7 @@ from typing import Any
 
 from medsilo.deploy import processes as proc
 from medsilo.deploy.flower_contract import POLL_PATCH, contract_problems
+from medsilo.deploy.warm_superexec import preload_environment
 
 FLOWER_IDLE_SLEEP_S = 3.0
 FLOWER_REPLY_WAIT_S = 0.5
@@ -95,6 +96,7 @@ def start_warm_superexec(port: int) -> subprocess.Popen[bytes]:
             str(os.getpid()),
         ],
         preexec_fn=proc.die_with_parent if sys.platform.startswith("linux") else None,
+        env=preload_environment(os.environ),
     )
 
     def watch() -> None:

@@ -12,11 +12,12 @@ Flower would have passed (:func:`clientapp_argv`, checked against Flower's execu
 own memory, exactly as before; it just starts already imported.
 
 Fork safety: nothing here runs a torch operation before forking, so no OpenMP/intra-op
-thread pool exists to be copied half-initialised (the preload starts no thread at all, a
-test checks it; each child creates its pools, with the site's thread settings); the child
-resets SIGTERM/SIGINT to their defaults, empties the
-exit-handler list it inherited (the parent's HTTP client and executor are not its to close)
-and leaves through ``os._exit``. Children are reaped on every poll of the task loop.
+thread pool exists to be copied half-initialised (the preload starts no thread at all,
+numpy's OpenBLAS included, :data:`PRELOAD_ENVIRONMENT`; a test checks it; each child creates
+its pools, with the site's thread settings); the child resets SIGTERM/SIGINT to their
+defaults, empties the exit-handler list it inherited (the parent's HTTP client and executor
+are not its to close) and leaves through ``os._exit``. Children are reaped on every poll
+of the task loop.
 
 The replaced ``get_executor`` and the inherited internals are pinned to Flower's exact
 source (:mod:`.flower_contract`); on any other Flower this process says so and runs Flower's
@@ -30,6 +31,7 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from medsilo.deploy.flower_contract import (
@@ -43,6 +45,17 @@ from medsilo.deploy.flower_contract import (
 
 #: Imported once here, before any fork, so every ClientApp process starts with them.
 PRELOAD = ("medsilo.runtime.flower.deployed_site", "flwr.supernode.runtime.run_clientapp")
+
+#: numpy's OpenBLAS starts a thread pool (one thread per further core) as soon as numpy is
+#: imported, unless told to use one thread; this process is started with it, so that at a fork
+#: the main thread is the only one (each ClientApp's numpy then runs its BLAS on one thread;
+#: its torch work keeps torch's own pools, created in the child).
+PRELOAD_ENVIRONMENT = {"OPENBLAS_NUM_THREADS": "1"}
+
+
+def preload_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` (the site's environment) with :data:`PRELOAD_ENVIRONMENT` applied."""
+    return {**base, **PRELOAD_ENVIRONMENT}
 
 
 def clientapp_argv(spec: Any) -> list[str]:
