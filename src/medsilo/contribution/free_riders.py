@@ -11,7 +11,9 @@ data, so what it sends is one of a few cheap things, and each leaves a mark on t
   equal_tolerance * ||delta_t||``, ``delta_prev`` its previous update seen;
 * ``copy``: it sends another site's update of the round: flagged when its delta is within
   ``equal_tolerance`` (relative) of the delta of a site that arrived *before* it (a copy
-  cannot arrive before its original; the original's sender is not flagged);
+  cannot arrive before its original; the original's sender is not flagged); only the
+  earlier updates that pass two cheap necessary conditions
+  (:mod:`medsilo.contribution.copy_prefilter`) are compared in full;
 * ``noise``: it sends random numbers that look like work. Over the run, two z-scores test
   whether the direction of its updates is that of a random vector: for a direction drawn
   uniformly in ``d`` dimensions, the cosine with any fixed vector has mean 0 and variance
@@ -44,6 +46,7 @@ import numpy as np
 
 from medsilo.asynchrony import SyncConfig
 from medsilo.config import BASELINES, RunConfig
+from medsilo.contribution.copy_prefilter import CopyPrefilter
 from medsilo.types import Update, Weights, flatten
 
 Rule = Literal["returns_received_model", "stale", "copy", "noise"]
@@ -137,6 +140,7 @@ class FreeRiderDetector:
             self.dimension = int(flat[0].size)
         norms = [float(np.linalg.norm(x)) for x in flat]
         total = np.sum(flat, axis=0) if len(flat) > 1 else None  # for the others' means
+        prefilter = CopyPrefilter.of(flat, norms)  # copy rule: O(n^2) cheap checks, not O(n^2 d)
         s = self.settings
         for i, (update, x) in enumerate(zip(updates, flat, strict=True)):
             site = update.site
@@ -149,8 +153,8 @@ class FreeRiderDetector:
             prev = self.previous.get(site)
             if prev is not None and _same(x, prev, s.equal_tolerance):
                 self._hit(site, "stale", rnd, "same as its previous update")
-            for j in range(i):
-                if norms[j] > 0 and _same(x, flat[j], s.equal_tolerance):
+            for j in prefilter.candidates(i, s.equal_tolerance):
+                if _same(x, flat[j], s.equal_tolerance):
                     self._hit(site, "copy", rnd, f"same as {updates[j].site}'s update")
                     break
             others_mean = None if total is None else (total - x) / (len(flat) - 1)

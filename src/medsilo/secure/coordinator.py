@@ -131,7 +131,7 @@ class SecAggCoordinator:
         if not self.params.neighbours:
             return KeyList(dict(self._keys))
         local = self.params.peers(site, self._keys) | {site}
-        return KeyList({j: k for j, k in self._keys.items() if j in local})
+        return KeyList({j: self._keys[j] for j in sorted(local)})  # _keys is in id order
 
     # --- the four phases ----------------------------------------------------------------
 
@@ -160,10 +160,12 @@ class SecAggCoordinator:
         self.log.shared = sorted(msgs)
         check_quorum("key sharing", len(msgs), len(u1), self.params.threshold)
         self._check_neighbourhoods("key sharing", set(msgs), set(msgs))
-        return {
-            j: RelayedShares({i: m.sealed[j] for i, m in msgs.items() if j in m.sealed})
-            for j in msgs
-        }
+        relayed: dict[int, dict[int, bytes]] = {j: {} for j in msgs}
+        for i, m in msgs.items():  # O(k) a sender, not a scan of every sender per recipient
+            for j, sealed in m.sealed.items():
+                if j in relayed:
+                    relayed[j][i] = sealed
+        return {j: RelayedShares(shares) for j, shares in relayed.items()}
 
     def collect_masked(self, received: Mapping[int, bytes]) -> Survivors:
         self._step(2, "collect_masked")
@@ -204,7 +206,9 @@ class SecAggCoordinator:
 
         def secret(owner: int, table: str) -> bytes:
             holders = tuple(
-                sorted(self.params.peers(owner, responses) | ({owner} & set(responses)))[:t]
+                sorted(
+                    self.params.peers(owner, responses) | ({owner} if owner in responses else set())
+                )[:t]
             )
             if holders not in lagranges:  # one set for every owner on the complete graph
                 lagranges[holders] = shamir.lagrange_at_zero(holders)

@@ -14,7 +14,7 @@ caller skips the round and applies nothing. :class:`SecAggError` is a protocol v
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from medsilo.secure.neighbour_graph import harary_neighbours
@@ -59,10 +59,15 @@ class SecAggParams:
             raise SecAggError(f"site id {site} is outside the round's cohort 1..{self.cohort}")
         return graph[site - 1]
 
-    def peers(self, site: int, among: Iterable[int]) -> set[int]:
-        """The sites of ``among`` that ``site`` masks with and shares to (never itself)."""
+    def peers(self, site: int, among: Collection[int]) -> set[int]:
+        """The sites of ``among`` that ``site`` masks with and shares to (never itself).
+
+        Under SecAgg+ it walks the ``k`` neighbours, not ``among``: the coordinator asks this
+        for every site, so scanning all present sites would make its work ``O(n^2)``."""
         near = self.neighbourhood(site)
-        return {j for j in among if j != site and (near is None or j in near)}
+        if near is None:
+            return {j for j in among if j != site}
+        return {j for j in near if j in among}
 
     def where(self, phase: str, site: int) -> str:
         """``phase``, naming the neighbourhood whose quorum is checked under SecAgg+."""
