@@ -172,8 +172,7 @@ class DeployedRunConfig:
         )
 
     def as_run_config(self) -> dict[str, str | float | bool]:
-        straggler = self.straggler_timeout_s
-        return ({} if straggler is None else {"straggler-timeout": straggler}) | {
+        keys: dict[str, str | float | bool] = {
             "experiment": str(self.experiment),
             "kit": str(self.kit),
             "run-dir": str(self.run_dir),
@@ -184,6 +183,9 @@ class DeployedRunConfig:
             "min-sites": self.min_sites,
             "train-with-evaluation": self.train_with_evaluation,
         }
+        if self.straggler_timeout_s is not None:  # a run config holds no None: absent = none
+            keys["straggler-timeout"] = self.straggler_timeout_s
+        return keys
 
 
 def run_key(run_dir: Path, cfg: RunConfig) -> str:
