@@ -5,7 +5,8 @@ expires (about a minute), and a silent one only at the round timeout; until then
 other site's work waits. With a straggler timeout ``S`` (``medsilo coordinator start
 --straggler-timeout S``), once ``quorum`` of the exchange's counted sites have replied the
 coordinator waits at most ``S`` more seconds, then drops the rest exactly as the round
-timeout would (logged, listed in the round record's ``dropped``). Set-up exchanges
+timeout would (logged, listed in the round record's ``dropped``); the deployed
+coordinator's final witness exchange uses it too. Set-up exchanges
 (enrolment, admission) and secure aggregation's phases never use it: secure aggregation's
 dropout recovery has its own rules, so the option is refused with it
 (:func:`straggler_problem`).
