@@ -44,6 +44,7 @@ from medsilo.deploy.kit_files import load_roster
 from medsilo.deploy.revocation import load_revocations
 from medsilo.governance.run_gate import kit_run_approval
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, resumable_checkpoint
+from medsilo.runtime.flower.straggler import straggler_problem
 
 log = logging.getLogger(__name__)
 CONNECTION = "medsilo"
@@ -129,12 +130,16 @@ def start_coordinator(
     min_sites: int = 0,
     echo: bool = True,
     train_with_evaluation: bool = True,
+    straggler_timeout_s: float | None = None,
 ) -> CoordinatorResult:
     """Run one deployed federation as the coordinator and return how it ended."""
     t0 = time.perf_counter()
     kit, experiment, run_dir = kit.resolve(), experiment.resolve(), run_dir.resolve()
     _check_kit(kit, insecure)
     cfg = load_config(experiment)  # fail here, not inside the ServerApp
+    problem = straggler_problem(cfg, straggler_timeout_s)
+    if problem is not None:
+        raise ConfigError(problem)
     roster = load_roster(kit)
     resumable_checkpoint(run_dir, cfg, list(roster.sites), resume)  # refuse bad ones early
     registered = sites_to_register(kit)  # a revocation list not signed by the CA stops here
@@ -187,6 +192,7 @@ def start_coordinator(
             poll_interval_s=poll_interval_s,
             min_sites=min_sites,
             train_with_evaluation=train_with_evaluation,
+            straggler_timeout_s=straggler_timeout_s,
         )
         app = proc.write_app(flower_dir / "app", settings.as_run_config())
         startup_s = time.perf_counter() - t0

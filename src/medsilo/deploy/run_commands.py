@@ -50,6 +50,15 @@ def coordinator_start(
     min_sites: Annotated[
         int, typer.Option(help="sites that must enrol before round 1 (0: all of them)", min=0)
     ] = 0,
+    straggler_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="once training.min_sites sites have replied in a round, seconds to wait for "
+            "the rest before dropping them (default: up to --round-timeout; not with secure "
+            "aggregation)",
+            min=0.0,
+        ),
+    ] = None,
     separate_evaluation: Annotated[
         bool,
         typer.Option(
@@ -82,6 +91,7 @@ def coordinator_start(
             poll_interval_s=poll_interval,
             min_sites=min_sites,
             train_with_evaluation=not separate_evaluation,
+            straggler_timeout_s=straggler_timeout,
         )
     except (ConfigError, DeploymentError, OSError) as error:
         err.print(f"[bold red]error:[/] {error}")

@@ -244,6 +244,12 @@ def robust_aggregate(
     return delta, state, [u.site for u in updates] if selected is not None else None
 
 
+def updates_needed(cfg: RunConfig) -> int:
+    """How many updates a round needs to aggregate (else it is skipped): ``training.min_sites``
+    or the robust rule's minimum, whichever is larger."""
+    return max(cfg.training.min_sites, rule_min_updates(cfg.robust))
+
+
 class CoordinatorSteps:
     """The coordinator half: decode, validate, skip or aggregate robustly."""
 
@@ -252,7 +258,7 @@ class CoordinatorSteps:
         self.layout = layout
         self.codec = codec_of(cfg)
         self.rule = cfg.robust
-        self.needed = max(cfg.training.min_sites, rule_min_updates(cfg.robust))
+        self.needed = updates_needed(cfg)
         cohort = cohort_size(num_sites, cfg.training.fraction, cfg.training.min_sites)
         if cohort < rule_min_updates(cfg.robust):
             raise ValueError(

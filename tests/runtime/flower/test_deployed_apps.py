@@ -26,7 +26,7 @@ from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid
 
 from medsilo.confidential.vulnerabilities import default_registry
-from medsilo.config import parse_config
+from medsilo.config import ConfigError, parse_config
 from medsilo.data.own_site import load_own_site
 from medsilo.deploy.kits import provision
 from medsilo.deploy.loopback import SITES, heart_experiment
@@ -51,8 +51,9 @@ class PushPullGrid(Grid):
     """Each node runs the deployed ClientApp with its own node_config and context.
 
     Messages and contexts are pickled on the way, as a real SuperNode would serialise them.
-    ``dead`` nodes vanish from ``get_node_ids`` and never answer; ``crash_at`` raises
-    :class:`Crash` when a message of that (type, group) is pushed.
+    ``dead`` nodes vanish from ``get_node_ids`` and never answer; ``hung`` nodes stay listed
+    but never answer (a site that hangs: the SuperLink still sees its heartbeat);
+    ``crash_at`` raises :class:`Crash` when a message of that (type, group) is pushed.
     """
 
     def __init__(self, node_configs: dict[int, dict[str, Any]]) -> None:
@@ -64,6 +65,8 @@ class PushPullGrid(Grid):
         }
         self.pending: dict[str, Message] = {}
         self.dead: set[int] = set()
+        self.hung: set[int] = set()
+        self.hang_after: tuple[str, int] | None = None  # (message type, node): hangs after it
         self.received: Counter[tuple[int, str]] = Counter()
         self.kill_after: tuple[str, int] | None = None  # (message type, node): dies after it
         self.crash_at: tuple[str, str] | None = None
@@ -101,6 +104,9 @@ class PushPullGrid(Grid):
             node = msg.metadata.dst_node_id
             if node in self.dead:
                 continue  # never answers
+            if node in self.hung:
+                self.pending[mid] = msg  # still waiting for an answer that never comes
+                continue
             kind = msg.metadata.message_type
             self.received[(node, kind)] += 1
             context = pickle.loads(pickle.dumps(self.contexts[node]))
@@ -109,6 +115,8 @@ class PushPullGrid(Grid):
             replies.append(pickle.loads(pickle.dumps(reply)))
             if self.kill_after == (kind, node):
                 self.dead.add(node)
+            if self.hang_after == (kind, node):
+                self.hung.add(node)
         return replies
 
     def send_and_receive(  # type: ignore[override]
@@ -170,16 +178,25 @@ class Federation:
             }
         )
 
-    def run(self, grid: PushPullGrid, *, resume: bool = False, min_sites: int = 0) -> Path:
+    def run(
+        self,
+        grid: PushPullGrid,
+        *,
+        resume: bool = False,
+        min_sites: int = 0,
+        round_timeout_s: float = 2.0,
+        straggler_timeout_s: float | None = None,
+    ) -> Path:
         settings = DeployedRunConfig(
             experiment=self.exp_path,
             kit=self.root / "kits" / "coordinator",
             run_dir=self.root / "run",
             resume=resume,
-            round_timeout_s=2.0,
+            round_timeout_s=round_timeout_s,
             connect_timeout_s=1.0,
             poll_interval_s=0.001,
             min_sites=min_sites,
+            straggler_timeout_s=straggler_timeout_s,
         )
         context = Context(run_id=7, node_id=0, node_config={}, state=RecordDict(), run_config={})
         context.run_config.update(settings.as_run_config())
@@ -311,6 +328,36 @@ def test_a_site_that_dies_mid_run_is_dropped_and_the_run_finishes(tmp_path: Path
     assert all("hungarian" in r["dropped"] for r in records[1:])
     assert records[0]["evaluation_missing"] == ["hungarian"]
     assert (run_dir / "summary.json").exists()
+
+
+def test_a_hung_site_is_dropped_at_the_straggler_timeout_not_the_round_timeout(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """hungarian stays connected but never answers after round 1's exchange; with a round
+    timeout of an hour, only the straggler deadline (0 s once the quorum replied) lets the
+    run finish, each later exchange dropping it (no clock is read by the assertions)."""
+    fed = Federation(tmp_path, experiment(rounds=3))
+    grid = fed.grid()
+    hungarian = next(n for n, c in grid.contexts.items() if c.node_config["site"] == "hungarian")
+    grid.hang_after = ("train", hungarian)
+    with caplog.at_level("WARNING", logger="medsilo"):
+        run_dir = fed.run(grid, round_timeout_s=3600.0, straggler_timeout_s=0.0)
+    records = rounds(run_dir)
+    assert [r["round"] for r in records] == [1, 2, 3]
+    assert "hungarian" not in records[0].get("dropped", [])
+    assert all(r["dropped"] == ["hungarian"] for r in records[1:])
+    assert all(r["evaluation_missing"] == ["hungarian"] for r in records)
+    assert "within the straggler timeout (0s after 1 replied)" in caplog.text
+    assert json.loads((run_dir / "summary.json").read_text())["complete"] is True
+    assert (hungarian, "train") in grid.received  # it did take part in round 1
+
+
+def test_straggler_timeout_is_refused_with_secure_aggregation(tmp_path: Path) -> None:
+    secure = experiment() | {"secure_aggregation": {"enabled": True}}
+    fed = Federation(tmp_path, secure)
+    with pytest.raises(ConfigError, match="not supported with secure aggregation"):
+        fed.run(fed.grid(), straggler_timeout_s=1.0)
+    assert not (tmp_path / "run").exists()  # refused before anything is written
 
 
 def test_resumed_scaffold_run_equals_the_uninterrupted_one(tmp_path: Path) -> None:

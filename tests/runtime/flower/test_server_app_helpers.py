@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from medsilo.runtime.flower.server_app import pooled_from_sites, send_and_collect
+from medsilo.runtime.flower.straggler import StragglerDeadline
 
 
 def test_pooled_metrics_are_example_weighted() -> None:
@@ -36,7 +37,10 @@ def test_pooled_metrics_without_examples() -> None:
 
 
 def _reply(to: str) -> Any:
-    return SimpleNamespace(metadata=SimpleNamespace(reply_to_message_id=to))
+    """The reply to message ``m<i>``, from node ``i + 1`` (as :func:`_messages` addresses)."""
+    return SimpleNamespace(
+        metadata=SimpleNamespace(reply_to_message_id=to, src_node_id=int(to[1:]) + 1)
+    )
 
 
 class FakeGrid:
@@ -101,6 +105,42 @@ def test_timeout_returns_what_arrived(monkeypatch: pytest.MonkeyPatch) -> None:
     # Polled until the deadline (1 s at 0.25 s per poll), then gave up.
     assert len(grid.pulls) == 5
     assert clock[0] == pytest.approx(101.0)
+
+
+@pytest.fixture
+def fake_clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """``time.monotonic`` reads this clock and ``time.sleep`` advances it."""
+    clock = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return clock
+
+
+def test_the_straggler_deadline_ends_the_wait_long_before_the_timeout(
+    fake_clock: list[float],
+) -> None:
+    grid = FakeGrid([["m0", "m1"]])  # nodes 1 and 2 answer at once, node 3 never
+    straggler = StragglerDeadline(grace_s=1.0, quorum=2, counted=frozenset({1, 2, 3}))
+    replies = send_and_collect(grid, _messages(3), 3600.0, 0.25, straggler)  # type: ignore[arg-type]
+    assert sorted(r.metadata.reply_to_message_id for r in replies) == ["m0", "m1"]
+    assert straggler.armed_at == 100.0 and straggler.fired
+    assert len(grid.pulls) == 5  # at 100, 100.25, ..., 101: one grace second, then stop
+    assert fake_clock[0] == pytest.approx(101.0)
+
+
+def test_without_the_quorum_the_straggler_deadline_never_starts(fake_clock: list[float]) -> None:
+    grid = FakeGrid([["m0"]])  # one reply: the quorum of 2 is never reached
+    straggler = StragglerDeadline(grace_s=0.0, quorum=2, counted=frozenset({1, 2}))
+    replies = send_and_collect(grid, _messages(2), 1.0, None, straggler)  # type: ignore[arg-type]
+    assert [r.metadata.reply_to_message_id for r in replies] == ["m0"]
+    assert straggler.armed_at is None and not straggler.fired
+    # No poll interval: pulled at Flower's 3 s until the reply timeout ended the wait.
+    assert len(grid.pulls) == 2 and not grid.send_and_receive_calls
+    assert fake_clock[0] == pytest.approx(103.0)
 
 
 def test_without_poll_interval_flower_does_the_waiting(sleeps: list[float]) -> None:

@@ -24,7 +24,8 @@ Order of events:
 3. federated standardisation when the config asks for it: the moments come with the
    enrolment replies, the mean and std go out with the admission;
 4. the rounds: :func:`~medsilo.runtime.flower.server_app.run_coordinator` in tolerant mode
-   (a site that dies or stays silent past the round timeout is dropped from that round) with a
+   (a site that dies or stays silent past the round timeout, or past the straggler timeout
+   once ``training.min_sites`` sites have replied, is dropped from that round) with a
    short reply poll and train-with-evaluation (a round's evaluation rides on the next round's
    ``train`` message, so a round is one exchange; the last round evaluates in one more);
    once a round's record is complete it is appended to ``rounds.jsonl`` and the ledger, and
@@ -107,7 +108,9 @@ from medsilo.runtime.flower.server_app import (
     send_and_collect,
     wait_for_nodes,
 )
+from medsilo.runtime.flower.straggler import StragglerDeadline, straggler_problem
 from medsilo.runtime.round_record import RoundRecord, json_line, parse_rounds, read_rounds
+from medsilo.runtime.rounds import updates_needed
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,9 @@ class DeployedRunConfig:
     #: A round's evaluation rides on the next round's ``train`` message (one exchange per
     #: round); ``False`` evaluates in an exchange of its own (for comparison).
     train_with_evaluation: bool = True
+    #: Once a round exchange has its minimum replies, seconds to wait for the rest before
+    #: dropping them (``None``: wait up to the round timeout, :mod:`.straggler`).
+    straggler_timeout_s: float | None = None
 
     @property
     def setup_timeout_s(self) -> float:
@@ -149,6 +155,7 @@ class DeployedRunConfig:
                 raise ConfigError(f"run config key {key!r} is missing (got {dict(run_config)})")
             return value
 
+        straggler = run_config.get("straggler-timeout")
         return DeployedRunConfig(
             experiment=Path(need("experiment")),
             kit=Path(need("kit")),
@@ -159,10 +166,13 @@ class DeployedRunConfig:
             poll_interval_s=float(run_config.get("poll-interval", 0.1)),
             min_sites=int(run_config.get("min-sites", 0)),
             train_with_evaluation=bool(run_config.get("train-with-evaluation", True)),
+            straggler_timeout_s=(
+                None if straggler is None else float(straggler)  # an absent key: no deadline
+            ),
         )
 
     def as_run_config(self) -> dict[str, str | float | bool]:
-        return {
+        keys: dict[str, str | float | bool] = {
             "experiment": str(self.experiment),
             "kit": str(self.kit),
             "run-dir": str(self.run_dir),
@@ -173,6 +183,9 @@ class DeployedRunConfig:
             "min-sites": self.min_sites,
             "train-with-evaluation": self.train_with_evaluation,
         }
+        if self.straggler_timeout_s is not None:  # a run config holds no None: absent = none
+            keys["straggler-timeout"] = self.straggler_timeout_s
+        return keys
 
 
 def run_key(run_dir: Path, cfg: RunConfig) -> str:
@@ -261,6 +274,9 @@ class _Deployment:
         self.cfg = load_config(settings.experiment)
         refuse_outside_engine(self.cfg, "a deployed coordinator")  # docs/governance.md
         refuse_cohort_evaluation(self.cfg.evaluation.sites, "a deployed coordinator")
+        problem = straggler_problem(self.cfg, settings.straggler_timeout_s)
+        if problem is not None:
+            raise ConfigError(problem)
         roster = load_roster(settings.kit)
         self.names = list(roster.sites)
         hospitals = getattr(self.cfg.data, "hospitals", None)
@@ -525,6 +541,7 @@ class _Deployment:
             connect_timeout_s=self.settings.connect_timeout_s,
             tolerant=True,
             poll_interval_s=self._poll(),
+            straggler_timeout_s=self.settings.straggler_timeout_s,
             nodes=dict(self.nodes),
             checkpoints=CheckpointWriter(self.settings.run_dir / "checkpoints", self.cfg, settings),
             resume=self.resume,
@@ -556,7 +573,14 @@ class _Deployment:
                 for site, proof in proofs.items()
                 if self.nodes.get(site) in connected
             ]
-            replies = send_and_collect(grid, messages, self.settings.round_timeout_s, self._poll())
+            straggler = None  # a hung site must not hold the run's end for a round timeout
+            if self.settings.straggler_timeout_s is not None and messages:
+                nodes = frozenset(m.metadata.dst_node_id for m in messages)
+                quorum = min(updates_needed(self.cfg), len(nodes))
+                straggler = StragglerDeadline(self.settings.straggler_timeout_s, quorum, nodes)
+            replies = send_and_collect(
+                grid, messages, self.settings.round_timeout_s, self._poll(), straggler
+            )
             site_of = {node: site for site, node in self.nodes.items()}
             answered = {}
             for reply in replies:

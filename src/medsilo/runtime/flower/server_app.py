@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +43,7 @@ from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import witness_records as witness_wire
 from medsilo.runtime.flower.secure_server import secure_train_round
+from medsilo.runtime.flower.straggler import StragglerDeadline
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import (
     attack_fields,
@@ -51,6 +52,7 @@ from medsilo.runtime.records import (
     update_bytes,
 )
 from medsilo.runtime.round_record import RoundCallback, RoundFields, RoundRecord
+from medsilo.runtime.rounds import updates_needed
 from medsilo.runtime.site_report import SiteReport
 from medsilo.secure.aggregation import secure_aggregation
 from medsilo.secure.result import EXTRA_SLOTS
@@ -62,6 +64,9 @@ if TYPE_CHECKING:
     from medsilo.ledger.witness_feed import WitnessFeed
 
 log = logging.getLogger(__name__)
+
+#: How often Flower's own ``Grid.send_and_receive`` polls for replies (1.41 and 1.42).
+FLOWER_REPLY_POLL_S = 3.0
 
 
 class FlowerRunError(RuntimeError):
@@ -144,6 +149,9 @@ class CoordinatorOptions:
     the round then goes on with whoever answered, or is skipped when fewer than
     ``training.min_sites`` updates arrived. ``poll_interval_s``: poll the SuperLink for
     replies this often instead of ``Grid.send_and_receive``'s fixed 3 s (Flower 1.41 and 1.42).
+    ``straggler_timeout_s`` (tolerant only): once the round's minimum number of sites has
+    replied in a training or evaluation exchange, wait at most this long for the rest, then
+    drop them as the reply timeout would (:mod:`.straggler`; ``None``: no such deadline).
     ``nodes``: site -> node id when enrolment already identified them (deployment).
     ``checkpoints`` saves the coordinator state after each due round; ``resume`` starts
     after a checkpoint's round. ``witness``: the audit ledger's head goes to the sites with
@@ -154,6 +162,7 @@ class CoordinatorOptions:
     connect_timeout_s: float = 300.0
     tolerant: bool = False
     poll_interval_s: float | None = None
+    straggler_timeout_s: float | None = None
     nodes: dict[str, int] | None = None
     checkpoints: CheckpointWriter | None = None
     resume: Checkpoint | None = None
@@ -212,6 +221,8 @@ class FlowerSites:
             cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
         )
         self.clinical = ClinicalMetrics.of(cfg, view.task)
+        #: Replies that must arrive before the straggler deadline starts (as RoundLoop's).
+        self.needed = updates_needed(cfg)
 
     # --- messaging --------------------------------------------------------------------
 
@@ -253,32 +264,57 @@ class FlowerSites:
             raise FlowerRunError(f"no node answered for site(s) {missing} within the reply timeout")
 
     def _exchange(
-        self, rnd: int, message_type: str | Mapping[str, str], contents: Mapping[str, RecordDict]
+        self,
+        rnd: int,
+        message_type: str | Mapping[str, str],
+        contents: Mapping[str, RecordDict],
+        counted: Iterable[str],
     ) -> dict[str, RecordDict]:
         """Send one message per site and return each site's reply content.
 
         A failing or silent site ends the run, unless the coordinator is ``tolerant``: then
-        it is logged and left out of the replies (the caller treats it as dropped).
+        it is logged and left out of the replies (the caller treats it as dropped), and
+        with a straggler timeout the sites still silent that long after ``self.needed`` of
+        the ``counted`` sites replied are dropped too.
         """
         if self.options.tolerant:
-            return self._exchange_tolerant(rnd, message_type, contents)
+            return self._exchange_tolerant(rnd, message_type, contents, counted)
         got, problems = self._send(rnd, message_type, contents)
         if problems:
             raise FlowerRunError(f"round {rnd} ({_kinds(message_type)}): " + "; ".join(problems))
         return got
 
     def _exchange_tolerant(
-        self, rnd: int, message_type: str | Mapping[str, str], contents: Mapping[str, RecordDict]
+        self,
+        rnd: int,
+        message_type: str | Mapping[str, str],
+        contents: Mapping[str, RecordDict],
+        counted: Iterable[str] = (),
     ) -> dict[str, RecordDict]:
         """Like :meth:`_exchange`, but a site that fails or stays silent is only logged and
-        left out of the replies (secure aggregation treats it as dropped)."""
-        got, problems = self._send(rnd, message_type, contents)
+        left out of the replies (secure aggregation treats it as dropped; its phases pass
+        no ``counted`` sites, so no straggler deadline applies to them)."""
+        got, problems = self._send(rnd, message_type, contents, self._straggler(counted))
         for problem in problems:
             log.warning("round %d (%s): %s; treated as dropped", rnd, _kinds(message_type), problem)
         return got
 
+    def _straggler(self, counted: Iterable[str]) -> StragglerDeadline | None:
+        """The straggler deadline of an exchange whose ``counted`` sites' replies make the
+        quorum (``None`` without a straggler timeout or counted sites)."""
+        grace_s = self.options.straggler_timeout_s
+        sites = [s for s in counted if s in self.nodes]
+        if grace_s is None or not sites:
+            return None
+        nodes = frozenset(self.nodes[s] for s in sites)
+        return StragglerDeadline(grace_s, min(self.needed, len(nodes)), nodes)
+
     def _send(
-        self, rnd: int, message_type: str | Mapping[str, str], contents: Mapping[str, RecordDict]
+        self,
+        rnd: int,
+        message_type: str | Mapping[str, str],
+        contents: Mapping[str, RecordDict],
+        straggler: StragglerDeadline | None = None,
     ) -> tuple[dict[str, RecordDict], list[str]]:
         """Send one message per site (of ``message_type``, or of that site's type when it
         is a mapping): ``(reply content per site, problems)``."""
@@ -298,7 +334,7 @@ class FlowerSites:
             for site, content in contents.items()
         ]
         replies = send_and_collect(
-            self.grid, messages, self.reply_timeout_s, self.options.poll_interval_s
+            self.grid, messages, self.reply_timeout_s, self.options.poll_interval_s, straggler
         )
         site_of = {node: site for site, node in self.nodes.items()}
         got: dict[str, RecordDict] = {}
@@ -314,7 +350,10 @@ class FlowerSites:
                 got[site] = reply.content
         missing = [s for s in contents if s not in got and s not in failed]
         if missing:
-            problems.append(f"site(s) {missing} did not reply within {self.reply_timeout_s}s")
+            within = f"within {self.reply_timeout_s}s"
+            if straggler is not None and straggler.fired:
+                within = straggler.describe()
+            problems.append(f"site(s) {missing} did not reply {within}")
         return got, problems
 
     # --- Transport ----------------------------------------------------------------------
@@ -381,7 +420,7 @@ class FlowerSites:
             only_eval = self._evaluation_content(rnd, weights, last=False)
             contents |= {site: only_eval for site in others}
             kinds |= {site: MessageType.EVALUATE for site in others}
-        everyone = self._exchange(rnd, kinds, contents)
+        everyone = self._exchange(rnd, kinds, contents, chosen)
         evaluation = None
         if evaluate_first:
             evaluation = self._evaluation_fields(weights, everyone, last=False)
@@ -408,7 +447,8 @@ class FlowerSites:
 
     def evaluate(self, rnd: int, weights: Weights, last: bool) -> RoundFields:
         content = self._evaluation_content(rnd, weights, last)
-        replies = self._exchange(rnd, MessageType.EVALUATE, {site: content for site in self.names})
+        everyone = {site: content for site in self.names}
+        replies = self._exchange(rnd, MessageType.EVALUATE, everyone, self.names)
         return self._evaluation_fields(weights, replies, last)
 
     def _evaluation_content(self, rnd: int, weights: Weights, last: bool) -> RecordDict:
@@ -551,16 +591,23 @@ def wait_for_nodes(
 
 
 def send_and_collect(
-    grid: Grid, messages: list[Message], timeout_s: float | None, poll_interval_s: float | None
+    grid: Grid,
+    messages: list[Message],
+    timeout_s: float | None,
+    poll_interval_s: float | None,
+    straggler: StragglerDeadline | None = None,
 ) -> list[Message]:
     """``grid.send_and_receive``, or the same with a shorter reply poll.
 
     Flower 1.42's (as 1.41's) ``send_and_receive`` over the SuperLink's HTTP grid sleeps a fixed 3 s
     between polls for replies, which adds up to 3 s to every exchange; with
     ``poll_interval_s`` the replies are pulled that often instead (one small request each).
+    With a ``straggler`` deadline the replies are pulled too (every ``poll_interval_s``, else
+    Flower's 3 s) and the wait also ends once that deadline has passed.
     """
-    if poll_interval_s is None or not messages:
+    if (poll_interval_s is None and straggler is None) or not messages:
         return list(grid.send_and_receive(messages, timeout=timeout_s))
+    poll_s = FLOWER_REPLY_POLL_S if poll_interval_s is None else poll_interval_s
     pending = set(grid.push_messages(messages))
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     replies: list[Message] = []
@@ -568,9 +615,14 @@ def send_and_collect(
         got = list(grid.pull_messages(pending))
         replies += got
         pending -= {m.metadata.reply_to_message_id for m in got}
-        if not pending or (deadline is not None and time.monotonic() >= deadline):
+        now = time.monotonic()
+        if not pending or (deadline is not None and now >= deadline):
             break
-        time.sleep(poll_interval_s)
+        if straggler is not None and straggler.expired(
+            (m.metadata.src_node_id for m in replies), now
+        ):
+            break
+        time.sleep(poll_s)
     return replies
 
 
