@@ -378,6 +378,29 @@ def bench_scale(
     run_scale_benchmark(sizes, cohort, rounds, local_steps, batch_size, evaluate_sites, out)
 
 
+@bench_app.command("ray")
+def bench_ray(
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="run once on this Ray cluster (auto, HOST:PORT or ray://HOST:PORT) instead "
+            "of on two loopback clusters with 1 and 2 worker nodes"
+        ),
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1)] = 5,
+    local_steps: Annotated[int, typer.Option(min=1, help="SGD steps per site per round")] = 200,
+) -> None:
+    """Flower's simulation on a Ray cluster: rounds/s and site-steps/s with one worker node
+    vs two (docs/scale.md)."""
+    from medsilo.bench.ray_cluster import run_ray_benchmark
+    from medsilo.runtime.flower.ray_cluster import RayClusterError
+
+    try:
+        run_ray_benchmark(out, rounds, local_steps, address)
+    except RayClusterError as err:
+        raise _fail(str(err)) from None
+
+
 @bench_app.command("medmnist")
 def bench_medmnist(
     rounds: Annotated[int, typer.Option(min=1, help="rounds (one local epoch each)")] = 20,

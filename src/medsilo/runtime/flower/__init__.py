@@ -2,7 +2,8 @@
 
 :func:`make_server_app` and :func:`make_client_app` wrap the coordinator and site halves of
 an :class:`~medsilo.algorithms.base.Algorithm`; :func:`run_flower_simulation` runs them with
-Flower's simulation runtime and returns the same kind of result as the in-process engine.
+Flower's simulation runtime (a private Ray instance, or a Ray cluster: :mod:`.ray_cluster`)
+and returns the same kind of result as the in-process engine.
 """
 
 import os
@@ -12,6 +13,7 @@ import os
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 
 from medsilo.runtime.flower.client_app import make_client_app
+from medsilo.runtime.flower.ray_cluster import RayClusterError, SiteResources
 from medsilo.runtime.flower.server_app import (
     FlowerRun,
     FlowerRunError,
@@ -23,6 +25,8 @@ __all__ = [
     "FlowerResult",
     "FlowerRun",
     "FlowerRunError",
+    "RayClusterError",
+    "SiteResources",
     "make_client_app",
     "make_server_app",
     "run_flower_simulation",

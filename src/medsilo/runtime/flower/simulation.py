@@ -2,12 +2,15 @@
 
 The result has the in-process engine's shape, and for the same config the same final
 weights (up to float tolerance), which is how the deployed code path is checked against
-the fast one.
+the fast one. By default Flower starts a private Ray instance on this machine; with a Ray
+address (``ray_address=`` or ``$RAY_ADDRESS``) the sites' actors run on an existing Ray
+cluster instead (:mod:`.ray_cluster`, docs/scale.md).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import tempfile
 import time
@@ -20,6 +23,12 @@ from medsilo.algorithms.base import Algorithm
 from medsilo.config import BASELINES, RunConfig
 from medsilo.data.base import FederatedData
 from medsilo.runtime.flower.client_app import make_client_app
+from medsilo.runtime.flower.ray_cluster import (
+    SiteResources,
+    cluster_address,
+    cluster_backend_config,
+    connect,
+)
 from medsilo.runtime.flower.server_app import FlowerRun, FlowerRunError, make_server_app
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundCallback
@@ -41,14 +50,17 @@ class FlowerResult(FederationResult):
     shutdown_s: float = 0.0
 
 
-def default_backend_config(num_sites: int) -> dict[str, Any]:
-    """One CPU per ClientApp worker, as many workers as cores (at most one per site)."""
+def default_backend_config(num_sites: int, site: SiteResources | None = None) -> dict[str, Any]:
+    """A private local Ray instance: one CPU per ClientApp worker (or ``site``'s request),
+    as many workers as cores (at most one per site); GPUs only when a site asks for one."""
+    site = site or SiteResources()
     cpus = max(1, min(os.cpu_count() or 1, num_sites))
+    gpus: dict[str, int] = {} if site.gpus > 0 else {"num_gpus": 0}  # > 0: Ray detects them
     return {
-        "client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+        "client_resources": site.as_client_resources(),
         "init_args": {
-            "num_cpus": cpus,
-            "num_gpus": 0,
+            "num_cpus": max(cpus, math.ceil(site.cpus)),
+            **gpus,
             "include_dashboard": False,
             "logging_level": logging.ERROR,
             "log_to_driver": False,
@@ -109,13 +121,20 @@ def run_flower_simulation(
     algorithm: Algorithm | None = None,
     backend_config: Mapping[str, Any] | None = None,
     reply_timeout_s: float | None = 3600.0,
+    ray_address: str | None = None,
+    site_resources: SiteResources | None = None,
 ) -> FlowerResult:
     """Run ``cfg`` with one Flower SuperNode per site and return the engine-shaped result.
 
     ``fed`` (or ``prepared.fed``) is shipped to the ClientApps; without either, each
-    worker builds the federation from ``cfg.data`` itself. ``backend_config`` is merged
-    over :func:`default_backend_config`. Raises :class:`FlowerRunError` naming the site if
-    any site fails or does not answer; Ray is shut down in every case.
+    worker builds the federation from ``cfg.data`` itself. ``ray_address`` (``auto``,
+    ``HOST:PORT`` or ``ray://HOST:PORT``; default ``$RAY_ADDRESS``) runs the sites' actors
+    on that Ray cluster, each reserving ``site_resources`` (default 1 CPU, no GPU); without
+    one, Flower starts a private Ray instance here. ``backend_config`` is merged over
+    :func:`default_backend_config` (or, on a cluster, the per-site resources). Raises
+    :class:`RayClusterError` when the cluster is unreachable or too small, and
+    :class:`FlowerRunError` naming the site if any site fails or does not answer; the driver
+    leaves Ray (a cluster keeps running) in every case.
     """
     if cfg.algorithm.name in BASELINES:
         raise ValueError(
@@ -137,12 +156,19 @@ def run_flower_simulation(
     client_app = make_client_app(
         cfg, fed if fed is not None else prepared.fed if prepared else None, algorithm=algorithm
     )
-    config = _merge(default_backend_config(num_sites), backend_config or {})
+    site = site_resources or SiteResources()
+    address = cluster_address(ray_address)
+    base = (
+        default_backend_config(num_sites, site) if address is None else cluster_backend_config(site)
+    )
+    config = _merge(base, backend_config or {})
 
     with _flower_environment():
         from flwr.simulation import run_simulation
 
         try:
+            if address is not None:  # joined here; Flower then skips its own ray.init
+                connect(address, site)
             run_simulation(
                 server_app=server_app,
                 client_app=client_app,
