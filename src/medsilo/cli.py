@@ -388,7 +388,7 @@ def bench_ray(
         ),
     ] = None,
     rounds: Annotated[int, typer.Option(min=1)] = 5,
-    local_steps: Annotated[int, typer.Option(min=1, help="SGD steps per site per round")] = 200,
+    local_steps: Annotated[int, typer.Option(min=1, help="SGD steps per site per round")] = 100,
 ) -> None:
     """Flower's simulation on a Ray cluster: rounds/s and site-steps/s with one worker node
     vs two (docs/scale.md)."""

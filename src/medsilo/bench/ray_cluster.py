@@ -156,7 +156,7 @@ def run_on_cluster(
 def run_ray_benchmark(
     console: Console,
     rounds: int = 5,
-    local_steps: int = 200,
+    local_steps: int = 100,
     address: str | None = None,
     worker_counts: tuple[int, ...] = (1, 2),
 ) -> list[RayRun]:

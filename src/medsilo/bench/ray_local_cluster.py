@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -163,15 +164,35 @@ def local_ray_cluster(
     head_cpus: int, worker_cpus: list[int], object_store_bytes: int = OBJECT_STORE_BYTES
 ) -> Iterator[LocalRayCluster]:
     """A head with ``head_cpus`` CPUs and one worker per entry of ``worker_cpus``, all
-    stopped on exit (an error included) and their temporary directory removed."""
+    stopped on exit (an error included, and SIGTERM, e.g. from ``timeout``, which would
+    otherwise end this process without unwinding and leave the nodes running) and their
+    temporary directory removed."""
     # Ray's socket paths must stay short (108 bytes on Linux): /tmp, not a deep temp dir.
     root = Path(tempfile.mkdtemp(prefix="msray-", dir="/tmp" if os.name == "posix" else None))
     cluster = LocalRayCluster(root, free_port(), object_store_bytes)
+    with _sigterm_unwinds():
+        try:
+            cluster.start_head(head_cpus)
+            for cpus in worker_cpus:
+                cluster.add_worker(cpus)
+            yield cluster
+        finally:
+            cluster.stop()
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """SIGTERM raises ``SystemExit`` meanwhile (main thread only: signals go there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
     try:
-        cluster.start_head(head_cpus)
-        for cpus in worker_cpus:
-            cluster.add_worker(cpus)
-        yield cluster
+        yield
     finally:
-        cluster.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
