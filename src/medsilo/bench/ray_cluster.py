@@ -229,7 +229,7 @@ def _print(
         )
     console.print(table)
     console.print(
-        f"in-process engine, same workload: {engine_s:.2f} s end to end "
-        f"({site_steps / engine_s:.0f} site-steps/s); CPU cores on this machine: "
-        f"{os.cpu_count()} (shared with whatever else runs: see the load averages)"
+        f"in-process engine (the weights' reference), first in this process, imports and "
+        f"data preparation included: {engine_s:.2f} s end to end; CPU cores on this machine: "
+        f"{os.cpu_count()}, shared with whatever else runs (see the load averages)"
     )
