@@ -35,6 +35,7 @@ from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.ledger.witness import Countersignature, WitnessError
 from medsilo.models.weights import Layout
+from medsilo.runtime.asynchronous import AsyncCoordinator
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
 from medsilo.runtime.cohorts import cohort_size, refuse_cohort_evaluation
@@ -42,6 +43,8 @@ from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
 from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import witness_records as witness_wire
+from medsilo.runtime.flower.asynchronous_server import run_async
+from medsilo.runtime.flower.errors import FlowerRunError as FlowerRunError  # re-exported
 from medsilo.runtime.flower.secure_server import secure_train_round
 from medsilo.runtime.flower.straggler import StragglerDeadline
 from medsilo.runtime.prepared import PreparedFederation
@@ -67,10 +70,6 @@ log = logging.getLogger(__name__)
 
 #: How often Flower's own ``Grid.send_and_receive`` polls for replies (1.41 and 1.42).
 FLOWER_REPLY_POLL_S = 3.0
-
-
-class FlowerRunError(RuntimeError):
-    """A Flower run could not complete: a site failed, did not answer, or never connected."""
 
 
 @dataclass
@@ -546,6 +545,30 @@ def run_coordinator(
         if on_round is not None:
             on_round(record)
 
+    if not isinstance(cfg.asynchrony, SyncConfig):  # FedAsync, FedBuff: docs/asynchronous.md
+        if options.resume is not None:
+            raise FlowerRunError("an asynchronous run cannot be resumed (it has no rounds)")
+        core = AsyncCoordinator(
+            cfg,
+            algorithm,
+            view.names,
+            view.layout,
+            view.initial_weights,
+            view.train_sizes,
+            sites.clock,
+            sites.evaluate,
+        )
+        out.weights = run_async(
+            core,
+            sites,
+            grid,
+            record_round,
+            options.reply_timeout_s,
+            options.poll_interval_s,
+            options.tolerant,
+        )
+        out.finished_at = time.perf_counter()
+        return
     loop = RoundLoop(
         cfg,
         algorithm,
