@@ -99,6 +99,7 @@ from medsilo.runtime.cohorts import refuse_cohort_evaluation
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower import witness_records as witness_wire
+from medsilo.runtime.flower.ckks_server import ckks_problem
 from medsilo.runtime.flower.server_app import (
     CoordinatorOptions,
     CoordinatorView,
@@ -292,6 +293,9 @@ class _Deployment:
                 f"the experiment's data.hospitals {list(hospitals)} differ from the "
                 f"federation's sites {self.names} (same names, same order)"
             )
+        problem = ckks_problem(self.cfg, self.names)
+        if problem is not None:
+            raise ConfigError(problem)
         self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
         self.keys = load_attestation_keys(settings.kit)
         # the council's approval: checked now, consumed when the run begins (_begin_run)

@@ -44,6 +44,7 @@ from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import witness_records as witness_wire
 from medsilo.runtime.flower.asynchronous_server import run_async
+from medsilo.runtime.flower.ckks_server import CKKSCoordinator, ckks_problem
 from medsilo.runtime.flower.errors import FlowerRunError as FlowerRunError  # re-exported
 from medsilo.runtime.flower.secure_server import secure_train_round
 from medsilo.runtime.flower.straggler import StragglerDeadline
@@ -218,6 +219,15 @@ class FlowerSites:
         self.nodes: dict[str, int] = dict(options.nodes or {})
         self.secure = secure_aggregation(
             cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
+        )
+        problem = ckks_problem(cfg, self.names)
+        if problem is not None:
+            raise FlowerRunError(problem)
+        #: mechanism ckks: the key holder is a site (:mod:`.ckks_server`)
+        self.ckks = (
+            CKKSCoordinator(self.secure)
+            if self.secure is not None and cfg.secure_aggregation.mechanism == "ckks"
+            else None
         )
         self.clinical = ClinicalMetrics.of(cfg, view.task)
         #: Replies that must arrive before the straggler deadline starts (as RoundLoop's).
@@ -395,19 +405,22 @@ class FlowerSites:
         if self.secure is not None:  # the coordinator gets masked payloads and sums only
             if evaluate_first:
                 raise FlowerRunError("secure aggregation's rounds evaluate in their own exchange")
-            done = secure_train_round(
-                self.secure,
-                lambda kind, contents: self._exchange_tolerant(rnd, kind, contents),
-                rnd,
-                chosen,
-                content,
-                sum(w.size for w in weights) + EXTRA_SLOTS,
-                lambda dropped, clocks: timing_of(
+
+            def send(kind: str, contents: Mapping[str, RecordDict]) -> dict[str, RecordDict]:
+                return self._exchange_tolerant(rnd, kind, contents)
+
+            def clocked(dropped: list[str], clocks: dict[str, dict[str, int]]) -> RoundTiming:
+                return timing_of(
                     dropped,
                     {s: c["clock_bytes"] for s, c in clocks.items()},
                     {s: c["clock_examples"] for s, c in clocks.items()},
-                ),
-            )
+                )
+
+            length = sum(w.size for w in weights) + EXTRA_SLOTS
+            if self.ckks is not None:
+                done = self.ckks.train_round(send, rnd, chosen, content, length, clocked)
+            else:
+                done = secure_train_round(self.secure, send, rnd, chosen, content, length, clocked)
             masked = done.secure.updates
             return TrainingExchange(masked, masked, done.trained, done.timing, done.secure)
         contents = {
@@ -680,12 +693,9 @@ def make_server_app(
         )
     refuse_outside_engine(cfg, "the Flower ServerApp")  # docs/governance.md
     refuse_cohort_evaluation(cfg.evaluation.sites, "the Flower ServerApp")  # docs/scale.md
-    if cfg.secure_aggregation.enabled and cfg.secure_aggregation.mechanism != "masking":
-        raise ValueError(
-            f"secure_aggregation.mechanism {cfg.secure_aggregation.mechanism!r} runs in the "
-            "in-process engine only (its key holder is not a Flower node); the Flower runtime "
-            "supports mechanism 'masking'"
-        )
+    problem = ckks_problem(cfg, prepared.fed.site_names)
+    if problem is not None:
+        raise ValueError(problem)
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prepared.fed.sites))
     refuse_incompatible(cfg, algo, prepared.model)  # an algorithm passed in: as a named one
     options = CoordinatorOptions(
