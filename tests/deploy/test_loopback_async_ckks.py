@@ -11,7 +11,6 @@ what the coordinator receives under CKKS (``tests/runtime/flower/test_deployed_c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,9 @@ from medsilo.ledger.keys import load_public_key
 from medsilo.ledger.verify import verify_ledger
 from medsilo.runtime.simulation import run_federation
 
+from .test_loopback import loopback_factory  # noqa: F401  (the fixture: stops every process)
+
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def loopback(tmp_path: Path) -> Iterator[list[Loopback]]:
-    made: list[Loopback] = []
-    yield made
-    for lb in made:
-        lb.stop_all()
 
 
 def _run(made: list[Loopback], root: Path, experiment: dict[str, object]) -> Path:
@@ -57,10 +50,11 @@ def _records(run_dir: Path) -> list[dict[str, object]]:
 
 
 def test_fedbuff_completes_over_a_loopback_deployment(
-    tmp_path: Path, loopback: list[Loopback]
+    tmp_path: Path,
+    loopback_factory: list[Loopback],  # noqa: F811  (the fixture imported above)
 ) -> None:
     exp = heart_experiment(2) | {"asynchrony": {"mode": "fedbuff", "buffer_size": 2}}
-    run = _run(loopback, tmp_path, exp)
+    run = _run(loopback_factory, tmp_path, exp)
     records = _records(run)  # 2 rounds x 3 sites = 6 updates, 2 a buffer: 3 aggregations
     assert [r["round"] for r in records] == [1, 2, 3]
     assert [r["model_version"] for r in records] == [1, 2, 3]
@@ -72,11 +66,12 @@ def test_fedbuff_completes_over_a_loopback_deployment(
 
 
 def test_ckks_with_a_key_holder_site_over_a_loopback_deployment(
-    tmp_path: Path, loopback: list[Loopback]
+    tmp_path: Path,
+    loopback_factory: list[Loopback],  # noqa: F811  (the fixture imported above)
 ) -> None:
     ckks = {"enabled": True, "mechanism": "ckks", "key_holder": "va"}
     exp = heart_experiment(2) | {"secure_aggregation": ckks}
-    run = _run(loopback, tmp_path, exp)
+    run = _run(loopback_factory, tmp_path, exp)
     plain = run_federation(
         parse_config({k: v for k, v in exp.items() if k != "secure_aggregation"})
     )

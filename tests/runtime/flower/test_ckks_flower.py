@@ -108,14 +108,18 @@ def test_flower_ckks_with_a_key_holder_site_matches_the_engine(
     assert kinds.count(wire.MESSAGE_TYPES[wire.DECRYPT]) == 3  # one decryption a round
     # The coordinator never held the secret key: the key holder's secret context is in no
     # message it received, and every TenSEAL context it received is public.
-    holder = grid.node_ids[2]  # h2
-    secret = grid.contexts[holder].state.config_records[STATE_KEY]["secret"]
+    assert_no_secret_received(grid.contexts[grid.node_ids[2]].state, grid.replies)  # h2
+
+
+def assert_no_secret_received(holder_state: RecordDict, replies: list[Message]) -> None:
+    """The key holder's secret context (from its node state) is in none of the ``replies``
+    the coordinator received, and every TenSEAL context among them is public."""
+    secret = holder_state.config_records[STATE_KEY]["secret"]
     assert isinstance(secret, bytes) and ts.context_from(secret).is_private()
-    received = [b for reply in grid.replies for b in blobs(reply.content)]
+    received = [b for reply in replies for b in blobs(reply.content)]
     assert secret not in received
     contexts = [b for b in received if len(b) > 100_000 and is_context(b)]
     assert contexts and not any(ts.context_from(b).is_private() for b in contexts)
-    assert all(not reply.content.array_records for reply in grid.replies if reply.content)
 
 
 def test_the_key_holder_decrypts_once_a_round_and_only_it_holds_keys() -> None:

@@ -10,15 +10,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import tenseal as ts  # type: ignore[import-untyped]
 from flwr.app import Message
 
 from medsilo.config import parse_config
-from medsilo.runtime.flower.ckks_site import STATE_KEY
 from medsilo.runtime.simulation import run_federation
 
 from .test_apps_inprocess import one_thread, task_identity  # noqa: F401  (autouse fixtures)
-from .test_ckks_flower import BOUND, blobs, is_context, max_diff
+from .test_ckks_flower import BOUND, assert_no_secret_received, max_diff
 from .test_deployed_apps import Federation, PushPullGrid, experiment, final_weights, rounds
 
 
@@ -50,12 +48,7 @@ def test_deployed_ckks_with_a_key_holder_site(tmp_path: Path) -> None:
         assert r["secure_aggregation"]["mechanism"] == "ckks"
         assert sorted(r["secure_aggregation"]["survivors"]) == sorted(r["sites"])
     holder = next(n for n, c in grid.contexts.items() if c.node_config["site"] == "va")
-    secret = grid.contexts[holder].state.config_records[STATE_KEY]["secret"]
-    assert isinstance(secret, bytes) and ts.context_from(secret).is_private()
-    received = [b for reply in grid.replies for b in blobs(reply.content)]
-    assert secret not in received
-    contexts = [b for b in received if len(b) > 100_000 and is_context(b)]
-    assert contexts and not any(ts.context_from(b).is_private() for b in contexts)
+    assert_no_secret_received(grid.contexts[holder].state, grid.replies)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["complete"] is True
     assert np.isfinite(records[-1]["test"]["accuracy"])

@@ -3,13 +3,19 @@
 The rounds are :class:`~medsilo.runtime.federation.RoundLoop`, the one loop every runtime
 shares; this module only supplies its transport, :class:`FlowerSites`: one ``train`` message
 per sampled site (with ``secure_aggregation`` mechanism ``masking``, the protocol's four
-exchanges, :mod:`.secure_server`), updates sorted by site index (so floating-point sums
+exchanges, :mod:`.secure_server`; with ``ckks``, encrypted updates summed here and decrypted
+by the key-holding site, :mod:`.ckks_server`), updates sorted by site index (so floating-point sums
 happen in the engine's order), and ``evaluate`` messages to every site (each evaluates its
 own deployable model on its own test set) while the global model is evaluated on the pooled
 test set here (or, deployed, from the sites' reports). With ``train_with_evaluation`` (a
 deployed coordinator) a round's evaluation rides on the next round's ``train`` message
 (sites outside that cohort get an ``evaluate`` message in the same exchange), so a round
 costs one exchange; only the run's last evaluation has an exchange of its own.
+
+With ``asynchrony.mode`` ``fedasync`` or ``fedbuff`` there are no rounds:
+:func:`run_coordinator` drives the engine's
+:class:`~medsilo.runtime.asynchronous.AsyncCoordinator` with push/pull messages instead
+(:mod:`.asynchronous_server`), evaluating through the same :class:`FlowerSites`.
 
 Results go into a :class:`FlowerRun` passed in by the caller, which it reads once
 ``run_simulation`` (or a deployment's ``flwr run``) has returned.
