@@ -34,6 +34,14 @@ aggregated, so it contributes at most one update per buffer (the sensitivity the
 Evaluation runs whenever ``evaluation.every`` cohorts' worth of updates have been applied
 since the last one (so an evaluation costs the same local work as in a synchronous run with
 ``evaluation.every``) and after the last aggregation.
+
+Two halves, so that every runtime shares one copy of the asynchronous rules:
+:class:`AsyncCoordinator` is the coordinator (which idle site gets a free slot, what model a
+task downloads, staleness, FedAsync's mixing, FedBuff's buffer, privacy, records,
+evaluation) and knows nothing of how tasks travel; :class:`AsyncEngine` drives it on the
+simulated clock's event queue with the in-process sites, and
+:mod:`medsilo.runtime.flower.asynchronous_server` drives the same coordinator with real
+Flower messages (push, pull as replies arrive).
 """
 
 from __future__ import annotations
@@ -41,16 +49,19 @@ from __future__ import annotations
 import heapq
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from medsilo.aggregation.staleness import fedbuff_weight, staleness_weight
-from medsilo.algorithms.base import Algorithm
+from medsilo.algorithms.base import Algorithm, SiteState
 from medsilo.asynchrony import FedAsyncConfig, FedBuffConfig
 from medsilo.config import ConfigError, RunConfig
+from medsilo.models.weights import Layout
 from medsilo.privacy.accounting import PrivacyAccounting
 from medsilo.privacy.client_dp import ClientDP
+from medsilo.runtime.clock import SimClock
 from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.federation import FederationResult, GlobalModel
 from medsilo.runtime.inprocess import InProcessSites
@@ -68,8 +79,10 @@ MAX_FRUITLESS_DISPATCHES_PER_SLOT = 100
 
 
 @dataclass
-class _Task:
-    """One dispatched piece of work."""
+class AsyncTask:
+    """One dispatched piece of work: ``number`` (the dispatch count, which seeds the site's
+    training as the round number does in a synchronous run), the site, and once started the
+    model ``version`` and ``weights`` it downloaded; ``update`` once it arrived."""
 
     number: int
     site: str
@@ -85,52 +98,71 @@ class _Event:
     time_s: float
     seq: int
     kind: str = field(compare=False)
-    task: _Task = field(compare=False)
+    task: AsyncTask = field(compare=False)
 
 
-class AsyncEngine:
-    """FedAsync / FedBuff over the same sites (:class:`InProcessSites`), coordinator steps
-    and :class:`GlobalModel` as the synchronous :class:`~medsilo.runtime.federation.RoundLoop`."""
+#: ``(aggregation number, weights, last) -> evaluation fields`` of the record.
+Evaluate = Callable[[int, Weights, bool], RoundFields]
 
-    def __init__(self, cfg: RunConfig, prep: PreparedFederation, algorithm: Algorithm) -> None:
-        cfg.sites.check_names(prep.fed.site_names)
+
+class AsyncCoordinator:
+    """The coordinator of a FedAsync / FedBuff run, whatever carries its tasks.
+
+    A driver calls :meth:`begin`, then :meth:`dispatch` for each free slot (a site and a
+    dispatch number), :meth:`start` when the task's site downloads the model (what it gets),
+    :meth:`arrive` when its update is back (in the order the driver decides they arrived),
+    and :meth:`finish`. The same :class:`CoordinatorSteps` and :class:`GlobalModel` as the
+    synchronous :class:`~medsilo.runtime.federation.RoundLoop` do the work."""
+
+    def __init__(
+        self,
+        cfg: RunConfig,
+        algorithm: Algorithm,
+        names: list[str],
+        layout: Layout,
+        initial_weights: Weights,
+        train_sizes: dict[str, int],
+        clock: SimClock,
+        evaluate: Evaluate,
+    ) -> None:
+        cfg.sites.check_names(names)
         self.cfg = cfg
-        self.prep = prep
         self.algorithm = algorithm
-        self.sites = InProcessSites(cfg, prep, algorithm)
-        self.names = self.sites.names
-        self.clock = self.sites.clock
-        self.coordinator = CoordinatorSteps(cfg, prep.layout, len(self.names))
+        self.names = names
+        self.layout = layout
+        self.initial_weights = initial_weights
+        self.clock = clock
+        self.evaluate = evaluate
+        self.coordinator = CoordinatorSteps(cfg, layout, len(names))
         mode = cfg.asynchrony
         assert isinstance(mode, FedAsyncConfig | FedBuffConfig)
         self.mode = mode
         t = cfg.training
-        self.concurrency = cohort_size(len(self.names), t.fraction, t.min_sites)
+        self.concurrency = cohort_size(len(names), t.fraction, t.min_sites)
         self.target_updates = mode.updates or t.rounds * self.concurrency
         self.eval_every_updates = cfg.evaluation.every * self.concurrency
         self.pick = np.random.default_rng([cfg.seed, PICK_TAG])
-        self.queue: list[_Event] = []
-        self.seq = 0
         self.dispatches = 0
-        self.privacy = PrivacyAccounting.build(cfg, algorithm, self.sites.train_sizes)
+        self.privacy = PrivacyAccounting.build(cfg, algorithm, train_sizes)
         #: Client-level DP: a site contributes at most one update per buffer (its sensitivity).
         self.one_per_buffer = isinstance(algorithm, ClientDP)
         buffer_size = mode.buffer_size if isinstance(mode, FedBuffConfig) else 1
-        if self.one_per_buffer and buffer_size > len(self.names):
+        if self.one_per_buffer and buffer_size > len(names):
             raise ConfigError(
                 f"client-level DP with fedbuff takes at most one update per site per buffer, so "
                 f"asynchrony.buffer_size ({buffer_size}) cannot exceed the number of "
-                f"sites ({len(self.names)})"
+                f"sites ({len(names)})"
             )
         self.held: set[str] = set()  # sites whose update waits in the buffer (client DP)
         self.retired: list[str] = []  # sites the privacy budget allows no further release
         self.parked = 0  # free slots that found no site to dispatch
 
-    # --- events -------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        """Whether the run has received the updates it asked for."""
+        return self.received >= self.target_updates
 
-    def _push(self, time_s: float, kind: str, task: _Task) -> None:
-        self.seq += 1
-        heapq.heappush(self.queue, _Event(time_s, self.seq, kind, task))
+    # --- dispatching --------------------------------------------------------------------
 
     def _may_dispatch(self, site: str) -> bool:
         if site in self.held:
@@ -149,38 +181,49 @@ class AsyncEngine:
             )
         return False
 
-    def _dispatch(self, idle: list[str], now: float) -> bool:
-        """Give a free slot to an idle site that may train; park the slot if none may."""
+    def dispatch(self, idle: list[str], now: float) -> AsyncTask | None:
+        """Give a free slot to an idle site that may train (removed from ``idle``); park the
+        slot and return ``None`` if none may. A task whose simulated dispatch drops out
+        (``task.dropped``) never starts: the driver gives it up after the dispatch timeout."""
         eligible = [i for i, s in enumerate(idle) if self._may_dispatch(s)]
         if not eligible:
             self.parked += 1
-            return False
+            return None
         site = idle.pop(eligible[int(self.pick.integers(len(eligible)))])
         self.dispatches += 1
-        task = _Task(self.dispatches, site, now, self.clock.drops(self.dispatches, site))
-        if task.dropped:
-            if self.privacy is not None and not self.one_per_buffer:
-                # DP-SGD: the coordinator cannot tell whether a site that never answered
-                # trained (and leaked its update), so the dispatch counts as a training.
-                self.privacy.count_release(site)
-            self._push(now + self.mode.dispatch_timeout_s, "timeout", task)
-        else:
-            self._push(self.clock.available_from(site, now), "start", task)
-        return True
+        task = AsyncTask(self.dispatches, site, now, self.clock.drops(self.dispatches, site))
+        if task.dropped and self.privacy is not None and not self.one_per_buffer:
+            # DP-SGD: the coordinator cannot tell whether a site that never answered
+            # trained (and leaked its update), so the dispatch counts as a training.
+            self.privacy.count_release(site)
+        return task
 
-    def _unpark(self, idle: list[str], now: float) -> None:
+    def unpark(self, idle: list[str], now: float) -> list[AsyncTask]:
         """Hand parked slots to sites that became eligible (a client-DP buffer emptied)."""
+        tasks = []
         while self.parked and any(self._may_dispatch(s) for s in idle):
             self.parked -= 1
-            self._dispatch(idle, now)
+            task = self.dispatch(idle, now)
+            if task is not None:
+                tasks.append(task)
+        return tasks
 
-    # --- the loop -----------------------------------------------------------------------
+    def start(self, task: AsyncTask) -> tuple[Weights, dict[str, Weights]]:
+        """The task's site downloads the current model: ``(weights, the algorithm's
+        payload)``, counted as sent."""
+        weights = self.model.weights
+        payload = self.algorithm.broadcast(self.model.server_state)
+        task.version, task.weights = self.version, weights
+        if self.privacy is not None and not self.one_per_buffer:
+            self.privacy.count_release(task.site)  # DP-SGD: this training is a release
+        self.bytes_down += broadcast_bytes(weights, payload)
+        return weights, payload
 
-    def run(self, on_round: RoundCallback | None) -> FederationResult:
+    # --- the run ------------------------------------------------------------------------
+
+    def begin(self, on_round: RoundCallback | None) -> None:
         self.wall_start = time.perf_counter()
-        self.model = GlobalModel.start(
-            self.cfg, self.algorithm, self.prep.initial_weights, self.prep.layout
-        )
+        self.model = GlobalModel.start(self.cfg, self.algorithm, self.initial_weights, self.layout)
         self.records: list[RoundRecord] = []
         self.on_round = on_round
         self.pending: RoundFields | None = None
@@ -195,62 +238,20 @@ class AsyncEngine:
         self.wall_mark = self.wall_start
         if self.privacy is not None:
             self.privacy.check_first_release()
-        idle = list(self.names)
-        for _ in range(self.concurrency):
-            self._dispatch(idle, 0.0)
-        stop_reason = "updates"
-        fruitless = 0
-        now = 0.0
-        while self.queue:
-            event = heapq.heappop(self.queue)
-            if self.mode.max_sim_time_s is not None and event.time_s > self.mode.max_sim_time_s:
-                stop_reason = "max_sim_time_s"
-                break
-            now = event.time_s
-            task = event.task
-            if event.kind == "timeout":
-                fruitless += 1
-                if fruitless > MAX_FRUITLESS_DISPATCHES_PER_SLOT * self.concurrency:
-                    stop_reason = "no site returned an update"
-                    break
-            elif event.kind == "start":
-                self._start(task, now)
-                continue
-            else:
-                fruitless = 0
-                self._arrive(task, now)
-                if self.received >= self.target_updates:
-                    break
-            idle.append(task.site)
-            self._dispatch(idle, now)
-            self._unpark(idle, now)
-        if not self.queue and self.retired and self.received < self.target_updates:
-            stop_reason = self._budget_reason()
-        self._finish(stop_reason, now)
+
+    def result(
+        self, site_states: dict[str, SiteState], site_weights: dict[str, Weights]
+    ) -> FederationResult:
         return FederationResult(
             weights=self.model.weights,
             rounds=self.records,
-            site_states=self.sites.states,
-            site_weights=self.sites.site_weights(self.model.weights),
+            site_states=site_states,
+            site_weights=site_weights,
             wall_s=time.perf_counter() - self.wall_start,
         )
 
-    def _start(self, task: _Task, now: float) -> None:
-        """The site downloads the current model, trains, and its arrival is scheduled."""
-        weights = self.model.weights
-        payload = self.algorithm.broadcast(self.model.server_state)
-        task.version, task.weights = self.version, weights
-        if self.privacy is not None and not self.one_per_buffer:
-            self.privacy.count_release(task.site)  # DP-SGD: this training is a release
-        task.update = self.sites.site_update(task.number, task.site, weights, payload)
-        down = broadcast_bytes(weights, payload)
-        self.bytes_down += down
-        timing = self.clock.dispatch(
-            task.site, now, down, self.clock.examples(task.update), update_bytes(task.update)
-        )
-        self._push(timing.arrival_s, "arrival", task)
-
-    def _arrive(self, task: _Task, now: float) -> None:
+    def arrive(self, task: AsyncTask, now: float) -> None:
+        """The task's update arrived at ``now`` (simulated seconds)."""
         assert task.update is not None
         self.received += 1
         staleness = self.version - task.version
@@ -329,7 +330,7 @@ class AsyncEngine:
         record["model_version"] = self.version
         record.update(model_hash_field(self.model.weights))
         if self.applied - self.applied_at_eval >= self.eval_every_updates:
-            record.update(self.sites.evaluate(record["round"], self.model.weights, False))
+            record.update(self.evaluate(record["round"], self.model.weights, False))
             self.applied_at_eval = self.applied
         self._emit()
         self.pending = record
@@ -369,7 +370,7 @@ class AsyncEngine:
             record["extra"]["staleness_mean"] = float(np.mean(stale))
         return record
 
-    def _finish(self, reason: str, now: float) -> None:
+    def finish(self, reason: str, now: float) -> None:
         """End with an evaluated record that says why the run stopped, then emit it."""
         if self.pending is None:
             record: RoundFields = {
@@ -386,9 +387,7 @@ class AsyncEngine:
             }
             self.pending = record
         if "test" not in self.pending:
-            self.pending.update(
-                self.sites.evaluate(self.pending["round"], self.model.weights, True)
-            )
+            self.pending.update(self.evaluate(self.pending["round"], self.model.weights, True))
         self.pending.update(model_hash_field(self.model.weights))
         self.pending["stop_reason"] = reason
         self.pending["updates_received"] = self.received
@@ -396,7 +395,7 @@ class AsyncEngine:
             self.privacy.annotate(self.pending, self.model.server_state)
         self._emit()
 
-    def _budget_reason(self) -> str:
+    def budget_reason(self) -> str:
         assert self.privacy is not None
         rest = (
             "no site can train any more"
@@ -410,3 +409,91 @@ class AsyncEngine:
             f"{self.received} of {self.target_updates} updates at epsilon "
             f"{self.privacy.epsilon():.3f}"
         )
+
+
+class AsyncEngine:
+    """FedAsync / FedBuff in process: :class:`AsyncCoordinator` driven by an event queue on
+    the simulated clock over the same sites (:class:`InProcessSites`) as the synchronous
+    :class:`~medsilo.runtime.federation.RoundLoop`."""
+
+    def __init__(self, cfg: RunConfig, prep: PreparedFederation, algorithm: Algorithm) -> None:
+        self.sites = InProcessSites(cfg, prep, algorithm)
+        self.clock = self.sites.clock
+        self.core = AsyncCoordinator(
+            cfg,
+            algorithm,
+            self.sites.names,
+            prep.layout,
+            prep.initial_weights,
+            self.sites.train_sizes,
+            self.clock,
+            self.sites.evaluate,
+        )
+        self.mode = self.core.mode
+        self.queue: list[_Event] = []
+        self.seq = 0
+
+    def _push(self, time_s: float, kind: str, task: AsyncTask) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, _Event(time_s, self.seq, kind, task))
+
+    def _schedule(self, task: AsyncTask | None, now: float) -> None:
+        """A dispatched task starts at its site's next availability window; one that drops
+        out is given up after the dispatch timeout."""
+        if task is None:
+            return
+        if task.dropped:
+            self._push(now + self.mode.dispatch_timeout_s, "timeout", task)
+        else:
+            self._push(self.clock.available_from(task.site, now), "start", task)
+
+    def run(self, on_round: RoundCallback | None) -> FederationResult:
+        core = self.core
+        core.begin(on_round)
+        idle = list(core.names)
+        for _ in range(core.concurrency):
+            self._schedule(core.dispatch(idle, 0.0), 0.0)
+        stop_reason = "updates"
+        fruitless = 0
+        now = 0.0
+        while self.queue:
+            event = heapq.heappop(self.queue)
+            if self.mode.max_sim_time_s is not None and event.time_s > self.mode.max_sim_time_s:
+                stop_reason = "max_sim_time_s"
+                break
+            now = event.time_s
+            task = event.task
+            if event.kind == "timeout":
+                fruitless += 1
+                if fruitless > MAX_FRUITLESS_DISPATCHES_PER_SLOT * core.concurrency:
+                    stop_reason = "no site returned an update"
+                    break
+            elif event.kind == "start":
+                self._start(task, now)
+                continue
+            else:
+                fruitless = 0
+                core.arrive(task, now)
+                if core.done:
+                    break
+            idle.append(task.site)
+            self._schedule(core.dispatch(idle, now), now)
+            for parked in core.unpark(idle, now):
+                self._schedule(parked, now)
+        if not self.queue and core.retired and not core.done:
+            stop_reason = core.budget_reason()
+        core.finish(stop_reason, now)
+        return core.result(self.sites.states, self.sites.site_weights(core.model.weights))
+
+    def _start(self, task: AsyncTask, now: float) -> None:
+        """The site downloads the current model, trains, and its arrival is scheduled."""
+        weights, payload = self.core.start(task)
+        task.update = self.sites.site_update(task.number, task.site, weights, payload)
+        timing = self.clock.dispatch(
+            task.site,
+            now,
+            broadcast_bytes(weights, payload),
+            self.clock.examples(task.update),
+            update_bytes(task.update),
+        )
+        self._push(timing.arrival_s, "arrival", task)

@@ -30,7 +30,6 @@ from typing import Any
 
 import numpy as np
 
-from medsilo.asynchrony import SyncConfig
 from medsilo.config import RunConfig, SiteRecord
 from medsilo.network import compute_seconds, finish_time, next_available, transfer_seconds
 from medsilo.types import Update
@@ -154,15 +153,10 @@ class SimClock:
 def flower_clock_problem(cfg: RunConfig) -> str | None:
     """Why the Flower runtime cannot run ``cfg``'s clock settings, or ``None``.
 
-    The Flower ServerApp is synchronous and also runs real deployments, where sites drop
-    out or go offline for real: it charges simulated compute and communication time like
-    the engine, but refuses asynchronous modes and simulated dropouts or availability windows.
+    The Flower ServerApp also runs real deployments, where sites drop out or go offline for
+    real: it charges simulated compute and communication time like the engine (synchronous
+    rounds and FedAsync/FedBuff alike), but refuses simulated dropouts or availability windows.
     """
-    if not isinstance(cfg.asynchrony, SyncConfig):
-        return (
-            f"asynchrony.mode {cfg.asynchrony.mode!r} runs only in the in-process engine "
-            "(medsilo.runtime.simulation.run_federation); the Flower runtime is synchronous"
-        )
     sites = cfg.sites
     records = [("default", sites.default)] + [
         (name, sites.record(name)) for name in sorted(sites.overrides)

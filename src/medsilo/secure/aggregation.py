@@ -87,11 +87,10 @@ class SecureAggregation:
         self.equal_weights = equal_weights
         self.run_name = run_name
         self.seed = seed
+        #: The engine's three CKKS roles, made by the first :meth:`run`: never in a Flower
+        #: process, where the key holder is a site (:mod:`medsilo.runtime.flower.ckks_server`).
         self.ckks: CKKSAggregation | None = None
         if cfg.mechanism == "ckks":
-            from medsilo.secure.ckks_round import CKKSAggregation  # lazy: TenSEAL is heavy
-
-            self.ckks = CKKSAggregation()
             return
         # Fail at start-up, not mid-run, when the cohort cannot meet the threshold or ring.
         cfg.threshold_for(cohort)
@@ -111,7 +110,11 @@ class SecureAggregation:
     ) -> SecureRound:
         """Secure sum of ``updates`` for a round sampled as ``cohort``. Cohort sites without an
         update never join; ``late`` sites share keys but their masked input misses the round."""
-        if self.ckks is not None:
+        if self.cfg.mechanism == "ckks":
+            if self.ckks is None:
+                from medsilo.secure.ckks_round import CKKSAggregation  # lazy: TenSEAL is heavy
+
+                self.ckks = CKKSAggregation()  # fresh keys per run
             absent = set(self.dropouts(rnd, list(range(len(updates)))))
             return self.ckks.run(
                 self.equal_weights, self.cfg.clip, cohort, updates, late or set(), absent

@@ -10,6 +10,7 @@ sum. Keys are fresh per run. See :mod:`medsilo.secure.ckks` for the parameters.
 from __future__ import annotations
 
 import numpy as np
+import tenseal as ts  # type: ignore[import-untyped]
 
 from medsilo.secure.ckks import (
     CKKSKeys,
@@ -20,6 +21,21 @@ from medsilo.secure.ckks import (
 )
 from medsilo.secure.result import EXTRA_SLOTS, SecureRound, aggregation_weight, placeholder
 from medsilo.types import Update, flatten
+
+
+def encrypt_site_input(
+    ctx: ts.Context, slots: int, update: Update, equal_weights: bool, clip: float
+) -> tuple[list[bytes], int]:
+    """``(ciphertext chunks, clipped coordinates)``: what a site sends, ``[clip(w * delta),
+    w, w * loss]`` encrypted under the public context (every runtime's sites call this)."""
+    w = aggregation_weight(equal_weights, update)
+    loss = float(update.metrics.get("train_loss", 0.0))
+    body = flatten(update.delta).astype(np.float64) * w
+    clipped = int(np.count_nonzero(np.abs(body) > clip))
+    vector = np.concatenate(
+        [np.clip(body, -clip, clip), [w, w * loss if np.isfinite(loss) else 0.0]]
+    )
+    return encrypt_vector(ctx, vector, slots), clipped
 
 
 class CKKSAggregation:
@@ -50,14 +66,10 @@ class CKKSAggregation:
             if index in absent:  # dropped out: sends nothing, is simply missing from the sum
                 result.recovered.append(u.site)
                 continue
-            w = aggregation_weight(equal_weights, u)
-            loss = float(u.metrics.get("train_loss", 0.0))
-            body = flatten(u.delta).astype(np.float64) * w
-            result.clipped += int(np.count_nonzero(np.abs(body) > clip))
-            vector = np.concatenate(
-                [np.clip(body, -clip, clip), [w, w * loss if np.isfinite(loss) else 0.0]]
+            chunks, clipped = encrypt_site_input(
+                self.site_context, self.keys.slots, u, equal_weights, clip
             )
-            chunks = encrypt_vector(self.site_context, vector, self.keys.slots)
+            result.clipped += clipped
             result.bytes_up[u.site] = sum(len(c) for c in chunks)
             if u.site in late:  # sent, but too late for this round's sum
                 result.recovered.append(u.site)

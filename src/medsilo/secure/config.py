@@ -93,9 +93,19 @@ class SecureAggregationConfig(BaseModel):
         "after sharing keys and before sending its masked update (their masks are recovered)",
     )
 
+    key_holder: str | None = Field(
+        None,
+        description="ckks over Flower (simulated or deployed): the site that generates the "
+        "CKKS keys, keeps the secret key and decrypts each round's sum; the coordinator gets "
+        "the public context only (the in-process engine keeps its key holder as a separate "
+        "object and ignores this)",
+    )
+
     @model_validator(mode="after")
     def _threshold_shape(self) -> SecureAggregationConfig:
         t = self.threshold
+        if self.key_holder is not None and self.mechanism != "ckks":
+            raise ValueError("secure_aggregation.key_holder applies to mechanism: ckks only")
         if isinstance(t, float) and not 0.5 < t <= 1.0:
             raise ValueError(
                 f"secure_aggregation.threshold as a fraction must be in (0.5, 1], got {t}"

@@ -149,10 +149,13 @@ def test_too_many_silent_sites_skip_the_round_and_leave_the_model_unchanged() ->
         np.testing.assert_array_equal(a, b)
 
 
-def test_the_ckks_mechanism_is_refused_by_the_server_app() -> None:
-    cfg = small_config(secure_aggregation=SECURE | {"mechanism": "ckks"})
+def test_ckks_without_a_key_holder_site_is_refused_by_the_server_app() -> None:
     fed = synthetic_federation()
-    with pytest.raises(ValueError, match="mechanism 'ckks' runs in the in-process engine only"):
+    cfg = small_config(secure_aggregation=SECURE | {"mechanism": "ckks"})
+    with pytest.raises(ValueError, match=r"needs secure_aggregation\.key_holder"):
+        make_server_app(cfg, PreparedFederation.build(cfg, fed), FlowerRun())
+    cfg = small_config(secure_aggregation=SECURE | {"mechanism": "ckks", "key_holder": "x"})
+    with pytest.raises(ValueError, match="key_holder 'x' is not a site"):
         make_server_app(cfg, PreparedFederation.build(cfg, fed), FlowerRun())
 
 

@@ -37,9 +37,10 @@ from medsilo.runtime.clinical import ClinicalMetrics, RunMetrics
 from medsilo.runtime.clock import SimClock
 from medsilo.runtime.cohorts import cohort_size
 from medsilo.runtime.factory import build_run_algorithm, site_training
+from medsilo.runtime.flower import ckks_records as ckks_wire
+from medsilo.runtime.flower import ckks_site, secure_site
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import secure_records as wire
-from medsilo.runtime.flower import secure_site
 from medsilo.runtime.flower import witness_records as witness_wire
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
@@ -303,10 +304,42 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
     def secagg_unmask(msg: Message, context: Context) -> Message:
         return Message(secure_site.unmask(msg.content, context.state), reply_to=msg)
 
+    # CKKS (medsilo.runtime.flower.ckks_site): encrypt after training; the key holder's keys.
+    @app.train(ckks_wire.TRAIN)
+    @reply_errors
+    def ckks_train(msg: Message, context: Context) -> Message:
+        rt, secure = _secure(runtime(context))
+        ctx, slots = ckks_site.relayed_context(msg.content)
+        update = _local_update(rt, msg, context)
+        reply = ckks_site.encrypt(secure, ctx, slots, update, rt.clock.examples(update))
+        return Message(reply, reply_to=msg)
+
+    @app.query(ckks_wire.KEYS)
+    @reply_errors
+    def ckks_keys(msg: Message, context: Context) -> Message:
+        rt, secure = _secure(runtime(context))
+        site, _ = rt.site_of(context)
+        return Message(ckks_site.publish_keys(secure, site, context.state), reply_to=msg)
+
+    @app.query(ckks_wire.DECRYPT)
+    @reply_errors
+    def ckks_decrypt(msg: Message, context: Context) -> Message:
+        rt, secure = _secure(runtime(context))
+        site, _ = rt.site_of(context)
+        reply = ckks_site.decrypt(secure, site, msg.content, context.state)
+        return Message(reply, reply_to=msg)
+
     @app.evaluate()
     @reply_errors
     def evaluate(msg: Message, context: Context) -> Message:
         return Message(_evaluation(runtime(context), msg, context), reply_to=msg)
+
+
+def _secure(rt: SiteRuntime) -> tuple[SiteRuntime, SecureAggregation]:
+    """``(rt, its secure aggregation)``; refused where the site's config has none."""
+    if rt.secure is None:
+        raise ValueError("secure aggregation is not enabled in this site's config")
+    return rt, rt.secure
 
 
 def _evaluation(rt: SiteRuntime, msg: Message, context: Context) -> RecordDict:

@@ -60,6 +60,7 @@ from flwr.app import Context, Message, RecordDict
 from flwr.serverapp import Grid, ServerApp
 
 from medsilo.anchor.run_anchor import open_anchor
+from medsilo.asynchrony import SyncConfig
 from medsilo.attestation.evidence import Evidence
 from medsilo.attestation.nonces import NonceBook
 from medsilo.attestation.policy import EnrolmentDecision, enrol, load_policy
@@ -98,6 +99,7 @@ from medsilo.runtime.cohorts import refuse_cohort_evaluation
 from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower import witness_records as witness_wire
+from medsilo.runtime.flower.ckks_server import ckks_problem
 from medsilo.runtime.flower.server_app import (
     CoordinatorOptions,
     CoordinatorView,
@@ -201,11 +203,12 @@ def _append(path: Path, record: RoundRecord) -> None:
         os.fsync(out.fileno())
 
 
-def _records_up_to(path: Path, last_round: int) -> list[RoundRecord]:
-    """Round records of rounds <= ``last_round``; a torn last line is dropped."""
+def _records_up_to(path: Path, last_round: int | None) -> list[RoundRecord]:
+    """Round records of rounds <= ``last_round`` (every one with ``None``); a torn last line
+    is dropped."""
     if not path.exists():
         return []
-    return [r for r in read_rounds(path) if r.round <= last_round]
+    return [r for r in read_rounds(path) if last_round is None or r.round <= last_round]
 
 
 def _lines_up_to(path: Path, last_round: int) -> list[str]:
@@ -277,6 +280,11 @@ class _Deployment:
         problem = straggler_problem(self.cfg, settings.straggler_timeout_s)
         if problem is not None:
             raise ConfigError(problem)
+        if settings.resume and not isinstance(self.cfg.asynchrony, SyncConfig):
+            raise ConfigError(
+                f"asynchrony.mode {self.cfg.asynchrony.mode!r}: an asynchronous run cannot be "
+                "resumed (it keeps no checkpoints: there is no round boundary to resume at)"
+            )
         roster = load_roster(settings.kit)
         self.names = list(roster.sites)
         hospitals = getattr(self.cfg.data, "hospitals", None)
@@ -285,6 +293,9 @@ class _Deployment:
                 f"the experiment's data.hospitals {list(hospitals)} differ from the "
                 f"federation's sites {self.names} (same names, same order)"
             )
+        problem = ckks_problem(self.cfg, self.names)
+        if problem is not None:
+            raise ConfigError(problem)
         self.policy = load_policy(settings.kit / "enrolment-policy.yaml")
         self.keys = load_attestation_keys(settings.kit)
         # the council's approval: checked now, consumed when the run begins (_begin_run)
@@ -553,7 +564,9 @@ class _Deployment:
         self.weights_sha256 = None if weights is None else file_sha256(weights)
         run_coordinator(grid, self.cfg, self.view(admitted), algorithm, out, on_round, options)
         assert out.weights is not None
-        records = _records_up_to(rounds_path, self.cfg.training.rounds)
+        # An asynchronous run's records are its aggregations, however many there were.
+        last = self.cfg.training.rounds if isinstance(self.cfg.asynchrony, SyncConfig) else None
+        records = _records_up_to(rounds_path, last)
         self._finish(out, records, time.perf_counter() - start, admitted)
         self.ledger.end(out.weights, records[-1] if records else None, self._witnesses(grid))
         return out

@@ -3,13 +3,19 @@
 The rounds are :class:`~medsilo.runtime.federation.RoundLoop`, the one loop every runtime
 shares; this module only supplies its transport, :class:`FlowerSites`: one ``train`` message
 per sampled site (with ``secure_aggregation`` mechanism ``masking``, the protocol's four
-exchanges, :mod:`.secure_server`), updates sorted by site index (so floating-point sums
+exchanges, :mod:`.secure_server`; with ``ckks``, encrypted updates summed here and decrypted
+by the key-holding site, :mod:`.ckks_server`), updates sorted by site index (so floating-point sums
 happen in the engine's order), and ``evaluate`` messages to every site (each evaluates its
 own deployable model on its own test set) while the global model is evaluated on the pooled
 test set here (or, deployed, from the sites' reports). With ``train_with_evaluation`` (a
 deployed coordinator) a round's evaluation rides on the next round's ``train`` message
 (sites outside that cohort get an ``evaluate`` message in the same exchange), so a round
 costs one exchange; only the run's last evaluation has an exchange of its own.
+
+With ``asynchrony.mode`` ``fedasync`` or ``fedbuff`` there are no rounds:
+:func:`run_coordinator` drives the engine's
+:class:`~medsilo.runtime.asynchronous.AsyncCoordinator` with push/pull messages instead
+(:mod:`.asynchronous_server`), evaluating through the same :class:`FlowerSites`.
 
 Results go into a :class:`FlowerRun` passed in by the caller, which it reads once
 ``run_simulation`` (or a deployment's ``flwr run``) has returned.
@@ -35,6 +41,7 @@ from medsilo.governance.checkpoint import Checkpoint, CheckpointWriter
 from medsilo.governance.patient_consent import refuse_outside_engine
 from medsilo.ledger.witness import Countersignature, WitnessError
 from medsilo.models.weights import Layout
+from medsilo.runtime.asynchronous import AsyncCoordinator
 from medsilo.runtime.clinical import ClinicalMetrics
 from medsilo.runtime.clock import RoundTiming, SimClock, flower_clock_problem
 from medsilo.runtime.cohorts import cohort_size, refuse_cohort_evaluation
@@ -42,6 +49,9 @@ from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
 from medsilo.runtime.federation import RoundLoop, TrainingExchange
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import witness_records as witness_wire
+from medsilo.runtime.flower.asynchronous_server import run_async
+from medsilo.runtime.flower.ckks_server import CKKSCoordinator, ckks_problem
+from medsilo.runtime.flower.errors import FlowerRunError as FlowerRunError  # re-exported
 from medsilo.runtime.flower.secure_server import secure_train_round
 from medsilo.runtime.flower.straggler import StragglerDeadline
 from medsilo.runtime.prepared import PreparedFederation
@@ -67,10 +77,6 @@ log = logging.getLogger(__name__)
 
 #: How often Flower's own ``Grid.send_and_receive`` polls for replies (1.41 and 1.42).
 FLOWER_REPLY_POLL_S = 3.0
-
-
-class FlowerRunError(RuntimeError):
-    """A Flower run could not complete: a site failed, did not answer, or never connected."""
 
 
 @dataclass
@@ -219,6 +225,15 @@ class FlowerSites:
         self.nodes: dict[str, int] = dict(options.nodes or {})
         self.secure = secure_aggregation(
             cfg, cohort_size(len(self.names), cfg.training.fraction, cfg.training.min_sites)
+        )
+        problem = ckks_problem(cfg, self.names)
+        if problem is not None:
+            raise FlowerRunError(problem)
+        #: mechanism ckks: the key holder is a site (:mod:`.ckks_server`)
+        self.ckks = (
+            CKKSCoordinator(self.secure)
+            if self.secure is not None and cfg.secure_aggregation.mechanism == "ckks"
+            else None
         )
         self.clinical = ClinicalMetrics.of(cfg, view.task)
         #: Replies that must arrive before the straggler deadline starts (as RoundLoop's).
@@ -396,19 +411,22 @@ class FlowerSites:
         if self.secure is not None:  # the coordinator gets masked payloads and sums only
             if evaluate_first:
                 raise FlowerRunError("secure aggregation's rounds evaluate in their own exchange")
-            done = secure_train_round(
-                self.secure,
-                lambda kind, contents: self._exchange_tolerant(rnd, kind, contents),
-                rnd,
-                chosen,
-                content,
-                sum(w.size for w in weights) + EXTRA_SLOTS,
-                lambda dropped, clocks: timing_of(
+
+            def send(kind: str, contents: Mapping[str, RecordDict]) -> dict[str, RecordDict]:
+                return self._exchange_tolerant(rnd, kind, contents)
+
+            def clocked(dropped: list[str], clocks: dict[str, dict[str, int]]) -> RoundTiming:
+                return timing_of(
                     dropped,
                     {s: c["clock_bytes"] for s, c in clocks.items()},
                     {s: c["clock_examples"] for s, c in clocks.items()},
-                ),
-            )
+                )
+
+            length = sum(w.size for w in weights) + EXTRA_SLOTS
+            if self.ckks is not None:
+                done = self.ckks.train_round(send, rnd, chosen, content, length, clocked)
+            else:
+                done = secure_train_round(self.secure, send, rnd, chosen, content, length, clocked)
             masked = done.secure.updates
             return TrainingExchange(masked, masked, done.trained, done.timing, done.secure)
         contents = {
@@ -546,6 +564,30 @@ def run_coordinator(
         if on_round is not None:
             on_round(record)
 
+    if not isinstance(cfg.asynchrony, SyncConfig):  # FedAsync, FedBuff: docs/asynchronous.md
+        if options.resume is not None:
+            raise FlowerRunError("an asynchronous run cannot be resumed (it has no rounds)")
+        core = AsyncCoordinator(
+            cfg,
+            algorithm,
+            view.names,
+            view.layout,
+            view.initial_weights,
+            view.train_sizes,
+            sites.clock,
+            sites.evaluate,
+        )
+        out.weights = run_async(
+            core,
+            sites,
+            grid,
+            record_round,
+            options.reply_timeout_s,
+            options.poll_interval_s,
+            options.tolerant,
+        )
+        out.finished_at = time.perf_counter()
+        return
     loop = RoundLoop(
         cfg,
         algorithm,
@@ -657,12 +699,9 @@ def make_server_app(
         )
     refuse_outside_engine(cfg, "the Flower ServerApp")  # docs/governance.md
     refuse_cohort_evaluation(cfg.evaluation.sites, "the Flower ServerApp")  # docs/scale.md
-    if cfg.secure_aggregation.enabled and cfg.secure_aggregation.mechanism != "masking":
-        raise ValueError(
-            f"secure_aggregation.mechanism {cfg.secure_aggregation.mechanism!r} runs in the "
-            "in-process engine only (its key holder is not a Flower node); the Flower runtime "
-            "supports mechanism 'masking'"
-        )
+    problem = ckks_problem(cfg, prepared.fed.site_names)
+    if problem is not None:
+        raise ValueError(problem)
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prepared.fed.sites))
     refuse_incompatible(cfg, algo, prepared.model)  # an algorithm passed in: as a named one
     options = CoordinatorOptions(
