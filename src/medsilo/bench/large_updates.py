@@ -94,7 +94,8 @@ def in_process(mode: str, params: int, sites: int) -> Row:
         check=False,
     )
     if done.returncode != 0:
-        return Row("in-process", mode, params, sites, note=f"failed: {done.stderr[-300:]}")
+        why = "killed (out of memory?)" if done.returncode < 0 else done.stderr[-300:]
+        return Row("in-process", mode, params, sites, note=f"exit {done.returncode}: {why}")
     got = json.loads(done.stdout.strip().splitlines()[-1])
     traced = got["traced_peak_bytes"]
     return Row(
