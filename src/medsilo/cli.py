@@ -472,6 +472,29 @@ def bench_deployment(
     run_deployment_benchmark(rounds, local_steps, out_dir, out)
 
 
+@bench_app.command("large")
+def bench_large(
+    params: Annotated[
+        list[str] | None, typer.Option("--params", help="model sizes, e.g. 25M (repeatable)")
+    ] = None,
+    sites: Annotated[int, typer.Option(min=2, help="sites in the round")] = 3,
+    deployed: Annotated[bool, typer.Option(help="also run deployed on loopback")] = True,
+    local_steps: Annotated[int, typer.Option(min=1, help="deployed: SGD steps per site")] = 2,
+    out_dir: Annotated[Path, typer.Option("--out", help="where to write the JSON")] = Path(
+        "runs/bench-large"
+    ),
+) -> None:
+    """One round of secure aggregation and of top-k + error feedback with a large model:
+    peak memory per site and at the coordinator, and wall time, in-process and deployed."""
+    from medsilo.bench.large_updates import parse_params, run_large_updates_benchmark
+
+    try:
+        sizes = [parse_params(p) for p in params or ["25M", "100M"]]
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--params") from None
+    run_large_updates_benchmark(sizes, sites, deployed, local_steps, out_dir, out)
+
+
 @bench_app.command("paper")
 def bench_paper(
     quick: Annotated[bool, typer.Option(help="subsampled data, small models (< 10 min)")] = False,

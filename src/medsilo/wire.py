@@ -52,7 +52,7 @@ def encode(weights: Weights, *, bitmap: bool = True) -> bytes:
         kind, _ = _kind(flat.size, nz.size, bitmap)
         if kind == DENSE:
             parts.append(HEADER.pack(DENSE, flat.size))
-            parts.append(flat.astype("<f4").tobytes())
+            parts.append(flat.astype("<f4", copy=False).tobytes())
         elif kind == SPARSE:
             parts.append(HEADER.pack(SPARSE, nz.size))
             parts.append(nz.astype("<i4").tobytes())
@@ -111,7 +111,7 @@ def decode(data: bytes, shapes: Sequence[tuple[int, ...]]) -> Weights:
             pos += 4 * count
         else:
             raise ValueError(f"unknown tensor kind {kind} at byte {pos - HEADER.size}")
-        out.append(arr.astype(np.float32).reshape(shape))
+        out.append(arr.astype(np.float32, copy=False).reshape(shape))  # arr is already ours
     if pos != len(data):
         raise ValueError(f"{len(data) - pos} trailing bytes after {len(shapes)} tensors")
     return out

@@ -47,6 +47,8 @@ from medsilo.types import Weights
 Shapes = Sequence[tuple[int, ...]]
 U32 = struct.Struct("<I")
 U32_F32 = struct.Struct("<If")
+#: Entries top-k scans at a time when gathering its indices.
+_CHUNK = 1 << 20
 
 
 class DecodeError(ValueError):
@@ -65,6 +67,17 @@ class Codec(ABC):
     @abstractmethod
     def decode(self, data: bytes, shapes: Shapes) -> Weights:
         """Float32 arrays of ``shapes``; raises :class:`DecodeError` on a malformed payload."""
+
+    def encode_with_residual(
+        self, target: Weights, rng: np.random.Generator | None = None
+    ) -> tuple[bytes, Weights]:
+        """``(encode(target), target - decode(encode(target)))``: what error feedback keeps.
+        A codec that knows what it drops without decoding overrides this (top-k)."""
+        payload = self.encode(target, rng)
+        sent = self.decode(payload, [t.shape for t in target])
+        with np.errstate(invalid="ignore"):  # Inf - Inf: the caller drops it
+            residual = [np.subtract(t, s, dtype=t.dtype) for t, s in zip(target, sent, strict=True)]
+        return payload, residual
 
 
 def _size(shape: tuple[int, ...]) -> int:
@@ -224,19 +237,58 @@ class TopK(Codec):
         self.fraction = fraction
 
     def select(self, flat: NDArray[np.float32]) -> NDArray[np.int64]:
-        """Sorted indices of the ``k`` largest-magnitude entries (exactly ``k``)."""
+        """Sorted indices of the ``k`` largest-magnitude entries (exactly ``k``).
+
+        The ``k``-th largest magnitude is found by partitioning one float32 copy of the
+        magnitudes in place; the entries above it, then the first entries equal to it (in
+        index order) up to ``k``, are gathered a chunk at a time. No int64 index array of
+        the whole update is made (an argpartition would make one, twice the update's size).
+        """
         k = topk_count(self.fraction, flat.size)
         if k == flat.size:
             return np.arange(flat.size, dtype=np.int64)
-        mag = np.abs(flat)
-        mag[np.isnan(mag)] = np.inf  # a NaN entry is sent, so the coordinator sees it
-        return np.sort(np.argpartition(-mag, k - 1)[:k]).astype(np.int64)
+        mag = _magnitudes(flat)
+        mag.partition(flat.size - k)
+        threshold = mag[flat.size - k]
+        del mag
+        above: list[NDArray[np.int64]] = []
+        ties: list[NDArray[np.int64]] = []
+        missing = k
+        for start in range(0, flat.size, _CHUNK):
+            part = _magnitudes(flat[start : start + _CHUNK])
+            above.append(np.flatnonzero(part > threshold) + start)
+            missing -= above[-1].size
+        for start in range(0, flat.size, _CHUNK):
+            if missing <= 0:
+                break
+            part = _magnitudes(flat[start : start + _CHUNK])
+            ties.append((np.flatnonzero(part == threshold) + start)[:missing])
+            missing -= ties[-1].size
+        return np.sort(np.concatenate(above + ties)).astype(np.int64)
 
     def encode(self, delta: Weights, rng: np.random.Generator | None = None) -> bytes:
-        flat = np.concatenate([_f32(w) for w in delta]) if delta else np.zeros(0, np.float32)
-        idx = self.select(flat)
+        return self._encode_flat(_flat_f32(delta))
+
+    def _encode_flat(self, flat: NDArray[np.float32]) -> bytes:
+        return self._payload(flat, self.select(flat))
+
+    @staticmethod
+    def _payload(flat: NDArray[np.float32], idx: NDArray[np.int64]) -> bytes:
         gaps = np.diff(idx, prepend=0)
         return U32.pack(idx.size) + varint_encode(gaps) + flat[idx].astype("<f4").tobytes()
+
+    def encode_with_residual(
+        self, target: Weights, rng: np.random.Generator | None = None
+    ) -> tuple[bytes, Weights]:
+        """Top-k knows what it drops: the residual is the flattened target with the sent
+        entries zeroed (``x - x``, so a non-finite entry stays non-finite), made in the one
+        flat copy the encoding needs (no decoding)."""
+        flat = _flat_f32(target)
+        idx = self.select(flat)
+        payload = self._payload(flat, idx)
+        with np.errstate(invalid="ignore"):  # Inf - Inf = NaN, as decoding would give
+            flat[idx] -= flat[idx]  # zero where finite: what was sent is no longer owed
+        return payload, _split(flat, [t.shape for t in target], copy=False)
 
     def decode(self, data: bytes, shapes: Shapes) -> Weights:
         total = sum(_size(s) for s in shapes)
@@ -255,17 +307,33 @@ class TopK(Codec):
         r.done()
         flat = np.zeros(total, dtype=np.float32)
         flat[idx] = values
-        return _split(flat, shapes)
+        return _split(flat, shapes, copy=False)  # disjoint views of a vector made here
 
 
-def _split(flat: NDArray[np.float32], shapes: Shapes) -> Weights:
+def _split(flat: NDArray[np.float32], shapes: Shapes, copy: bool = True) -> Weights:
+    """``flat`` cut into ``shapes``; ``copy=False``: views of ``flat`` (the caller's own)."""
     out: Weights = []
     pos = 0
     for shape in shapes:
         n = _size(shape)
-        out.append(flat[pos : pos + n].reshape(shape).copy())
+        part = flat[pos : pos + n].reshape(shape)
+        out.append(part.copy() if copy else part)
         pos += n
     return out
+
+
+def _flat_f32(weights: Weights) -> NDArray[np.float32]:
+    """One new float32 vector of all of ``weights`` (the caller owns it)."""
+    if not weights:
+        return np.zeros(0, np.float32)
+    return np.concatenate([np.asarray(w, dtype=np.float32).ravel() for w in weights])
+
+
+def _magnitudes(flat: NDArray[np.float32]) -> NDArray[np.float32]:
+    """``|flat|`` with NaN as +Inf: a NaN entry is sent, so the coordinator sees it."""
+    mag = np.abs(flat)
+    mag[np.isnan(mag)] = np.inf
+    return mag
 
 
 # --- QSGD ---------------------------------------------------------------------------------

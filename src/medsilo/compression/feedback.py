@@ -31,13 +31,10 @@ def compress(
     use_feedback = error_feedback and not codec.lossless
     target = delta
     if use_feedback and residual is not None:
-        target = [(d + e).astype(d.dtype) for d, e in zip(delta, residual, strict=True)]
-    payload = codec.encode(target, rng)
+        target = [np.add(d, e, dtype=d.dtype) for d, e in zip(delta, residual, strict=True)]
     if not use_feedback:
-        return payload, None
-    sent = codec.decode(payload, [t.shape for t in target])
-    with np.errstate(invalid="ignore"):  # Inf - Inf: dropped below
-        new = [(t - s).astype(t.dtype) for t, s in zip(target, sent, strict=True)]
+        return codec.encode(target, rng), None
+    payload, new = codec.encode_with_residual(target, rng)
     if not all(np.isfinite(r).all() for r in new):
         new = [np.zeros_like(r) for r in new]
     return payload, new

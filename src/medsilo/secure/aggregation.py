@@ -36,13 +36,13 @@ from medsilo.config import RunConfig
 from medsilo.models.weights import Layout
 from medsilo.secure.config import SecureAggregationConfig
 from medsilo.secure.exchange import SecureSum, secure_sum
-from medsilo.secure.fixed_point import FixedPoint, Ring, reduce
+from medsilo.secure.fixed_point import CHUNK, FixedPoint, Ring, reduce
 from medsilo.secure.protocol import SecAggAbort, SecAggParams
 from medsilo.secure.result import SecureRound, aggregation_weight, placeholder
 
 if TYPE_CHECKING:  # imported when CKKS is used: TenSEAL costs time at every start-up
     from medsilo.secure.ckks_round import CKKSAggregation
-from medsilo.types import Update, Weights, flatten, unflatten
+from medsilo.types import Update, Weights, unflatten
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,20 @@ def encode_site_input(update: Update, weight: int, encoder: FixedPoint) -> tuple
         )
     loss = float(update.metrics.get("train_loss", 0.0))
     loss = loss if np.isfinite(loss) else 0.0
-    body = np.concatenate(
-        [flatten(update.delta).astype(np.float64) * weight, np.array([weight * loss])]
-    )
-    encoded, clipped = encoder.encode(body)
-    out = np.empty(encoded.size + 1, dtype=encoded.dtype)
-    out[:-2] = encoded[:-1]
+    size = sum(int(np.size(d)) for d in update.delta)
+    out = np.empty(size + 2, dtype=encoder.dtype)
+    clipped = 0
+    pos = 0
+    for tensor in update.delta:  # chunk by chunk: no float64 copy of the whole delta
+        flat = np.asarray(tensor).ravel()
+        for start in range(0, flat.size, CHUNK):
+            part = flat[start : start + CHUNK].astype(np.float64) * weight
+            out[pos : pos + part.size], c = encoder.encode(part)
+            clipped += c
+            pos += part.size
     out[-2] = weight
-    out[-1] = encoded[-1]
-    return reduce(out, encoder.bits), clipped
+    (out[-1],), c = encoder.encode(np.array([weight * loss]))
+    return reduce(out, encoder.bits), clipped + c
 
 
 class SecureAggregation:
@@ -231,7 +236,9 @@ def secure_outcome(
     delta_sum, weight, _ = secure.sums()
     if weight <= 0:
         return None, server_state, "the surviving sites' total weight is zero"
-    mean = unflatten(delta_sum / weight, weights)
+    np.divide(delta_sum, weight, out=delta_sum)  # sums() made it for this call alone
+    mean = unflatten(delta_sum, weights)
+    del delta_sum  # the float64 sum is not held while the algorithm aggregates
     equal = algorithm.capabilities.aggregation == "equal_mean"
     copies = len(secure.survivors) if equal else 1
     synthetic = Update(

@@ -24,6 +24,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 Ring = NDArray[np.unsignedinteger]
+#: Values encoded or decoded at a time, so that the float64 and int64 temporaries of a
+#: large model's vector stay small (docs/scale.md, "Large updates").
+CHUNK = 1 << 18
 
 
 def ring_dtype(bits: int) -> type[np.unsignedinteger]:
@@ -86,8 +89,14 @@ class FixedPoint:
         return reduce(q.astype(self.dtype), self.bits), clipped
 
     def decode(self, total: Ring) -> NDArray[np.float64]:
-        """The float value of a sum of at most ``num_sites`` encodings (mod ``2**bits``)."""
-        return self.signed(total).astype(np.float64) / self.scale
+        """The float value of a sum of at most ``num_sites`` encodings (mod ``2**bits``),
+        decoded :data:`CHUNK` values at a time: the only whole-length array made is the
+        float64 result (no int64 or boolean copies of the total beside it)."""
+        out = np.empty(total.size, dtype=np.float64)
+        for start in range(0, total.size, CHUNK):
+            part = total[start : start + CHUNK]
+            np.divide(self.signed(part), self.scale, out=out[start : start + part.size])
+        return out
 
     def signed(self, total: Ring) -> NDArray[np.int64]:
         """Two's-complement reading of ``total`` mod ``2**bits``."""

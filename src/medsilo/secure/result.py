@@ -63,15 +63,25 @@ class SecureRound:
         return self.total is not None or self.decrypted is not None
 
     def sums(self) -> tuple[NDArray[np.float64], int, float]:
-        """``(sum of w * delta, sum of w, sum of w * loss)`` decoded from the unmasked total."""
+        """``(sum of w * delta, sum of w, sum of w * loss)`` decoded from the unmasked total.
+
+        The first is a new array each call (the caller may scale it in place)."""
         if self.decrypted is not None:
             d = self.decrypted
-            return d[:-2], round(float(d[-2])), float(d[-1])
+            return d[:-2].copy(), round(float(d[-2])), float(d[-1])
         if self.total is None or self.encoder is None:
             raise ValueError("the round aborted; there is no sum")
-        signed = self.encoder.signed(self.total)
-        body = signed.astype(np.float64) / self.encoder.scale
-        return body[:-2], int(signed[-2]), float(body[-1])
+        weight, loss = self.totals()
+        return self.encoder.decode(self.total[:-2]), weight, loss
+
+    def totals(self) -> tuple[int, float]:
+        """``(sum of w, sum of w * loss)`` without decoding the model-sized sum."""
+        if self.decrypted is not None:
+            return round(float(self.decrypted[-2])), float(self.decrypted[-1])
+        if self.total is None or self.encoder is None:
+            raise ValueError("the round aborted; there is no sum")
+        weight = int(self.encoder.signed(self.total[-2:-1])[0])
+        return weight, float(self.encoder.decode(self.total[-1:])[0])
 
     def annotate(self, record: dict[str, Any]) -> None:
         """Put :meth:`record_fields` into a round record; drop the per-update metrics that
@@ -105,6 +115,6 @@ class SecureRound:
             "secure_aggregation": info,
         }
         if self.ok:
-            _, weight, loss = self.sums()
+            weight, loss = self.totals()
             fields["train_loss"] = loss / weight if weight > 0 else None
         return fields

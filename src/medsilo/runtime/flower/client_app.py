@@ -23,6 +23,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from flwr.app import Context, Error, Message, RecordDict
@@ -113,6 +114,10 @@ class SiteRuntime:
     #: Called with ``(context, round)`` after a training step stored the site's state in
     #: ``context.state`` (a deployed site also keeps it on disk, per round, for resume).
     after_train: Callable[[Context, int], None] | None = None
+    #: A deployed site's folder for secure aggregation's protocol state between phases
+    #: (:func:`~medsilo.runtime.flower.secure_site.protocol_state`); ``None``: in
+    #: ``context.state`` (the simulation, whose contexts are stored before the reply).
+    secure_state_dir: Path | None = None
     #: This site's witness of the coordinator's audit ledger (a deployed site: its kit's
     #: attestation key and witness file); ``None`` where the coordinator sends no ledger head.
     witness: SiteWitness | None = None
@@ -286,23 +291,34 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
         site, _ = rt.site_of(context)
         update = _local_update(rt, msg, context)
         examples = rt.clock.examples(update)
-        reply = secure_site.advertise(rt.secure, site, update, examples, msg.content, context.state)
+        state = secure_site.protocol_state(context.state, rt.secure_state_dir)
+        reply = secure_site.advertise(rt.secure, site, update, examples, msg.content, state)
+        secure_site.keep_protocol_state(state, rt.secure_state_dir)
+        return Message(reply, reply_to=msg)
+
+    def secagg_phase(
+        phase: Callable[[RecordDict, RecordDict], RecordDict], msg: Message, context: Context
+    ) -> Message:
+        directory = runtime(context).secure_state_dir
+        state = secure_site.protocol_state(context.state, directory)
+        reply = phase(msg.content, state)
+        secure_site.keep_protocol_state(state, directory)  # before the reply leaves
         return Message(reply, reply_to=msg)
 
     @app.train(wire.ACTIONS["shares"])
     @reply_errors
     def secagg_shares(msg: Message, context: Context) -> Message:
-        return Message(secure_site.share_keys(msg.content, context.state), reply_to=msg)
+        return secagg_phase(secure_site.share_keys, msg, context)
 
     @app.train(wire.ACTIONS["masked"])
     @reply_errors
     def secagg_masked(msg: Message, context: Context) -> Message:
-        return Message(secure_site.masked_input(msg.content, context.state), reply_to=msg)
+        return secagg_phase(secure_site.masked_input, msg, context)
 
     @app.train(wire.ACTIONS["unmask"])
     @reply_errors
     def secagg_unmask(msg: Message, context: Context) -> Message:
-        return Message(secure_site.unmask(msg.content, context.state), reply_to=msg)
+        return secagg_phase(secure_site.unmask, msg, context)
 
     # CKKS (medsilo.runtime.flower.ckks_site): encrypt after training; the key holder's keys.
     @app.train(ckks_wire.TRAIN)

@@ -248,6 +248,7 @@ def _runtime(context: Context) -> SiteRuntime:
         save_round_state(directory, rnd, rec.load_state(ctx.state, rec.CONTEXT_STATE_PREFIX))
 
     runtime.after_train = keep_state
+    runtime.secure_state_dir = directory
     runtime.witness = _witness(context, deployment)
     return runtime
 

@@ -11,11 +11,24 @@ worker process: it is kept in the node's ``context.state`` under :data:`STATE_KE
 ConfigRecord (:meth:`SecAggSite.snapshot`). ``context.state`` stays on the node; nothing
 secret travels in a reply. The state is deleted after ``unmask``, and a phase for another
 round than the stored state's is refused.
+
+A deployed site keeps that state in a file instead (:func:`protocol_state`,
+:func:`keep_protocol_state`): Flower's ClientApp process pushes its reply before its
+``context.state``, so with a large model (the encoded input is the model's size) the next
+phase's message can reach the node before the state is stored, and the site would answer
+it from the previous phase's state (docs/scale.md, "Large updates"). The file is written
+before the reply leaves, lives in the site's kit (``state/RUN_KEY/``, readable by the site's
+user only) and is deleted after ``unmask``.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from flwr.app import ConfigRecord, RecordDict
+from flwr.common.serde import config_record_from_proto, config_record_to_proto
+from flwr.proto.recorddict_pb2 import ConfigRecord as ProtoConfigRecord
 
 from medsilo.runtime.flower import secure_records as wire
 from medsilo.runtime.records import update_bytes
@@ -27,6 +40,39 @@ from medsilo.types import Update
 
 STATE_KEY = "medsilo.secagg"
 _LISTS = ("keys", "own", "received_from", "received")
+#: The file under a deployed site's run state directory that holds the protocol state.
+STATE_FILE = "secagg-state.pb"
+
+
+def protocol_state(context_state: RecordDict, directory: Path | None) -> RecordDict:
+    """Where the phase handlers keep the protocol state: ``context.state`` (``directory``
+    is ``None``: the simulation) or a record read from ``directory`` (a deployed site)."""
+    if directory is None:
+        return context_state
+    state = RecordDict()
+    path = directory / STATE_FILE
+    if path.exists():
+        proto = ProtoConfigRecord.FromString(path.read_bytes())
+        state.config_records[STATE_KEY] = config_record_from_proto(proto)
+    return state
+
+
+def keep_protocol_state(state: RecordDict, directory: Path | None) -> None:
+    """Write what :func:`protocol_state` read back to ``directory`` (owner-only, replaced
+    atomically), or delete the file once the protocol is over; no-op without a directory."""
+    if directory is None:
+        return
+    path = directory / STATE_FILE
+    record = state.config_records.get(STATE_KEY)
+    if record is None:
+        path.unlink(missing_ok=True)
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{STATE_FILE}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(config_record_to_proto(record).SerializeToString())
+    os.replace(tmp, path)
 
 
 def _save(state: RecordDict, rnd: int, site: SecAggSite) -> None:
