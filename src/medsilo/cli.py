@@ -492,7 +492,10 @@ def bench_paper(
     plan = replace(second_plan(modes[0]), workers=workers)
     if not empirical:
         plan = replace(plan, leakage=None)
-    result = run_second_pass(plan, progress=progress)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "paper2_runs.jsonl"
+    log.unlink(missing_ok=True)
+    result = run_second_pass(plan, progress=progress, log=log)
     write_second_outputs(result, out_dir, out)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped]
 
 from medsilo.bench.paper_rules import (
     COMMUNICATION_THRESHOLD,

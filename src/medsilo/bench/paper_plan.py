@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from medsilo.bench.paper import EXPOSED_PLATFORM, FAST, RURAL, SAFE_PLATFORM, Setting
-from medsilo.bench.paper_leakage import LeakageSettings
+from medsilo.bench.paper_leakage import QUICK_LEAKAGE, LeakageSettings
 from medsilo.config import RunConfig, parse_config
 
 #: The codecs of §10's fair controls: ``none`` is medsilo.wire with the bitmap kind.
@@ -106,13 +106,7 @@ def second_plan(mode: str) -> SecondPlan:
             fedprox_mus=(0.01,),
             grid=CORNERS_AND_CENTRE,
             grid_settings=quick_settings,
-            leakage=LeakageSettings(
-                inversion_images=2,
-                inversion_iterations=40,
-                membership_shadows=2,
-                membership_rows=100,
-                attacked_rounds="last",
-            ),
+            leakage=QUICK_LEAKAGE,
             deviations=(
                 "quick: one seed, so no interval and every verdict is inconclusive",
                 "quick: MNIST IID and CIFAR-10 subset IID only",
@@ -121,8 +115,8 @@ def second_plan(mode: str) -> SecondPlan:
                 "with codec none; the grid is the corners and centre",
                 "quick: the operating point is chosen on seed 0, the reported seed (no "
                 "tuning seed)",
-                "quick: the attacks are cut down (2 images, 40 iterations, last round; "
-                "2 shadow models, 100 rows per site)",
+                "quick: the attacks use paper_leakage.QUICK_LEAKAGE (2 images, 60 "
+                "iterations, last round only; 4 shadow models of 2 epochs, 250 rows a side)",
             ),
             **common,
         )
@@ -167,6 +161,9 @@ def second_plan(mode: str) -> SecondPlan:
     raise ValueError(f"unknown bench paper mode {mode!r}; choose quick, standard or full")
 
 
+Knobs = tuple[tuple[str, Any], ...]
+
+
 @dataclass(frozen=True)
 class Job:
     """One run: ``family`` is the method family of the frontier (fedavg, dp_fl, fedprox,
@@ -177,7 +174,7 @@ class Job:
     family: str
     label: str
     codec: str
-    algorithm: tuple[tuple[str, Any], ...]
+    algorithm: Knobs
     epsilon: float | None = None
 
     @property
@@ -205,18 +202,16 @@ def baseline_jobs(p: SecondPlan, s: Setting, seed: int) -> list[Job]:
     jobs = [Job(s, seed, "pooled", "pooled", "none", (("name", "pooled"),))]
     jobs += [Job(s, seed, "fedavg", "fedavg", c, (("name", "fedavg"),)) for c in p.codecs]
     for eps in p.dp_epsilons:
-        algo = (("name", "dp_fedavg"), ("clip", DP_CLIP), ("noise_multiplier", "auto"))
-        jobs.append(Job(s, seed, "dp_fl", f"dp_fl eps={eps:g}", "none", algo, epsilon=eps))
+        dp: Knobs = (("name", "dp_fedavg"), ("clip", DP_CLIP), ("noise_multiplier", "auto"))
+        jobs.append(Job(s, seed, "dp_fl", f"dp_fl eps={eps:g}", "none", dp, epsilon=eps))
     for mu in p.fedprox_mus:
-        algo = (("name", "fedprox"), ("mu", mu))
-        jobs.append(Job(s, seed, "fedprox", f"fedprox mu={mu:g}", "none", algo))
+        prox: Knobs = (("name", "fedprox"), ("mu", mu))
+        jobs.append(Job(s, seed, "fedprox", f"fedprox mu={mu:g}", "none", prox))
     return jobs
 
 
 def grid_jobs(p: SecondPlan, s: Setting, seed: int) -> list[Job]:
-    return [
-        ccpgd_job(s, seed, "ccpgd", c, lam, mu) for c in p.grid_codecs for lam, mu in p.grid
-    ]
+    return [ccpgd_job(s, seed, "ccpgd", c, lam, mu) for c in p.grid_codecs for lam, mu in p.grid]
 
 
 def operating_jobs(

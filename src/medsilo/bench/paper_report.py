@@ -82,11 +82,19 @@ def _fedavg(outcomes: list[Outcome], o: Outcome) -> Outcome | None:
         (
             f
             for f in outcomes
-            if f.family == "fedavg" and f.codec == o.codec and f.setting == o.setting
+            if f.family == "fedavg"
+            and f.codec == o.codec
+            and f.setting == o.setting
             and f.seed == o.seed
         ),
         None,
     )
+
+
+def _per_round(o: Outcome) -> float:
+    """Uplink + downlink bytes per round (pooled training sends none)."""
+    total = sum((r["bytes_up"] or 0) + (r["bytes_down"] or 0) for r in o.rounds)
+    return total / max(len(o.rounds), 1)
 
 
 def per_run(outcomes: list[Outcome]) -> list[dict[str, Any]]:
@@ -98,7 +106,6 @@ def per_run(outcomes: list[Outcome]) -> list[dict[str, Any]]:
         tt = to_target(o.rounds, target)
         f = _fedavg(outcomes, o)
         f_tt = to_target(f.rounds, target) if f is not None else None
-        n = max(len(o.rounds), 1)
         rows.append(
             {
                 "setting": o.setting,
@@ -112,8 +119,7 @@ def per_run(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                 "target_round": tt.round,
                 "bytes_to_target": tt.bytes,
                 "seconds_to_target": tt.seconds,
-                "bytes_per_round": sum((r["bytes_up"] or 0) + (r["bytes_down"] or 0) for r in o.rounds)
-                / n,
+                "bytes_per_round": _per_round(o),
                 "inversion_success": primary_leakage(o),
                 "inversion_success_exposed": _exposed_inversion(o),
                 "membership_advantage": _leak(o, "membership_advantage"),
@@ -128,9 +134,7 @@ def per_run(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                     reduction(primary_leakage(o), primary_leakage(f)) if f else math.nan
                 ),
                 "membership_reduction": (
-                    reduction(
-                        _leak(o, "membership_advantage"), _leak(f, "membership_advantage")
-                    )
+                    reduction(_leak(o, "membership_advantage"), _leak(f, "membership_advantage"))
                     if f
                     else math.nan
                 ),
@@ -210,7 +214,9 @@ def verdicts(
             mine = [
                 r
                 for r in runs
-                if r["setting"] == s and r["codec"] == c and r["family"] == "ccpgd"
+                if r["setting"] == s
+                and r["codec"] == c
+                and r["family"] == "ccpgd"
                 and r["method"] == label
             ]
             if not mine:
@@ -300,19 +306,35 @@ def frontier_plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         for fam in FAMILIES:
             pts = frontier_points(rows, s, fam)
             xs = [p.leakage for p in pts]
-            ys = [p.bytes_to_target / 1e6 if math.isfinite(p.bytes_to_target) else ceiling
-                  for p in pts]
+            ys = [
+                p.bytes_to_target / 1e6 if math.isfinite(p.bytes_to_target) else ceiling
+                for p in pts
+            ]
             sc = ax.scatter(
-                xs, ys, c=[p.accuracy for p in pts], cmap="viridis", vmin=vmin, vmax=vmax,
-                marker=markers[fam], s=70, edgecolors="k", linewidths=0.5,
+                xs,
+                ys,
+                c=[p.accuracy for p in pts],
+                cmap="viridis",
+                vmin=vmin,
+                vmax=vmax,
+                marker=markers[fam],
+                s=70,
+                edgecolors="k",
+                linewidths=0.5,
                 label=FAMILY_TITLES[fam],
             )
             for p, x, y in zip(pts, xs, ys, strict=True):
                 if fam == "ccpgd" or len(pts) <= 4:
                     ax.annotate(p.label.replace("ccpgd ", ""), (x, y), fontsize=5)
         ax.axhline(ceiling, color="grey", lw=0.5, ls=":")
-        ax.text(0.01, ceiling, "target not reached", fontsize=6, va="bottom",
-                transform=ax.get_yaxis_transform())
+        ax.text(
+            0.01,
+            ceiling,
+            "target not reached",
+            fontsize=6,
+            va="bottom",
+            transform=ax.get_yaxis_transform(),
+        )
         ax.set_title(s)
         ax.set_xlabel("site-weighted inversion success (primary leakage)")
         ax.set_ylabel("bytes to target (MB, up + down)")
@@ -421,8 +443,10 @@ def write_second_outputs(result: SecondResult, out_dir: Path, console: Console) 
     (out_dir / "paper2_table.md").write_text(markdown(rows))
     _csv(
         out_dir / "paper2_verdicts.csv",
-        [{k: json.dumps(_json_ready(v)) if isinstance(v, dict) else v for k, v in r.items()}
-         for r in verdict_rows],
+        [
+            {k: json.dumps(_json_ready(v)) if isinstance(v, dict) else v for k, v in r.items()}
+            for r in verdict_rows
+        ],
     )
     (out_dir / "paper2_verdicts.md").write_text(verdict_markdown(verdict_rows))
     _csv(out_dir / "paper2_dominance.csv", dom)

@@ -98,7 +98,7 @@ def paired_interval(values: Sequence[float], level: float = 0.95) -> Interval:
     mean = float(np.mean(vals))
     if n < 2:
         return Interval(mean, math.nan, math.nan, n)
-    from scipy import stats
+    from scipy import stats  # type: ignore[import-untyped]
 
     sem = float(np.std(vals, ddof=1)) / math.sqrt(n)
     half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sem
@@ -116,7 +116,7 @@ def reduction_verdict(interval: Interval, threshold: float) -> str:
 
 
 def gap_verdict(interval: Interval, threshold_pts: float = GAP_THRESHOLD_PTS) -> str:
-    """"Within 2 % of centralised" holds when the gap's upper bound is at most 2 points.
+    """ "Within 2 % of centralised" holds when the gap's upper bound is at most 2 points.
 
     §10 states only when it holds; we mirror the reduction rule for the rest: it does not
     hold when the lower bound is above 2 points, otherwise it is inconclusive.

@@ -13,12 +13,13 @@ records give bytes and simulated seconds per round and every round's test accura
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -195,19 +196,21 @@ class SecondResult:
 
 
 def _run_jobs(
-    p: SecondPlan, jobs: list[Any], report: Callable[[str], None], pool: ProcessPoolExecutor | None
+    p: SecondPlan,
+    jobs: list[Any],
+    report: Callable[[Outcome], None],
+    pool: ProcessPoolExecutor | None,
 ) -> list[Outcome]:
-    if pool is None:
-        out = []
-        for j in jobs:
-            out.append(run_job(p, j))
-            report(f"{j.setting.label} {j.label} [{j.codec}] seed {j.seed}")
-        return out
-    futures = [pool.submit(run_job, p, j) for j in jobs]
     results = []
-    for j, f in zip(jobs, futures, strict=True):
+    if pool is None:
+        for j in jobs:
+            results.append(run_job(p, j))
+            report(results[-1])
+        return results
+    futures = [pool.submit(run_job, p, j) for j in jobs]
+    for f in futures:
         results.append(f.result())
-        report(f"{j.setting.label} {j.label} [{j.codec}] seed {j.seed}")
+        report(results[-1])
     return results
 
 
@@ -225,7 +228,9 @@ def first_phase_jobs(p: SecondPlan) -> list[Any]:
     return jobs
 
 
-def run_second_pass(p: SecondPlan, progress: bool = True) -> SecondResult:
+def run_second_pass(p: SecondPlan, progress: bool = True, log: Path | None = None) -> SecondResult:
+    """Run the plan; ``log``: a JSON-lines file that gets each run's outcome as it finishes
+    (a long run's partial results survive an interruption)."""
     wall0 = time.perf_counter()
     cpu0 = time.process_time()
     first = first_phase_jobs(p)
@@ -242,13 +247,20 @@ def run_second_pass(p: SecondPlan, progress: bool = True) -> SecondResult:
         with progress_bars(progress) as bars:
             task = bars.add_task("bench paper (second pass)", total=len(first), status="")
 
-            def report(msg: str) -> None:
-                bars.update(task, advance=1, status=msg)
+            def report(o: Outcome) -> None:
+                status = f"{o.setting} {o.label} [{o.codec}] seed {o.seed}: acc {o.accuracy:.3f}"
+                bars.update(task, advance=1, status=status)
+                if log is not None:
+                    with log.open("a") as f:
+                        f.write(json.dumps(asdict(o), default=str) + "\n")
 
             outcomes = _run_jobs(p, first, report, pool)
             points, notes = operating_points(p, outcomes)
             second = [
-                j for s in p.settings for seed in p.seeds for j in operating_jobs(p, s, seed, points)
+                job
+                for s in p.settings
+                for seed in p.seeds
+                for job in operating_jobs(p, s, seed, points)
             ]
             bars.update(task, total=len(first) + len(second))
             outcomes += _run_jobs(p, second, report, pool)
@@ -258,21 +270,3 @@ def run_second_pass(p: SecondPlan, progress: bool = True) -> SecondResult:
     children = os.times()
     cpu = time.process_time() - cpu0 + children.children_user + children.children_system
     return SecondResult(p, outcomes, points, notes, time.perf_counter() - wall0, cpu)
-
-
-def with_workers(p: SecondPlan, workers: int) -> SecondPlan:
-    return replace(p, workers=workers)
-
-
-def save_outcomes(result: SecondResult, path: Path) -> None:
-    import json
-
-    path.write_text(
-        json.dumps([asdict(o) for o in result.outcomes], default=_json_default, indent=1)
-    )
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return str(value)
