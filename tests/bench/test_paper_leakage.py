@@ -14,7 +14,8 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from medsilo.audit.image_metrics import psnr, ssim
-from medsilo.bench.leakage_inversion import reconstructed, round_batches
+from medsilo.audit.inversion_audit import run_inverter
+from medsilo.bench.leakage_inversion import RoundInverter, reconstructed, round_batches
 from medsilo.bench.leakage_proxies import (
     log2_binomial,
     site_weighted_mean,
@@ -177,6 +178,27 @@ def test_the_replayed_batches_are_the_rows_the_site_trained_on(
         for rnd in (1, 2):
             expected = round_batches(cfg, prep, site, rnd)
             assert torch.equal(drawn[(rnd - 1) * 7 : rnd * 7], expected)
+
+
+def test_the_attacker_s_simulated_round_is_the_site_s_real_multi_step_update() -> None:
+    """The attack's model of a FedAvg round (k steps, each on its own replayed batch) gives
+    the update the coordinator received: the attacker is misspecified only by defences."""
+    cfg = audit_config(
+        training={"rounds": 1, "local_steps": 3, "batch_size": 2, "lr": 0.1, "weight_decay": 0.01}
+    )
+    prep = PreparedFederation.build(cfg, image_federation())
+    seen = TransmittedUpdates([1])
+    run_federation(cfg, prepared=prep, observer=seen)
+    weights, updates = seen.kept[1]
+    inverter = run_inverter(cfg, prep, weights, RoundInverter)
+    train = prep.train["s1"]
+    assert isinstance(train, TensorData)
+    rows = round_batches(cfg, prep, "s1", 1).reshape(-1)
+    simulated = inverter.simulate(train.x[rows], train.y[rows], 3).detach()
+    observed = inverter.observed_vector(updates["s1"], prep.layout)
+    assert torch.allclose(simulated, observed, atol=1e-5)
+    with pytest.raises(ValueError, match="do not split into 4 equal batches"):
+        inverter.simulate(train.x[rows], train.y[rows], 4)
 
 
 # --- the attacks, end to end -------------------------------------------------------------
