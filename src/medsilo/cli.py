@@ -497,21 +497,52 @@ def bench_large(
 
 @bench_app.command("paper")
 def bench_paper(
-    quick: Annotated[bool, typer.Option(help="subsampled data, small models (< 10 min)")] = False,
+    quick: Annotated[
+        bool, typer.Option(help="second pass, one seed, corners and centre (< 10 min)")
+    ] = False,
+    standard: Annotated[
+        bool, typer.Option(help="second pass as pre-registered: 3 seeds, every setting")
+    ] = False,
+    full: Annotated[bool, typer.Option(help="second pass on the full data, 50 rounds")] = False,
+    first_pass: Annotated[
+        bool, typer.Option(help="the first pass (docs/ccpgd.md §7); with --quick: its quick plan")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, help="runs in parallel (second pass)")] = 2,
     out_dir: Annotated[
         Path, typer.Option("--out", help="where to write the table and plot")
     ] = Path("runs/bench-paper"),
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     empirical: Annotated[
-        bool, typer.Option(help="measure gradient-inversion PSNR per method (leakage column)")
+        bool, typer.Option(help="measure leakage by attack (off: the leakage columns are n/a)")
     ] = True,
 ) -> None:
-    """CC-PGD vs FedAvg, DP-FedAvg, FedProx and pooled: the paper's table and (lam, mu) frontier."""
-    from medsilo.bench.paper import run_paper_benchmark
+    """CC-PGD against FedAvg + codecs, DP-FL, FedProx and pooled (docs/ccpgd.md §10)."""
+    if first_pass:
+        if standard or full:
+            raise typer.BadParameter("--first-pass takes --quick or nothing")
+        from medsilo.bench.paper import run_paper_benchmark
 
-    run_paper_benchmark(
-        quick=quick, out_dir=out_dir, console=out, progress=progress, empirical=empirical
-    )
+        run_paper_benchmark(
+            quick=quick, out_dir=out_dir, console=out, progress=progress, empirical=empirical
+        )
+        return
+    modes = [m for m, on in (("quick", quick), ("standard", standard), ("full", full)) if on]
+    if len(modes) != 1:
+        raise typer.BadParameter("give exactly one of --quick, --standard, --full")
+    from dataclasses import replace
+
+    from medsilo.bench.paper_plan import second_plan
+    from medsilo.bench.paper_report import write_second_outputs
+    from medsilo.bench.paper_second import run_second_pass
+
+    plan = replace(second_plan(modes[0]), workers=workers)
+    if not empirical:
+        plan = replace(plan, leakage=None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / "paper2_runs.jsonl"
+    log.unlink(missing_ok=True)
+    result = run_second_pass(plan, progress=progress, log=log)
+    write_second_outputs(result, out_dir, out)
 
 
 @bench_app.command("robustness")

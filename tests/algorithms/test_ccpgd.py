@@ -147,6 +147,38 @@ def test_ccpgd_without_penalties_is_fedavg_bit_for_bit() -> None:
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("codec", ["fp16", "int8", "qsgd"])
+def test_ccpgd_without_penalties_is_fedavg_with_the_same_codec(codec: str) -> None:
+    """CC-PGD composes with the quantising codecs: with lam = mu = 0 and its default ball
+    (in place, never active here) it sends exactly FedAvg's bytes and ends on its weights."""
+    fed = synthetic_federation(num_sites=3)
+    setting: dict[str, object] = {
+        "model": {"name": "mlp"},
+        "training": {"rounds": 3, "local_steps": 10, "batch_size": 8, "lr": 0.5},
+        "compression": {"codec": codec},
+    }
+    plain = run_federation(small_config(**setting), fed)
+    noop = run_federation(
+        small_config(algorithm={"name": "ccpgd", "lam": 0.0, "mu": 0.0}, **setting), fed
+    )
+    for x, y in zip(plain.weights, noop.weights, strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert [r["bytes_up"] for r in plain.rounds] == [r["bytes_up"] for r in noop.rounds]
+    assert all(r["extra"]["projected_share"] == 0.0 for r in noop.rounds)
+    assert all("projected_share" not in r["extra"] for r in plain.rounds)
+
+
+def test_projected_share_is_recorded_when_the_ball_is_active() -> None:
+    fed = synthetic_federation(num_sites=2)
+    cfg = small_config(
+        algorithm={"name": "ccpgd", "lam": 0.0, "mu": 0.0, "rho": 1e-3},
+        model={"name": "mlp"},
+        training={"rounds": 2, "local_steps": 5, "batch_size": 8, "lr": 0.5},
+    )
+    shares = [r["extra"]["projected_share"] for r in run_federation(cfg, fed).rounds]
+    assert all(0.0 < s <= 1.0 for s in shares)
+
+
 def test_prox_gives_exact_zeros_and_fewer_bytes() -> None:
     fed = synthetic_federation(num_sites=1, d=40, classes=3)
     w0 = initial(fed)

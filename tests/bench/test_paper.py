@@ -7,6 +7,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -18,6 +19,10 @@ from medsilo.bench.paper import (
     plan,
     run_paper_benchmark,
 )
+from medsilo.bench.paper_plan import second_plan
+from medsilo.bench.paper_report import write_second_outputs
+from medsilo.bench.paper_rules import INCONCLUSIVE
+from medsilo.bench.paper_second import run_second_pass
 from medsilo.cli import app
 
 
@@ -70,3 +75,44 @@ def test_monotonicity_check() -> None:
 def test_cli_registers_bench_paper() -> None:
     res = CliRunner().invoke(app, ["bench", "paper", "--help"])
     assert res.exit_code == 0 and "--quick" in res.output
+
+
+@pytest.mark.slow
+def test_tiny_second_pass_writes_verdicts_dominance_and_frontier(tmp_path: Path) -> None:
+    """The second pass end to end on heart disease (no attacks: ``leakage=None``): the
+    operating point is chosen, DP-FL spends at most its stated epsilon, CC-PGD records its
+    projected_share, and every output of docs/ccpgd.md §10 is written."""
+    heart = Setting("heart_disease", "natural", "logistic")
+    tiny = dataclasses.replace(
+        second_plan("quick"),
+        settings=(heart,),
+        tuning_setting=heart,
+        grid_settings=(heart,),
+        rounds=3,
+        local_steps=3,
+        grid=((0.0, 0.0), (0.3, 0.04)),
+        rhos=(0.01, 5.0),
+        kappas=(1.0,),
+        dp_epsilons=(4.0,),
+        leakage=None,
+        workers=1,
+    )
+    result = run_second_pass(tiny, progress=False, log=tmp_path / "runs.jsonl")
+    summary = write_second_outputs(result, tmp_path, Console(width=250))
+    for name in ("table.md", "verdicts.md", "dominance.csv", "frontier.png", "summary.json"):
+        assert (tmp_path / f"paper2_{name}").stat().st_size > 0
+    logged = (tmp_path / "runs.jsonl").read_text().splitlines()
+    assert len(logged) == len(result.outcomes)
+    by_label = {(o.label, o.codec): o for o in result.outcomes}
+    dp = by_label[("dp_fl eps=4", "none")]
+    assert dp.epsilon is not None and dp.epsilon <= 4.0 and dp.noise_multiplier > 1.0
+    assert by_label[("fedavg", "int8")].projected_share is None
+    lam, mu = result.points["none"]
+    tight = by_label[(f"ccpgd lam={lam:g} mu={mu:g} rho=0.01", "none")]
+    assert tight.projected_share is not None and tight.projected_share > 0
+    assert by_label[("ccpgd lam=0 mu=0", "none")].projected_share == 0.0
+    verdicts = {v["codec"]: v for v in summary["verdicts"]}
+    assert set(verdicts) == {"none", "int8"}
+    # one seed: no interval, so every claim is inconclusive, never "holds"
+    assert verdicts["none"]["communication_verdict"] == INCONCLUSIVE
+    assert {d["family"] for d in summary["dominance"]} == {"fedavg", "dp_fl", "fedprox"}

@@ -155,6 +155,25 @@ def data_bounds(prep: PreparedFederation) -> tuple[float, float]:
     return float(x.min()), float(x.max())
 
 
+def run_inverter(
+    cfg: RunConfig,
+    prep: PreparedFederation,
+    global_weights: Weights,
+    kind: type[GradientInverter] = GradientInverter,
+) -> GradientInverter:
+    """An inverter (of class ``kind``) that simulates ``cfg``'s local SGD from
+    ``global_weights``, boxed to the data range (:func:`data_bounds`)."""
+    return kind(
+        prep.model,
+        prep.layout,
+        global_weights,
+        prep.binary,
+        local_lr=cfg.training.lr,
+        weight_decay=cfg.training.weight_decay,
+        bounds=data_bounds(prep),
+    )
+
+
 def run_inversion_audit(
     cfg: RunConfig,
     prep: PreparedFederation,
@@ -172,15 +191,7 @@ def run_inversion_audit(
     rng = np.random.default_rng([cfg.seed, 0xA0D17])
     count = victim.images
     rows = rng.choice(len(train), size=count, replace=False)
-    inverter = GradientInverter(
-        prep.model,
-        prep.layout,
-        global_weights,
-        prep.binary,
-        local_lr=cfg.training.lr,
-        weight_decay=cfg.training.weight_decay,
-        bounds=(lo, hi),
-    )
+    inverter = run_inverter(cfg, prep, global_weights)
     prior = in_memory(prep.pooled_test, "the gradient-inversion audit").x.mean(dim=0).numpy()
     input_shape = tuple(int(s) for s in train.x.shape[1:])
     audit = InversionAudit(site, settings, victim, hi - lo, image_inputs=len(input_shape) == 3)

@@ -21,6 +21,9 @@ handed the network layer). Everything else happens here, once:
    state that round left it, then trains; so the round's record (and its checkpoint) is
    completed one exchange later, with the same contents. The last round, and a round that
    stops the run, still evaluate in an exchange of their own;
+   an :class:`UpdateObserver`, if given, sees the updates the coordinator accepted, as decoded,
+   with the global weights they were computed from (an honest-but-curious coordinator's view:
+   the empirical leakage measures of :mod:`medsilo.bench.paper_leakage` attack them);
 6. the round's fields become a typed :class:`~medsilo.runtime.round_record.RoundRecord`,
    handed to ``on_round`` (which makes it durable: ``rounds.jsonl`` with fsync,
    the audit ledger) and only then is the checkpoint written, so a crash between the two
@@ -108,6 +111,14 @@ class TrainingExchange:
     #: With ``evaluate_first``: the evaluation fields of the model the sites were sent (the
     #: previous round's result), as :meth:`Transport.evaluate` would have returned them.
     evaluation: RoundFields | None = None
+
+
+class UpdateObserver(Protocol):
+    """Sees what the coordinator holds in each round, before aggregation: ``updates`` are the
+    accepted updates as decoded (masked payloads under secure aggregation), ``weights`` the
+    global weights the sites trained from. It must not modify either."""
+
+    def received(self, rnd: int, weights: Weights, updates: list[Update]) -> None: ...
 
 
 class Transport(Protocol):
@@ -202,6 +213,7 @@ class RoundLoop:
         resume: Checkpoint | None = None,
         witness: WitnessFeed | None = None,
         train_with_evaluation: bool = False,
+        observer: UpdateObserver | None = None,
     ) -> None:
         cfg.sites.check_names(names)
         self.cfg = cfg
@@ -215,6 +227,7 @@ class RoundLoop:
         self.resume = resume
         self.witness = witness
         self.train_with_evaluation = train_with_evaluation
+        self.observer = observer
         self.participation = Participation.of(cfg.governance, names)
         self.networks = {n: cfg.sites.record(n).network for n in names}
         self.coordinator = CoordinatorSteps(cfg, layout, len(names))
@@ -270,6 +283,8 @@ class RoundLoop:
                 len(names),
                 exchange.secure,
             )
+            if self.observer is not None:
+                self.observer.received(rnd, model.weights, outcome.accepted)
             fields = round_record(
                 rnd,
                 chosen,

@@ -84,13 +84,18 @@ def broadcast_bytes(weights: Weights, payload: Mapping[str, Weights]) -> int:
 
 def transmitted_update_metrics(updates: list[Update]) -> dict[str, float]:
     """Round means of leakage risk and sparsity of the updates that were aggregated (same
-    for every algorithm, so the comparison is apples to apples; none when none were)."""
+    for every algorithm, so the comparison is apples to apples; none when none were), and
+    of CC-PGD's ``projected_share`` where the updates report it."""
     if not updates:
         return {}
-    return {
+    out = {
         "leakage": float(np.mean([leakage_risk(u.delta) for u in updates])),
         "sparsity": float(np.mean([sparsity(u.delta) for u in updates])),
     }
+    shares = [u.metrics["projected_share"] for u in updates if "projected_share" in u.metrics]
+    if shares:  # CC-PGD: the share of local steps whose l2-ball projection was active
+        out["projected_share"] = float(np.mean(shares))
+    return out
 
 
 def _mean_train_loss(updates: list[Update]) -> float | None:

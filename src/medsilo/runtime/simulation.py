@@ -20,7 +20,7 @@ from medsilo.governance.engine import refuse_unsupported
 from medsilo.runtime.asynchronous import AsyncEngine
 from medsilo.runtime.baselines import run_baseline
 from medsilo.runtime.factory import build_run_algorithm, refuse_incompatible
-from medsilo.runtime.federation import FederationResult, RoundLoop
+from medsilo.runtime.federation import FederationResult, RoundLoop, UpdateObserver
 from medsilo.runtime.inprocess import InProcessSites
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.round_record import RoundCallback
@@ -40,6 +40,7 @@ def run_federation(
     checkpoints: CheckpointWriter | None = None,
     resume: Checkpoint | None = None,
     witnessing: EngineWitnessing | None = None,
+    observer: UpdateObserver | None = None,
 ) -> FederationResult:
     """Run ``cfg`` to completion; ``on_round`` sees each round's record as it is made.
 
@@ -47,7 +48,8 @@ def run_federation(
     saves the state after each due round, ``resume`` starts after a checkpoint's round
     (docs/governance.md; only the synchronous engine supports either). ``witnessing``: the
     sites witness the audit ledger's head with every round (synchronous engine only;
-    docs/audit-ledger.md).
+    docs/audit-ledger.md). ``observer`` sees each round's decoded, accepted updates
+    (:class:`~medsilo.runtime.federation.UpdateObserver`; synchronous engine only).
     """
     refuse_unsupported(cfg, checkpoints is not None or resume is not None)
     prep = prepared or PreparedFederation.build(cfg, fed)
@@ -56,6 +58,8 @@ def run_federation(
     algo = algorithm if algorithm is not None else build_run_algorithm(cfg, len(prep.fed.sites))
     refuse_incompatible(cfg, algo, prep.model)  # an algorithm passed in: as a named one
     if not isinstance(cfg.asynchrony, SyncConfig):
+        if observer is not None:
+            raise ValueError("an update observer needs the synchronous engine (asynchrony: sync)")
         return AsyncEngine(cfg, prep, algo).run(on_round)
     start = time.perf_counter()
     sites = InProcessSites(cfg, prep, algo, witnessing.sites if witnessing else None)
@@ -70,6 +74,7 @@ def run_federation(
         checkpoints,
         resume,
         witnessing.feed if witnessing else None,
+        observer=observer,
     )
     model, records = loop.run(sites)
     return FederationResult(

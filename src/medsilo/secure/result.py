@@ -87,7 +87,7 @@ class SecureRound:
         """Put :meth:`record_fields` into a round record; drop the per-update metrics that
         would describe the payload placeholders (the coordinator saw no update), and the
         per-site health the dashboard would release (it saw no site's loss or norm either)."""
-        for key in ("leakage", "sparsity"):
+        for key in ("leakage", "sparsity", "projected_share"):
             record.get("extra", {}).pop(key, None)
         record.pop("site_health", None)
         record.update(self.record_fields())
