@@ -167,10 +167,11 @@ def start_coordinator(
     try:
         probe = "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
         proc.wait_for_port(probe, roster.port, 60.0, superlink, link_log)
+        flwr = superlink_state.flwr_cli(CONNECTION, env)
         if not insecure:  # once per database: a resumed run finds its keys registered
-            superlink_state.sync_registrations(
-                kit, registered, flower_dir, superlink_state.flwr_cli(CONNECTION, env)
-            )
+            superlink_state.sync_registrations(kit, registered, flower_dir, flwr)
+        if resume:  # the killed coordinator's run must not be started again beside ours
+            superlink_state.stop_unfinished_runs(flwr)
         settings = DeployedRunConfig(
             experiment=experiment,
             kit=kit,

@@ -48,8 +48,10 @@ FLOWER_DIR = "flower"
 DATABASE = "superlink.db"
 REGISTRY = "registered-nodes.json"
 
-#: Runs ``flwr ARGS`` for the coordinator's Flower CLI connection and returns its stdout.
-FlwrCli = Callable[[list[str]], str]
+#: Runs ``flwr COMMAND CONNECTION OPTIONS`` (the coordinator's Flower CLI connection goes
+#: after the command and its positional arguments) and returns its stdout.
+FlwrCli = Callable[[list[str], list[str]], str]
+_JSON = ["--format", "json"]
 
 
 @dataclass(frozen=True)
@@ -123,10 +125,7 @@ def sync_registrations(
         if site in allowed and key.is_file() and key_sha256(key) == old.key_sha256:
             continue
         why = "revoked or off the roster" if site not in allowed else "its node key changed"
-        _answer(
-            flwr(["supernode", "unregister", str(old.node_id), "--format", "json"]),
-            f"unregistering {site}",
-        )
+        _answer(flwr(["supernode", "unregister", str(old.node_id)], _JSON), f"unregistering {site}")
         log.warning("unregistered the SuperNode key of %s (node %s): %s", site, old.node_id, why)
         del registry[site]
         _save(flower_dir, registry)
@@ -139,8 +138,8 @@ def sync_registrations(
         if not key.is_file():
             raise ConfigError(f"{key} is missing: re-run `medsilo provision`")
         try:
-            register = ["supernode", "register", str(key.resolve()), "--name", site]
-            answer = _answer(flwr([*register, "--format", "json"]), f"registering {site}")
+            register = ["supernode", "register", str(key.resolve())]
+            answer = _answer(flwr(register, ["--name", site, *_JSON]), f"registering {site}")
         except proc.DeploymentError as err:
             if "already in use" in str(err):
                 raise proc.DeploymentError(
@@ -155,16 +154,34 @@ def sync_registrations(
     return {site: r.node_id for site, r in registry.items()}
 
 
-def flwr_cli(connection: str, env: dict[str, str]) -> FlwrCli:
-    """``flwr ARGS`` with ``connection`` inserted after the subcommand's positional argument
-    (``supernode register KEY CONNECTION``, ``supernode unregister ID CONNECTION``)."""
+def stop_unfinished_runs(flwr: FlwrCli) -> list[int]:
+    """Stop every run the database holds that has not finished; returns their ids.
 
-    def run(args: list[str]) -> str:
-        argv = [proc.executable("flwr"), *args[:3], connection, *args[3:]]
+    A run of a killed coordinator stays "running" until its ServerApp task misses its
+    heartbeats (Flower then fails it), but one killed while still *starting* is put back to
+    pending and would be started again beside the resumed run, in the same run folder.
+    ``--resume`` calls this before ``flwr run``."""
+    runs = _answer(flwr(["ls"], _JSON), "listing the runs").get("runs", [])
+    if not isinstance(runs, list):
+        raise proc.DeploymentError(f"flwr ls answered no list of runs: {runs!r}")
+    unfinished = [
+        int(run["run-id"]) for run in runs if not str(run.get("status", "")).startswith("finished")
+    ]
+    for run_id in unfinished:
+        _answer(flwr(["stop", str(run_id)], _JSON), f"stopping run {run_id}")
+        log.warning("stopped run %s, left unfinished by the previous coordinator", run_id)
+    return unfinished
+
+
+def flwr_cli(connection: str, env: dict[str, str]) -> FlwrCli:
+    """The :data:`FlwrCli` of the coordinator's private Flower CLI configuration."""
+
+    def run(command: list[str], options: list[str]) -> str:
+        argv = [proc.executable("flwr"), *command, connection, *options]
         done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise proc.DeploymentError(
-                f"flwr {' '.join(args[:2])} exited {done.returncode}:\n"
+                f"flwr {' '.join(command[:2])} exited {done.returncode}:\n"
                 + (done.stdout + done.stderr)[-2000:]
             )
         return done.stdout
