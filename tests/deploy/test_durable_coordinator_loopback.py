@@ -6,7 +6,7 @@ the scenario ``medsilo bench deployment`` times): the coordinator is killed with
 round 1 and resumed; the sites are not touched. With ``RUN/flower/superlink.db`` their node
 keys stay registered under the same node ids, so no SuperNode is refused (305) or told 401,
 and none is restarted by its supervisor; the keys were registered once, the resumed
-coordinator found them registered and stopped the killed one's Flower run. Then va's SuperNode is killed with SIGKILL during the
+coordinator found them registered. Then va's SuperNode is killed with SIGKILL during the
 resumed run's first round and the coordinator drops it at the straggler timeout
 (``training.min_sites: 2``, so the clock starts once the two others have replied).
 """
@@ -34,7 +34,10 @@ def test_sites_ride_out_a_coordinator_restart_and_a_killed_site_is_dropped(
         times = restart_and_kill(lb, victim="va")
     finally:
         lb.stop_all()
-    print(times)  # the numbers, for whoever reads the test log
+    print(
+        f"relisten {times.relisten_s:.1f} s, resume {times.resume_s:.1f} s, re-enrol "
+        f"{times.reenrol_s:.1f} s, drop {times.drop_s:.1f} s"
+    )  # for whoever reads the log
     assert times.exit_code == 0, lb.all_logs()
     run = tmp_path / "run"
     assert (run / FLOWER_DIR / DATABASE).is_file()
@@ -44,9 +47,6 @@ def test_sites_ride_out_a_coordinator_restart_and_a_killed_site_is_dropped(
     for site in SITES:  # registered by the first start only
         assert coordinator.count(f"registered SuperNode key of site {site} (node") == 1
         assert f"SuperNode key of site {site} already registered" in coordinator
-    # The killed coordinator's Flower run (its ServerApp died with it) was stopped, not left
-    # for Flower to fail or restart beside the resumed one.
-    assert coordinator.count("left unfinished by the previous coordinator") == 1
     # The running sites were never refused nor restarted: same SuperNode, same node id.
     for site, text in times.site_logs_after_restart.items():
         assert not any(marker in text for marker in REFUSALS), (site, text)
