@@ -14,7 +14,13 @@ round, evaluation every round. Runs, side by side in one invocation:
   (train-with-evaluation), still cold; *after*: one exchange per round and warm ClientApp
   processes (forked from one that imported medsilo once, :mod:`medsilo.deploy.warm_superexec`);
 * the start-up cost of one cold ``flwr-clientapp`` process: a bare interpreter, and one that
-  imports medsilo's deployed ClientApp (torch, Flower, medsilo), each timed a few times.
+  imports medsilo's deployed ClientApp (torch, Flower, medsilo), each timed a few times;
+* resilience, with the defaults (:mod:`medsilo.deploy.resilience_probe`, at least 3
+  rounds): the coordinator killed with SIGKILL after round 1 and resumed while the sites keep
+  running (*resume s*: from its SuperLink listening again to every site's SuperNode
+  reconnected; *re-enrol s*: to every site enrolled in the resumed run), then one site's
+  SuperNode killed with SIGKILL (*drop s*: until the coordinator drops it, with
+  ``--straggler-timeout 5`` and ``training.min_sites: 2``).
 
 Per-round time comes from each run's ``rounds.jsonl`` (``wall_s``: the round's broadcast to
 its aggregation and, when it has an exchange of its own, its evaluation; with
@@ -43,6 +49,7 @@ from rich.table import Table
 
 from medsilo.config import parse_config
 from medsilo.deploy.loopback import Loopback, heart_experiment
+from medsilo.deploy.resilience_probe import ResilienceTimes, restart_and_kill
 from medsilo.runtime.simulation import run_federation
 
 
@@ -120,6 +127,18 @@ def _deployed(
     )
 
 
+def _resilience(rounds: int, local_steps: int, root: Path) -> ResilienceTimes:
+    cfg = heart_experiment(max(rounds, 2), local_steps=local_steps, min_sites=2)
+    lb = Loopback(root, cfg)
+    try:
+        times = restart_and_kill(lb, site_args=_SITE_POLL, coordinator_args=_POLL)
+    finally:
+        lb.stop_all()
+    if times.exit_code != 0:
+        raise RuntimeError(f"resilience run: coordinator exited {times.exit_code}\n{lb.all_logs()}")
+    return times
+
+
 def process_start_s(code: str, repeats: int = 3) -> float:
     """Median wall time of ``python -c code`` in a fresh interpreter (this venv's)."""
     times = []
@@ -141,6 +160,9 @@ def run_deployment_benchmark(
         console.print(f"running {variant.name} ...")
         with tempfile.TemporaryDirectory(prefix="medsilo-bench-deploy-") as tmp:
             rows.append(_deployed(cfg, variant, weights, Path(tmp)))
+    console.print("running resilience: coordinator restart, killed site ...")
+    with tempfile.TemporaryDirectory(prefix="medsilo-bench-deploy-") as tmp:
+        resilience = _resilience(rounds, local_steps, Path(tmp))
     bare = process_start_s("pass")
     client = process_start_s("import medsilo.runtime.flower.deployed_site")
 
@@ -161,10 +183,22 @@ def run_deployment_benchmark(
             f"{row.max_weight_diff:.1e}" if row.max_weight_diff is not None else "-",
         )
     console.print(table)
+    kept = Table(title="coordinator restart (SuperLink database) and a killed site")
+    for col in ("SuperLink up again s", "resume s", "re-enrol s", "drop s", "straggler s"):
+        kept.add_column(col, justify="right")
+    kept.add_row(
+        f"{resilience.relisten_s:.1f}",
+        f"{resilience.resume_s:.1f}",
+        f"{resilience.reenrol_s:.1f}",
+        f"{resilience.drop_s:.1f}",
+        f"{resilience.straggler_timeout_s:g}",
+    )
+    console.print(kept)
     before, merged, after = rows[1], rows[2], rows[3]
     console.print(
         f"a cold flwr-clientapp process: bare interpreter {bare:.2f} s, importing the deployed "
-        f"ClientApp {client:.2f} s; 3 sites on {_cores()} cores.\n"
+        f"ClientApp {client:.2f} s; 3 sites on {_cores()} cores, load average "
+        f"{os.getloadavg()[0]:.1f}.\n"
         f"One exchange per round instead of two: {before.round_s - merged.round_s:.2f} s per "
         f"round saved; warm processes: {merged.round_s - after.round_s:.2f} s more; "
         f"before -> after {before.round_s:.2f} -> {after.round_s:.2f} s per round "
@@ -174,6 +208,10 @@ def run_deployment_benchmark(
         "workload": {"rounds": rounds, "local_steps": local_steps, "sites": 3},
         "runs": [asdict(r) | {"overhead_s": r.round_s - engine.round_s} for r in rows],
         "process_start_s": {"bare_python": bare, "deployed_clientapp_import": client},
+        "resilience": {
+            k: v for k, v in asdict(resilience).items() if k != "site_logs_after_restart"
+        },
+        "load_average": list(os.getloadavg()),
         "cores": _cores(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,12 +12,16 @@ What it does, in order (each Flower process logs to ``RUN/flower/*.log``):
    (``enrol_sites`` in :mod:`medsilo.runtime.flower.deployed_server`); a failure before
    that point leaves the approval for the next attempt;
 1. start ``flower-superlink`` with the kit's TLS certificate and key and SuperNode
-   authentication on (``--insecure`` turns both off, with a loud warning);
+   authentication on (``--insecure`` turns both off, with a loud warning), its state in
+   ``RUN/flower/superlink.db`` (:mod:`medsilo.deploy.superlink_state`), so that a
+   restarted coordinator (``--resume``) keeps every site's registration and node id and
+   the running sites carry on without reconnecting;
 2. write a private Flower CLI configuration (``RUN/flower/home/config.toml``) with one
    connection to that SuperLink, verified against the kit's CA;
 3. register every site's SuperNode key from ``site-keys/`` (``flwr supernode register``)
    except those of sites on the CA-signed revocation list (``revoked.json``,
-   :mod:`medsilo.deploy.revocation`): only those nodes can connect; any other node is
+   :mod:`medsilo.deploy.revocation`), once per database (a revoked or changed key
+   registered earlier is unregistered): only those nodes can connect; any other node is
    refused by the SuperLink;
 4. ``flwr run`` the medsilo Flower App with the experiment, the kit and the run folder as
    run config, and follow its log until the run ends;
@@ -40,6 +44,7 @@ from pathlib import Path
 
 from medsilo.config import ConfigError, load_config
 from medsilo.deploy import processes as proc
+from medsilo.deploy import superlink_state
 from medsilo.deploy.kit_files import load_roster
 from medsilo.deploy.revocation import load_revocations
 from medsilo.governance.run_gate import kit_run_approval
@@ -87,27 +92,6 @@ address = "{address}:{port}"
     )
 
 
-def _flwr(args: list[str], env: dict[str, str], what: str) -> str:
-    done = subprocess.run(
-        [proc.executable("flwr"), *args], env=env, capture_output=True, text=True, timeout=120
-    )
-    if done.returncode != 0:
-        raise proc.DeploymentError(
-            f"{what} failed (flwr {' '.join(args[:2])}, exit {done.returncode}):\n"
-            + (done.stdout + done.stderr)[-2000:]
-        )
-    return done.stdout
-
-
-def register_sites(kit: Path, sites: list[str], env: dict[str, str]) -> None:
-    for site in sites:
-        key = kit / "site-keys" / f"{site}.pub"
-        if not key.is_file():
-            raise ConfigError(f"{key} is missing: re-run `medsilo provision`")
-        _flwr(["supernode", "register", str(key.resolve()), CONNECTION], env, f"registering {site}")
-        log.info("registered SuperNode key of site %s", site)
-
-
 def sites_to_register(kit: Path) -> list[str]:
     """The roster's sites whose SuperNode keys the SuperLink may accept: all but those on
     the kit's revocation list (checked against the kit's CA; each skip is logged)."""
@@ -145,7 +129,7 @@ def start_coordinator(
     registered = sites_to_register(kit)  # a revocation list not signed by the CA stops here
     if not resume:  # a kit with a council: its quorum gates a new run (step 0 above)
         kit_run_approval(kit, cfg)  # checked only: the ServerApp consumes it
-    flower_dir = run_dir / "flower"
+    flower_dir = run_dir / superlink_state.FLOWER_DIR
     home = flower_dir / "home"
     env = proc.flower_env(home)
     _flwr_config(home, roster.address, roster.port, kit, insecure)
@@ -173,6 +157,9 @@ def start_coordinator(
             "--port",
             str(roster.port),
             "--disable-runtime-dependency-installation",
+            # registered keys, node ids, runs and messages survive a restart (--resume)
+            "--database",
+            str(flower_dir / superlink_state.DATABASE),
         ],
         env,
         link_log,
@@ -180,8 +167,11 @@ def start_coordinator(
     try:
         probe = "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
         proc.wait_for_port(probe, roster.port, 60.0, superlink, link_log)
-        if not insecure:
-            register_sites(kit, registered, env)
+        flwr = superlink_state.flwr_cli(CONNECTION, env)
+        if not insecure:  # once per database: a resumed run finds its keys registered
+            superlink_state.sync_registrations(kit, registered, flower_dir, flwr)
+        if resume:  # the killed coordinator's run must not be started again beside ours
+            superlink_state.stop_unfinished_runs(flwr)
         settings = DeployedRunConfig(
             experiment=experiment,
             kit=kit,

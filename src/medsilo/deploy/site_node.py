@@ -15,8 +15,10 @@ The command supervises ``flower-supernode`` (:func:`run_site`) started with the 
 
 A SuperNode whose key the coordinator has not registered *yet* (the coordinator registers
 every site's key when it starts, so a site started first races it) stops with Flower's exit
-code 305 ("failed to activate SuperNode"), and one whose coordinator restarted stops after a
-401 on its heartbeat (the new SuperLink has re-registered the key but not the old node).
+code 305 ("failed to activate SuperNode"), and one whose coordinator came back without its
+SuperLink database (a new run folder) stops after a 401 on its heartbeat (the new SuperLink
+has registered the key under a new node). A coordinator resumed in the same run folder keeps
+the node registered (:mod:`medsilo.deploy.superlink_state`): the SuperNode only reconnects.
 The supervisor (:func:`run_site`) says which and starts it again after a growing pause, so
 sites may start before or after the coordinator and survive its restarts; an unregistered
 key keeps being refused, loudly, until the site is stopped.

@@ -10,9 +10,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from flwr.app import Message, RecordDict
+from flwr.app.constants import DEFAULT_TTL
 
 from medsilo.runtime.flower.server_app import pooled_from_sites, send_and_collect
 from medsilo.runtime.flower.straggler import StragglerDeadline
+
+from .test_apps_inprocess import task_identity  # noqa: F401  (Flower messages need one)
 
 
 def test_pooled_metrics_are_example_weighted() -> None:
@@ -70,7 +74,8 @@ class FakeGrid:
 
 def _messages(n: int) -> list[Any]:
     """Stand-ins: send_and_collect hands messages to the grid without looking inside."""
-    return [SimpleNamespace(dst_node_id=i + 1) for i in range(n)]
+    ttl = SimpleNamespace(ttl=43200.0)
+    return [SimpleNamespace(dst_node_id=i + 1, metadata=ttl) for i in range(n)]
 
 
 @pytest.fixture
@@ -155,3 +160,24 @@ def test_nothing_to_send(sleeps: list[float]) -> None:
     grid = FakeGrid([])
     assert send_and_collect(grid, [], timeout_s=1.0, poll_interval_s=0.1) == []  # type: ignore[arg-type]
     assert not grid.pulls and not grid.pushed
+
+
+def _flower_messages(n: int) -> list[Message]:
+    return [Message(RecordDict(), dst_node_id=i + 1, message_type="train") for i in range(n)]
+
+
+@pytest.mark.usefixtures("task_identity")
+def test_each_message_expires_with_its_exchange(sleeps: list[float]) -> None:
+    """The TTL Flower keeps a message for is the exchange's deadline, not its 12 hours."""
+    polled, waited = _flower_messages(2), _flower_messages(2)
+    assert {m.metadata.ttl for m in polled} == {float(DEFAULT_TTL)}
+    send_and_collect(FakeGrid([["m0", "m1"]]), polled, timeout_s=90.0, poll_interval_s=0.1)  # type: ignore[arg-type]
+    send_and_collect(FakeGrid([]), waited, timeout_s=45.0, poll_interval_s=None)  # type: ignore[arg-type]
+    assert [m.metadata.ttl for m in polled + waited] == [90.0, 90.0, 45.0, 45.0]
+
+
+@pytest.mark.usefixtures("task_identity")
+def test_without_a_deadline_flowers_ttl_stays(sleeps: list[float]) -> None:
+    messages = _flower_messages(1)
+    send_and_collect(FakeGrid([]), messages, timeout_s=None, poll_interval_s=None)  # type: ignore[arg-type]
+    assert messages[0].metadata.ttl == float(DEFAULT_TTL)

@@ -69,6 +69,7 @@ from medsilo.data.base import Task
 from medsilo.data.standardize import Moments, combine
 from medsilo.deploy.kit_files import load_attestation_keys, load_roster
 from medsilo.deploy.revocation import load_revocations, record_revocation
+from medsilo.deploy.superlink_state import node_ids
 from medsilo.experiment import json_default
 from medsilo.governance.checkpoint import (
     Checkpoint,
@@ -303,6 +304,9 @@ class _Deployment:
         self.decision_json = run_decision_json(settings.kit, self.cfg) if settings.resume else ""
         self.removed = kit_removals(settings.kit)  # sites the council removed: refused
         self.revoked = load_revocations(settings.kit)  # keys the CA revoked: refused
+        # site -> node id its SuperNode key was registered under (the SuperLink proved the
+        # node holds that key): a node claiming another site is refused at enrolment
+        self.registered = node_ids(settings.run_dir)
         self.resume = prepare_run_dir(settings, self.cfg, self.names)
         anchor = open_anchor(  # docs/anchoring.md
             self.cfg.anchor, config_sha256(self.cfg), self.names, self.resume is not None
@@ -434,6 +438,12 @@ class _Deployment:
             problem = f"site {site!r} is not in the federation {self.names}"
         elif site in self.nodes:
             problem = f"a second node claims to be site {site!r}"
+        elif site in self.registered and self.registered[site] != node:
+            holder = {n: s for s, n in self.registered.items()}.get(node, "no site")
+            problem = (
+                f"node {node} claims site {site!r} but presents the node key of {holder} "
+                f"({site!r}'s key is registered as node {self.registered[site]})"
+            )
         elif self.names.index(site) != enrolled.index:
             problem = f"site {site!r} claims index {enrolled.index}"
         try:

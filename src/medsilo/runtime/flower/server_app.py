@@ -632,6 +632,23 @@ def wait_for_nodes(
         time.sleep(poll_s)
 
 
+def expire_with_the_exchange(messages: list[Message], timeout_s: float | None) -> None:
+    """Give each message a TTL of ``timeout_s``, the exchange's deadline.
+
+    Flower's ``send_and_receive(timeout=...)`` only bounds the coordinator's wait: "a message
+    remains valid until its TTL, which is not affected by timeout" (its docstring), and the
+    default TTL is 12 hours. So a site that reconnects after the coordinator gave up on it
+    would still pull and work on that stale message, and its late reply would be stored. With
+    the TTL equal to the deadline the SuperLink stops handing the message out once the
+    coordinator stops waiting, answers a pull for it with an "unavailable" error, and refuses
+    a reply to it (a reply's TTL may not outlast its instruction's).
+    """
+    if timeout_s is None or not timeout_s > 0:  # Flower requires a positive TTL
+        return
+    for message in messages:
+        message.metadata.ttl = float(timeout_s)
+
+
 def send_and_collect(
     grid: Grid,
     messages: list[Message],
@@ -645,8 +662,10 @@ def send_and_collect(
     between polls for replies, which adds up to 3 s to every exchange; with
     ``poll_interval_s`` the replies are pulled that often instead (one small request each).
     With a ``straggler`` deadline the replies are pulled too (every ``poll_interval_s``, else
-    Flower's 3 s) and the wait also ends once that deadline has passed.
+    Flower's 3 s) and the wait also ends once that deadline has passed. Each message's TTL is
+    the exchange's ``timeout_s`` (:func:`expire_with_the_exchange`).
     """
+    expire_with_the_exchange(messages, timeout_s)
     if (poll_interval_s is None and straggler is None) or not messages:
         return list(grid.send_and_receive(messages, timeout=timeout_s))
     poll_s = FLOWER_REPLY_POLL_S if poll_interval_s is None else poll_interval_s
