@@ -107,13 +107,16 @@ def deployed_run(
     root: Path,
     sites: list[str] = SITES,
     site_data: Path | None = None,
+    round_timeout: float = 120,
 ) -> Measured:
     """One deployed run of ``cfg`` on loopback; ``site_data``: every site's ``--data``
     (None: what the config names, or the default data root)."""
     lb = Loopback(root, cfg, sites=list(sites), site_data=site_data)
     try:
         t0 = time.perf_counter()
-        coordinator = lb.start_coordinator("run", *variant.coordinator_args, round_timeout=120)
+        coordinator = lb.start_coordinator(
+            "run", *variant.coordinator_args, round_timeout=round_timeout
+        )
         for site in lb.sites:
             lb.start_site(site, None, *variant.site_args)
         code = lb.wait(coordinator, 1800)
