@@ -465,8 +465,28 @@ def bench_deployment(
     out_dir: Annotated[Path, typer.Option("--out", help="where to write the JSON")] = Path(
         "runs/bench-deployment"
     ),
+    workload: Annotated[
+        str,
+        typer.Option(
+            help="heart (logistic, 3 hospitals; four runtimes) or resnet18-pneumonia "
+            "(ResNet-18 on PneumoniaMNIST; engine vs deployed with warm processes)"
+        ),
+    ] = "heart",
+    max_train: Annotated[
+        int, typer.Option(min=30, help="resnet18-pneumonia: training images in all")
+    ] = 600,
+    max_test: Annotated[int, typer.Option(min=10, help="resnet18-pneumonia: test images")] = 200,
 ) -> None:
     """Seconds per round: deployed on loopback (3 site processes, TLS) vs in-process."""
+    if workload == "resnet18-pneumonia":
+        from medsilo.bench.deployment_resnet import run_resnet_deployment_benchmark
+
+        run_resnet_deployment_benchmark(rounds, local_steps, max_train, max_test, out_dir, out)
+        return
+    if workload != "heart":
+        raise typer.BadParameter(
+            f"unknown workload {workload!r}: heart or resnet18-pneumonia", param_hint="--workload"
+        )
     from medsilo.bench.deployment import run_deployment_benchmark
 
     run_deployment_benchmark(rounds, local_steps, out_dir, out)

@@ -225,4 +225,9 @@ def test_client_dp_wraps_what_its_capabilities_allow(overrides: dict[str, Any]) 
     cfg = small_config(**overrides)
     algorithm = build_run_algorithm(cfg, 4)
     assert algorithm.capabilities.aggregation == "equal_mean"
-    assert not algorithm.capabilities.checkpoints
+    assert (
+        algorithm.capabilities.checkpoints
+        == build_run_algorithm(
+            small_config(**{k: v for k, v in overrides.items() if k != "privacy"}), 4
+        ).capabilities.checkpoints
+    )  # the inner algorithm's

@@ -55,12 +55,13 @@ class Capabilities:
 
 def with_client_dp(inner: Capabilities) -> Capabilities:
     """What an algorithm wrapped in client-level DP (:mod:`medsilo.privacy.client_dp`)
-    supports: the mean becomes an equal-weight noisy mean, the noise generator and the
-    accountant live outside the checkpointed state, and it is already private."""
+    supports: the mean becomes an equal-weight noisy mean and it is already private. Its
+    checkpoints are the inner algorithm's: the layer's round counter and clip are server
+    state, its noise is keyed by the round, and the accountant is checkpointed by the round
+    loop."""
     return replace(
         inner,
         aggregation="equal_mean",
         dp_sgd=False,
         client_dp_unsound="it already has client-level DP",
-        checkpoints=False,
     )

@@ -28,6 +28,10 @@ train-with-evaluation a round's evaluation is part of the next round's exchange,
 sum over rounds is the whole round phase either way); the median over rounds after the
 first is reported (round 1 pays one-off costs), with its overhead over the engine's. Nothing
 is asserted: the numbers are printed and written to ``OUT/deployment.json``.
+
+``--workload resnet18-pneumonia`` runs a ResNet-18 workload instead, engine vs the warm
+deployed runtime (:mod:`medsilo.bench.deployment_resnet`), with :func:`engine_run` and
+:func:`deployed_run` from here.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medsilo.config import parse_config
-from medsilo.deploy.loopback import Loopback, heart_experiment
+from medsilo.deploy.loopback import SITES, Loopback, heart_data, heart_experiment
 from medsilo.deploy.resilience_probe import ResilienceTimes, restart_and_kill
 from medsilo.runtime.simulation import run_federation
 
@@ -87,7 +91,7 @@ def _median_after_first(walls: list[float]) -> float:
     return statistics.median(walls[1:] if len(walls) > 1 else walls)
 
 
-def _engine(cfg: dict[str, Any]) -> tuple[Measured, list[np.ndarray]]:
+def engine_run(cfg: dict[str, Any]) -> tuple[Measured, list[np.ndarray]]:
     t0 = time.perf_counter()
     result = run_federation(parse_config(cfg))
     total = time.perf_counter() - t0
@@ -103,13 +107,23 @@ def _engine(cfg: dict[str, Any]) -> tuple[Measured, list[np.ndarray]]:
     return measured, result.weights
 
 
-def _deployed(
-    cfg: dict[str, Any], variant: Variant, engine: list[np.ndarray], root: Path
+def deployed_run(
+    cfg: dict[str, Any],
+    variant: Variant,
+    engine: list[np.ndarray],
+    root: Path,
+    sites: list[str] = SITES,
+    site_data: Path | None = None,
+    round_timeout: float = 120,
 ) -> Measured:
-    lb = Loopback(root, cfg)
+    """One deployed run of ``cfg`` on loopback; ``site_data``: every site's ``--data``
+    (None: what the config names, or the default data root)."""
+    lb = Loopback(root, cfg, sites=list(sites), site_data=site_data)
     try:
         t0 = time.perf_counter()
-        coordinator = lb.start_coordinator("run", *variant.coordinator_args, round_timeout=120)
+        coordinator = lb.start_coordinator(
+            "run", *variant.coordinator_args, round_timeout=round_timeout
+        )
         for site in lb.sites:
             lb.start_site(site, None, *variant.site_args)
         code = lb.wait(coordinator, 1800)
@@ -154,12 +168,12 @@ def run_deployment_benchmark(
 ) -> dict[str, Any]:
     cfg = heart_experiment(rounds, local_steps=local_steps)
     console.print(f"workload: heart disease, 3 sites, {rounds} rounds x {local_steps} steps")
-    engine, weights = _engine(cfg)
+    engine, weights = engine_run(cfg)
     rows = [engine]
     for variant in VARIANTS:
         console.print(f"running {variant.name} ...")
         with tempfile.TemporaryDirectory(prefix="medsilo-bench-deploy-") as tmp:
-            rows.append(_deployed(cfg, variant, weights, Path(tmp)))
+            rows.append(deployed_run(cfg, variant, weights, Path(tmp), SITES, heart_data()))
     console.print("running resilience: coordinator restart, killed site ...")
     with tempfile.TemporaryDirectory(prefix="medsilo-bench-deploy-") as tmp:
         resilience = _resilience(rounds, local_steps, Path(tmp))
@@ -197,7 +211,7 @@ def run_deployment_benchmark(
     before, merged, after = rows[1], rows[2], rows[3]
     console.print(
         f"a cold flwr-clientapp process: bare interpreter {bare:.2f} s, importing the deployed "
-        f"ClientApp {client:.2f} s; 3 sites on {_cores()} cores, load average "
+        f"ClientApp {client:.2f} s; 3 sites on {cores()} cores, load average "
         f"{os.getloadavg()[0]:.1f}.\n"
         f"One exchange per round instead of two: {before.round_s - merged.round_s:.2f} s per "
         f"round saved; warm processes: {merged.round_s - after.round_s:.2f} s more; "
@@ -212,7 +226,7 @@ def run_deployment_benchmark(
             k: v for k, v in asdict(resilience).items() if k != "site_logs_after_restart"
         },
         "load_average": list(os.getloadavg()),
-        "cores": _cores(),
+        "cores": cores(),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "deployment.json").write_text(json.dumps(result, indent=2))
@@ -220,5 +234,5 @@ def run_deployment_benchmark(
     return result
 
 
-def _cores() -> int:
+def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -2,10 +2,13 @@
 
 ``RUN/checkpoints/round-XXXX.npz`` holds every array (global weights, algorithm server state,
 server-optimiser moments, every site's persistent state) as ``arr_0, arr_1, ...``; the manifest
-``round-XXXX.json`` says which array is which, the round, the SHA-256 of the ``.npz`` and a
-hash of the config. Both files are written to a temporary name and renamed (the manifest
-last), so a crash never leaves a half-written checkpoint that looks complete; what such a
-crash does leave (a ``.tmp`` file, arrays without a manifest) is removed by the next save.
+``round-XXXX.json`` says which array is which, the round, the SHA-256 of the ``.npz``, a
+hash of the config and, in a run with differential privacy, the accountant's state (the
+releases counted per site, :meth:`medsilo.privacy.accounting.PrivacyAccounting.state`; the
+noise streams need nothing more than the round: docs/privacy.md, "Checkpoints and resume").
+Both files are written to a temporary name and renamed (the manifest last), so a crash never
+leaves a half-written checkpoint that looks complete; what such a crash does leave (a
+``.tmp`` file, arrays without a manifest) is removed by the next save.
 
 Loading refuses a checkpoint whose manifest or arrays are missing, whose ``.npz`` does not
 match its hash (corrupted), or whose config hash differs from the run's (foreign). The config
@@ -58,6 +61,8 @@ class Checkpoint:
     absent: dict[str, str]
     config_hash: str
     sites: list[str]
+    #: The privacy accountant's state after ``round`` (``None`` in a run without DP).
+    privacy: dict[str, Any] | None = None
 
     def check_resumable(self, cfg: RunConfig, sites: list[str], absent: dict[str, str]) -> None:
         """Refuse to resume ``cfg`` from this checkpoint unless the result stays exact."""
@@ -71,6 +76,15 @@ class Checkpoint:
                 f"checkpoint of round {self.round} has site roster {self.sites}, the run {sites}"
             )
         self.check_absent(absent)
+
+    def privacy_state(self) -> dict[str, Any]:
+        """The accountant's state a run with differential privacy resumes from."""
+        if self.privacy is None:
+            raise CheckpointError(
+                f"checkpoint of round {self.round} holds no privacy accountant state: a run "
+                "with differential privacy cannot resume from it (its spent budget is unknown)"
+            )
+        return self.privacy
 
     def check_absent(self, absent: dict[str, str]) -> None:
         """Sites may only become absent if they have not contributed up to this round."""
@@ -133,6 +147,7 @@ def save_checkpoint(directory: Path, ckpt: Checkpoint) -> Path:
         "sim_clock_s": ckpt.sim_clock_s,
         "contributed": ckpt.contributed,
         "absent": ckpt.absent,
+        "privacy": ckpt.privacy,
         "layout": layout,
         "arrays": len(arrays),
         "npz_sha256": _sha256(npz_path),
@@ -187,6 +202,7 @@ def load_checkpoint(manifest_path: Path) -> Checkpoint:
         absent=dict(manifest["absent"]),
         config_hash=str(manifest["config_hash"]),
         sites=sites,
+        privacy=manifest.get("privacy"),
     )
 
 

@@ -7,10 +7,12 @@ Checkpoint/resume and absent sites are implemented in the synchronous in-process
 * the ``pooled``/``local`` baselines: they have no federated rounds;
 * patient-level consent with DP-SGD or federated standardisation
   (:func:`~medsilo.governance.patient_consent.patient_consent_problem`);
-* differential privacy (client-level: ``dp_fedavg`` or ``privacy.client_dp``;
-  ``privacy.dp_sgd``) for checkpoint/resume: the noise generator and the privacy accountant
-  live outside the checkpointed state; so is any algorithm whose capabilities say its state
-  does not survive a checkpoint.
+* checkpoint/resume of an algorithm whose capabilities say its state does not survive a
+  checkpoint.
+
+Differential privacy is not refused: a checkpoint holds the accountant's state, and every
+noise stream is keyed by the seed, the round and the site, so the checkpoint's round restores
+it (docs/privacy.md, "Checkpoints and resume").
 """
 
 from __future__ import annotations
@@ -54,11 +56,6 @@ def governance_problem(cfg: RunConfig, checkpointing: bool) -> str | None:
         return consent
     if not (checkpointing or cfg.governance.checkpoint is not None):
         return None
-    if cfg.client_dp() is not None or cfg.privacy.dp_sgd is not None:
-        return (
-            "checkpoints/resume are refused with differential privacy: the noise generator and "
-            "the privacy accountant are not part of the checkpointed state"
-        )
     if not cfg.capabilities().checkpoints:
         return f"checkpoints/resume: algorithm {cfg.algorithm.name!r} cannot be checkpointed"
     return None

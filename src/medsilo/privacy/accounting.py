@@ -127,6 +127,25 @@ class PrivacyAccounting:
             return None
         return PrivacyAccounting(cfg, algorithm, site_sizes)
 
+    # --- checkpoint -----------------------------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must hold for a resumed run to account exactly as the
+        uninterrupted one: the releases counted so far (everything else is recomputed from
+        the config and the sites' sizes, deterministically)."""
+        return {"rounds_done": self.rounds_done, "trained": dict(self.trained)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint's :meth:`state` (same roster: checked by the caller)."""
+        trained = {str(s): int(k) for s, k in dict(state["trained"]).items()}
+        if set(trained) != set(self.trained):
+            raise ValueError(
+                f"privacy state counts releases of sites {sorted(trained)}, the run has "
+                f"{sorted(self.trained)}"
+            )
+        self.rounds_done = int(state["rounds_done"])
+        self.trained = trained
+
     # --- accounting ---------------------------------------------------------------------
 
     def _site_epsilon(self, site: str, rounds: int) -> float:

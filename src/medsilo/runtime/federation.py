@@ -256,6 +256,8 @@ class RoundLoop:
         privacy = PrivacyAccounting.build(cfg, algo, self.train_sizes)
         if privacy is not None:
             privacy.check_first_round(self.cohort(1))
+            if self.resume is not None:  # the releases before the checkpoint stay spent
+                privacy.restore(self.resume.privacy_state())
         pending: PendingRound | None = None
         for rnd in range(first_round, total + 1):
             t0 = time.perf_counter()
@@ -324,6 +326,7 @@ class RoundLoop:
                     absent,
                     self.checkpoints.hash,
                     names,
+                    privacy.state() if privacy is not None else None,
                 )
             if evaluation_due(cfg, rnd, stop) and deferred:
                 # Later rounds replace the weights and states but may update arrays in place.
