@@ -37,7 +37,7 @@ def test_the_wheelhouse_key_follows_the_requirements(tmp_path: Path) -> None:
 def test_the_images_code_measures_as_the_provisioning_hosts(tmp_path: Path) -> None:
     """The default enrolment policy admits exactly the provisioning host's measurement; the
     package copied into the runtime image must hash the same."""
-    containers._code_context(tmp_path, containers.checkout_root() / "deploy" / "docker")
+    containers.code_context(tmp_path, containers.checkout_root() / "deploy" / "docker")
     assert measure_files(tmp_path / "medsilo") == package_measurement()
     assert not list((tmp_path / "medsilo").rglob("__pycache__"))
     assert (tmp_path / "site-entrypoint.sh").is_file() and (tmp_path / "medsilo-cli").is_file()

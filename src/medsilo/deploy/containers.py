@@ -176,7 +176,6 @@ class Images:
     site: str
     runtime: str
     deps: str
-    base: str
     seconds: dict[str, float] = field(default_factory=dict)
 
 
@@ -205,10 +204,24 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         """pip asks for ~130 files; their lines would bury the build's own output."""
 
 
+def _base_image(docker: Docker, cache: Path, seconds: dict[str, float]) -> str:
+    """The base image's tag, imported from the (cached) ``mmdebstrap`` tar if missing."""
+    base = f"medsilo-base:{base_key()}"
+    if not docker.has_image(base):
+        start = time.monotonic()
+        tar = ensure_base_tar(cache)
+        seconds["base tar (mmdebstrap)"] = time.monotonic() - start
+        start = time.monotonic()
+        docker.run("docker import", "import", str(tar), base)
+        seconds["base (docker import)"] = time.monotonic() - start
+    return base
+
+
 def _deps_image(
-    docker: Docker, base: str, requirements: Path, cache: Path, dockerfiles: Path, tag: str
+    docker: Docker, requirements: Path, cache: Path, dockerfiles: Path, tag: str
 ) -> dict[str, float]:
-    """Build (or load from the cache) the deps image; the seconds each step took."""
+    """Build (or load from the cache) the deps image; the seconds each step took. A loaded
+    image brings its base layers with it, so the base is made only for a build."""
     seconds: dict[str, float] = {}
     saved = cache / f"image-{tag.replace(':', '-')}.tar"
     if docker.has_image(tag):
@@ -218,6 +231,8 @@ def _deps_image(
         docker.run("docker load", "load", "--quiet", "--input", str(saved))
         seconds["deps (docker load from cache)"] = time.monotonic() - start
         return seconds
+    base = _base_image(docker, cache, seconds)
+    start = time.monotonic()
     wheels = ensure_wheelhouse(requirements, cache)
     seconds["wheelhouse (pip wheel)"] = time.monotonic() - start
     start = time.monotonic()
@@ -234,7 +249,7 @@ def _deps_image(
     return seconds
 
 
-def _code_context(context: Path, dockerfiles: Path) -> None:
+def code_context(context: Path, dockerfiles: Path) -> None:
     """The medsilo package (as measured: no ``__pycache__``) and the images' small files."""
     package = Path(medsilo.__file__).resolve().parent
     shutil.copytree(package, context / "medsilo", ignore=shutil.ignore_patterns("__pycache__"))
@@ -261,29 +276,19 @@ def build_images(
                 f"{needed} not found: build from a medsilo source checkout "
                 "(or pass --requirements / --dockerfiles)"
             )
-    seconds: dict[str, float] = {}
-    base = f"medsilo-base:{base_key()}"
-    if not docker.has_image(base):
-        start = time.monotonic()
-        tar = ensure_base_tar(cache)
-        seconds["base tar (mmdebstrap)"] = time.monotonic() - start
-        start = time.monotonic()
-        docker.run("docker import", "import", str(tar), base)
-        seconds["base (docker import)"] = time.monotonic() - start
     deps = f"medsilo-deps:{requirements_key(requirements)}-{base_key()}"
-    seconds |= _deps_image(docker, base, requirements, cache, dockerfiles, deps)
+    seconds = _deps_image(docker, requirements, cache, dockerfiles, deps)
     images = Images(
         coordinator=f"medsilo-coordinator:{tag}",
         site=f"medsilo-site:{tag}",
         runtime=f"medsilo-runtime:{tag}",
         deps=deps,
-        base=base,
         seconds=seconds,
     )
     start = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="medsilo-code-") as tmp:
         context = Path(tmp)
-        _code_context(context, dockerfiles)
+        code_context(context, dockerfiles)
         docker.build(images.runtime, dockerfiles / "Dockerfile.runtime", context, DEPS=deps)
         for image, name in ((images.coordinator, "coordinator"), (images.site, "site")):
             dockerfile = dockerfiles / f"Dockerfile.{name}"
