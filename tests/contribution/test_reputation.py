@@ -82,4 +82,4 @@ def test_cli_refuses_a_run_without_shares_and_writes_nothing(tmp_path: Path) -> 
     assert missing.exit_code == 1 and "no reputation file" in missing.output
     file.write_text("{not json")
     broken = runner.invoke(app, ["reputation", "show", "--file", str(file)])
-    assert broken.exit_code == 1 and "is not a reputation file" in broken.output
+    assert broken.exit_code == 1 and "is not a reputation file" in " ".join(broken.output.split())

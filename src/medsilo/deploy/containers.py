@@ -105,13 +105,26 @@ def _require(program: str, package: str) -> str:
 def ensure_base_tar(cache: Path) -> Path:
     """The base root file system as a tar (``mmdebstrap``, ~225 MB), made once per key."""
     target = cache / f"base-{SUITE}-{base_key()}.tar"
-    if target.exists():
+    if target.is_file():
         return target
     mmdebstrap = _require("mmdebstrap", "mmdebstrap")
     cache.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".tar.partial")
+    for leftover in (partial, target):  # an interrupted run's, or a folder from an older build
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+        leftover.unlink(missing_ok=True)
     packages = ",".join(BASE_PACKAGES)
-    command = [mmdebstrap, "--variant=minbase", f"--include={packages}", SUITE, str(partial)]
+    # --format=tar: mmdebstrap guesses the format from the name, and ".partial" would make a
+    # folder, which `docker import` cannot read
+    command = [
+        mmdebstrap,
+        "--variant=minbase",
+        "--format=tar",
+        f"--include={packages}",
+        SUITE,
+        str(partial),
+    ]
     _run("mmdebstrap", [*command, MIRROR])
     partial.rename(target)
     return target
