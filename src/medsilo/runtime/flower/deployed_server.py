@@ -436,14 +436,16 @@ class _Deployment:
         problem = None
         if site not in self.names:
             problem = f"site {site!r} is not in the federation {self.names}"
-        elif site in self.nodes:
-            problem = f"a second node claims to be site {site!r}"
         elif site in self.registered and self.registered[site] != node:
+            # before the duplicate check: a node holding another site's key is named as such
+            # whichever of the two claimants replied first
             holder = {n: s for s, n in self.registered.items()}.get(node, "no site")
             problem = (
                 f"node {node} claims site {site!r} but presents the node key of {holder} "
                 f"({site!r}'s key is registered as node {self.registered[site]})"
             )
+        elif site in self.nodes:
+            problem = f"a second node claims to be site {site!r}"
         elif self.names.index(site) != enrolled.index:
             problem = f"site {site!r} claims index {enrolled.index}"
         try:
