@@ -17,6 +17,8 @@ the run ends with every site in every round and exactly the in-process engine's 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -36,19 +38,27 @@ def test_garbage_truncated_and_replayed_traffic_leave_the_run_unchanged(tmp_path
         with RecordingRelay(lb.port) as relay:
             (lb.site_kit("cleveland") / "coordinator.txt").write_text(f"127.0.0.1:{relay.port}\n")
             coordinator = lb.start_coordinator(round_timeout=120)
-            for site in SITES:
-                lb.start_site(site)
+            nodes = {site: lb.start_site(site) for site in SITES}
             wait_until(lambda: len(lb.rounds()) >= 1, 400, "round 1")
-            captured = [bytes(c) for c in relay.captured if c]
-            for _ in range(3):
-                send_garbage(lb.port)
-            truncated = send_truncated_request(lb.port, lb.coordinator_kit / "ca.crt")
-            for stream in captured:
-                replay(lb.port, stream)
+            # hold round 2 open while the hostile traffic goes in: hungarian's SuperNode is
+            # paused (a few seconds, well inside Flower's heartbeat), so the run cannot end
+            # and close the port before the last replay, however fast the rounds are
+            os.killpg(nodes["hungarian"].pid, signal.SIGSTOP)
+            try:
+                captured = [bytes(c) for c in relay.captured if c]
+                for _ in range(3):
+                    send_garbage(lb.port)
+                truncated = send_truncated_request(lb.port, lb.coordinator_kit / "ca.crt")
+                for stream in captured:
+                    replay(lb.port, stream)
+                running_after_attack = coordinator.poll() is None
+            finally:
+                os.killpg(nodes["hungarian"].pid, signal.SIGCONT)
             code = lb.wait(coordinator, 400)
     finally:
         lb.stop_all()
     assert code == 0, lb.all_logs()
+    assert running_after_attack, "the traffic reached a SuperLink serving a live run"
     assert captured, "cleveland's traffic went through the relay"
     assert not truncated.startswith(b"HTTP/1.1 2"), truncated  # half a request: not served
     # ... though it reached Flower's Fleet route, which saw the client leave mid-body
