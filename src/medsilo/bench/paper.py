@@ -147,20 +147,32 @@ def plan(quick: bool) -> PaperPlan:
     )
 
 
-def run_config(
-    p: PaperPlan, s: Setting, algorithm: dict[str, Any], seed: int, site_names: list[str]
-) -> RunConfig:
+def setting_data_and_sites(
+    s: Setting,
+    max_train_samples: int | None,
+    max_test_samples: int | None,
+    site_names: list[str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A setting's ``data`` section and §6's per-site overrides (the last site rural, the
+    second an SGX host listing LVI): one definition for the first and the second pass."""
     data: dict[str, Any] = {"dataset": s.dataset, "partition": s.partition}
     if s.partition == "natural":
         data["standardize"] = "federated"
     else:
         data.update(num_sites=5, alpha=0.5)
-        data.update(max_train_samples=p.max_train_samples, max_test_samples=p.max_test_samples)
+        data.update(max_train_samples=max_train_samples, max_test_samples=max_test_samples)
     overrides: dict[str, Any] = {}
     if site_names:
         overrides[site_names[-1]] = {"network": RURAL}
         if len(site_names) > 1:
             overrides[site_names[1]] = {"platform": EXPOSED_PLATFORM}
+    return data, overrides
+
+
+def run_config(
+    p: PaperPlan, s: Setting, algorithm: dict[str, Any], seed: int, site_names: list[str]
+) -> RunConfig:
+    data, overrides = setting_data_and_sites(s, p.max_train_samples, p.max_test_samples, site_names)
     return parse_config(
         {
             "name": f"paper-{s.dataset}-{s.partition}-{algorithm['name']}",

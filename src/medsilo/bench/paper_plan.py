@@ -12,7 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from medsilo.bench.paper import EXPOSED_PLATFORM, FAST, RURAL, SAFE_PLATFORM, Setting
+from medsilo.bench.paper import (
+    FAST,
+    SAFE_PLATFORM,
+    Setting,
+    setting_data_and_sites,
+)
 from medsilo.bench.paper_leakage import QUICK_LEAKAGE, LeakageSettings
 from medsilo.config import RunConfig, parse_config
 
@@ -236,17 +241,7 @@ def job_config(p: SecondPlan, job: Job, site_names: list[str]) -> RunConfig:
     network and platforms: the last site rural, the second an SGX host listing LVI)."""
     s = job.setting
     algorithm = job.algorithm_dict
-    data: dict[str, Any] = {"dataset": s.dataset, "partition": s.partition}
-    if s.partition == "natural":
-        data["standardize"] = "federated"
-    else:
-        data.update(num_sites=5, alpha=0.5)
-        data.update(max_train_samples=p.max_train_samples, max_test_samples=p.max_test_samples)
-    overrides: dict[str, Any] = {}
-    if site_names:
-        overrides[site_names[-1]] = {"network": RURAL}
-        if len(site_names) > 1:
-            overrides[site_names[1]] = {"platform": EXPOSED_PLATFORM}
+    data, overrides = setting_data_and_sites(s, p.max_train_samples, p.max_test_samples, site_names)
     pooled = algorithm["name"] == "pooled"
     raw: dict[str, Any] = {
         "name": f"paper2-{s.dataset}-{s.partition}-{algorithm['name']}",
