@@ -125,35 +125,19 @@ def second_plan(mode: str) -> SecondPlan:
             ),
             **common,
         )
-    if mode == "standard":
+    # standard and full share every pre-registered choice but the length and the data size
+    sizes = {"standard": (20, 5000, 2000), "full": (50, None, None)}
+    if mode in sizes:
+        rounds, max_train, max_test = sizes[mode]
         return SecondPlan(
             mode=mode,
             settings=settings,
             seeds=(0, 1, 2),
             tuning_seed=100,
-            rounds=20,
+            rounds=rounds,
             local_steps=10,
-            max_train_samples=5000,
-            max_test_samples=2000,
-            codecs=tuple(CODECS),
-            grid_codecs=tuple(CODECS),
-            dp_epsilons=(1.0, 4.0, 8.0),
-            fedprox_mus=(0.001, 0.01, 0.1),
-            grid=FULL_GRID,
-            grid_settings=(settings[0],),
-            leakage=LeakageSettings(),
-            **common,
-        )
-    if mode == "full":
-        return SecondPlan(
-            mode=mode,
-            settings=settings,
-            seeds=(0, 1, 2),
-            tuning_seed=100,
-            rounds=50,
-            local_steps=10,
-            max_train_samples=None,
-            max_test_samples=None,
+            max_train_samples=max_train,
+            max_test_samples=max_test,
             codecs=tuple(CODECS),
             grid_codecs=tuple(CODECS),
             dp_epsilons=(1.0, 4.0, 8.0),
