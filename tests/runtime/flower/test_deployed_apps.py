@@ -396,6 +396,28 @@ def test_resume_without_the_site_state_on_disk_would_differ(tmp_path: Path) -> N
     )
 
 
+def test_a_deployed_sites_state_lives_on_its_disk_not_in_flowers_context(tmp_path: Path) -> None:
+    """Flower stores a deployed ClientApp's ``context.state`` only after the reply, so a
+    large error-feedback residual kept there could still be in flight when the next round's
+    message arrives. The residual is in the site's round files, written before the reply,
+    and the contexts carry none of it; the run is still the engine's, bit for bit."""
+    exp = experiment(rounds=3) | {"compression": {"codec": "topk", "k": 0.3}}
+    fed = Federation(tmp_path, exp)
+    grid = fed.grid()
+    run_dir = fed.run(grid)
+    engine = run_federation(parse_config(fed.exp))
+    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
+        assert np.array_equal(a, b)
+    for context in grid.contexts.values():
+        assert not [k for k in context.state.array_records if k.startswith("medsilo.state.")]
+    for site in SITES:
+        files = sorted((tmp_path / "kits" / "sites" / site / "state").glob("*/round-*.npz"))
+        assert [f.name for f in files] == ["round-0001.npz", "round-0002.npz", "round-0003.npz"]
+        with np.load(files[-1]) as npz:
+            residual = [npz[k] for k in npz.files]
+        assert residual and any(np.any(r != 0) for r in residual)
+
+
 def test_an_attested_exploitable_tcb_sets_that_sites_ccpgd_indicator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

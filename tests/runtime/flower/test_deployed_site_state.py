@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medsilo.runtime.flower.deployed_site import restore_round_state, save_round_state
+from medsilo.runtime.flower.site_state import restore_round_state, save_round_state
 from medsilo.types import Weights
 
 

@@ -5,8 +5,9 @@ It calls the very same :meth:`Algorithm.local_update` the in-process engine call
 engine: same model and layout (from :class:`PreparedFederation`), same training settings,
 and the same generator seed
 ``site_seed(cfg.seed, round, site_index)``. Per-site state (SCAFFOLD's control variate,
-Ditto's personal model, FedBN's norm layers) lives in ``context.state`` as ArrayRecords, so
-it survives between the rounds a site is sampled in, whichever worker process serves it.
+Ditto's personal model, FedBN's norm layers) lives in ``context.state`` as ArrayRecords (or,
+for a deployed site, in per-round files: :mod:`.site_state`), so it survives between the
+rounds a site is sampled in, whichever worker process serves it.
 With secure aggregation, four more ``train.secagg_<phase>`` actions run the site's half of
 the protocol (:mod:`.secure_site`), training in the first one through the same path.
 
@@ -22,7 +23,7 @@ import traceback
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,7 @@ from medsilo.runtime.flower import ckks_site, secure_site
 from medsilo.runtime.flower import records as rec
 from medsilo.runtime.flower import secure_records as wire
 from medsilo.runtime.flower import witness_records as witness_wire
+from medsilo.runtime.flower.site_state import ContextState, SiteStateStore
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.records import evaluate_weights
 from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
@@ -111,9 +113,9 @@ class SiteRuntime:
     clock: SimClock
     #: The metrics this site reports states of (``None``: the task or config has none).
     clinical: RunMetrics | None = None
-    #: Called with ``(context, round)`` after a training step stored the site's state in
-    #: ``context.state`` (a deployed site also keeps it on disk, per round, for resume).
-    after_train: Callable[[Context, int], None] | None = None
+    #: Where the site's algorithm state lives between rounds: ``context.state`` (the
+    #: simulation) or per-round files on the site's disk (a deployed site).
+    state_store: SiteStateStore = field(default_factory=ContextState)
     #: A deployed site's folder for secure aggregation's protocol state between phases
     #: (:func:`~medsilo.runtime.flower.secure_site.protocol_state`); ``None``: in
     #: ``context.state`` (the simulation, whose contexts are stored before the reply).
@@ -211,7 +213,7 @@ def _runtime(
 
 def _local_update(rt: SiteRuntime, msg: Message, context: Context) -> Update:
     """The site's update for a ``train`` broadcast, exactly as ``InProcessSites.site_update``
-    makes it; the site's algorithm state is kept in ``context.state``."""
+    makes it; the site's algorithm state is kept in ``rt.state_store``."""
     site, index = rt.site_of(context)
     rnd, weights, payload, _ = rec.read_broadcast(msg.content)
     fields = SiteTaskFields(
@@ -223,13 +225,11 @@ def _local_update(rt: SiteRuntime, msg: Message, context: Context) -> Update:
         layout=rt.prep.layout,
         data=rt.train[site],
         training=rt.local,
-        state=rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX),
+        state=rt.state_store.load(context),
         exploit_indicator=rt.indicators[site],
     )
     update = site_round(rt.algorithm, rt.steps, fields, weights, payload)
-    rec.store_state(context.state, fields.state, rec.CONTEXT_STATE_PREFIX)
-    if rt.after_train is not None:
-        rt.after_train(context, rnd)
+    rt.state_store.store(context, rnd, fields.state)
     return update
 
 
@@ -363,7 +363,7 @@ def _evaluation(rt: SiteRuntime, msg: Message, context: Context) -> RecordDict:
     asked, the global model) on its own test set, clinical metric states, its state."""
     site, index = rt.site_of(context)
     _, weights, _, return_state = rec.read_broadcast(msg.content)
-    state = rec.load_state(context.state, rec.CONTEXT_STATE_PREFIX)
+    state = rt.state_store.load(context)
     own = rt.algorithm.site_weights(weights, state, rt.prep.layout)
     test = rt.prep.test[site]
     result = evaluate_weights(rt.prep.model, own, test)

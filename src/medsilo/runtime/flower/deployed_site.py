@@ -29,9 +29,10 @@ A head that does not extend its own is refused: the message fails and the file k
 
 Resume: after each training step the site's algorithm state (SCAFFOLD's control variate,
 Ditto's personal model, error-feedback residuals) is written to
-``KIT/state/<run_key>/round-XXXX.npz``. When a restarted coordinator resumes after round R,
-the site reloads the newest state from a round <= R and deletes later ones, so it continues
-exactly where the coordinator's checkpoint did.
+``KIT/state/<run_key>/round-XXXX.npz`` before the reply leaves, and read back from there
+(:class:`~medsilo.runtime.flower.site_state.RoundFiles`; ``context.state`` holds no copy).
+When a restarted coordinator resumes after round R, the site deletes the files of later
+rounds, so it continues exactly where the coordinator's checkpoint did.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ from medsilo.runtime.flower.client_app import (
     build_site_runtime,
     reply_errors,
 )
+from medsilo.runtime.flower.site_state import RoundFiles, restore_round_state
 from medsilo.runtime.prepared import PreparedFederation
-from medsilo.types import Weights
 
 log = logging.getLogger(__name__)
 
@@ -174,34 +175,6 @@ def _state_dir(context: Context, run_key: str) -> Path:
     return Path(_node_str(context, KIT)) / STATE_DIR / run_key
 
 
-def save_round_state(directory: Path, rnd: int, state: dict[str, Weights]) -> Path:
-    """Write ``state`` as ``round-XXXX.npz`` (temporary name, then rename)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    arrays = {f"{name}/{i}": np.asarray(a) for name, ws in state.items() for i, a in enumerate(ws)}
-    path = directory / f"round-{rnd:04d}.npz"
-    tmp = directory / f".round-{rnd:04d}.{os.getpid()}.npz"
-    np.savez(tmp, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, path)
-    return path
-
-
-def restore_round_state(directory: Path, resume_round: int) -> tuple[int, dict[str, Weights]]:
-    """The newest saved state of a round <= ``resume_round`` (``(0, {})`` if none); later
-    rounds, which the coordinator's checkpoint does not cover, are deleted."""
-    rounds = sorted(int(p.stem.split("-")[1]) for p in directory.glob("round-*.npz"))
-    for later in [r for r in rounds if r > resume_round]:
-        (directory / f"round-{later:04d}.npz").unlink()
-    kept = [r for r in rounds if r <= resume_round]
-    if not kept:
-        return 0, {}
-    with np.load(directory / f"round-{kept[-1]:04d}.npz") as npz:
-        named: dict[str, dict[int, np.ndarray]] = {}
-        for key in npz.files:
-            name, index = key.rsplit("/", 1)
-            named.setdefault(name, {})[int(index)] = npz[key]
-    return kept[-1], {n: [v[i] for i in sorted(v)] for n, v in named.items()}
-
-
 # --- runtime per message ------------------------------------------------------------------
 
 
@@ -243,11 +216,7 @@ def _runtime(context: Context) -> SiteRuntime:
         indicators={site: int(deployment["exploit_indicator"])},  # type: ignore[arg-type]
     )
     directory = _state_dir(context, str(deployment["run_key"]))
-
-    def keep_state(ctx: Context, rnd: int) -> None:
-        save_round_state(directory, rnd, rec.load_state(ctx.state, rec.CONTEXT_STATE_PREFIX))
-
-    runtime.after_train = keep_state
+    runtime.state_store = RoundFiles(directory)
     runtime.secure_state_dir = directory
     runtime.witness = _witness(context, deployment)
     return runtime
@@ -288,8 +257,8 @@ def enrol(msg: Message, context: Context) -> Message:
     )
     directory = _state_dir(context, request.run_key)
     cache_own_data(directory, fed)
-    restored_round, state = restore_round_state(directory, request.resume_round)
-    rec.store_state(context.state, state, rec.CONTEXT_STATE_PREFIX)
+    # later rounds' files go; the newest kept one is the state the site continues from
+    restored_round, _ = restore_round_state(directory, request.resume_round)
     if request.resume_round:
         log.info(
             "resuming after round %d with site state of round %d",
