@@ -15,7 +15,9 @@ What it does, in order (each Flower process logs to ``RUN/flower/*.log``):
    authentication on (``--insecure`` turns both off, with a loud warning), its state in
    ``RUN/flower/superlink.db`` (:mod:`medsilo.deploy.superlink_state`), so that a
    restarted coordinator (``--resume``) keeps every site's registration and node id and
-   the running sites carry on without reconnecting;
+   the running sites carry on without reconnecting; message payloads stay in memory
+   (:mod:`medsilo.deploy.superlink_launcher`: a large update written to SQLite would lock
+   it for every other site);
 2. write a private Flower CLI configuration (``RUN/flower/home/config.toml``) with one
    connection to that SuperLink, verified against the kit's CA;
 3. register every site's SuperNode key from ``site-keys/`` (``flwr supernode register``)
@@ -150,14 +152,17 @@ def start_coordinator(
     )
     superlink = proc.start(
         [
-            proc.executable("flower-superlink"),
+            # flower-superlink, with message payloads in memory beside the durable database
+            sys.executable,
+            "-m",
+            "medsilo.deploy.superlink_launcher",
             *security,
             "--host",
             bind_host,
             "--port",
             str(roster.port),
             "--disable-runtime-dependency-installation",
-            # registered keys, node ids, runs and messages survive a restart (--resume)
+            # registered keys, node ids and runs survive a restart (--resume)
             "--database",
             str(flower_dir / superlink_state.DATABASE),
         ],

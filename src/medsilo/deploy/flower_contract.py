@@ -1,10 +1,12 @@
-"""The Flower internals medsilo's site launcher relies on, pinned to their exact source.
+"""The Flower internals medsilo's launchers rely on, pinned to their exact source.
 
 Two speed-ups reach inside Flower: the SuperNode's idle poll (:mod:`.supernode_launcher`
 replaces the ``time`` global of ``flwr.supernode.start_client_internal``) and warm ClientApp
 processes (:mod:`.warm_superexec` replaces ``get_executor`` in Flower's SuperExec loop, runs
 Flower's own ``flwr-clientapp`` entry point in a forked child and empties the exit-handler
-list that child inherits). Neither is a Flower API, so each is applied only when the module
+list that child inherits). One fix does too: the durable SuperLink keeps message payloads in
+memory (:mod:`.superlink_launcher` replaces ``get_objectstore_linkstate_factories`` as
+``flwr.superlink.main`` imported it). None is a Flower API, so each is applied only when the module
 it touches is byte for byte the one it was written against: the SHA-256 of the module's
 source (``inspect.getsource``) and Flower's version must match :data:`PINS`. Anything else
 (a Flower upgrade, a patched installation) makes the launcher refuse the change, say so, and
@@ -28,6 +30,8 @@ SUBPROCESS_EXECUTOR_MODULE = "flwr.supercore.superexec.executor.subprocess_execu
 CLIENTAPP_MODULE = "flwr.supernode.cli.flwr_clientapp"
 EXIT_HANDLER_MODULE = "flwr.supercore.exit.exit_handler"
 SUPEREXEC_CLI_MODULE = "flwr.supercore.cli.flower_superexec"
+SUPERLINK_MAIN_MODULE = "flwr.superlink.main"
+SUPERLINK_CONFIG_MODULE = "flwr.superlink.config_loader"
 
 #: Module -> SHA-256 of its source in Flower :data:`FLOWER_VERSION`.
 PINS = {
@@ -37,6 +41,8 @@ PINS = {
     CLIENTAPP_MODULE: "e87dccf7a82b0447c6dac323c6bbfc1ffd2e70e7837d7f5c39b18b86b7b39c98",
     EXIT_HANDLER_MODULE: "a13675bf2473258601192f9d9ed3480c44e5e57a41512f2050e81de0c1d51ab0",
     SUPEREXEC_CLI_MODULE: "1fae6c298bca26a7a8b478a48a33f6125c15c08503bd609cdf2075a0e298cbbd",
+    SUPERLINK_MAIN_MODULE: "500f01979e167243df1121d556fbc925b033b725dce58adb0c9f07b7c0f8642e",
+    SUPERLINK_CONFIG_MODULE: "7a26551ee895cd85c951221f98b2fca1a66c84bf5d79eff621ad0f0492ef30fd",
 }
 
 #: What each speed-up touches.
@@ -48,6 +54,7 @@ WARM_CLIENTAPPS = (
     EXIT_HANDLER_MODULE,
     SUPEREXEC_CLI_MODULE,
 )
+PAYLOADS_IN_MEMORY = (SUPERLINK_MAIN_MODULE, SUPERLINK_CONFIG_MODULE)
 
 
 def installed_flower_version() -> str:
