@@ -84,6 +84,10 @@ def test_compose_runs_a_federation_to_the_engines_model(tmp_path: Path) -> None:
             assert state.splitlines() == ["true 0"] * len(SITES), logs  # none crashed
             site_logs = {site: _log(docker, container) for site, container in sites.items()}
             tunnels = set(re.findall(r": CONNECT (\S+) HTTP/1\.[01]$", proxy.log(), re.MULTILINE))
+            stopping = time.monotonic()
+        print(f"docker-compose down: {time.monotonic() - stopping:.0f} s")
+        stopping = time.monotonic()
+    print(f"daemon stopped and its data root deleted: {time.monotonic() - stopping:.0f} s")
 
     records = lb.rounds(f"runs/{RUN}")
     assert [r["round"] for r in records] == list(range(1, ROUNDS + 1))
