@@ -8,4 +8,5 @@ proxy="${HTTPS_PROXY:-${https_proxy:-}}"
 if [ -n "$proxy" ]; then
   exec medsilo site start /srv/medsilo/kit --data /srv/medsilo/data --proxy "$proxy" "$@"
 fi
+unset HTTPS_PROXY https_proxy  # set but empty (compose's "no proxy"): nothing to pass on
 exec medsilo site start /srv/medsilo/kit --data /srv/medsilo/data "$@"

@@ -6,8 +6,8 @@ is limited to 108 bytes), on ``unix://FOLDER/docker.sock``, so it never touches 
 machine already runs. No bridge and no iptables rules: the tests run containers with host
 networking. On exit it removes every container, stops the daemon by its PID, unmounts
 anything it left mounted under the folder and deletes the folder. ``.ci/run`` installs
-``docker.io`` and ``mmdebstrap``; without them, or without root, the test is skipped, and
-under CI it fails instead.
+``docker.io``, ``mmdebstrap`` and ``docker-compose``; without them, or without root, the test
+is skipped, and under CI it fails instead.
 """
 
 from __future__ import annotations
@@ -28,13 +28,18 @@ from medsilo.deploy.containers import Docker
 
 
 def require_docker_tools() -> None:
-    """Skip (fail under CI) unless this is root with dockerd, docker and mmdebstrap."""
-    missing = [p for p in ("dockerd", "docker", "mmdebstrap") if shutil.which(p) is None]
+    """Skip (fail under CI) unless this is root with dockerd, docker, mmdebstrap and
+    docker-compose."""
+    tools = ("dockerd", "docker", "mmdebstrap", "docker-compose")
+    missing = [p for p in tools if shutil.which(p) is None]
     problem = None
     if os.geteuid() != 0:
         problem = "starting a Docker daemon needs root"
     elif missing:
-        problem = f"{', '.join(missing)} not installed (apt-get install docker.io mmdebstrap)"
+        problem = (
+            f"{', '.join(missing)} not installed "
+            "(apt-get install docker.io mmdebstrap docker-compose)"
+        )
     if problem is not None:
         if os.environ.get("CI"):
             pytest.fail(problem)

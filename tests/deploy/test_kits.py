@@ -4,8 +4,10 @@ Flower's own argument parsers, and existing kits are never overwritten without f
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from medsilo.deploy.kits import (
     provision,
 )
 from medsilo.deploy.spec import FederationSpec
+from medsilo.deploy.superlink_state import DATABASE, FLOWER_DIR
 
 SITES = ("site_a", "site-b")
 
@@ -99,13 +102,34 @@ def _script_argv(path: Path) -> list[str]:
     return argv[:-1]
 
 
+def _run_with_stub(script: Path, program: str, args: list[str], tmp: Path) -> list[str]:
+    """Run ``script`` with ``program`` on PATH replaced by a stub; the argv it was given."""
+    stub_dir, argv_file = tmp / "stub-bin", tmp / "argv"
+    stub_dir.mkdir()
+    stub = stub_dir / program
+    stub.write_text(f'#!/bin/sh\nprintf \'%s\\0\' "$0" "$@" > {shlex.quote(str(argv_file))}\n')
+    stub.chmod(0o755)
+    env = dict(os.environ, PATH=f"{stub_dir}{os.pathsep}{os.environ['PATH']}")
+    subprocess.run(["bash", str(script), *args], env=env, check=True, cwd=tmp)
+    argv = argv_file.read_text().split("\0")[:-1]
+    return [Path(argv[0]).name, *argv[1:]]
+
+
 def test_scripts_use_flags_that_flower_accepts(
-    spec: FederationSpec, provisioned: tuple[Path, list[Kit]]
+    spec: FederationSpec, provisioned: tuple[Path, list[Kit]], tmp_path: Path
 ) -> None:
     out, _ = provisioned
-    coordinator = _script_argv(out / "coordinator" / "start-coordinator.sh")
+    script = out / "coordinator" / "start-coordinator.sh"
+    run = tmp_path / "run folder"  # a space: the script must quote it
+    coordinator = _run_with_stub(
+        script, "flower-superlink", [str(run), "--isolation", "process"], tmp_path
+    )
     assert coordinator[0] == "flower-superlink"
     link = _parse_args_run_superlink().parse_args(coordinator[1:])
+    # Durable, where `medsilo coordinator start --out RUN` keeps it; the folder is made.
+    assert Path(link.database) == run / FLOWER_DIR / DATABASE
+    assert (run / FLOWER_DIR).is_dir()
+    assert link.isolation == "process"  # arguments after RUN_FOLDER go to Flower
     assert link.enable_supernode_auth and not link.insecure
     assert Path(link.ssl_certfile) == out / "coordinator" / "server.crt"
     assert Path(link.ssl_keyfile) == out / "coordinator" / "server.key"
@@ -124,6 +148,23 @@ def test_scripts_use_flags_that_flower_accepts(
         assert Path(node.auth_supernode_private_key) == kit / "node.key"
         assert node.node_config == f'site="{site}"'
         assert not node.insecure and node.host == "127.0.0.1"  # outbound only
+
+
+def test_the_coordinator_script_parses_and_asks_for_its_run_folder(
+    provisioned: tuple[Path, list[Kit]], tmp_path: Path
+) -> None:
+    out, _ = provisioned
+    for script in out.rglob("*.sh"):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+    missing = subprocess.run(
+        ["bash", str(out / "coordinator" / "start-coordinator.sh")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert missing.returncode != 0
+    assert "usage: start-coordinator.sh RUN_FOLDER" in missing.stderr
+    assert not list(tmp_path.iterdir())  # nothing made, nothing started
 
 
 def test_register_script_registers_every_site(provisioned: tuple[Path, list[Kit]]) -> None:

@@ -50,6 +50,7 @@ from medsilo.deploy.kit_files import (
     attest_public_key_name,
 )
 from medsilo.deploy.spec import FederationSpec
+from medsilo.deploy.superlink_state import DATABASE, FLOWER_DIR
 from medsilo.governance.council import COUNCIL_FILE, Council, council_document
 from medsilo.ledger.keys import public_pem, raw_public
 
@@ -130,6 +131,17 @@ def _command(argv: list[str]) -> list[str]:
     return [" \\\n".join(lines)]
 
 
+#: ``start-coordinator.sh RUN_FOLDER``: the SuperLink's database goes where ``medsilo
+#: coordinator start KIT --out RUN_FOLDER`` keeps it (:mod:`medsilo.deploy.superlink_state`),
+#: so a SuperLink run by hand is durable too (registered keys, node ids and runs survive a
+#: restart) and both ways of starting the coordinator agree on where its state lives.
+COORDINATOR_RUN_LINES = [
+    'RUN="${1:?usage: start-coordinator.sh RUN_FOLDER [flower-superlink options]}"',
+    "shift",
+    f'mkdir -p "$RUN/{FLOWER_DIR}"',
+]
+
+
 def coordinator_command(roster: Roster) -> list[str]:
     return [
         "exec",
@@ -145,6 +157,8 @@ def coordinator_command(roster: Roster) -> list[str]:
         roster.bind_host,
         "--port",
         str(roster.port),
+        "--database",
+        f'"$RUN/{FLOWER_DIR}/{DATABASE}"',
         '"$@"',
     ]
 
@@ -231,7 +245,9 @@ attestation and runs the rounds; docs/deployment.md):
 where KIT is this folder. The two scripts are the bare Flower steps the command performs,
 for operators who run Flower by hand (extra arguments are passed to Flower):
 
-  ./start-coordinator.sh                flower-superlink with TLS and SuperNode auth
+  ./start-coordinator.sh RUN_FOLDER     flower-superlink with TLS and SuperNode auth, its
+                                        database in RUN_FOLDER/{FLOWER_DIR}/{DATABASE} (where
+                                        `{COORDINATOR_START} --out RUN_FOLDER` keeps it)
   ./register-sites.sh CONNECTION        register every site's SuperNode key
                                         (site-keys/<site>.pub)
                                         via `flwr supernode register`; CONNECTION is the name
@@ -389,7 +405,10 @@ def provision(spec: FederationSpec, out: Path, *, force: bool = False) -> list[K
         for kit in [coordinator, *(k.path for k in kits if k.role == "site")]:
             pki.write_public(kit / COUNCIL_FILE, document)
     pki.write_public(coordinator / POLICY_FILE, _policy_yaml(spec, policy).encode())
-    _script(coordinator / "start-coordinator.sh", _command(coordinator_command(roster)))
+    _script(
+        coordinator / "start-coordinator.sh",
+        COORDINATOR_RUN_LINES + _command(coordinator_command(roster)),
+    )
     write_roster_files(coordinator, roster)
     kits.insert(
         1,
