@@ -247,7 +247,9 @@ for operators who run Flower by hand (extra arguments are passed to Flower):
 
   ./start-coordinator.sh RUN_FOLDER     flower-superlink with TLS and SuperNode auth, its
                                         database in RUN_FOLDER/{FLOWER_DIR}/{DATABASE} (where
-                                        `{COORDINATOR_START} --out RUN_FOLDER` keeps it)
+                                        `{COORDINATOR_START} --out RUN_FOLDER` keeps it);
+                                        large updates: use `{COORDINATOR_START}`, whose
+                                        SuperLink keeps message payloads out of SQLite
   ./register-sites.sh CONNECTION        register every site's SuperNode key
                                         (site-keys/<site>.pub)
                                         via `flwr supernode register`; CONNECTION is the name
