@@ -4,8 +4,9 @@
 under /tmp (short paths: containerd's sockets live under the exec root and a Unix socket path
 is limited to 108 bytes), on ``unix://FOLDER/docker.sock``, so it never touches a daemon the
 machine already runs. No bridge and no iptables rules: the tests run containers with host
-networking. On exit it removes every container, stops the daemon by its PID, unmounts
-anything it left mounted under the folder and deletes the folder. ``.ci/run`` installs
+networking. Its data root is a tmpfs where one can be mounted. On exit it removes every
+container, stops the daemon by its PID, unmounts anything left mounted under the folder
+(the tmpfs too) and deletes the folder. ``.ci/run`` installs
 ``docker.io``, ``mmdebstrap`` and ``docker-compose``; without them, or without root, the test
 is skipped, and under CI it fails instead.
 """
@@ -53,6 +54,10 @@ def _mounts_under(folder: Path) -> list[str]:
     return sorted((p for p in points if p.startswith(prefix)), key=len, reverse=True)
 
 
+#: Upper bound of the data root's tmpfs (memory is used only as files are written).
+TMPFS_SIZE = "12g"
+
+
 class Dockerd:
     """A ``dockerd`` of our own, for the duration of a ``with`` block."""
 
@@ -68,6 +73,7 @@ class Dockerd:
 
     def __enter__(self) -> Docker:
         require_docker_tools()
+        self._data_in_memory()
         command = [
             "dockerd",
             f"--data-root={self.folder}/data",
@@ -92,6 +98,18 @@ class Dockerd:
                 self._stop()
                 raise RuntimeError(f"dockerd did not start; its log:\n{self.log()[-4000:]}")
             time.sleep(0.5)
+
+    def _data_in_memory(self) -> None:
+        """Put the data root (about 72,000 files, 2.3 GB once the images are loaded) on a
+        tmpfs: deleting it from disk took about 3 minutes of the test, unmounting takes
+        none. Where tmpfs cannot be mounted, the data root stays on disk."""
+        data = self.folder / "data"
+        data.mkdir(mode=0o700)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0700", "medsilo-dockerd", data],
+            capture_output=True,
+            check=False,
+        )
 
     def __exit__(
         self,
