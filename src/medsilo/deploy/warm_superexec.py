@@ -44,7 +44,15 @@ from medsilo.deploy.flower_contract import (
 )
 
 #: Imported once here, before any fork, so every ClientApp process starts with them.
-PRELOAD = ("medsilo.runtime.flower.deployed_site", "flwr.supernode.runtime.run_clientapp")
+#: ``torch._dynamo``: torch imports it lazily when the first optimizer is made (its
+#: ``Optimizer.__init__`` is wrapped in ``torch._disable_dynamo``): seconds of imports (4 to
+#: 6 s measured on a loaded 2-core machine) that every ClientApp process paid again in its
+#: first training step; importing it starts no thread (the preload test checks).
+PRELOAD = (
+    "medsilo.runtime.flower.deployed_site",
+    "flwr.supernode.runtime.run_clientapp",
+    "torch._dynamo",
+)
 
 #: numpy's OpenBLAS starts a thread pool (one thread per further core) as soon as numpy is
 #: imported, unless told to use one thread; this process is started with it, so that at a fork
