@@ -1,15 +1,18 @@
 """The Flower internals medsilo's site launcher relies on, pinned to their exact source.
 
-Two speed-ups reach inside Flower: the SuperNode's idle poll (:mod:`.supernode_launcher`
-replaces the ``time`` global of ``flwr.supernode.start_client_internal``) and warm ClientApp
+Three speed-ups reach inside Flower: the SuperNode's idle poll (:mod:`.supernode_launcher`
+replaces the ``time`` global of ``flwr.supernode.start_client_internal``), warm ClientApp
 processes (:mod:`.warm_superexec` replaces ``get_executor`` in Flower's SuperExec loop, runs
 Flower's own ``flwr-clientapp`` entry point in a forked child and empties the exit-handler
-list that child inherits). Neither is a Flower API, so each is applied only when the module
-it touches is byte for byte the one it was written against: the SHA-256 of the module's
-source (``inspect.getsource``) and Flower's version must match :data:`PINS`. Anything else
-(a Flower upgrade, a patched installation) makes the launcher refuse the change, say so, and
-run Flower's own behaviour; ``tests/deploy/test_flower_contract.py`` fails loudly, naming
-the module, so an upgrade re-reads each one before re-pinning it.
+list that child inherits) and a short first retry of an object pull (:mod:`.object_pulls`
+replaces the pull function global of the SuperNode's loop, of the ClientApp's
+``run_clientapp`` and of the coordinator's HTTP grid, with ``inflatable_utils``' own pull).
+None is a Flower API, so each is applied only when the module it touches is byte for byte
+the one it was written against: the SHA-256 of the module's source (``inspect.getsource``)
+and Flower's version must match :data:`PINS`. Anything else (a Flower upgrade, a patched
+installation) makes the launcher refuse the change, say so, and run Flower's own behaviour;
+``tests/deploy/test_flower_contract.py`` fails loudly, naming the module, so an upgrade
+re-reads each one before re-pinning it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ SUBPROCESS_EXECUTOR_MODULE = "flwr.supercore.superexec.executor.subprocess_execu
 CLIENTAPP_MODULE = "flwr.supernode.cli.flwr_clientapp"
 EXIT_HANDLER_MODULE = "flwr.supercore.exit.exit_handler"
 SUPEREXEC_CLI_MODULE = "flwr.supercore.cli.flower_superexec"
+INFLATABLE_MODULE = "flwr.supercore.inflatable.inflatable_utils"
+RUN_CLIENTAPP_MODULE = "flwr.supernode.runtime.run_clientapp"
+HTTP_GRID_MODULE = "flwr.superlink.grid.http_grid"
 
 #: Module -> SHA-256 of its source in Flower :data:`FLOWER_VERSION`.
 PINS = {
@@ -37,6 +43,9 @@ PINS = {
     CLIENTAPP_MODULE: "e87dccf7a82b0447c6dac323c6bbfc1ffd2e70e7837d7f5c39b18b86b7b39c98",
     EXIT_HANDLER_MODULE: "a13675bf2473258601192f9d9ed3480c44e5e57a41512f2050e81de0c1d51ab0",
     SUPEREXEC_CLI_MODULE: "1fae6c298bca26a7a8b478a48a33f6125c15c08503bd609cdf2075a0e298cbbd",
+    INFLATABLE_MODULE: "077b26d921aa86389f0a9e16bab761bd10525ec66d6f175b56fdf4bac7872d40",
+    RUN_CLIENTAPP_MODULE: "fa6612aaeda9cd398de69199b0cf264a38f72c1b9cfdc53644c8d6dab0b70eb6",
+    HTTP_GRID_MODULE: "0c33918af5016310ba84ad42643944d498bbf5ebdb55d62f4655ee00e94d72db",
 }
 
 #: What each speed-up touches.
@@ -48,6 +57,7 @@ WARM_CLIENTAPPS = (
     EXIT_HANDLER_MODULE,
     SUPEREXEC_CLI_MODULE,
 )
+OBJECT_PULLS = (POLL_MODULE, RUN_CLIENTAPP_MODULE, HTTP_GRID_MODULE, INFLATABLE_MODULE)
 
 
 def installed_flower_version() -> str:

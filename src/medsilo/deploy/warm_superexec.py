@@ -42,6 +42,7 @@ from medsilo.deploy.flower_contract import (
     WARM_CLIENTAPPS,
     contract_problems,
 )
+from medsilo.deploy.object_pulls import CLIENTAPP_PULLS, shorten_first_retry
 
 #: Imported once here, before any fork, so every ClientApp process starts with them.
 #: ``torch._dynamo``: torch imports it lazily when the first optimizer is made (its
@@ -181,6 +182,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         preload()
+        # inherited by every child: its pull of a message the SuperNode is still fetching
+        problems = shorten_first_retry(CLIENTAPP_PULLS)
+        if problems:
+            print(
+                "medsilo: ClientApps retry object pulls after Flower's 1 s ("
+                + "; ".join(problems)
+                + ")",
+                file=sys.stderr,
+            )
     sys.argv = ["flower-superexec", *args]
     importlib.import_module(SUPEREXEC_CLI_MODULE).flower_superexec()
     return 0
