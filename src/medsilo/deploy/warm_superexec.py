@@ -9,7 +9,9 @@ tokens) with one change: its executor, instead of ``subprocess.Popen(["flwr-clie
 and the child runs Flower's own ``flwr-clientapp`` entry point with the very arguments
 Flower would have passed (:func:`clientapp_argv`, checked against Flower's executor by
 ``tests/deploy/test_warm_superexec.py``). Each message still gets its own process, with its
-own memory, exactly as before; it just starts already imported.
+own memory, exactly as before; it just starts already imported, and its pull of the message
+retries after 0.05 s rather than Flower's 1 s (:mod:`.object_pulls`: the SuperNode starts
+the task before it has fetched the message's objects).
 
 Fork safety: nothing here runs a torch operation before forking, so no OpenMP/intra-op
 thread pool exists to be copied half-initialised (the preload starts no thread at all,
