@@ -10,9 +10,12 @@ from medsilo.deploy import flower_contract as contract
 
 def test_the_installed_flower_is_the_one_the_patches_were_checked_on() -> None:
     assert contract.installed_flower_version() == contract.FLOWER_VERSION
-    assert set(contract.POLL_PATCH + contract.WARM_CLIENTAPPS + contract.PAYLOADS_IN_MEMORY) == set(
-        contract.PINS
-    )
+    assert set(
+        contract.POLL_PATCH
+        + contract.WARM_CLIENTAPPS
+        + contract.OBJECT_PULLS
+        + contract.PAYLOADS_IN_MEMORY
+    ) == set(contract.PINS)
     assert contract.contract_problems(contract.PINS) == []
 
 

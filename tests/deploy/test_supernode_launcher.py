@@ -1,5 +1,6 @@
 """The SuperNode launcher shortens exactly Flower's idle poll and reply wait, leaves every
-other sleep alone, and refuses a non-positive interval before starting anything."""
+other sleep alone, and refuses a non-positive interval before starting anything; it makes
+the SuperNode's object pulls retry soon (medsilo.deploy.object_pulls)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,17 @@ from flwr.supernode import start_client_internal
 
 from medsilo.deploy import flower_contract as contract
 from medsilo.deploy import supernode_launcher as launcher
+from medsilo.deploy.object_pulls import FIRST_RETRY_S
 
 #: Flower's module, whose ``time`` global the launcher replaces.
 internal: Any = start_client_internal
+
+
+@pytest.fixture(autouse=True)
+def flowers_pulls(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Flower's object pull, given back to its module after each test (main patches it)."""
+    monkeypatch.setattr(internal, "pull_objects", internal.pull_objects)
+    return internal.pull_objects
 
 
 @pytest.fixture
@@ -34,16 +43,16 @@ def test_only_flowers_idle_poll_and_reply_wait_are_shortened(sleeps: list[float]
     clock.sleep(0.5)  # waiting for a reply to push
     clock.sleep(1)  # any other sleep
     clock.sleep(0.1)  # shorter than the interval: never lengthened
-    assert sleeps == [0.2, 0.2, 1, 0.1]
+    assert sleeps == [0.2, launcher.REPLY_CHECK_S, 1, 0.1]
     # Everything else of `time` is the real module's.
     assert clock.monotonic is time.monotonic and clock.time is time.time
 
 
-def test_an_interval_longer_than_flowers_keeps_flowers(sleeps: list[float]) -> None:
+def test_an_interval_longer_than_flowers_keeps_flowers_idle_poll(sleeps: list[float]) -> None:
     assert launcher.patch_poll_interval(10.0)
     internal.time.sleep(3)
     internal.time.sleep(0.5)
-    assert sleeps == [3, 0.5]
+    assert sleeps == [3, launcher.REPLY_CHECK_S]  # the reply check is local: always short
 
 
 def test_a_changed_flower_module_is_not_patched(
@@ -92,6 +101,16 @@ def test_without_poll_interval_flower_is_left_alone(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(sys, "argv", ["medsilo-supernode"])
     assert launcher.main(["--", "--insecure"]) == 0
     assert started == [["flower-supernode", "--insecure"]] and internal.time is time
+
+
+def test_the_supernodes_object_pulls_retry_soon(
+    monkeypatch: pytest.MonkeyPatch, flowers_pulls: Any
+) -> None:
+    monkeypatch.setattr("flwr.supernode.cli.flower_supernode", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["medsilo-supernode"])
+    assert launcher.main(["--", "--insecure"]) == 0
+    assert internal.pull_objects.func is flowers_pulls
+    assert internal.pull_objects.keywords == {"initial_backoff": FIRST_RETRY_S}
 
 
 def test_a_flower_module_whose_source_differs_is_not_patched(

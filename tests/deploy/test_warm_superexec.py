@@ -21,6 +21,7 @@ from flwr.supercore.superexec.executor import ExecutionSpec
 
 from medsilo.deploy import flower_contract as contract
 from medsilo.deploy import warm_superexec as warm
+from medsilo.deploy.object_pulls import CLIENTAPP_PULLS, FIRST_RETRY_S
 
 
 def spec(**changes: Any) -> ExecutionSpec:
@@ -137,3 +138,21 @@ def test_the_preload_imports_the_clientapp_and_starts_no_thread() -> None:
         env=warm.preload_environment(site_env),
     ).stdout.split()
     assert out == ["1", "True"]
+
+
+def test_the_children_inherit_a_short_first_retry_of_their_message_pull(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ClientApp may ask for its message before the SuperNode has all of it."""
+    module_name, function = CLIENTAPP_PULLS
+    run_clientapp = importlib.import_module(module_name)
+    flowers = getattr(run_clientapp, function)
+    monkeypatch.setattr(run_clientapp, function, flowers)  # restored afterwards
+    superexec = importlib.import_module(contract.SUPEREXEC_MODULE)
+    monkeypatch.setattr(superexec, "get_executor", superexec.get_executor)
+    cli = importlib.import_module(contract.SUPEREXEC_CLI_MODULE)
+    monkeypatch.setattr(cli, "flower_superexec", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["warm_superexec"])
+    assert warm.main(["--insecure"]) == 0
+    pull = getattr(run_clientapp, function)
+    assert pull.func is flowers and pull.keywords == {"initial_backoff": FIRST_RETRY_S}

@@ -1,17 +1,20 @@
 """The Flower internals medsilo's launchers rely on, pinned to their exact source.
 
-Two speed-ups reach inside Flower: the SuperNode's idle poll (:mod:`.supernode_launcher`
-replaces the ``time`` global of ``flwr.supernode.start_client_internal``) and warm ClientApp
+Three speed-ups reach inside Flower: the SuperNode's idle poll (:mod:`.supernode_launcher`
+replaces the ``time`` global of ``flwr.supernode.start_client_internal``), warm ClientApp
 processes (:mod:`.warm_superexec` replaces ``get_executor`` in Flower's SuperExec loop, runs
 Flower's own ``flwr-clientapp`` entry point in a forked child and empties the exit-handler
-list that child inherits). One fix does too: the durable SuperLink keeps message payloads in
-memory (:mod:`.superlink_launcher` replaces ``get_objectstore_linkstate_factories`` as
-``flwr.superlink.main`` imported it). None is a Flower API, so each is applied only when the module
-it touches is byte for byte the one it was written against: the SHA-256 of the module's
-source (``inspect.getsource``) and Flower's version must match :data:`PINS`. Anything else
-(a Flower upgrade, a patched installation) makes the launcher refuse the change, say so, and
-run Flower's own behaviour; ``tests/deploy/test_flower_contract.py`` fails loudly, naming
-the module, so an upgrade re-reads each one before re-pinning it.
+list that child inherits) and a short first retry of an object pull (:mod:`.object_pulls`
+replaces the pull function global of the SuperNode's loop, of the ClientApp's
+``run_clientapp`` and of the coordinator's HTTP grid, with ``inflatable_utils``' own pull).
+One fix does too: the durable SuperLink keeps message payloads in memory
+(:mod:`.superlink_launcher` replaces ``get_objectstore_linkstate_factories`` as
+``flwr.superlink.main`` imported it). None is a Flower API, so each is applied only when the
+module it touches is byte for byte the one it was written against: the SHA-256 of the
+module's source (``inspect.getsource``) and Flower's version must match :data:`PINS`.
+Anything else (a Flower upgrade, a patched installation) makes the launcher refuse the
+change, say so, and run Flower's own behaviour; ``tests/deploy/test_flower_contract.py``
+fails loudly, naming the module, so an upgrade re-reads each one before re-pinning it.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ EXIT_HANDLER_MODULE = "flwr.supercore.exit.exit_handler"
 SUPEREXEC_CLI_MODULE = "flwr.supercore.cli.flower_superexec"
 SUPERLINK_MAIN_MODULE = "flwr.superlink.main"
 SUPERLINK_CONFIG_MODULE = "flwr.superlink.config_loader"
+INFLATABLE_MODULE = "flwr.supercore.inflatable.inflatable_utils"
+RUN_CLIENTAPP_MODULE = "flwr.supernode.runtime.run_clientapp"
+HTTP_GRID_MODULE = "flwr.superlink.grid.http_grid"
 
 #: Module -> SHA-256 of its source in Flower :data:`FLOWER_VERSION`.
 PINS = {
@@ -43,6 +49,9 @@ PINS = {
     SUPEREXEC_CLI_MODULE: "1fae6c298bca26a7a8b478a48a33f6125c15c08503bd609cdf2075a0e298cbbd",
     SUPERLINK_MAIN_MODULE: "500f01979e167243df1121d556fbc925b033b725dce58adb0c9f07b7c0f8642e",
     SUPERLINK_CONFIG_MODULE: "7a26551ee895cd85c951221f98b2fca1a66c84bf5d79eff621ad0f0492ef30fd",
+    INFLATABLE_MODULE: "077b26d921aa86389f0a9e16bab761bd10525ec66d6f175b56fdf4bac7872d40",
+    RUN_CLIENTAPP_MODULE: "fa6612aaeda9cd398de69199b0cf264a38f72c1b9cfdc53644c8d6dab0b70eb6",
+    HTTP_GRID_MODULE: "0c33918af5016310ba84ad42643944d498bbf5ebdb55d62f4655ee00e94d72db",
 }
 
 #: What each speed-up touches.
@@ -55,6 +64,7 @@ WARM_CLIENTAPPS = (
     SUPEREXEC_CLI_MODULE,
 )
 PAYLOADS_IN_MEMORY = (SUPERLINK_MAIN_MODULE, SUPERLINK_CONFIG_MODULE)
+OBJECT_PULLS = (POLL_MODULE, RUN_CLIENTAPP_MODULE, HTTP_GRID_MODULE, INFLATABLE_MODULE)
 
 
 def installed_flower_version() -> str:

@@ -5,9 +5,10 @@ warm ClientApp processes.
 The SuperNode asks the SuperLink for work, and when there is none it sleeps a fixed 3 s
 (``flwr.supernode.start_client_internal``: ``time.sleep(3)``); every message a coordinator
 sends therefore waits up to 3 s before a site even sees it, and a round has at least two
-such messages (train, evaluate). ``--poll-interval`` replaces exactly that idle sleep (and
-the 0.5 s wait for a reply to push), leaving every other sleep alone, at the price of one
-small HTTPS request per interval per site to the coordinator. This is a patch of Flower
+such messages (train, evaluate). ``--poll-interval`` replaces exactly that idle sleep, at the
+price of one small HTTPS request per interval per site to the coordinator, and the 0.5 s
+between the SuperNode's checks for the ClientApp's reply (a look at its own in-memory state,
+no request: every :data:`REPLY_CHECK_S`), leaving every other sleep alone. This is a patch of Flower
 internals, checked at start-up: unless the module's source is exactly the pinned one
 (:mod:`.flower_contract`, SHA-256 of ``inspect.getsource``) the launcher refuses to patch and
 says so (the SuperNode still runs, with Flower's own timing).
@@ -33,10 +34,13 @@ from typing import Any
 
 from medsilo.deploy import processes as proc
 from medsilo.deploy.flower_contract import POLL_PATCH, contract_problems
+from medsilo.deploy.object_pulls import SUPERNODE_PULLS, shorten_first_retry
 from medsilo.deploy.warm_superexec import preload_environment
 
 FLOWER_IDLE_SLEEP_S = 3.0
 FLOWER_REPLY_WAIT_S = 0.5
+#: How often the SuperNode looks for the ClientApp's reply (in its own state, no request).
+REPLY_CHECK_S = 0.02
 
 
 class _PollClock(types.SimpleNamespace):
@@ -47,8 +51,10 @@ class _PollClock(types.SimpleNamespace):
         self._interval = interval_s
 
     def sleep(self, seconds: float) -> None:
-        if seconds in (FLOWER_IDLE_SLEEP_S, FLOWER_REPLY_WAIT_S):
+        if seconds == FLOWER_IDLE_SLEEP_S:
             seconds = min(seconds, self._interval)
+        elif seconds == FLOWER_REPLY_WAIT_S:
+            seconds = min(seconds, self._interval, REPLY_CHECK_S)
         time.sleep(seconds)
 
     def __getattr__(self, name: str) -> Any:
@@ -122,6 +128,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.poll_interval <= 0:
             parser.error("--poll-interval must be positive")
         patch_poll_interval(args.poll_interval)
+    problems = shorten_first_retry(SUPERNODE_PULLS)
+    if problems:
+        print(
+            "medsilo: the SuperNode retries object pulls after Flower's 1 s ("
+            + "; ".join(problems)
+            + ")",
+            file=sys.stderr,
+        )
     if args.warm:
         start_warm_superexec(runtime_port(rest))
         rest = [*rest, "--isolation", "process"]

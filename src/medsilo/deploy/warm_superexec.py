@@ -9,7 +9,9 @@ tokens) with one change: its executor, instead of ``subprocess.Popen(["flwr-clie
 and the child runs Flower's own ``flwr-clientapp`` entry point with the very arguments
 Flower would have passed (:func:`clientapp_argv`, checked against Flower's executor by
 ``tests/deploy/test_warm_superexec.py``). Each message still gets its own process, with its
-own memory, exactly as before; it just starts already imported.
+own memory, exactly as before; it just starts already imported, and its pull of the message
+retries after 0.05 s rather than Flower's 1 s (:mod:`.object_pulls`: the SuperNode starts
+the task before it has fetched the message's objects).
 
 Fork safety: nothing here runs a torch operation before forking, so no OpenMP/intra-op
 thread pool exists to be copied half-initialised (the preload starts no thread at all,
@@ -42,9 +44,18 @@ from medsilo.deploy.flower_contract import (
     WARM_CLIENTAPPS,
     contract_problems,
 )
+from medsilo.deploy.object_pulls import CLIENTAPP_PULLS, shorten_first_retry
 
 #: Imported once here, before any fork, so every ClientApp process starts with them.
-PRELOAD = ("medsilo.runtime.flower.deployed_site", "flwr.supernode.runtime.run_clientapp")
+#: ``torch._dynamo``: torch imports it lazily when the first optimizer is made (its
+#: ``Optimizer.__init__`` is wrapped in ``torch._disable_dynamo``): seconds of imports (4 to
+#: 6 s measured on a loaded 2-core machine) that every ClientApp process paid again in its
+#: first training step; importing it starts no thread (the preload test checks).
+PRELOAD = (
+    "medsilo.runtime.flower.deployed_site",
+    "flwr.supernode.runtime.run_clientapp",
+    "torch._dynamo",
+)
 
 #: numpy's OpenBLAS starts a thread pool (one thread per further core) as soon as numpy is
 #: imported, unless told to use one thread; this process is started with it, so that at a fork
@@ -173,6 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     else:
         preload()
+        # inherited by every child: its pull of a message the SuperNode is still fetching
+        problems = shorten_first_retry(CLIENTAPP_PULLS)
+        if problems:
+            print(
+                "medsilo: ClientApps retry object pulls after Flower's 1 s ("
+                + "; ".join(problems)
+                + ")",
+                file=sys.stderr,
+            )
     sys.argv = ["flower-superexec", *args]
     importlib.import_module(SUPEREXEC_CLI_MODULE).flower_superexec()
     return 0

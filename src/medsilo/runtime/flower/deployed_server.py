@@ -68,6 +68,7 @@ from medsilo.config import ConfigError, RunConfig, dump_config, load_config
 from medsilo.data.base import Task
 from medsilo.data.standardize import Moments, combine
 from medsilo.deploy.kit_files import load_attestation_keys, load_roster
+from medsilo.deploy.object_pulls import COORDINATOR_PULLS, shorten_first_retry
 from medsilo.deploy.revocation import load_revocations, record_revocation
 from medsilo.deploy.superlink_state import node_ids
 from medsilo.experiment import json_default
@@ -664,4 +665,7 @@ def main(grid: Grid, context: Context) -> None:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         medsilo_log.addHandler(handler)
+    # replies are seen before their objects are all pushed: retry those pulls soon
+    for problem in shorten_first_retry(COORDINATOR_PULLS):
+        log.warning("replies' objects are retried after Flower's 1 s: %s", problem)
     _Deployment(settings).run(grid)
