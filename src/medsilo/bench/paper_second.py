@@ -36,7 +36,7 @@ from medsilo.bench.paper_rules import (
     TARGET_SHARE,
     Candidate,
     choose_operating_point,
-    reduction,
+    primary_reduction,
     to_target,
 )
 from medsilo.progress import progress_bars
@@ -135,6 +135,14 @@ def primary_leakage(o: Outcome) -> float:
     return float(o.leakage.get("inversion_success", math.nan))
 
 
+def membership_advantage(o: Outcome) -> float:
+    """Site-weighted membership advantage ``AUC - 0.5`` (§10); NaN: not measured."""
+    if o.leakage is None:
+        return math.nan
+    value = o.leakage.get("membership_advantage")
+    return math.nan if value is None else float(value)
+
+
 def pooled_target(outcomes: Iterable[Outcome], setting: str, seed: int) -> float:
     """95 % of the pooled model's final test accuracy in the same setting and seed."""
     for o in outcomes:
@@ -146,7 +154,9 @@ def pooled_target(outcomes: Iterable[Outcome], setting: str, seed: int) -> float
 def operating_points(
     p: SecondPlan, outcomes: list[Outcome]
 ) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
-    """§10's operating point per grid codec on the tuning seed, and how it was chosen."""
+    """§10's operating point per grid codec on the tuning seed, and how it was chosen. The
+    "primary leakage reduction" it maximises is :func:`primary_reduction`'s: the membership
+    advantage's where FedAvg's inversion success is 0 (docs/ccpgd.md §10, Amendment 1)."""
     seed = p.tuning_seed if p.tuning_seed is not None else p.seeds[0]
     label = p.tuning_setting.label
     mine = [o for o in outcomes if o.setting == label and o.seed == seed]
@@ -164,7 +174,12 @@ def operating_points(
             cands.append(
                 Candidate(
                     label=o.label,
-                    leakage_reduction=reduction(primary_leakage(o), primary_leakage(fedavg)),
+                    leakage_reduction=primary_reduction(
+                        primary_leakage(o),
+                        primary_leakage(fedavg),
+                        membership_advantage(o),
+                        membership_advantage(fedavg),
+                    ),
                     bytes_to_target=to_target(o.rounds, target).bytes,
                     fedavg_bytes_to_target=fed_bytes,
                     gap_to_pooled_pts=100.0 * (pooled_acc - o.accuracy),
