@@ -4,6 +4,7 @@ leakage verdict alone)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from medsilo.bench.paper_report import per_run, table, verdict_markdown, verdicts
@@ -29,7 +30,13 @@ def _rounds(accuracies: list[float], bytes_each: int) -> list[dict[str, Any]]:
 
 
 def _outcome(
-    seed: int, family: str, label: str, inversion: float, advantage: float, tpr: float, b: int
+    seed: int,
+    family: str,
+    label: str,
+    inversion: float | None,
+    advantage: float,
+    tpr: float,
+    b: int,
 ) -> Outcome:
     leakage = {
         "inversion_success": inversion,
@@ -58,7 +65,8 @@ def _runs(fedavg_inversion: float) -> list[dict[str, Any]]:
     outcomes = []
     for seed in (0, 1, 2):
         outcomes += [
-            _outcome(seed, "pooled", "pooled", float("nan"), 0.0, 0.0, 0),
+            # a pooled run's inversion is not measured: None, as LeakageMeasures.as_dict has it
+            _outcome(seed, "pooled", "pooled", None, 0.0, 0.0, 0),
             _outcome(seed, "fedavg", "fedavg", fedavg_inversion, 0.04, 0.010, 100),
             # CC-PGD: no inversion either, membership advantage a half of FedAvg's (+- a bit),
             # the same bytes: communication does not hold, the leakage can
@@ -70,6 +78,7 @@ def _runs(fedavg_inversion: float) -> list[dict[str, Any]]:
 def test_a_zero_fedavg_inversion_is_not_measurable_and_membership_carries_the_verdict() -> None:
     runs = _runs(fedavg_inversion=0.0)
     rows = {(r["family"], r["method"]): r for r in table(runs)}
+    assert math.isnan(rows[("pooled", "pooled")]["inversion_success"])
     # never 0 % or 100 %: CC-PGD's and FedAvg's own inversion reductions are 0/0
     assert rows[("ccpgd", CCPGD)]["leakage_reduction"] == NOT_MEASURABLE
     assert rows[("fedavg", "fedavg")]["leakage_reduction"] == NOT_MEASURABLE

@@ -49,6 +49,7 @@ from medsilo.bench.paper_rules import (
 from medsilo.bench.paper_second import (
     Outcome,
     SecondResult,
+    leakage_value,
     membership_advantage,
     pooled_target,
     primary_leakage,
@@ -61,13 +62,6 @@ FAMILY_TITLES = {
     "fedprox": "FedProx",
     "ccpgd": "CC-PGD (lam, mu)",
 }
-
-
-def _leak(o: Outcome, key: str) -> float:
-    if o.leakage is None:
-        return math.nan
-    value = o.leakage.get(key, math.nan)
-    return float(value) if isinstance(value, int | float) else math.nan
 
 
 def _exposed_inversion(o: Outcome) -> float:
@@ -129,7 +123,7 @@ def _measures(o: Outcome, bytes_to_target: float) -> dict[str, float]:
     return {
         "inversion_success": primary_leakage(o),
         "membership_advantage": membership_advantage(o),
-        "membership_tpr_at_low_fpr": _leak(o, "membership_tpr_at_low_fpr"),
+        "membership_tpr_at_low_fpr": leakage_value(o, "membership_tpr_at_low_fpr"),
         "bytes_to_target": bytes_to_target,
     }
 
@@ -173,11 +167,11 @@ def per_run(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                 "bytes_per_round": _per_round(o),
                 "inversion_success": primary_leakage(o),
                 "inversion_success_exposed": _exposed_inversion(o),
-                "membership_advantage": _leak(o, "membership_advantage"),
-                "membership_tpr_at_low_fpr": _leak(o, "membership_tpr_at_low_fpr"),
-                "r_concentration": _leak(o, "r_concentration"),
-                "r_spread": _leak(o, "r_spread"),
-                "support_bits_per_param": _leak(o, "support_bits_per_param"),
+                "membership_advantage": leakage_value(o, "membership_advantage"),
+                "membership_tpr_at_low_fpr": leakage_value(o, "membership_tpr_at_low_fpr"),
+                "r_concentration": leakage_value(o, "r_concentration"),
+                "r_spread": leakage_value(o, "r_spread"),
+                "support_bits_per_param": leakage_value(o, "support_bits_per_param"),
                 "projected_share": o.projected_share,
                 "epsilon": o.epsilon,
                 "noise_multiplier": o.noise_multiplier,

@@ -128,19 +128,23 @@ def run_job(p: SecondPlan, job: Any) -> Outcome:
     )
 
 
-def primary_leakage(o: Outcome) -> float:
-    """Site-weighted inversion success share (§10's primary measure); NaN: not measured."""
+def leakage_value(o: Outcome, key: str) -> float:
+    """One of the run's leakage measures (``LeakageMeasures.as_dict``, where an unmeasured
+    value is ``None``: a pooled run has no inversion); NaN when absent or not measured."""
     if o.leakage is None:
         return math.nan
-    return float(o.leakage.get("inversion_success", math.nan))
+    value = o.leakage.get(key)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def primary_leakage(o: Outcome) -> float:
+    """Site-weighted inversion success share (§10's primary measure); NaN: not measured."""
+    return leakage_value(o, "inversion_success")
 
 
 def membership_advantage(o: Outcome) -> float:
     """Site-weighted membership advantage ``AUC - 0.5`` (§10); NaN: not measured."""
-    if o.leakage is None:
-        return math.nan
-    value = o.leakage.get("membership_advantage")
-    return math.nan if value is None else float(value)
+    return leakage_value(o, "membership_advantage")
 
 
 def pooled_target(outcomes: Iterable[Outcome], setting: str, seed: int) -> float:
