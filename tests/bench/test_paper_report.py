@@ -40,6 +40,8 @@ def _outcome(
 ) -> Outcome:
     leakage = {
         "inversion_success": inversion,
+        "inversion_success_by_site": {"s0": inversion, "s1": inversion},
+        "exposed_sites": ["s1"],
         "membership_advantage": advantage,
         "membership_tpr_at_low_fpr": tpr,
     }
@@ -78,7 +80,10 @@ def _runs(fedavg_inversion: float) -> list[dict[str, Any]]:
 def test_a_zero_fedavg_inversion_is_not_measurable_and_membership_carries_the_verdict() -> None:
     runs = _runs(fedavg_inversion=0.0)
     rows = {(r["family"], r["method"]): r for r in table(runs)}
-    assert math.isnan(rows[("pooled", "pooled")]["inversion_success"])
+    pooled = rows[("pooled", "pooled")]
+    assert math.isnan(pooled["inversion_success"])
+    assert math.isnan(pooled["inversion_success_exposed"])
+    assert rows[("fedavg", "fedavg")]["inversion_success_exposed"] == 0.0
     # never 0 % or 100 %: CC-PGD's and FedAvg's own inversion reductions are 0/0
     assert rows[("ccpgd", CCPGD)]["leakage_reduction"] == NOT_MEASURABLE
     assert rows[("fedavg", "fedavg")]["leakage_reduction"] == NOT_MEASURABLE

@@ -65,11 +65,12 @@ FAMILY_TITLES = {
 
 
 def _exposed_inversion(o: Outcome) -> float:
+    """Mean inversion success of the exposed sites (``e_i = 1``); NaN where not measured."""
     if o.leakage is None:
         return math.nan
     by_site = o.leakage.get("inversion_success_by_site") or {}
     exposed = o.leakage.get("exposed_sites") or []
-    vals = [float(by_site[s]) for s in exposed if s in by_site]
+    vals = [float(by_site[s]) for s in exposed if isinstance(by_site.get(s), int | float)]
     return float(np.mean(vals)) if vals else math.nan
 
 
