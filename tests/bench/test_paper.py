@@ -19,6 +19,7 @@ from medsilo.bench.paper import (
     plan,
     run_paper_benchmark,
 )
+from medsilo.bench.paper_leakage import LeakageSettings
 from medsilo.bench.paper_plan import second_plan
 from medsilo.bench.paper_report import write_second_outputs
 from medsilo.bench.paper_rules import INCONCLUSIVE
@@ -116,3 +117,21 @@ def test_tiny_second_pass_writes_verdicts_dominance_and_frontier(tmp_path: Path)
     # one seed: no interval, so every claim is inconclusive, never "holds"
     assert verdicts["none"]["communication_verdict"] == INCONCLUSIVE
     assert {d["family"] for d in summary["dominance"]} == {"fedavg", "dp_fl", "fedprox"}
+
+
+def test_quick_is_a_smaller_plan_and_standard_keeps_the_pre_registered_one() -> None:
+    """--quick was cut to fit 10 minutes on 2 cores; --standard and --full must still be
+    §10's plan (3 seeds, the full grid with every codec, every ablation, the full attacks)."""
+    quick, standard, full = (second_plan(m) for m in ("quick", "standard", "full"))
+    assert set(quick.grid) < set(standard.grid) and len(standard.grid) == 25
+    assert quick.max_train_samples is not None and standard.max_train_samples is not None
+    assert quick.max_train_samples < standard.max_train_samples
+    assert quick.rounds < standard.rounds < full.rounds
+    for p in (standard, full):
+        assert p.seeds == (0, 1, 2) and p.tuning_seed == 100
+        assert p.grid_codecs == ("none", "fp16", "int8", "qsgd")
+        assert (p.rhos, p.kappas) == ((1.0, 2.0, 5.0, 10.0), (0.0, 1.0, 3.0))
+        assert p.dp_epsilons == (1.0, 4.0, 8.0) and p.fedprox_mus == (0.001, 0.01, 0.1)
+        assert p.leakage == LeakageSettings()
+    assert quick.leakage is not None and quick.leakage.inversion_iterations < 300
+    assert any("smoke-scale" in d for d in quick.deviations)

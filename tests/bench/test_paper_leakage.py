@@ -159,10 +159,14 @@ def test_the_observer_sees_every_round_s_decoded_updates_and_the_weights_they_st
         )
 
 
+@pytest.mark.parametrize(
+    ("steps", "batch"),
+    [(7, 3), (4, 5)],  # 12 rows a site: 4 x 5 runs past an epoch, whose last batch has 2 rows
+)
 def test_the_replayed_batches_are_the_rows_the_site_trained_on(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, steps: int, batch: int
 ) -> None:
-    cfg = audit_config(training={"rounds": 2, "local_steps": 7, "batch_size": 3, "lr": 0.1})
+    cfg = audit_config(training={"rounds": 2, "local_steps": steps, "batch_size": batch, "lr": 0.1})
     prep = PreparedFederation.build(cfg, image_federation())
     fetched: dict[int, list[torch.Tensor]] = {}
     original = TensorData.fetch
@@ -174,17 +178,33 @@ def test_the_replayed_batches_are_the_rows_the_site_trained_on(
     monkeypatch.setattr(TensorData, "fetch", spy)
     run_federation(cfg, prepared=prep)
     for site in ("s0", "s1"):
-        drawn = torch.stack(fetched[id(prep.train[site])])  # 2 rounds x 7 steps
+        drawn = fetched[id(prep.train[site])]  # 2 rounds x `steps` batches
+        assert len(drawn) == 2 * steps
         for rnd in (1, 2):
             expected = round_batches(cfg, prep, site, rnd)
-            assert torch.equal(drawn[(rnd - 1) * 7 : rnd * 7], expected)
+            real = drawn[(rnd - 1) * steps : rnd * steps]
+            assert len(expected) == steps
+            assert all(torch.equal(a, b) for a, b in zip(real, expected, strict=True))
 
 
-def test_the_attacker_s_simulated_round_is_the_site_s_real_multi_step_update() -> None:
-    """The attack's model of a FedAvg round (k steps, each on its own replayed batch) gives
-    the update the coordinator received: the attacker is misspecified only by defences."""
+@pytest.mark.parametrize(
+    ("steps", "batch", "sizes"),
+    [(3, 2, [2, 2, 2]), (4, 5, [5, 5, 2, 5])],  # the second wraps a 12-row site's epoch
+)
+def test_the_attacker_s_simulated_round_is_the_site_s_real_multi_step_update(
+    steps: int, batch: int, sizes: list[int]
+) -> None:
+    """The attack's model of a FedAvg round (k steps, each on its own replayed batch, a short
+    one where the site's epoch ends) gives the update the coordinator received: the attacker
+    is misspecified only by defences."""
     cfg = audit_config(
-        training={"rounds": 1, "local_steps": 3, "batch_size": 2, "lr": 0.1, "weight_decay": 0.01}
+        training={
+            "rounds": 1,
+            "local_steps": steps,
+            "batch_size": batch,
+            "lr": 0.1,
+            "weight_decay": 0.01,
+        }
     )
     prep = PreparedFederation.build(cfg, image_federation())
     seen = TransmittedUpdates([1])
@@ -193,12 +213,24 @@ def test_the_attacker_s_simulated_round_is_the_site_s_real_multi_step_update() -
     inverter = run_inverter(cfg, prep, weights, RoundInverter)
     train = prep.train["s1"]
     assert isinstance(train, TensorData)
-    rows = round_batches(cfg, prep, "s1", 1).reshape(-1)
-    simulated = inverter.simulate(train.x[rows], train.y[rows], 3).detach()
+    batches = round_batches(cfg, prep, "s1", 1)
+    assert [len(b) for b in batches] == sizes
+    inverter.batch_sizes = sizes
+    rows = torch.cat(batches)
+    simulated = inverter.simulate(train.x[rows], train.y[rows], steps).detach()
     observed = inverter.observed_vector(updates["s1"], prep.layout)
     assert torch.allclose(simulated, observed, atol=1e-5)
-    with pytest.raises(ValueError, match="do not split into 4 equal batches"):
-        inverter.simulate(train.x[rows], train.y[rows], 4)
+    with pytest.raises(ValueError, match=f"{sum(sizes)} dummy inputs do not split"):
+        inverter.simulate(train.x[rows], train.y[rows], steps + 1)
+
+
+def test_a_round_that_wraps_the_site_s_epoch_is_attacked_end_to_end() -> None:
+    """A site with fewer rows than one round's batches (heart disease at 10 x 32): the last
+    batch of its epoch is shorter, and the attack still replays and scores the round."""
+    cfg = _one_step_config(training={"rounds": 1, "local_steps": 4, "batch_size": 5, "lr": 0.1})
+    _, m = run_with_leakage(cfg, TINY, PreparedFederation.build(cfg, image_federation()))
+    assert m.attacked == 2 and m.images_scored == 2
+    assert 0.0 <= m.inversion_success <= 1.0
 
 
 # --- the attacks, end to end -------------------------------------------------------------

@@ -13,15 +13,19 @@ from medsilo.bench.paper_rules import (
     HOLDS,
     INCONCLUSIVE,
     LEAKAGE_THRESHOLD,
+    NO_EVIDENCE,
     Candidate,
     Interval,
     Point,
+    amended_verdict,
     choose_operating_point,
     dominance,
     dominance_verdict,
     gap_verdict,
     joint_verdict,
+    measurable,
     paired_interval,
+    primary_reduction,
     reduction,
     reduction_verdict,
     to_target,
@@ -82,6 +86,32 @@ def test_gap_and_joint_verdicts() -> None:
     assert joint_verdict([HOLDS, HOLDS, HOLDS]) == HOLDS
     assert joint_verdict([HOLDS, INCONCLUSIVE, HOLDS]) == INCONCLUSIVE
     assert joint_verdict([HOLDS, FAILS, INCONCLUSIVE]) == FAILS
+
+
+def test_a_zero_fedavg_baseline_is_no_evidence_either_way_never_a_verdict() -> None:
+    """Amendment 1 (a): FedAvg reconstructs nothing, so 1 - L / L_FedAvg is 0/0; however
+    the interval reads, the reduction gives no evidence, and a joint claim resting on it
+    neither holds nor is inconclusive, unless another claim fails."""
+    t = LEAKAGE_THRESHOLD
+    assert measurable([0.2, 0.1, 0.3]) and not measurable([0.2, 0.0, 0.3])
+    assert math.isnan(reduction(0.0, 0.0)) and math.isnan(reduction(0.5, 0.0))
+    huge = Interval(0.9, 0.8, 1.0, 3)  # would hold, were the baselines measurable
+    assert amended_verdict(huge, [0.2, 0.1, 0.3], t) == HOLDS
+    assert amended_verdict(huge, [0.2, 0.0, 0.3], t) == NO_EVIDENCE
+    assert amended_verdict(Interval(0.0, -0.1, 0.1, 3), [0.0, 0.0, 0.0], t) == NO_EVIDENCE
+    assert amended_verdict(paired_interval([0.1, 0.1, 0.1]), [1.0] * 3, t) == FAILS
+    assert joint_verdict([NO_EVIDENCE, HOLDS, HOLDS]) == NO_EVIDENCE
+    assert joint_verdict([NO_EVIDENCE, INCONCLUSIVE, HOLDS]) == NO_EVIDENCE
+    assert joint_verdict([NO_EVIDENCE, FAILS, HOLDS]) == FAILS
+
+
+def test_the_membership_advantage_carries_the_primary_leakage_when_inversion_is_0_over_0() -> None:
+    """Amendment 1 (b): where FedAvg's inversion success is 0, the primary reduction (the
+    operating point's criterion) is the membership advantage's."""
+    assert primary_reduction(0.2, 0.4, 0.01, 0.02) == pytest.approx(0.5)  # inversion measurable
+    assert primary_reduction(0.0, 0.0, 0.01, 0.04) == pytest.approx(0.75)
+    assert primary_reduction(0.3, 0.0, 0.03, 0.02) == pytest.approx(-0.5)
+    assert math.isnan(primary_reduction(0.0, 0.0, 0.01, 0.0))
 
 
 def test_operating_point_rule() -> None:

@@ -7,17 +7,18 @@ number of local steps ``k``, the batch size ``B``, the learning rate and weight 
 labels of the round's batches (the strong attacker of docs/privacy-audits.md). It does not
 know which rows the site drew.
 
-Attack (Geiping et al. 2020, multi-step variant): ``k * B`` dummy inputs, in ``k`` batches
-of ``B``; the site's ``k`` SGD steps are simulated differentiably, step ``t`` on dummy batch
-``t`` (:class:`RoundInverter`), and the dummies are optimised so that the simulated update
-points the way the observed one does (cosine distance + total variation,
-:mod:`medsilo.audit.inversion`). The simulation is plain local SGD with weight decay: the
-attacker does not model CC-PGD's proximal steps, FedProx's term, clipping or a codec, which
-is exactly what those defences bet on. Momentum and Adam are refused (the simulation would be
-misspecified by construction, not by the defence).
+Attack (Geiping et al. 2020, multi-step variant): one dummy input per row the site drew, in
+``k`` batches of the site's real sizes (``B``, or fewer for a batch that ends the site's
+epoch when the site holds fewer than ``k * B`` rows); the site's ``k`` SGD steps are
+simulated differentiably, step ``t`` on dummy batch ``t`` (:class:`RoundInverter`), and the
+dummies are optimised so that the simulated update points the way the observed one does
+(cosine distance + total variation, :mod:`medsilo.audit.inversion`). The simulation is plain
+local SGD with weight decay: the attacker does not model CC-PGD's proximal steps, FedProx's
+term, clipping or a codec, which is exactly what those defences bet on. Momentum and Adam
+are refused (the simulation would be misspecified by construction, not by the defence).
 
 Scoring: the site's *first batch* of the round is the target. Its first ``images`` rows are
-matched to the closest dummies among all ``k * B`` (Hungarian on MSE: which slot holds an
+matched to the closest dummies among all of them (Hungarian on MSE: which slot holds an
 image does not matter to privacy), and an image counts as **reconstructed** when its SSIM is
 at least 0.5 *and* its PSNR beats the mean-image guess, the PSNR of the site's training-set
 mean image against it (:func:`reconstructed`). SSIM exists for images only, so for tabular
@@ -63,16 +64,32 @@ def reconstructed(psnr_db: float, ssim_value: float | None, guess_psnr_db: float
 
 class RoundInverter(GradientInverter):
     """A :class:`GradientInverter` whose simulated round takes step ``t`` on its own batch:
-    ``x`` holds ``steps`` consecutive batches of equal size."""
+    ``x`` holds ``steps`` consecutive batches, of the sizes in :attr:`batch_sizes` when set
+    (the site's real sizes: a batch that ends the site's epoch is shorter), else equal."""
+
+    #: The size of each step's batch, in step order; ``None``: ``steps`` equal batches.
+    batch_sizes: list[int] | None = None
+
+    def split(self, total: int, steps: int) -> list[int]:
+        """The batch sizes of a simulated round of ``steps`` steps on ``total`` inputs."""
+        sizes = self.batch_sizes
+        if sizes is None:
+            if total % steps:
+                raise ValueError(f"{total} dummy inputs do not split into {steps} equal batches")
+            return [total // steps] * steps
+        if len(sizes) != steps or sum(sizes) != total:
+            raise ValueError(
+                f"{total} dummy inputs do not split into {steps} batches of sizes {sizes}"
+            )
+        return sizes
 
     def simulate(self, x: torch.Tensor, y: torch.Tensor, steps: int) -> torch.Tensor:
-        if len(x) % steps:
-            raise ValueError(f"{len(x)} dummy inputs do not split into {steps} equal batches")
-        size = len(x) // steps
         params = {n: t.clone().requires_grad_(True) for n, t in self.start.items()}
         task: Task = "binary" if self.binary else "multiclass"
-        for t in range(steps):
-            xb, yb = x[t * size : (t + 1) * size], y[t * size : (t + 1) * size]
+        start = 0
+        for size in self.split(len(x), steps):
+            xb, yb = x[start : start + size], y[start : start + size]
+            start += size
             buffers = {n: b.clone() for n, b in self.buffers.items()}
             loss = task_loss(functional_call(self.model, {**params, **buffers}, (xb,)), yb, task)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
@@ -83,14 +100,19 @@ class RoundInverter(GradientInverter):
         return torch.cat([(params[n] - self.start[n]).reshape(-1) for n in self.param_names])
 
 
-def round_batches(cfg: RunConfig, prep: PreparedFederation, site: str, rnd: int) -> torch.Tensor:
-    """The rows ``site`` trained on in round ``rnd``, one row of indices per local step."""
+def round_batches(
+    cfg: RunConfig, prep: PreparedFederation, site: str, rnd: int
+) -> list[torch.Tensor]:
+    """The rows ``site`` trained on in round ``rnd``, one tensor of indices per local step,
+    drawn as the site's :class:`BatchSampler` drew them: when the round runs past the site's
+    epoch (fewer rows than ``steps x batch``), the epoch's last batch is shorter and the next
+    epoch is reshuffled, so the batches need not have equal sizes."""
     n = len(prep.train[site])
     index = prep.fed.site_names.index(site)
     steps = cfg.training.local().steps_for(n)
     generator = torch.Generator().manual_seed(site_seed(cfg.seed, rnd, index))
     sampler = BatchSampler(n, cfg.training.batch_size, generator)
-    return torch.stack([sampler.next() for _ in range(steps)])
+    return [sampler.next() for _ in range(steps)]
 
 
 def check_replayable(cfg: RunConfig) -> None:
@@ -151,13 +173,15 @@ def attack_round(
     ``global_weights``) and score the first ``images`` rows of the round's first batch."""
     check_replayable(cfg)
     train = in_memory(prep.train[site], "the round inversion")
-    rows = round_batches(cfg, prep, site, rnd)
-    steps = len(rows)
-    flat = rows.reshape(-1)
+    batches = round_batches(cfg, prep, site, rnd)
+    steps = len(batches)
+    flat = torch.cat(batches)
     x_all = train.x[flat]
     labels = train.y[flat].clone()
     x_lo, x_hi = data_bounds(prep)
     inverter = run_inverter(cfg, prep, global_weights, RoundInverter)
+    assert isinstance(inverter, RoundInverter)
+    inverter.batch_sizes = [len(b) for b in batches]
     index = prep.fed.site_names.index(site)
     generator = torch.Generator().manual_seed(site_seed(cfg.seed, rnd, index) ^ 0x1A7E)
     input_shape = tuple(int(s) for s in train.x.shape[1:])
@@ -169,7 +193,7 @@ def attack_round(
         attack,
         generator,
     )
-    count = min(images, rows.shape[1])
+    count = min(images, len(batches[0]))
     truth = x_all[:count].numpy()
     order = match_to_truth(result.images, truth)
     guess = train.x.mean(dim=0).numpy()

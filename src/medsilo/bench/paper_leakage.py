@@ -119,14 +119,14 @@ class LeakageSettings:
 
 #: The cheap preset of ``--quick`` (NOT the pre-registered budget, and too weak to reconstruct
 #: anything from a 10-step round of 32-image batches: a smoke test of the inversion path, whose
-#: success share is expected to be 0 for every method): 20 attacker iterations instead of 300,
+#: success share is expected to be 0 for every method): 5 attacker iterations instead of 300,
 #: the first round only (where gradients are largest), 4 LiRA shadows of 2 epochs on 250 rows
 #: a side instead of 8 on 500. Scoring 8 images costs nothing next to the attack, so it stays.
 #: Cost on the quick shape (paper CNN, MNIST, 10 steps x 32 = 320 dummy images, one thread):
-#: about 0.21 CPU s per attacker iteration and attacked site, so 5 sites x 20 iterations is
-#: about 21 CPU s a run; the pre-registered 5 sites x 3 rounds x 300 iterations about 950.
+#: about 0.2 CPU s per attacker iteration and attacked site, so 5 sites x 5 iterations is
+#: about 5 CPU s a run; the pre-registered 5 sites x 3 rounds x 300 iterations about 950.
 QUICK_LEAKAGE = LeakageSettings(
-    inversion_iterations=20,
+    inversion_iterations=5,
     membership_shadows=4,
     membership_rows=250,
     attacked_rounds="first",

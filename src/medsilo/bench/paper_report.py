@@ -33,17 +33,27 @@ from rich.console import Console
 from medsilo.bench.paper_rules import (
     COMMUNICATION_THRESHOLD,
     LEAKAGE_THRESHOLD,
+    NO_EVIDENCE,
+    NOT_MEASURABLE,
     Point,
+    amended_verdict,
     dominance,
     dominance_verdict,
     gap_verdict,
     joint_verdict,
+    measurable,
     paired_interval,
     reduction,
-    reduction_verdict,
     to_target,
 )
-from medsilo.bench.paper_second import Outcome, SecondResult, pooled_target, primary_leakage
+from medsilo.bench.paper_second import (
+    Outcome,
+    SecondResult,
+    leakage_value,
+    membership_advantage,
+    pooled_target,
+    primary_leakage,
+)
 
 FAMILIES = ("fedavg", "dp_fl", "fedprox", "ccpgd")
 FAMILY_TITLES = {
@@ -54,19 +64,13 @@ FAMILY_TITLES = {
 }
 
 
-def _leak(o: Outcome, key: str) -> float:
-    if o.leakage is None:
-        return math.nan
-    value = o.leakage.get(key, math.nan)
-    return float(value) if isinstance(value, int | float) else math.nan
-
-
 def _exposed_inversion(o: Outcome) -> float:
+    """Mean inversion success of the exposed sites (``e_i = 1``); NaN where not measured."""
     if o.leakage is None:
         return math.nan
     by_site = o.leakage.get("inversion_success_by_site") or {}
     exposed = o.leakage.get("exposed_sites") or []
-    vals = [float(by_site[s]) for s in exposed if s in by_site]
+    vals = [float(by_site[s]) for s in exposed if isinstance(by_site.get(s), int | float)]
     return float(np.mean(vals)) if vals else math.nan
 
 
@@ -97,6 +101,48 @@ def _per_round(o: Outcome) -> float:
     return total / max(len(o.rounds), 1)
 
 
+#: Each reduction against FedAvg: its key and the key of the measure it reduces. The run's
+#: row also carries FedAvg's value of the measure as ``<measure>_fedavg``, so that a zero
+#: baseline is reported "not measurable (0/0)" (§10, Amendment 1 (a)).
+REDUCTIONS = {
+    "leakage_reduction": "inversion_success",
+    "membership_reduction": "membership_advantage",
+    "tpr_reduction": "membership_tpr_at_low_fpr",
+    "bytes_reduction": "bytes_to_target",
+}
+
+#: The paper's lower number each reduction is judged against (§10's decision rules).
+THRESHOLDS = {
+    "leakage_reduction": LEAKAGE_THRESHOLD,
+    "membership_reduction": LEAKAGE_THRESHOLD,
+    "tpr_reduction": LEAKAGE_THRESHOLD,
+    "bytes_reduction": COMMUNICATION_THRESHOLD,
+}
+
+
+def _measures(o: Outcome, bytes_to_target: float) -> dict[str, float]:
+    return {
+        "inversion_success": primary_leakage(o),
+        "membership_advantage": membership_advantage(o),
+        "membership_tpr_at_low_fpr": leakage_value(o, "membership_tpr_at_low_fpr"),
+        "bytes_to_target": bytes_to_target,
+    }
+
+
+def _reductions(
+    o: Outcome, f: Outcome | None, bytes_to_target: float, fedavg_bytes: float
+) -> dict[str, float]:
+    """The run's reductions against ``f`` (its same-seed, same-codec FedAvg) and ``f``'s
+    value of each reduced measure (NaN without a FedAvg run)."""
+    mine = _measures(o, bytes_to_target)
+    base = _measures(f, fedavg_bytes) if f is not None else dict.fromkeys(mine, math.nan)
+    out: dict[str, float] = {}
+    for key, measure in REDUCTIONS.items():
+        out[key] = reduction(mine[measure], base[measure])
+        out[f"{measure}_fedavg"] = base[measure]
+    return out
+
+
 def per_run(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     """Every run's measures, with its same-seed, same-codec FedAvg reductions."""
     rows = []
@@ -122,23 +168,15 @@ def per_run(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                 "bytes_per_round": _per_round(o),
                 "inversion_success": primary_leakage(o),
                 "inversion_success_exposed": _exposed_inversion(o),
-                "membership_advantage": _leak(o, "membership_advantage"),
-                "membership_tpr_at_low_fpr": _leak(o, "membership_tpr_at_low_fpr"),
-                "r_concentration": _leak(o, "r_concentration"),
-                "r_spread": _leak(o, "r_spread"),
-                "support_bits_per_param": _leak(o, "support_bits_per_param"),
+                "membership_advantage": leakage_value(o, "membership_advantage"),
+                "membership_tpr_at_low_fpr": leakage_value(o, "membership_tpr_at_low_fpr"),
+                "r_concentration": leakage_value(o, "r_concentration"),
+                "r_spread": leakage_value(o, "r_spread"),
+                "support_bits_per_param": leakage_value(o, "support_bits_per_param"),
                 "projected_share": o.projected_share,
                 "epsilon": o.epsilon,
                 "noise_multiplier": o.noise_multiplier,
-                "leakage_reduction": (
-                    reduction(primary_leakage(o), primary_leakage(f)) if f else math.nan
-                ),
-                "membership_reduction": (
-                    reduction(_leak(o, "membership_advantage"), _leak(f, "membership_advantage"))
-                    if f
-                    else math.nan
-                ),
-                "bytes_reduction": reduction(tt.bytes, f_tt.bytes) if f_tt else math.nan,
+                **_reductions(o, f, tt.bytes, f_tt.bytes if f_tt else math.nan),
                 "wall_s": o.wall_s,
                 "cpu_s": o.cpu_s,
             }
@@ -162,8 +200,7 @@ TABLE_KEYS = (
     "projected_share",
     "epsilon",
     "noise_multiplier",
-    "leakage_reduction",
-    "bytes_reduction",
+    *REDUCTIONS,
 )
 
 
@@ -196,6 +233,9 @@ def table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "reached": f"{sum(r['target_round'] is not None for r in mine)}/{len(mine)}",
         }
         row.update({k: _seed_mean([r[k] for r in mine]) for k in TABLE_KEYS})
+        for key, measure in REDUCTIONS.items():
+            if not measurable([r[f"{measure}_fedavg"] for r in mine]):
+                row[key] = NOT_MEASURABLE
         out.append(row)
     return out
 
@@ -221,13 +261,14 @@ def verdicts(
             ]
             if not mine:
                 continue
-            leak = paired_interval([r["leakage_reduction"] for r in mine])
-            member = paired_interval([r["membership_reduction"] for r in mine])
-            comm = paired_interval([r["bytes_reduction"] for r in mine])
+            judged = {
+                key: _judged(mine, key, measure, THRESHOLDS[key])
+                for key, measure in REDUCTIONS.items()
+            }
+            v_leak = judged["leakage_reduction"]["verdict"]
+            v_member = judged["membership_reduction"]["verdict"]
+            v_comm = judged["bytes_reduction"]["verdict"]
             gap = paired_interval([r["gap_to_pooled_pts"] for r in mine])
-            v_leak = reduction_verdict(leak, LEAKAGE_THRESHOLD)
-            v_member = reduction_verdict(member, LEAKAGE_THRESHOLD)
-            v_comm = reduction_verdict(comm, COMMUNICATION_THRESHOLD)
             v_gap = gap_verdict(gap)
             out.append(
                 {
@@ -235,20 +276,40 @@ def verdicts(
                     "codec": c,
                     "operating_point": label,
                     "seeds": len(mine),
-                    "leakage_reduction": asdict(leak),
+                    "leakage_reduction": judged["leakage_reduction"]["interval"],
                     "leakage_verdict": v_leak,
-                    "membership_reduction": asdict(member),
+                    "membership_reduction": judged["membership_reduction"]["interval"],
                     "membership_verdict": v_member,
-                    "bytes_to_target_reduction": asdict(comm),
+                    "tpr_reduction": judged["tpr_reduction"]["interval"],
+                    "tpr_verdict": judged["tpr_reduction"]["verdict"],
+                    "bytes_to_target_reduction": judged["bytes_reduction"]["interval"],
                     "communication_verdict": v_comm,
                     "gap_to_pooled_pts": asdict(gap),
                     "accuracy_verdict": v_gap,
+                    # Amendment 1 (b): with the inversion not measurable, the membership
+                    # advantage carries the leakage verdict alone
+                    "leakage_verdict_carried_by": (
+                        "membership advantage alone (Amendment 1)"
+                        if v_leak == NO_EVIDENCE
+                        else "inversion and membership advantage, both printed (§10)"
+                    ),
                     # both primary leakage measures judged; both joint verdicts printed (§10)
                     "joint_verdict_inversion": joint_verdict([v_leak, v_comm, v_gap]),
                     "joint_verdict_membership": joint_verdict([v_member, v_comm, v_gap]),
                 }
             )
     return out
+
+
+def _judged(mine: list[dict[str, Any]], key: str, measure: str, threshold: float) -> dict[str, Any]:
+    """The paired interval of a reduction over the seeds and its verdict (§10's rule, with
+    Amendment 1 (a): a zero FedAvg baseline on any seed is not measurable, no evidence)."""
+    interval = paired_interval([r[key] for r in mine])
+    baselines = [r[f"{measure}_fedavg"] for r in mine]
+    return {
+        "interval": {**asdict(interval), "measurable": measurable(baselines)},
+        "verdict": amended_verdict(interval, baselines, threshold),
+    }
 
 
 def frontier_points(rows: list[dict[str, Any]], setting: str, family: str) -> list[Point]:
@@ -390,6 +451,8 @@ def markdown(rows: list[dict[str, Any]], columns: Sequence[tuple[str, str]] = MD
 
 
 def _interval_text(iv: dict[str, Any]) -> str:
+    if not iv.get("measurable", True):
+        return NOT_MEASURABLE
     if math.isnan(iv["low"]):
         return f"{_fmt(iv['mean'])} (n={iv['n']}, no interval)"
     return f"{_fmt(iv['mean'])} [{_fmt(iv['low'])}, {_fmt(iv['high'])}]"
@@ -398,8 +461,9 @@ def _interval_text(iv: dict[str, Any]) -> str:
 def verdict_markdown(rows: list[dict[str, Any]]) -> str:
     head = (
         "| setting | codec | operating point | leakage red. (inversion) | verdict | "
-        "MIA adv. red. | verdict | bytes-to-target red. | verdict | gap to pooled (pts) | "
-        "verdict | joint (inversion) | joint (MIA) |\n|" + "---|" * 13
+        "MIA adv. red. | verdict | TPR@0.1%FPR red. | verdict | leakage verdict carried by | "
+        "bytes-to-target red. | verdict | gap to pooled (pts) | verdict | joint (inversion) | "
+        "joint (MIA) |\n|" + "---|" * 16
     )
     lines = [head]
     for v in rows:
@@ -407,6 +471,8 @@ def verdict_markdown(rows: list[dict[str, Any]]) -> str:
             f"| {v['setting']} | {v['codec']} | {v['operating_point']} | "
             f"{_interval_text(v['leakage_reduction'])} | {v['leakage_verdict']} | "
             f"{_interval_text(v['membership_reduction'])} | {v['membership_verdict']} | "
+            f"{_interval_text(v['tpr_reduction'])} | {v['tpr_verdict']} | "
+            f"{v['leakage_verdict_carried_by']} | "
             f"{_interval_text(v['bytes_to_target_reduction'])} | {v['communication_verdict']} | "
             f"{_interval_text(v['gap_to_pooled_pts'])} | {v['accuracy_verdict']} | "
             f"{v['joint_verdict_inversion']} | {v['joint_verdict_membership']} |"

@@ -6,6 +6,10 @@ Kept apart from the runner so that every rule is unit-tested on hand-made number
 * :func:`reduction` and :func:`paired_interval`: per-seed reductions against FedAvg with the
   same seed and codec, and the 95 % t-interval of those paired numbers;
 * :func:`reduction_verdict` / :func:`gap_verdict`: holds / does not hold / inconclusive;
+* :func:`measurable` / :func:`amended_verdict`: Amendment 1 (a) of §10: a reduction against a
+  FedAvg baseline of 0 is "not measurable (0/0)" and its verdict "no evidence either way";
+* :func:`primary_reduction`: Amendment 1 (b): the membership advantage carries the primary
+  leakage where the inversion reduction is not measurable;
 * :func:`choose_operating_point`: §10's rule on the tuning seed;
 * :func:`dominance`: the point-by-point frontier-dominance verdict.
 """
@@ -20,6 +24,10 @@ from typing import Any
 import numpy as np
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "does not hold", "inconclusive"
+#: Amendment 1 (a): the verdict of a reduction whose FedAvg baseline is 0, and how the
+#: reduction itself is reported (never as 0 % or 100 %).
+NO_EVIDENCE = "no evidence either way"
+NOT_MEASURABLE = "not measurable (0/0)"
 #: The paper's lower numbers, used only as thresholds (§10).
 LEAKAGE_THRESHOLD = 0.23
 COMMUNICATION_THRESHOLD = 0.18
@@ -115,6 +123,35 @@ def reduction_verdict(interval: Interval, threshold: float) -> str:
     return INCONCLUSIVE
 
 
+def measurable(baselines: Sequence[float]) -> bool:
+    """Amendment 1 (a): a reduction ``1 - L / L_FedAvg`` is measurable only when no seed's
+    FedAvg baseline is 0. One zero baseline among the seeds leaves that seed's paired value
+    undefined, so the interval over the seeds, and the reduction, is not measurable."""
+    return all(b != 0 for b in baselines)
+
+
+def amended_verdict(interval: Interval, baselines: Sequence[float], threshold: float) -> str:
+    """:func:`reduction_verdict`, except that a reduction with a zero FedAvg baseline on any
+    seed gives "no evidence either way" (Amendment 1 (a)), never holds or does not hold."""
+    if not measurable(baselines):
+        return NO_EVIDENCE
+    return reduction_verdict(interval, threshold)
+
+
+def primary_reduction(
+    inversion: float, inversion_fedavg: float, membership: float, membership_fedavg: float
+) -> float:
+    """The primary leakage reduction of one run against its same-seed, same-codec FedAvg:
+    the inversion-success reduction, or, when FedAvg's inversion success is 0 (not
+    measurable, Amendment 1 (a)), the membership-advantage reduction, which then carries the
+    primary leakage alone (Amendment 1 (b)); NaN when neither is measurable."""
+    if measurable([inversion_fedavg]):
+        return reduction(inversion, inversion_fedavg)
+    if measurable([membership_fedavg]):
+        return reduction(membership, membership_fedavg)
+    return math.nan
+
+
 def gap_verdict(interval: Interval, threshold_pts: float = GAP_THRESHOLD_PTS) -> str:
     """ "Within 2 % of centralised" holds when the gap's upper bound is at most 2 points.
 
@@ -129,11 +166,14 @@ def gap_verdict(interval: Interval, threshold_pts: float = GAP_THRESHOLD_PTS) ->
 
 
 def joint_verdict(verdicts: Sequence[str]) -> str:
-    """The joint claim holds only when every claim holds, fails when any fails."""
+    """The joint claim holds only when every claim holds, fails when any fails; otherwise it
+    is "no evidence either way" when a claim has none (Amendment 1 (a)), else inconclusive."""
     if verdicts and all(v == HOLDS for v in verdicts):
         return HOLDS
     if any(v == FAILS for v in verdicts):
         return FAILS
+    if any(v == NO_EVIDENCE for v in verdicts):
+        return NO_EVIDENCE
     return INCONCLUSIVE
 
 

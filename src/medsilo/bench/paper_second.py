@@ -36,7 +36,7 @@ from medsilo.bench.paper_rules import (
     TARGET_SHARE,
     Candidate,
     choose_operating_point,
-    reduction,
+    primary_reduction,
     to_target,
 )
 from medsilo.progress import progress_bars
@@ -128,11 +128,23 @@ def run_job(p: SecondPlan, job: Any) -> Outcome:
     )
 
 
-def primary_leakage(o: Outcome) -> float:
-    """Site-weighted inversion success share (§10's primary measure); NaN: not measured."""
+def leakage_value(o: Outcome, key: str) -> float:
+    """One of the run's leakage measures (``LeakageMeasures.as_dict``, where an unmeasured
+    value is ``None``: a pooled run has no inversion); NaN when absent or not measured."""
     if o.leakage is None:
         return math.nan
-    return float(o.leakage.get("inversion_success", math.nan))
+    value = o.leakage.get(key)
+    return float(value) if isinstance(value, int | float) else math.nan
+
+
+def primary_leakage(o: Outcome) -> float:
+    """Site-weighted inversion success share (§10's primary measure); NaN: not measured."""
+    return leakage_value(o, "inversion_success")
+
+
+def membership_advantage(o: Outcome) -> float:
+    """Site-weighted membership advantage ``AUC - 0.5`` (§10); NaN: not measured."""
+    return leakage_value(o, "membership_advantage")
 
 
 def pooled_target(outcomes: Iterable[Outcome], setting: str, seed: int) -> float:
@@ -146,7 +158,9 @@ def pooled_target(outcomes: Iterable[Outcome], setting: str, seed: int) -> float
 def operating_points(
     p: SecondPlan, outcomes: list[Outcome]
 ) -> tuple[dict[str, tuple[float, float]], dict[str, Any]]:
-    """§10's operating point per grid codec on the tuning seed, and how it was chosen."""
+    """§10's operating point per grid codec on the tuning seed, and how it was chosen. The
+    "primary leakage reduction" it maximises is :func:`primary_reduction`'s: the membership
+    advantage's where FedAvg's inversion success is 0 (docs/ccpgd.md §10, Amendment 1)."""
     seed = p.tuning_seed if p.tuning_seed is not None else p.seeds[0]
     label = p.tuning_setting.label
     mine = [o for o in outcomes if o.setting == label and o.seed == seed]
@@ -164,7 +178,12 @@ def operating_points(
             cands.append(
                 Candidate(
                     label=o.label,
-                    leakage_reduction=reduction(primary_leakage(o), primary_leakage(fedavg)),
+                    leakage_reduction=primary_reduction(
+                        primary_leakage(o),
+                        primary_leakage(fedavg),
+                        membership_advantage(o),
+                        membership_advantage(fedavg),
+                    ),
                     bytes_to_target=to_target(o.rounds, target).bytes,
                     fedavg_bytes_to_target=fed_bytes,
                     gap_to_pooled_pts=100.0 * (pooled_acc - o.accuracy),
