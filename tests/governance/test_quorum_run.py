@@ -14,7 +14,7 @@ from medsilo.anchor.chain import AnchorError
 from medsilo.anchor.config import AnchorConfig
 from medsilo.cli import app
 from medsilo.config import RunConfig, dump_config, load_config
-from medsilo.deploy import processes
+from medsilo.deploy import coordinator, processes
 from medsilo.deploy.coordinator import start_coordinator
 from medsilo.experiment import run_experiment
 from medsilo.governance import retire_gate
@@ -234,7 +234,7 @@ def test_a_coordinator_start_that_fails_after_the_quorum_check_keeps_the_approva
     book.propose(proposal)
     for member in ("a", "c"):
         approve(book.directory, proposal.proposal_id(), kits, member)
-    monkeypatch.setattr(processes, "executable", lambda name: shutil.which("false"))
+    monkeypatch.setattr(coordinator, "superlink_program", lambda: [shutil.which("false")])
     with pytest.raises(processes.DeploymentError, match="exited with code 1 before listening"):
         start_coordinator(kit, experiment, tmp_path / "run")
     assert book.executed() == {}

@@ -103,6 +103,13 @@ def sites_to_register(kit: Path) -> list[str]:
     return [site for site in load_roster(kit).sites if site not in revoked]
 
 
+def superlink_program() -> list[str]:
+    """The SuperLink's program: Flower's ``flower-superlink`` run by
+    :mod:`medsilo.deploy.superlink_launcher` (message payloads in memory beside the durable
+    database), in this interpreter."""
+    return [sys.executable, "-m", "medsilo.deploy.superlink_launcher"]
+
+
 def start_coordinator(
     kit: Path,
     experiment: Path,
@@ -153,9 +160,7 @@ def start_coordinator(
     superlink = proc.start(
         [
             # flower-superlink, with message payloads in memory beside the durable database
-            sys.executable,
-            "-m",
-            "medsilo.deploy.superlink_launcher",
+            *superlink_program(),
             *security,
             "--host",
             bind_host,
