@@ -34,6 +34,7 @@ from medsilo.deploy.spec import parse_federation
 from medsilo.ledger.keys import load_public_key
 from medsilo.ledger.store import open_readonly, read_records
 from medsilo.ledger.verify import verify_ledger
+from medsilo.runtime.federation import FederationResult
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, server_app
 from medsilo.runtime.flower.deployed_site import client_app, load_cached_own_data
 from medsilo.runtime.simulation import run_federation
@@ -209,6 +210,15 @@ def final_weights(run_dir: Path) -> list[np.ndarray]:
         return [npz[f"arr_{i}"] for i in range(len(npz.files))]
 
 
+def assert_the_engines_model(fed: Federation, run_dir: Path) -> FederationResult:
+    """The in-process engine's run of the same experiment; its final model is asserted to be
+    the deployed run's, bit for bit."""
+    engine = run_federation(parse_config(fed.exp))
+    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
+        assert np.array_equal(a, b)
+    return engine
+
+
 def rounds(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
 
@@ -216,9 +226,7 @@ def rounds(run_dir: Path) -> list[dict[str, Any]]:
 def test_deployed_apps_give_the_engines_model_and_pooled_metrics(tmp_path: Path) -> None:
     fed = Federation(tmp_path, experiment())
     run_dir = fed.run(fed.grid())
-    engine = run_federation(parse_config(fed.exp))
-    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
-        assert np.array_equal(a, b)
+    engine = assert_the_engines_model(fed, run_dir)
     records = rounds(run_dir)
     assert [r["round"] for r in records] == [1, 2]
     # The coordinator holds no test data: pooled metrics are the sites' reports, weighted.
@@ -372,9 +380,7 @@ def test_resumed_scaffold_run_equals_the_uninterrupted_one(tmp_path: Path) -> No
     assert [r["round"] for r in rounds(run_dir)] == [1, 2]
     # A new Flower run: fresh contexts (SCAFFOLD's control variates only on the sites' disks).
     fed.run(fed.grid(), resume=True)
-    engine = run_federation(parse_config(fed.exp))
-    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
-        assert np.array_equal(a, b)
+    assert_the_engines_model(fed, run_dir)
     assert [r["round"] for r in rounds(run_dir)] == [1, 2, 3, 4]
     assert json.loads((run_dir / "summary.json").read_text())["resumed_after_round"] == 2
 
@@ -405,9 +411,7 @@ def test_a_deployed_sites_state_lives_on_its_disk_not_in_flowers_context(tmp_pat
     fed = Federation(tmp_path, exp)
     grid = fed.grid()
     run_dir = fed.run(grid)
-    engine = run_federation(parse_config(fed.exp))
-    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
-        assert np.array_equal(a, b)
+    assert_the_engines_model(fed, run_dir)
     for context in grid.contexts.values():
         assert not [k for k in context.state.array_records if k.startswith("medsilo.state.")]
     for site in SITES:
@@ -490,9 +494,7 @@ def test_a_round_is_one_exchange_its_evaluation_riding_on_the_next_training(
     fed = Federation(tmp_path, exp)
     grid = fed.grid()
     run_dir = fed.run(grid)
-    engine = run_federation(parse_config(fed.exp))
-    for a, b in zip(final_weights(run_dir), engine.weights, strict=True):
-        assert np.array_equal(a, b)
+    engine = assert_the_engines_model(fed, run_dir)
     records = rounds(run_dir)
     for mine, theirs in zip(records, engine.rounds, strict=True):
         assert mine["sites"] == theirs["sites"] and len(mine["sites"]) == 2
