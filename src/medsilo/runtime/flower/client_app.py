@@ -51,7 +51,7 @@ from medsilo.runtime.rounds import SiteSteps, SiteTaskFields, site_round
 from medsilo.secure.aggregation import SecureAggregation, secure_aggregation
 from medsilo.training.local import LocalTraining
 from medsilo.training.samples import Samples
-from medsilo.types import Update
+from medsilo.types import Update, Weights
 
 if TYPE_CHECKING:
     from medsilo.ledger.witness import Countersignature
@@ -211,7 +211,9 @@ def _runtime(
     return runtime
 
 
-def _local_update(rt: SiteRuntime, msg: Message, context: Context) -> Update:
+def _local_update(
+    rt: SiteRuntime, msg: Message, context: Context, state: dict[str, Weights]
+) -> Update:
     """The site's update for a ``train`` broadcast, exactly as ``InProcessSites.site_update``
     makes it; the site's algorithm state is kept in ``rt.state_store``."""
     site, index = rt.site_of(context)
@@ -225,7 +227,7 @@ def _local_update(rt: SiteRuntime, msg: Message, context: Context) -> Update:
         layout=rt.prep.layout,
         data=rt.train[site],
         training=rt.local,
-        state=rt.state_store.load(context),
+        state=state,
         exploit_indicator=rt.indicators[site],
     )
     update = site_round(rt.algorithm, rt.steps, fields, weights, payload)
@@ -275,8 +277,9 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
         signed = rt.witness_head(msg)  # refuses a ledger that does not extend the last head
         # Train-with-evaluation: the received model (the previous round's result) is
         # evaluated in the state that round left, before training changes it.
-        scores = _evaluation(rt, msg, context) if rec.evaluates_first(msg.content) else None
-        content = rec.update_to_content(_local_update(rt, msg, context))
+        state = rt.state_store.load(context)  # read once (a deployed site: from its disk)
+        scores = _evaluation(rt, msg, context, state) if rec.evaluates_first(msg.content) else None
+        content = rec.update_to_content(_local_update(rt, msg, context, state))
         if scores is not None:
             rec.add_records(content, scores)
         return Message(witness_wire.add_countersignature(content, signed), reply_to=msg)
@@ -289,7 +292,7 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
         if rt.secure is None:
             raise ValueError("secure aggregation is not enabled in this site's config")
         site, _ = rt.site_of(context)
-        update = _local_update(rt, msg, context)
+        update = _local_update(rt, msg, context, rt.state_store.load(context))
         examples = rt.clock.examples(update)
         state = secure_site.protocol_state(context.state, rt.secure_state_dir)
         reply = secure_site.advertise(rt.secure, site, update, examples, msg.content, state)
@@ -326,7 +329,7 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
     def ckks_train(msg: Message, context: Context) -> Message:
         rt, secure = _secure(runtime(context))
         ctx, slots = ckks_site.relayed_context(msg.content)
-        update = _local_update(rt, msg, context)
+        update = _local_update(rt, msg, context, rt.state_store.load(context))
         reply = ckks_site.encrypt(secure, ctx, slots, update, rt.clock.examples(update))
         return Message(reply, reply_to=msg)
 
@@ -348,7 +351,8 @@ def add_site_handlers(app: ClientApp, runtime: Callable[[Context], SiteRuntime])
     @app.evaluate()
     @reply_errors
     def evaluate(msg: Message, context: Context) -> Message:
-        return Message(_evaluation(runtime(context), msg, context), reply_to=msg)
+        rt = runtime(context)
+        return Message(_evaluation(rt, msg, context, rt.state_store.load(context)), reply_to=msg)
 
 
 def _secure(rt: SiteRuntime) -> tuple[SiteRuntime, SecureAggregation]:
@@ -358,12 +362,13 @@ def _secure(rt: SiteRuntime) -> tuple[SiteRuntime, SecureAggregation]:
     return rt, rt.secure
 
 
-def _evaluation(rt: SiteRuntime, msg: Message, context: Context) -> RecordDict:
+def _evaluation(
+    rt: SiteRuntime, msg: Message, context: Context, state: dict[str, Weights]
+) -> RecordDict:
     """The site's evaluation of the broadcast weights: its own deployable model (and, when
     asked, the global model) on its own test set, clinical metric states, its state."""
     site, index = rt.site_of(context)
     _, weights, _, return_state = rec.read_broadcast(msg.content)
-    state = rt.state_store.load(context)
     own = rt.algorithm.site_weights(weights, state, rt.prep.layout)
     test = rt.prep.test[site]
     result = evaluate_weights(rt.prep.model, own, test)
