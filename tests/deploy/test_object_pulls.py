@@ -19,10 +19,12 @@ SITES = (object_pulls.SUPERNODE_PULLS, object_pulls.CLIENTAPP_PULLS, object_pull
 
 @pytest.fixture
 def restored(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every call site's pull function is Flower's again after the test."""
+    """Every call site's pull function is Flower's own during the test (an in-process
+    deployed coordinator run earlier in this process may have shortened it) and is what it
+    was again after the test."""
     for module_name, function in SITES:
         module = importlib.import_module(module_name)
-        monkeypatch.setattr(module, function, getattr(module, function))
+        monkeypatch.setattr(module, function, getattr(inflatable_utils, function))
 
 
 @pytest.mark.usefixtures("restored")
