@@ -21,9 +21,12 @@ from medsilo.deploy.superlink_state import (
 class FakeFlwr:
     """The SuperLink's registered keys and runs, behind Flower CLI-shaped calls."""
 
-    def __init__(self, runs: dict[int, str] | None = None) -> None:
+    def __init__(
+        self, runs: dict[int, str] | None = None, finish_on_ls: tuple[int, ...] = ()
+    ) -> None:
         self.keys: dict[int, bytes] = {}  # node id -> public key
         self.runs = dict(runs or {})
+        self.finish_on_ls = finish_on_ls  # runs the SuperLink fails itself right after `ls`
         self.calls: list[list[str]] = []
         self.next_id = 1000
 
@@ -41,8 +44,12 @@ class FakeFlwr:
             return json.dumps({"success": True, "node-id": int(command[2])})
         if command == ["ls"]:
             runs = [{"run-id": str(r), "status": s} for r, s in self.runs.items()]
+            for run in self.finish_on_ls:
+                self.runs[run] = "finished:failed"
             return json.dumps({"success": True, "runs": runs})
         if command[0] == "stop":
+            if self.runs[int(command[1])].startswith("finished"):
+                return _fail("[code: 10] Run is already finished.")
             self.runs[int(command[1])] = "finished:stopped"
             return json.dumps({"success": True, "run-id": command[1]})
         raise AssertionError(command)
@@ -113,3 +120,23 @@ def test_resume_stops_the_runs_left_unfinished(tmp_path: Path) -> None:
         3: "finished:stopped",
         4: "finished:failed",
     }
+
+
+def test_a_run_that_finishes_on_its_own_while_being_stopped_is_not_an_error(
+    tmp_path: Path,
+) -> None:
+    """The SuperLink fails a dead ServerApp's run when its heartbeats expire, which can fall
+    between ``flwr ls`` and ``flwr stop`` (seen in CI: the resumed coordinator exited 2)."""
+    flwr = FakeFlwr({1: "running", 2: "running"}, finish_on_ls=(1,))
+    assert stop_unfinished_runs(flwr) == [1, 2]
+    assert flwr.runs == {1: "finished:failed", 2: "finished:stopped"}
+
+
+def test_any_other_refusal_to_stop_a_run_is_an_error(tmp_path: Path) -> None:
+    def refusing(command: list[str], options: list[str]) -> str:
+        if command == ["ls"]:
+            return json.dumps({"success": True, "runs": [{"run-id": "5", "status": "running"}]})
+        return _fail("[code: 3] Run ID not found.")
+
+    with pytest.raises(DeploymentError, match=r"stopping run 5 failed: .*not found"):
+        stop_unfinished_runs(refusing)

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import re
 import socket
+import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from medsilo.deploy.loopback import Loopback, kill, wait_until
@@ -67,6 +69,24 @@ def _listening(port: int) -> bool:
         return False
 
 
+def _while_running(
+    coordinator: subprocess.Popen[bytes], condition: Callable[[], bool], lb: Loopback
+) -> Callable[[], bool]:
+    """``condition``, failing at once (with the logs) if the coordinator has exited: a resumed
+    coordinator that stops early leaves the sites retrying until the wait times out."""
+
+    def check() -> bool:
+        if condition():
+            return True
+        if coordinator.poll() is not None:
+            raise AssertionError(
+                f"the resumed coordinator exited {coordinator.returncode}:\n{lb.all_logs()}"
+            )
+        return False
+
+    return check
+
+
 def restart_and_kill(
     lb: Loopback,
     *,
@@ -89,17 +109,27 @@ def restart_and_kill(
     kill(coordinator)
     restarted = time.monotonic()
     coordinator = lb.start_coordinator("run", "--resume", *straggler)
-    wait_until(lambda: _listening(lb.port), timeout_s, "the restarted SuperLink")
+    wait_until(
+        _while_running(coordinator, lambda: _listening(lb.port), lb),
+        timeout_s,
+        "the restarted SuperLink",
+    )
     listening = time.monotonic()
 
     def reconnected() -> bool:
         logs = (lb.log(f"site-{site}")[offsets[site] :] for site in lb.sites)
         return all(RECONNECTED in text for text in logs)
 
-    wait_until(reconnected, timeout_s, "every site's SuperNode to reconnect")
+    wait_until(
+        _while_running(coordinator, reconnected, lb),
+        timeout_s,
+        "every site's SuperNode to reconnect",
+    )
     back = time.monotonic()
     wait_until(
-        lambda: (run / "enrolment.json").stat().st_mtime_ns != enrolled_at,
+        _while_running(
+            coordinator, lambda: (run / "enrolment.json").stat().st_mtime_ns != enrolled_at, lb
+        ),
         timeout_s,
         "the sites to re-enrol in the resumed run",
     )

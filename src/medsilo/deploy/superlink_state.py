@@ -154,6 +154,11 @@ def sync_registrations(
     return {site: r.node_id for site, r in registry.items()}
 
 
+#: Flower 1.42's public message for stopping a run that has finished (``ApiErrorCode.
+#: RUN_ALREADY_FINISHED`` in ``flwr.supercore.error.catalog``).
+RUN_ALREADY_FINISHED = "Run is already finished."
+
+
 def stop_unfinished_runs(flwr: FlwrCli) -> list[int]:
     """Stop every run the database holds that has not finished; returns their ids.
 
@@ -168,7 +173,15 @@ def stop_unfinished_runs(flwr: FlwrCli) -> list[int]:
         int(run["run-id"]) for run in runs if not str(run.get("status", "")).startswith("finished")
     ]
     for run_id in unfinished:
-        _answer(flwr(["stop", str(run_id)], _JSON), f"stopping run {run_id}")
+        try:
+            _answer(flwr(["stop", str(run_id)], _JSON), f"stopping run {run_id}")
+        except proc.DeploymentError as err:
+            if RUN_ALREADY_FINISHED not in str(err):
+                raise
+            # The SuperLink failed it itself (its ServerApp's heartbeats expired) between
+            # our `flwr ls` and this stop: the run is stopped, which is all we wanted.
+            log.info("run %s finished on its own while being stopped", run_id)
+            continue
         log.warning("stopped run %s, left unfinished by the previous coordinator", run_id)
     return unfinished
 
