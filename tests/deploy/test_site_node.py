@@ -15,7 +15,7 @@ from flwr.supernode.cli.flower_supernode import _parse_args_run_supernode
 
 from medsilo.config import ConfigError
 from medsilo.deploy.kits import Kit
-from medsilo.deploy.site_node import SiteLaunch, run_site, site_launch
+from medsilo.deploy.site_node import SiteLaunch, refusals, run_site, site_launch
 
 LAUNCHER = [sys.executable, "-m", "medsilo.deploy.supernode_launcher"]
 
@@ -153,6 +153,24 @@ def test_unauthorized_after_a_coordinator_restart_is_restarted(tmp_path: Path) -
     assert code == 0
     assert _starts(counter) == 2
     assert len(said) == 1 and "refused" in said[0]
+
+
+def test_a_401_from_the_sites_own_runtime_is_not_the_coordinators_refusal() -> None:
+    """Seen after a coordinator restart: the site's ClientApp of the stopped run is refused by
+    its own SuperNode, which carries on (the coordinator did not refuse the node)."""
+    stopped_task = (
+        "ERROR :     Failed to push task output: Client error '401 Unauthorized' for url "
+        "'http://127.0.0.1:37123/v1/runtime/push-task-output'\n"
+    )
+    heartbeat = (
+        "Client error '401 Unauthorized' for url "
+        "'https://coordinator:9092/api/v0/fleet/send-node-heartbeat'\n"
+    )
+    assert refusals(stopped_task) == []
+    assert refusals(stopped_task + heartbeat + "Exit Code: 305\n") == [
+        "401 Unauthorized",
+        "Exit Code: 305",
+    ]
 
 
 def test_a_site_behind_a_proxy_says_the_proxy_may_have_refused_it(tmp_path: Path) -> None:

@@ -153,6 +153,20 @@ def site_launch(
 ACTIVATION_REFUSED = "Exit Code: 305"
 UNAUTHORIZED = "401 Unauthorized"
 REFUSALS = (ACTIVATION_REFUSED, UNAUTHORIZED)
+#: The SuperNode's own runtime API, which its ClientApps call. A 401 there is not the
+#: coordinator's: it answers a ClientApp whose task was stopped (a message of a run the
+#: restarted coordinator stopped, say), and the SuperNode carries on.
+LOCAL_RUNTIME_URL = "/v1/runtime/"
+
+
+def refusals(output: str) -> list[str]:
+    """The coordinator's refusals of this node in SuperNode ``output``, one per line."""
+    return [
+        marker
+        for line in output.splitlines()
+        for marker in REFUSALS
+        if marker in line and LOCAL_RUNTIME_URL not in line
+    ]
 
 
 def _echo(stream: IO[bytes], seen: list[str]) -> None:
@@ -160,7 +174,7 @@ def _echo(stream: IO[bytes], seen: list[str]) -> None:
     for raw in iter(stream.readline, b""):
         sys.stdout.buffer.write(raw)
         sys.stdout.flush()
-        seen += [marker for marker in REFUSALS if marker.encode() in raw]
+        seen += refusals(raw.decode(errors="replace"))
 
 
 def run_site(
