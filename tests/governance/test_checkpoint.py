@@ -158,3 +158,20 @@ def test_a_save_removes_what_interrupted_saves_and_prunes_left(
     run_federation(cfg, fed, checkpoints=CheckpointWriter(tmp_path, cfg, CheckpointConfig(keep=1)))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["round-0002.json", "round-0002.npz"]
     assert load_checkpoint(checkpoint_path(tmp_path, 2)).round == 2
+
+
+@pytest.mark.parametrize(
+    ("every", "keep", "rnd", "held"),
+    [
+        (1, "all", 3, [1, 2, 3]),
+        (1, 3, 6, [3, 4, 5, 6]),  # 3 kept before round 6 is saved, then 4, 5, 6
+        (2, 1, 5, [2, 4]),
+        (2, 1, 7, [6, 7]),  # 7 is the last round: always checkpointed
+        (5, 2, 3, []),  # nothing saved yet
+    ],
+)
+def test_the_checkpoints_a_coordinator_may_hold_during_a_round(
+    every: int, keep: int | str, rnd: int, held: list[int]
+) -> None:
+    settings = CheckpointConfig.model_validate({"every": every, "keep": keep})
+    assert settings.possibly_held(rnd, last_round=7) == held

@@ -219,6 +219,18 @@ def latest_before(directory: Path, rnd: int) -> Checkpoint | None:
     return load_checkpoint(checkpoint_path(directory, earlier[-1])) if earlier else None
 
 
+#: What a deployed coordinator saves when the config names no ``governance.checkpoint``: it
+#: always checkpoints, so that ``--resume`` works after any crash.
+DEPLOYED_DEFAULT = CheckpointConfig(every=1, keep=3)
+
+
+def deployed_checkpoints(cfg: RunConfig) -> CheckpointConfig:
+    """The checkpoint settings of a deployed coordinator running ``cfg``; its sites read the
+    same to know which of their round files a resume can still need."""
+    chosen = cfg.governance.checkpoint
+    return chosen if chosen is not None else DEPLOYED_DEFAULT
+
+
 class CheckpointWriter:
     """Saves the engine state after the configured rounds and prunes old checkpoints."""
 
@@ -229,7 +241,7 @@ class CheckpointWriter:
         self.last_round = cfg.training.rounds
 
     def due(self, rnd: int) -> bool:
-        return rnd % self.settings.every == 0 or rnd == self.last_round
+        return self.settings.due(rnd, self.last_round)
 
     def save(self, ckpt: Checkpoint) -> None:
         save_checkpoint(self.directory, ckpt)

@@ -50,6 +50,17 @@ class CheckpointConfig(_Strict):
             raise ValueError("keep must be 'all' or at least 1")
         return value
 
+    def due(self, rnd: int, last_round: int) -> bool:
+        """Whether round ``rnd`` of a ``last_round``-round run is checkpointed."""
+        return rnd % self.every == 0 or rnd == last_round
+
+    def possibly_held(self, rnd: int, last_round: int) -> list[int]:
+        """The rounds whose checkpoints the coordinator may hold while round ``rnd`` runs
+        (before and after it saves ``rnd``'s): a resume starts after one of them. With
+        ``keep: K`` that is the newest K+1 due rounds up to ``rnd``."""
+        due = [r for r in range(1, rnd + 1) if self.due(r, last_round)]
+        return due if self.keep == "all" else due[-(self.keep + 1) :]
+
 
 class CohortDeclaration(_Strict):
     version: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="e.g. 2026-10")

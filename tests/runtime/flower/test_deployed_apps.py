@@ -385,6 +385,32 @@ def test_resumed_scaffold_run_equals_the_uninterrupted_one(tmp_path: Path) -> No
     assert json.loads((run_dir / "summary.json").read_text())["resumed_after_round"] == 2
 
 
+def test_a_site_keeps_only_the_round_files_a_resume_can_need(tmp_path: Path) -> None:
+    """A 100M-parameter site's state is 400 MB a round. With the coordinator checkpointing
+    every 2nd round and keeping 1, a site keeps its newest file and, for each checkpoint the
+    coordinator may hold, the newest file at or before it; the resumed run is still the
+    uninterrupted one."""
+    exp = experiment("scaffold", rounds=6) | {"governance": {"checkpoint": {"every": 2, "keep": 1}}}
+    fed = Federation(tmp_path, exp)
+    crashing = fed.grid()
+    crashing.crash_at = ("train", "6")  # rounds 1-5 trained; round 4's checkpoint is the last
+    with pytest.raises(Crash):
+        fed.run(crashing)
+
+    def kept() -> dict[str, list[str]]:
+        folders = (tmp_path / "kits" / "sites").glob("*/state/*")
+        return {
+            f.parent.parent.name: sorted(p.name for p in f.glob("round-*.npz")) for f in folders
+        }
+
+    after_crash = ["round-0002.npz", "round-0004.npz", "round-0005.npz"]
+    assert kept() == {site: after_crash for site in SITES}
+    fed.run(fed.grid(), resume=True)
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["resumed_after_round"] == 4
+    assert_the_engines_model(fed, tmp_path / "run")
+    assert kept() == {site: ["round-0004.npz", "round-0006.npz"] for site in SITES}
+
+
 def test_resume_without_the_site_state_on_disk_would_differ(tmp_path: Path) -> None:
     """The state files matter: delete them and the resumed SCAFFOLD run is another run."""
     fed = Federation(tmp_path, experiment("scaffold", rounds=4))

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from medsilo.runtime.flower.site_state import restore_round_state, save_round_state
+from medsilo.runtime.flower.site_state import (
+    prune_round_states,
+    restore_round_state,
+    save_round_state,
+)
 from medsilo.types import Weights
 
 
@@ -74,3 +78,19 @@ def test_save_overwrites_a_round_and_leaves_no_temporary_file(tmp_path: Path) ->
     save_round_state(directory, 2, _state(1))
     assert _rounds(directory) == ["round-0002.npz"]  # no .round-*.npz left behind
     _assert_same(restore_round_state(directory, 9)[1], _state(1))
+
+
+def test_a_site_prunes_round_files_to_the_newest_and_those_a_resume_can_need(
+    tmp_path: Path,
+) -> None:
+    for rnd in (1, 2, 3, 5, 6):  # a site not sampled in round 4
+        save_round_state(tmp_path, rnd, {"residual": [np.full(2, float(rnd))]})
+    # resumes may start after round 4 (the site's file of round 3) or 5
+    assert prune_round_states(tmp_path, [4, 5]) == [1, 2]
+    assert sorted(p.name for p in tmp_path.glob("round-*.npz")) == [
+        "round-0003.npz",
+        "round-0005.npz",
+        "round-0006.npz",
+    ]
+    assert prune_round_states(tmp_path, []) == [3, 5]  # nothing but the newest
+    assert restore_round_state(tmp_path, 6)[0] == 6

@@ -78,9 +78,9 @@ from medsilo.governance.checkpoint import (
     CheckpointWriter,
     checkpoint_path,
     checkpoint_rounds,
+    deployed_checkpoints,
     load_checkpoint,
 )
-from medsilo.governance.config import CheckpointConfig
 from medsilo.governance.membership import kit_removals, record_removal
 from medsilo.governance.participation import Participation
 from medsilo.governance.patient_consent import refuse_outside_engine
@@ -558,8 +558,7 @@ class _Deployment:
                 f", accuracy {record.test.accuracy:.4f}" if record.test is not None else "",
             )
 
-        every = self.cfg.governance.checkpoint
-        settings = every if every is not None else CheckpointConfig(every=1, keep=3)
+        settings = deployed_checkpoints(self.cfg)
         options = CoordinatorOptions(
             reply_timeout_s=self.settings.round_timeout_s,
             connect_timeout_s=self.settings.connect_timeout_s,

@@ -55,6 +55,7 @@ from medsilo.data._util import frozen
 from medsilo.data.base import FederatedData, SiteData, in_memory
 from medsilo.data.own_site import load_own_site
 from medsilo.data.standardize import Moments, apply_standardization
+from medsilo.governance.checkpoint import deployed_checkpoints
 from medsilo.governance.site_check import check_run_approved
 from medsilo.ledger.witness_file import SiteWitness
 from medsilo.runtime.flower import enrolment_records as wire
@@ -216,7 +217,7 @@ def _runtime(context: Context) -> SiteRuntime:
         indicators={site: int(deployment["exploit_indicator"])},  # type: ignore[arg-type]
     )
     directory = _state_dir(context, str(deployment["run_key"]))
-    runtime.state_store = RoundFiles(directory)
+    runtime.state_store = RoundFiles(directory, deployed_checkpoints(cfg), cfg.training.rounds)
     runtime.secure_state_dir = directory
     runtime.witness = _witness(context, deployment)
     return runtime

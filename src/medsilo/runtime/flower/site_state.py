@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 from flwr.app import Context
 
+from medsilo.governance.config import CheckpointConfig
 from medsilo.runtime.flower import records as rec
 from medsilo.types import Weights
 
@@ -49,9 +50,16 @@ class ContextState:
 
 @dataclass(frozen=True)
 class RoundFiles:
-    """The state lives in ``directory/round-XXXX.npz``; the newest round is the current one."""
+    """The state lives in ``directory/round-XXXX.npz``; the newest round is the current one.
+
+    After each save the files no resume can need are deleted: a resume continues from the
+    newest file at or before one of the coordinator's checkpoints (``checkpoints``, the
+    coordinator's settings, of a ``last_round``-round run), so only those files and the
+    newest are kept. ``checkpoints=None`` keeps every file."""
 
     directory: Path
+    checkpoints: CheckpointConfig | None = None
+    last_round: int = 0
 
     def load(self, context: Context) -> dict[str, Weights]:
         rounds = _saved_rounds(self.directory)
@@ -59,6 +67,26 @@ class RoundFiles:
 
     def store(self, context: Context, rnd: int, state: dict[str, Weights]) -> None:
         save_round_state(self.directory, rnd, state)
+        if self.checkpoints is not None:
+            prune_round_states(self.directory, self.checkpoints.possibly_held(rnd, self.last_round))
+
+
+def prune_round_states(directory: Path, resume_points: list[int]) -> list[int]:
+    """Delete every round file except the newest and, for each round a resume can start
+    after (``resume_points``), the newest file at or before it; returns the deleted rounds.
+    A 100M-parameter site's state is 400 MB a round, so keeping all of them fills a disk."""
+    rounds = _saved_rounds(directory)
+    if not rounds:
+        return []
+    needed = {rounds[-1]}
+    for point in resume_points:
+        before = [r for r in rounds if r <= point]
+        if before:  # none: a resume there starts the site from no state
+            needed.add(before[-1])
+    deleted = [r for r in rounds if r not in needed]
+    for r in deleted:
+        (directory / f"round-{r:04d}.npz").unlink()
+    return deleted
 
 
 def save_round_state(directory: Path, rnd: int, state: dict[str, Weights]) -> Path:
