@@ -197,12 +197,14 @@ def start_coordinator(
         app = proc.write_app(flower_dir / "app", settings.as_run_config())
         startup_s = time.perf_counter() - t0
         run_log = flower_dir / "run.log"
+        # appended to: a resumed coordinator echoes its own run's lines, not the killed one's
+        echo_from = run_log.stat().st_size if run_log.exists() else 0
         runner = proc.start(
             [proc.executable("flwr"), "run", str(app), CONNECTION, "--stream"],
             env,
             run_log,
         )
-        _follow(runner, run_log, echo)
+        _follow(runner, run_log, echo, echo_from)
     finally:
         proc.stop(superlink)
     wall_s = time.perf_counter() - t0
@@ -210,10 +212,9 @@ def start_coordinator(
     return CoordinatorResult(ok, message, run_dir, wall_s, startup_s)
 
 
-def _follow(runner: subprocess.Popen[bytes], run_log: Path, echo: bool) -> None:
-    """Wait for ``flwr run --stream`` to end, echoing the run's log as it grows (only the
-    bytes written since the last look are read)."""
-    offset = 0
+def _follow(runner: subprocess.Popen[bytes], run_log: Path, echo: bool, offset: int = 0) -> None:
+    """Wait for ``flwr run --stream`` to end, echoing the run's log from byte ``offset`` as it
+    grows (only the bytes written since the last look are read)."""
     while True:
         finished = runner.poll() is not None
         if echo and run_log.exists():
