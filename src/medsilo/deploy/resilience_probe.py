@@ -152,7 +152,11 @@ def restart_and_kill(
     killed = time.monotonic()
     pattern = dropped_pattern(victim)
     wait_until(
-        lambda: pattern.search(lb.log("coordinator-run")[log_offset:]) is not None,
+        _while_running(
+            coordinator,
+            lambda: pattern.search(lb.log("coordinator-run")[log_offset:]) is not None,
+            lb,
+        ),
         timeout_s,
         f"the coordinator to drop {victim}",
     )
