@@ -102,6 +102,7 @@ from medsilo.runtime.factory import build_run_algorithm
 from medsilo.runtime.flower import enrolment_records as wire
 from medsilo.runtime.flower import witness_records as witness_wire
 from medsilo.runtime.flower.ckks_server import ckks_problem
+from medsilo.runtime.flower.packed_content import PackedGrid
 from medsilo.runtime.flower.server_app import (
     CoordinatorOptions,
     CoordinatorView,
@@ -667,4 +668,4 @@ def main(grid: Grid, context: Context) -> None:
     # replies are seen before their objects are all pushed: retry those pulls soon
     for problem in shorten_first_retry(COORDINATOR_PULLS):
         log.warning("replies' objects are retried after Flower's 1 s: %s", problem)
-    _Deployment(settings).run(grid)
+    _Deployment(settings).run(PackedGrid(grid))  # messages travel packed

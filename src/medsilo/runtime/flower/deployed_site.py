@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
@@ -67,6 +68,7 @@ from medsilo.runtime.flower.client_app import (
     build_site_runtime,
     reply_errors,
 )
+from medsilo.runtime.flower.packed_content import packed_mod
 from medsilo.runtime.flower.site_state import RoundFiles, restore_round_state
 from medsilo.runtime.prepared import PreparedFederation
 
@@ -201,6 +203,11 @@ def _runtime(context: Context) -> SiteRuntime:
         reason = deployment.get("reason")
         raise SiteSetupError(f"the coordinator refused this site: {reason!s}")
     cfg = RunConfig.model_validate_json(str(deployment["config"]))
+    # The run's intra-op threads, as the engine sets them (default 1): torch's default, one
+    # per core, made each of three sites sharing two cores spend 10 ms per tiny op waiting
+    # for its threads to be scheduled (a heart-disease step; ResNet-18 rounds ran 3.9x the
+    # engine's). Each message's process starts without a pool, so this sizes the first one.
+    torch.set_num_threads(cfg.threads)
     # The coordinator sends the global weights: the site builds the architecture only and
     # never reads the coordinator's model.weights path.
     cfg = cfg.model_copy(update={"model": cfg.model.without_weights()})
@@ -233,7 +240,7 @@ def _witness(context: Context, deployment: ConfigRecord) -> SiteWitness:
 
 # --- the app --------------------------------------------------------------------------------
 
-client_app = ClientApp()
+client_app = ClientApp(mods=[packed_mod])  # messages travel packed (:mod:`.packed_content`)
 
 
 @client_app.query(wire.ENROL)
