@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -37,6 +38,7 @@ from medsilo.ledger.verify import verify_ledger
 from medsilo.runtime.federation import FederationResult
 from medsilo.runtime.flower.deployed_server import DeployedRunConfig, server_app
 from medsilo.runtime.flower.deployed_site import client_app, load_cached_own_data
+from medsilo.runtime.flower.packed_content import is_packed
 from medsilo.runtime.simulation import run_federation
 
 from .test_apps_inprocess import one_thread, task_identity  # noqa: F401  (autouse fixtures)
@@ -69,6 +71,7 @@ class PushPullGrid(Grid):
         self.hung: set[int] = set()
         self.hang_after: tuple[str, int] | None = None  # (message type, node): hangs after it
         self.received: Counter[tuple[int, str]] = Counter()
+        self.packed: Counter[str] = Counter()  # message type (+ " reply"): how many packed
         self.kill_after: tuple[str, int] | None = None  # (message type, node): dies after it
         self.crash_at: tuple[str, str] | None = None
 
@@ -113,6 +116,8 @@ class PushPullGrid(Grid):
             context = pickle.loads(pickle.dumps(self.contexts[node]))
             reply = client_app(pickle.loads(pickle.dumps(msg)), context)
             self.contexts[node] = context
+            self.packed[kind] += is_packed(msg.content)
+            self.packed[f"{kind} reply"] += reply.has_content() and is_packed(reply.content)
             replies.append(pickle.loads(pickle.dumps(reply)))
             if self.kill_after == (kind, node):
                 self.dead.add(node)
@@ -544,3 +549,18 @@ def test_a_round_is_one_exchange_its_evaluation_riding_on_the_next_training(
         alone = sum(site not in r["sites"] for r in records[1:])
         assert grid.received[(node, "evaluate")] == alone + 1
     assert sum(grid.received[(n, "evaluate")] for n in grid.contexts) > len(SITES)
+    # every train and evaluate message and its reply travelled packed (packed_content); an
+    # enrolment query is one record, which packing would not shrink, so it and its reply not
+    for kind in ("train", "evaluate"):
+        sent = sum(grid.received[(n, kind)] for n in grid.contexts)
+        assert grid.packed[kind] == grid.packed[f"{kind} reply"] == sent
+    assert grid.packed["query.enrol"] == grid.packed["query.enrol reply"] == 0
+
+
+def test_a_deployed_site_trains_with_the_runs_intra_op_threads(tmp_path: Path) -> None:
+    """As the engine does (``threads``, default 1): torch's own default, one thread per core,
+    oversubscribed sites sharing a machine (docs/deployment.md, "Seconds per round")."""
+    assert torch.get_num_threads() == 1  # one_thread
+    fed = Federation(tmp_path, experiment(rounds=1) | {"threads": 2})
+    fed.run(fed.grid())
+    assert torch.get_num_threads() == 2  # set by the sites' handlers, in this process

@@ -26,8 +26,7 @@ message that came packed, so a coordinator that does not pack gets plain replies
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, RecordDict
 from flwr.clientapp.typing import ClientAppCallable
@@ -131,8 +130,8 @@ class PackedGrid(Grid):
     """A :class:`~flwr.serverapp.Grid` that pushes contents packed and unpacks replies.
 
     Messages that share one content object (a broadcast) share one packed content, so Flower
-    still pushes those objects once. The caller's messages keep their own content: each is
-    swapped for the push and put back after it."""
+    still pushes those objects once. A pushed message keeps its packed content (as it keeps
+    the id Flower's grid gives it): nothing reads a message's content once it is sent."""
 
     def __init__(self, inner: Grid) -> None:
         self._inner = inner
@@ -162,8 +161,8 @@ class PackedGrid(Grid):
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         batch = list(messages)
-        with _packed(batch):
-            return list(self._inner.push_messages(batch))
+        _pack_all(batch)
+        return self._inner.push_messages(batch)
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
         return [_unpacked(reply) for reply in self._inner.pull_messages(message_ids)]
@@ -172,29 +171,21 @@ class PackedGrid(Grid):
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
         batch = list(messages)
-        with _packed(batch):
-            replies = list(self._inner.send_and_receive(batch, timeout=timeout))
-        return [_unpacked(reply) for reply in replies]
+        _pack_all(batch)
+        return [_unpacked(r) for r in self._inner.send_and_receive(batch, timeout=timeout)]
 
 
-@contextmanager
-def _packed(messages: list[Message]) -> Iterator[None]:
-    originals = [m.content if m.has_content() else None for m in messages]
+def _pack_all(messages: list[Message]) -> None:
     by_content: dict[int, RecordDict | None] = {}
-    try:
-        for message, content in zip(messages, originals, strict=True):
-            if content is None:
-                continue
-            if id(content) not in by_content:
-                by_content[id(content)] = pack(content)
-            packed = by_content[id(content)]
-            if packed is not None:
-                message.content = packed
-        yield
-    finally:
-        for message, content in zip(messages, originals, strict=True):
-            if content is not None:
-                message.content = content
+    for message in messages:
+        if not message.has_content():
+            continue
+        content = message.content
+        if id(content) not in by_content:
+            by_content[id(content)] = pack(content)
+        packed = by_content[id(content)]
+        if packed is not None:
+            message.content = packed
 
 
 def _unpacked(reply: Message) -> Message:
