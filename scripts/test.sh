@@ -14,4 +14,6 @@ export FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1
 "$VENV/bin/ruff" check src tests
 "$VENV/bin/ruff" format --check src tests
 "$VENV/bin/mypy"
-exec "$VENV/bin/python" -m pytest "$@"
+# Two workers (the CI machine's two cores); tests that start a federation's processes share one
+# worker, one after another (tests/markers.py). Pass -n 0 to run everything in this process.
+exec "$VENV/bin/python" -m pytest -n 2 --dist loadgroup "$@"

@@ -31,7 +31,9 @@ from tests.deploy.compose import Compose
 from tests.deploy.dockerd import Dockerd, require_docker_tools
 from tests.deploy.forward_proxy import Tinyproxy
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 PROXIED = "va"  # the site whose service gets a proxy (VA_HTTPS_PROXY)
 ROUNDS = 3

@@ -21,7 +21,9 @@ from medsilo.config import parse_config
 from medsilo.deploy.loopback import Loopback, heart_experiment, kill, wait_until
 from medsilo.runtime.simulation import run_federation
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 DP_SGD = {"dp_sgd": {"noise_multiplier": 1.0, "max_grad_norm": 1.0}}
 

@@ -23,7 +23,9 @@ from medsilo.deploy.resilience_probe import dropped_pattern, restart_and_kill
 from medsilo.deploy.site_node import refusals
 from medsilo.deploy.superlink_state import DATABASE, FLOWER_DIR, load_registry
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 
 def test_sites_ride_out_a_coordinator_restart_and_a_killed_site_is_dropped(

@@ -29,7 +29,9 @@ from medsilo.deploy.loopback import SITES, Loopback, heart_experiment, wait_unti
 from medsilo.runtime.simulation import run_federation
 from tests.deploy.hostile import RecordingRelay, replay, send_garbage, send_truncated_request
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 
 def test_garbage_truncated_and_replayed_traffic_leave_the_run_unchanged(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ from medsilo.deploy.loopback import SITES, Loopback, heart_experiment
 from tests.deploy.tree import tree_hashes
 from tests.runtime.flower.test_deployed_key_lifecycle import enrolment_records
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 runner = CliRunner()
 
 

@@ -20,7 +20,9 @@ import pytest
 
 from medsilo.deploy.loopback import Loopback, heart_experiment
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 HIDDEN = 2240
 PARAMETERS = 5_000_000  # a lower bound of the MLP's size with this hidden width

@@ -29,7 +29,9 @@ from medsilo.ledger.store import open_readonly, read_records
 from medsilo.ledger.verify import verify_ledger
 from medsilo.runtime.simulation import run_federation
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 
 @pytest.fixture

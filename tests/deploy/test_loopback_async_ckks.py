@@ -22,9 +22,10 @@ from medsilo.ledger.keys import load_public_key
 from medsilo.ledger.verify import verify_ledger
 from medsilo.runtime.simulation import run_federation
 
+from ..markers import FEDERATION_PROCESSES
 from .test_loopback import loopback_factory  # noqa: F401  (the fixture: stops every process)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 
 def _run(made: list[Loopback], root: Path, experiment: dict[str, object]) -> Path:

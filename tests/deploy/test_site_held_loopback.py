@@ -24,7 +24,9 @@ from medsilo.deploy.loopback import Loopback
 from medsilo.runtime.simulation import run_federation
 from tests.data.site_fixtures import EXAMPLES
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 TRAINING = {"rounds": 2, "local_steps": 5, "batch_size": 8, "lr": 0.05}
 

@@ -23,7 +23,9 @@ from medsilo.deploy.loopback import Loopback, free_port, heart_experiment, kill,
 from medsilo.runtime.simulation import run_federation
 from tests.deploy.forward_proxy import Tinyproxy
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 SITES = ["cleveland", "hungarian"]
 

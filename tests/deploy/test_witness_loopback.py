@@ -21,8 +21,9 @@ from medsilo.ledger.witness_file import read_witness_lines
 from medsilo.ledger.witness_keys import WITNESS_KEYS_FILE
 
 from ..ledger.conftest import tamper
+from ..markers import FEDERATION_PROCESSES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 ROUNDS = 2
 
 

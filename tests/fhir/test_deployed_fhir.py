@@ -15,7 +15,9 @@ from medsilo.deploy.loopback import SITES, Loopback, heart_experiment
 from medsilo.runtime.simulation import run_federation
 from tests.fhir.heart_bundles import fhir_section
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 
 @pytest.fixture

@@ -19,7 +19,9 @@ from medsilo.ledger.keys import load_public_key
 from medsilo.ledger.store import open_readonly, read_records
 from medsilo.ledger.verify import verify_ledger
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 COUNCIL = {"members": SITES, "threshold": 2}
 

@@ -18,7 +18,9 @@ from medsilo.omop.postgres_cluster import Cluster
 from medsilo.runtime.simulation import run_federation
 from tests.omop.heart_cdm import HOSPITALS, csv_section, omop_section
 
-pytestmark = pytest.mark.slow
+from ..markers import FEDERATION_PROCESSES
+
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 
 @pytest.fixture

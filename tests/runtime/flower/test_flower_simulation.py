@@ -17,8 +17,9 @@ from medsilo.runtime.flower import FlowerResult, FlowerRunError, run_flower_simu
 from medsilo.runtime.simulation import run_federation
 
 from ...conftest import small_config, synthetic_federation
+from ...markers import FEDERATION_PROCESSES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, FEDERATION_PROCESSES]
 
 
 def _ray_is_down() -> bool:

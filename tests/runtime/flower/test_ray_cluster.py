@@ -24,6 +24,7 @@ from medsilo.runtime.flower.ray_cluster import (
 from medsilo.runtime.simulation import run_federation
 
 from ...conftest import small_config
+from ...markers import FEDERATION_PROCESSES
 from .test_flower_simulation import assert_records_match
 
 
@@ -34,6 +35,7 @@ def _ray_is_down() -> bool:
 
 
 @pytest.mark.slow
+@FEDERATION_PROCESSES
 def test_a_federation_on_a_two_node_cluster_uses_both_nodes_and_matches_the_engine(
     tmp_path: Path,
 ) -> None:

@@ -10,6 +10,7 @@ from medsilo.data.registry import build_federation
 from medsilo.runtime.flower import run_flower_simulation
 from medsilo.runtime.simulation import run_federation
 
+from ...markers import FEDERATION_PROCESSES
 from ..test_segmentation_run import segmentation_config
 from .test_apps_inprocess import (  # the fixtures give Flower's messages their identity
     assert_same_run,
@@ -34,6 +35,7 @@ def test_flower_apps_give_the_engines_segmentation_records() -> None:
 
 
 @pytest.mark.slow
+@FEDERATION_PROCESSES
 def test_the_ray_simulation_gives_the_engines_segmentation_records() -> None:
     cfg = segmentation_config(rounds=1, local_steps=3)
     fed = build_federation(cfg.data, cfg.seed)
