@@ -28,6 +28,7 @@ from medsilo.runtime.flower.packed_content import (
     unpack,
     wire_objects,
 )
+from medsilo.runtime.flower.records import RecordFormatError
 
 from .test_apps_inprocess import task_identity  # noqa: F401  (autouse: messages need a run)
 
@@ -112,11 +113,14 @@ def test_plain_content_is_left_alone_and_malformed_packing_is_named() -> None:
     content = heart_reply()
     assert unpack(content) is content
     wrong_key = RecordDict({PACKED: ConfigRecord({"other": b"x"})})
-    with pytest.raises(ValueError, match="holds only 'content'"):
+    with pytest.raises(RecordFormatError, match="holds only 'content'"):
         unpack(wrong_key)
     wrong_array = RecordDict({PACKED: ArrayRecord({"content": Array(np.zeros(3))})})
-    with pytest.raises(ValueError, match="a packed message holds bytes or a"):
+    with pytest.raises(RecordFormatError, match="a packed message holds bytes or a"):
         unpack(wrong_array)
+    garbage = RecordDict({PACKED: ConfigRecord({"content": b"\xff\x00not a protobuf"})})
+    with pytest.raises(RecordFormatError, match="a packed message does not parse"):
+        unpack(garbage)
 
 
 def _message(content: RecordDict, node: int = 1) -> Message:
