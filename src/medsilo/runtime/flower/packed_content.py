@@ -83,8 +83,9 @@ def pack(content: RecordDict) -> RecordDict | None:
 
     Up to one chunk (5 MiB) it is a ``bytes`` value of one ConfigRecord (3 objects in all);
     larger, one Array, which Flower chunks (4 objects plus one per chunk)."""
-    if is_packed(content) or array_bytes(content) > PACK_LIMIT_BYTES:
-        return None
+    plain = wire_objects(content)
+    if plain <= 3 or is_packed(content) or array_bytes(content) > PACK_LIMIT_BYTES:
+        return None  # 3 objects is what packing gives at best
     data = recorddict_to_proto(content).SerializeToString()
     if len(data) <= FLWR_PRIVATE_MAX_ARRAY_CHUNK_SIZE:
         packed: ConfigRecord | ArrayRecord = ConfigRecord({CONTENT: data})
@@ -92,7 +93,7 @@ def pack(content: RecordDict) -> RecordDict | None:
     else:
         array = Array(dtype="uint8", shape=(len(data),), stype=PACKED_STYPE, data=data)
         packed, objects = ArrayRecord({CONTENT: array}), 4 + _chunks(len(data))
-    return RecordDict({PACKED: packed}) if objects < wire_objects(content) else None
+    return RecordDict({PACKED: packed}) if objects < plain else None
 
 
 def unpack(content: RecordDict) -> RecordDict:
