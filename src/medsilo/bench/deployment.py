@@ -48,7 +48,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -56,6 +55,7 @@ from medsilo.config import parse_config
 from medsilo.deploy.loopback import SITES, Loopback, heart_data, heart_experiment
 from medsilo.deploy.resilience_probe import ResilienceTimes, restart_and_kill
 from medsilo.runtime.simulation import run_federation
+from medsilo.training.threads import intra_op_threads
 
 
 @dataclass
@@ -98,14 +98,10 @@ def engine_run(cfg: dict[str, Any]) -> tuple[Measured, list[np.ndarray]]:
     a convolution sums in another order and the models part ways (ResNet-18: by 40 after
     3 rounds of Adam)."""
     run_config = parse_config(cfg)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(run_config.threads)
-    try:
+    with intra_op_threads(run_config.threads):
         t0 = time.perf_counter()
         result = run_federation(run_config)
         total = time.perf_counter() - t0
-    finally:
-        torch.set_num_threads(previous_threads)
     walls = [float(r["wall_s"]) for r in result.rounds]
     measured = Measured(
         "in-process engine",

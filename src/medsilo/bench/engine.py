@@ -39,6 +39,7 @@ from medsilo.data.base import FederatedData
 from medsilo.data.registry import build_federation
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import run_federation
+from medsilo.training.threads import intra_op_threads
 
 OVERHEAD_GOAL = 1.15
 SPEEDUP_GOAL = 5.0
@@ -240,26 +241,20 @@ def run_engine_benchmark(
     if steps < 1 or rounds < 1 or repeats < 1:
         raise ValueError("steps, rounds and repeats must all be >= 1")
     console = console or Console()
-    previous_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        with warnings.catch_warnings():
-            # The data layer hands out read-only (cached) arrays and TensorData.of wraps
-            # them without a copy; torch warns once, harmlessly (inputs are never written).
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            console.print(
-                f"[bold]medsilo bench engine[/]  torch {torch.__version__}, "
-                f"{torch.get_num_threads()} intra-op thread(s), {os.cpu_count()} CPU(s)"
+    with intra_op_threads(threads), warnings.catch_warnings():
+        # The data layer hands out read-only (cached) arrays and TensorData.of wraps
+        # them without a copy; torch warns once, harmlessly (inputs are never written).
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        console.print(
+            f"[bold]medsilo bench engine[/]  torch {torch.__version__}, "
+            f"{torch.get_num_threads()} intra-op thread(s), {os.cpu_count()} CPU(s)"
+        )
+        work = _configs(steps, rounds)
+        results = _engine_overhead(work, repeats, console)
+        if with_flower:
+            results |= _versus_flower(work, repeats, console)
+        if hospital_model is not None:
+            results |= run_hospital_model_benchmark(
+                console, hospital_model, repeats=min(repeats, 3)
             )
-            work = _configs(steps, rounds)
-            results = _engine_overhead(work, repeats, console)
-            if with_flower:
-                results |= _versus_flower(work, repeats, console)
-            if hospital_model is not None:
-                results |= run_hospital_model_benchmark(
-                    console, hospital_model, repeats=min(repeats, 3)
-                )
-    finally:
-        torch.set_num_threads(previous_threads)
     return results

@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -42,6 +41,7 @@ from medsilo.config import RunConfig, parse_config
 from medsilo.progress import progress_bars
 from medsilo.runtime.prepared import PreparedFederation
 from medsilo.runtime.simulation import FederationResult, run_federation
+from medsilo.training.threads import intra_op_threads
 
 EMPIRICAL_NA = "n/a: not measured"
 EMPIRICAL_NO_UPDATES = "n/a: sends no updates"
@@ -317,14 +317,10 @@ def run_paper_benchmark(
     ]
     start = time.perf_counter()
     result = PaperResult()
-    previous_threads = torch.get_num_threads()
     # one intra-op thread, like run_experiment (cfg.threads): small models on a shared CPU run
     # many times slower with more
-    torch.set_num_threads(1)
-    try:
+    with intra_op_threads(1):
         _run_all(p, table_jobs, frontier_jobs, result, progress)
-    finally:
-        torch.set_num_threads(previous_threads)
     result.wall_s = time.perf_counter() - start
     write_outputs(p, result, out_dir, console)
     return result

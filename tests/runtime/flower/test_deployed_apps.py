@@ -559,7 +559,8 @@ def test_a_round_is_one_exchange_its_evaluation_riding_on_the_next_training(
 
 def test_a_deployed_site_trains_with_the_runs_intra_op_threads(tmp_path: Path) -> None:
     """As the engine does (``threads``, default 1): torch's own default, one thread per core,
-    oversubscribed sites sharing a machine (docs/deployment.md, "Seconds per round")."""
+    oversubscribed sites sharing a machine (docs/deployment.md, "Performance: deployed vs
+    in-process", item 8)."""
     assert torch.get_num_threads() == 1  # one_thread
     fed = Federation(tmp_path, experiment(rounds=1) | {"threads": 2})
     fed.run(fed.grid())
